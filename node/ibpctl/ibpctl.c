@@ -1,0 +1,246 @@
+/*
+ * ibpctl: the operator's command-line tool.
+ *
+ *   ibpctl keygen --out FILE [--node ID] [--roles LIST] [--roster FILE]
+ *   ibpctl roster add --roster FILE --node ID --roles LIST (--key FILE | --public-key B64)
+ *   ibpctl roster list --roster FILE
+ *   ibpctl smoke --nats URL --mysql-host H --mysql-port P --mysql-user U ...
+ *
+ * Exit codes: 0 success, 1 the operation failed, 2 bad usage.
+ * Machine-readable output (roster list, smoke) is JSON on stdout; progress
+ * and errors go to stderr.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ibp/key.h"
+#include "ibp/log.h"
+#include "ibp/roster.h"
+#include "ibpctl.h"
+
+#define EXIT_USAGE 2
+
+static void usage_main(FILE *out)
+{
+    fprintf(out, "usage: ibpctl <command> [options]\n"
+                 "\n"
+                 "commands:\n"
+                 "  keygen       generate an Ed25519 key file (mode 0600) and optionally add it "
+                 "to a roster\n"
+                 "  roster add   add a node and its public key to a roster file\n"
+                 "  roster list  print a roster as JSON\n"
+                 "  smoke        end-to-end check of NATS JetStream and MariaDB with a signed "
+                 "message\n"
+                 "\n"
+                 "Each command takes --help. Exit codes: 0 ok, 1 failed, 2 bad usage.\n");
+}
+
+static int fail(const ibp_err *err)
+{
+    fprintf(stderr, "ibpctl: %s\n", err->msg[0] ? err->msg : ibp_strerror(err->code));
+    return 1;
+}
+
+/* ---- keygen ------------------------------------------------------------- */
+
+static int cmd_keygen(int argc, char **argv)
+{
+    const char *out = NULL, *node = NULL, *roles_text = NULL, *roster_path = NULL;
+    static const struct option opts[] = {
+        {"out", required_argument, 0, 'o'},    {"node", required_argument, 0, 'n'},
+        {"roles", required_argument, 0, 'r'},  {"roster", required_argument, 0, 'R'},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0},
+    };
+    int c;
+    while ((c = getopt_long(argc, argv, "o:n:r:R:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o': out = optarg; break;
+        case 'n': node = optarg; break;
+        case 'r': roles_text = optarg; break;
+        case 'R': roster_path = optarg; break;
+        case 'h':
+            printf("usage: ibpctl keygen --out FILE [--node ID --roles LIST --roster FILE]\n"
+                   "Writes a new secret key to FILE (mode 0600, never overwrites) and prints\n"
+                   "the public key. With --roster, also adds ID with LIST (e.g.\n"
+                   "monitor,consensus) to the roster file, creating it if needed.\n");
+            return 0;
+        default: return EXIT_USAGE;
+        }
+    }
+    if (!out || (roster_path && (!node || !roles_text))) {
+        fprintf(stderr, "ibpctl keygen: --out is required; --roster needs --node and --roles\n");
+        return EXIT_USAGE;
+    }
+    ibp_key key;
+    ibp_err err = {0};
+    unsigned roles = 0;
+    if (roles_text && ibp_roles_parse_list(roles_text, &roles, &err) != IBP_OK)
+        return fail(&err);
+    if (ibp_key_generate(&key) != IBP_OK || ibp_key_save(&key, out, &err) != IBP_OK) {
+        ibp_key_wipe(&key);
+        return err.msg[0] ? fail(&err) : 1;
+    }
+    char b64[IBP_PUBKEY_B64_SIZE];
+    ibp_key_public_b64(key.pk, b64);
+    ibp_key_wipe(&key);
+    printf("%s\n", b64);
+    if (roster_path)
+        return ibpctl_roster_add_key(roster_path, node, roles, key.pk, &err) == IBP_OK
+                   ? 0
+                   : fail(&err);
+    return 0;
+}
+
+/* ---- roster ------------------------------------------------------------- */
+
+ibp_status ibpctl_roster_add_key(const char *path, const char *node, unsigned roles,
+                                 const uint8_t pk[IBP_PUBKEY_BYTES], ibp_err *err)
+{
+    ibp_roster *r = NULL;
+    ibp_status st = ibp_roster_load(path, &r, err);
+    if (st != IBP_OK) {
+        FILE *f = fopen(path, "r");
+        if (f) { /* exists but is broken: never overwrite it */
+            fclose(f);
+            return st;
+        }
+        if ((st = ibp_roster_new(&r)) != IBP_OK)
+            return ibp_err_set(err, st, "roster: out of memory");
+    }
+    st = ibp_roster_add(r, node, pk, roles, err);
+    if (st == IBP_OK)
+        st = ibp_roster_save(r, path, err);
+    ibp_roster_free(r);
+    return st;
+}
+
+static int cmd_roster_add(int argc, char **argv)
+{
+    const char *path = NULL, *node = NULL, *roles_text = NULL, *key_file = NULL, *pub = NULL;
+    static const struct option opts[] = {
+        {"roster", required_argument, 0, 'R'},     {"node", required_argument, 0, 'n'},
+        {"roles", required_argument, 0, 'r'},      {"key", required_argument, 0, 'k'},
+        {"public-key", required_argument, 0, 'p'}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    int c;
+    while ((c = getopt_long(argc, argv, "R:n:r:k:p:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'R': path = optarg; break;
+        case 'n': node = optarg; break;
+        case 'r': roles_text = optarg; break;
+        case 'k': key_file = optarg; break;
+        case 'p': pub = optarg; break;
+        case 'h':
+            printf("usage: ibpctl roster add --roster FILE --node ID --roles LIST\n"
+                   "                         (--key SECRET_FILE | --public-key BASE64)\n"
+                   "Adds a node to the roster file (created if missing). Roles: monitor,\n"
+                   "consensus, dns, persist, admin (comma-separated).\n");
+            return 0;
+        default: return EXIT_USAGE;
+        }
+    }
+    if (!path || !node || !roles_text || (!key_file == !pub)) {
+        fprintf(stderr, "ibpctl roster add: needs --roster, --node, --roles and one of --key "
+                        "or --public-key\n");
+        return EXIT_USAGE;
+    }
+    ibp_err err = {0};
+    unsigned roles;
+    uint8_t pk[IBP_PUBKEY_BYTES];
+    if (ibp_roles_parse_list(roles_text, &roles, &err) != IBP_OK)
+        return fail(&err);
+    if (key_file) {
+        ibp_key key;
+        if (ibp_key_load(key_file, &key, &err) != IBP_OK)
+            return fail(&err);
+        memcpy(pk, key.pk, sizeof pk);
+        ibp_key_wipe(&key);
+    } else if (ibp_key_public_parse(pub, pk) != IBP_OK) {
+        fprintf(stderr, "ibpctl roster add: --public-key is not base64 of 32 bytes\n");
+        return EXIT_USAGE;
+    }
+    return ibpctl_roster_add_key(path, node, roles, pk, &err) == IBP_OK ? 0 : fail(&err);
+}
+
+static int cmd_roster_list(int argc, char **argv)
+{
+    const char *path = NULL;
+    static const struct option opts[] = {
+        {"roster", required_argument, 0, 'R'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "R:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'R': path = optarg; break;
+        case 'h':
+            printf("usage: ibpctl roster list --roster FILE\nPrints the roster as JSON.\n");
+            return 0;
+        default: return EXIT_USAGE;
+        }
+    }
+    if (!path) {
+        fprintf(stderr, "ibpctl roster list: --roster is required\n");
+        return EXIT_USAGE;
+    }
+    ibp_roster *r;
+    ibp_err err = {0};
+    if (ibp_roster_load(path, &r, &err) != IBP_OK)
+        return fail(&err);
+    printf("[");
+    for (size_t i = 0; i < ibp_roster_count(r); i++) {
+        const ibp_roster_node *n = ibp_roster_at(r, i);
+        char b64[IBP_PUBKEY_B64_SIZE], roles[64];
+        ibp_key_public_b64(n->pk, b64);
+        ibp_roles_format(n->roles, roles, sizeof roles);
+        printf("%s\n  {\"id\": \"%s\", \"public_key\": \"%s\", \"roles\": \"%s\"}", i ? "," : "",
+               n->id, b64, roles);
+    }
+    printf("\n]\n");
+    ibp_roster_free(r);
+    return 0;
+}
+
+static int cmd_roster(int argc, char **argv)
+{
+    if (argc >= 2 && strcmp(argv[1], "add") == 0)
+        return cmd_roster_add(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "list") == 0)
+        return cmd_roster_list(argc - 1, argv + 1);
+    fprintf(argc >= 2 && strcmp(argv[1], "--help") == 0 ? stdout : stderr,
+            "usage: ibpctl roster add|list [--help]\n");
+    return argc >= 2 && strcmp(argv[1], "--help") == 0 ? 0 : EXIT_USAGE;
+}
+
+/* ---- dispatch ----------------------------------------------------------- */
+
+static const struct command {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+} commands[] = {
+    {"keygen", cmd_keygen},
+    {"roster", cmd_roster},
+    {"smoke", ibpctl_cmd_smoke},
+};
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage_main(argc < 2 ? stderr : stdout);
+        return argc < 2 ? EXIT_USAGE : 0;
+    }
+    const char *lvl = getenv("IBP_LOG_LEVEL");
+    if (lvl && ibp_log_level_parse(lvl) >= 0)
+        ibp_log_set_level((ibp_log_level)ibp_log_level_parse(lvl));
+    if (ibp_crypto_init() != IBP_OK) {
+        fprintf(stderr, "ibpctl: libsodium failed to initialise\n");
+        return 1;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "ibpctl: unknown command '%s'\n", argv[1]);
+    usage_main(stderr);
+    return EXIT_USAGE;
+}

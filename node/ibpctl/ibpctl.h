@@ -1,0 +1,17 @@
+/* Shared declarations of the ibpctl subcommands. */
+#ifndef IBPCTL_H
+#define IBPCTL_H
+
+#include <stdint.h>
+
+#include "ibp/key.h"
+#include "ibp/status.h"
+
+/* Adds node with roles and public key pk to the roster at path (created if missing). */
+ibp_status ibpctl_roster_add_key(const char *path, const char *node, unsigned roles,
+                                 const uint8_t pk[IBP_PUBKEY_BYTES], ibp_err *err);
+
+/* `ibpctl smoke`: see smoke.c. */
+int ibpctl_cmd_smoke(int argc, char **argv);
+
+#endif
