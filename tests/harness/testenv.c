@@ -1,0 +1,383 @@
+/* See testenv.h. */
+#include "testenv.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+static int copy_value(const char *path, const char *key, const char *value, char *dst, size_t cap)
+{
+    size_t n = strlen(value);
+    if (n >= cap) {
+        fprintf(stderr, "testenv: %s: value of %s is too long (%zu bytes, at most %zu)\n", path,
+                key, n, cap - 1);
+        return -1;
+    }
+    memcpy(dst, value, n + 1);
+    return 0;
+}
+
+static int parse_port(const char *path, const char *key, const char *value, unsigned *out)
+{
+    char *end = NULL;
+    long v = strtol(value, &end, 10);
+    if (*value == '\0' || *end != '\0' || v < 1 || v > 65535) {
+        fprintf(stderr, "testenv: %s: %s=%s is not a TCP port\n", path, key, value);
+        return -1;
+    }
+    *out = (unsigned)v;
+    return 0;
+}
+
+int ibp_testenv_load_file(const char *path, ibp_testenv *env)
+{
+    char line[2048];
+    int rc = -1;
+    FILE *f = NULL;
+
+    memset(env, 0, sizeof *env);
+    if (copy_value("state file path", "path", path, env->path, sizeof env->path) != 0)
+        return -1;
+    f = fopen(path, "r");
+    if (f == NULL) {
+        fprintf(stderr,
+                "testenv: cannot open the servers' state file %s: %s\n"
+                "testenv: the CTest fixture harness.servers_start writes it; run the tests "
+                "through ctest (ctest -L integration), or start the servers by hand with "
+                "tests/harness/servers.sh start %s\n",
+                path, strerror(errno), path);
+        return -1;
+    }
+    while (fgets(line, sizeof line, f) != NULL) {
+        size_t len = strlen(line);
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = '\0';
+        if (len == 0 || line[0] == '#')
+            continue;
+        char *eq = strchr(line, '=');
+        if (eq == NULL) {
+            fprintf(stderr, "testenv: %s: line without '=': %s\n", path, line);
+            goto out;
+        }
+        *eq = '\0';
+        const char *k = line, *v = eq + 1;
+        int r = 0;
+        if (strcmp(k, "IBP_TEST_DIR") == 0)
+            r = copy_value(path, k, v, env->dir, sizeof env->dir);
+        else if (strcmp(k, "NATS_URL") == 0)
+            r = copy_value(path, k, v, env->nats_url, sizeof env->nats_url);
+        else if (strcmp(k, "NATS_PORT") == 0)
+            r = parse_port(path, k, v, &env->nats_port);
+        else if (strcmp(k, "NATS_SERVER_VERSION") == 0)
+            r = copy_value(path, k, v, env->nats_version, sizeof env->nats_version);
+        else if (strcmp(k, "MYSQL_HOST") == 0)
+            r = copy_value(path, k, v, env->mysql_host, sizeof env->mysql_host);
+        else if (strcmp(k, "MYSQL_PORT") == 0)
+            r = parse_port(path, k, v, &env->mysql_port);
+        else if (strcmp(k, "MYSQL_SOCKET") == 0)
+            r = copy_value(path, k, v, env->mysql_socket, sizeof env->mysql_socket);
+        else if (strcmp(k, "MYSQL_USER") == 0)
+            r = copy_value(path, k, v, env->mysql_user, sizeof env->mysql_user);
+        else if (strcmp(k, "MYSQL_PASSWORD") == 0)
+            r = copy_value(path, k, v, env->mysql_password, sizeof env->mysql_password);
+        else if (strcmp(k, "MARIADB_VERSION") == 0)
+            r = copy_value(path, k, v, env->mariadb_version, sizeof env->mariadb_version);
+        /* Other keys (pids, timings) are the script's business. */
+        if (r != 0)
+            goto out;
+    }
+    if (ferror(f)) {
+        fprintf(stderr, "testenv: %s: read error\n", path);
+        goto out;
+    }
+
+    const struct {
+        const char *key;
+        int present;
+    } required[] = {
+        {"IBP_TEST_DIR", env->dir[0] != '\0'},
+        {"NATS_URL", env->nats_url[0] != '\0'},
+        {"NATS_PORT", env->nats_port != 0},
+        {"MYSQL_HOST", env->mysql_host[0] != '\0'},
+        {"MYSQL_PORT", env->mysql_port != 0},
+        {"MYSQL_USER", env->mysql_user[0] != '\0'},
+        {"MYSQL_PASSWORD", env->mysql_password[0] != '\0'},
+    };
+    for (size_t i = 0; i < sizeof required / sizeof required[0]; i++) {
+        if (!required[i].present) {
+            fprintf(stderr, "testenv: %s: required key %s is missing\n", path, required[i].key);
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    fclose(f);
+    return rc;
+}
+
+int ibp_testenv_load(ibp_testenv *env)
+{
+    const char *path = getenv(IBP_TESTENV_VAR);
+    if (path == NULL || *path == '\0') {
+        fprintf(stderr,
+                "testenv: %s is not set. Integration tests need the servers of the CTest "
+                "fixture `servers`: run them with ctest (ctest -L integration), which sets it, "
+                "or start the servers with tests/harness/servers.sh start <file> and export "
+                "%s=<file>.\n",
+                IBP_TESTENV_VAR, IBP_TESTENV_VAR);
+        memset(env, 0, sizeof *env);
+        return -1;
+    }
+    return ibp_testenv_load_file(path, env);
+}
+
+void ibp_testenv_print(const ibp_testenv *env)
+{
+    printf("testenv: state file %s\n", env->path);
+    printf("testenv: nats-server %s at %s\n",
+           env->nats_version[0] ? env->nats_version : "(version unknown)", env->nats_url);
+    printf("testenv: mariadb %s at %s:%u (user %s)\n",
+           env->mariadb_version[0] ? env->mariadb_version : "(version unknown)", env->mysql_host,
+           env->mysql_port, env->mysql_user);
+    fflush(stdout);
+}
+
+/* Random bits without libsodium: tests must not depend on the code under test. */
+static uint32_t random32(void)
+{
+    uint32_t v = 0;
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = read(fd, &v, sizeof v);
+        close(fd);
+        if (n == (ssize_t)sizeof v)
+            return v;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint32_t)ts.tv_nsec ^ ((uint32_t)getpid() << 16) ^ (uint32_t)ts.tv_sec;
+}
+
+int ibp_testenv_unique_name(const char *prefix, char *buf, size_t cap)
+{
+    int n = snprintf(buf, cap, "%s_%ld_%08x", prefix, (long)getpid(), (unsigned)random32());
+    if (n < 0 || (size_t)n >= cap) {
+        fprintf(stderr, "testenv: unique name for prefix '%s' does not fit %zu bytes\n", prefix,
+                cap);
+        if (cap > 0)
+            buf[0] = '\0';
+        return -1;
+    }
+    return 0;
+}
+
+natsStatus ibp_testenv_nats_connect(const ibp_testenv *env, natsConnection **out)
+{
+    natsOptions *opts = NULL;
+    natsStatus s = natsOptions_Create(&opts);
+    if (s == NATS_OK)
+        s = natsOptions_SetURL(opts, env->nats_url);
+    if (s == NATS_OK)
+        s = natsOptions_SetTimeout(opts, 2000);
+    if (s == NATS_OK)
+        s = natsOptions_SetMaxReconnect(opts, 0);
+    if (s == NATS_OK)
+        s = natsConnection_Connect(out, opts);
+    if (s != NATS_OK) {
+        fprintf(stderr, "testenv: cannot connect to nats-server at %s: %s (%s)\n", env->nats_url,
+                natsStatus_GetText(s), nats_GetLastError(NULL));
+    }
+    natsOptions_Destroy(opts);
+    return s;
+}
+
+int ibp_testenv_nats_server_version(const ibp_testenv *env, char *buf, size_t cap)
+{
+    char info[8192];
+    size_t len = 0;
+    int rc = -1;
+    struct sockaddr_in addr;
+    struct timeval tv = {.tv_sec = 2, .tv_usec = 0};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    if (fd < 0) {
+        fprintf(stderr, "testenv: socket: %s\n", strerror(errno));
+        return -1;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons((uint16_t)env->nats_port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
+        fprintf(stderr, "testenv: connect 127.0.0.1:%u: %s\n", env->nats_port, strerror(errno));
+        goto out;
+    }
+    while (len + 1 < sizeof info && memchr(info, '\n', len) == NULL) {
+        ssize_t n = read(fd, info + len, sizeof info - 1 - len);
+        if (n <= 0) {
+            fprintf(stderr, "testenv: reading INFO from 127.0.0.1:%u: %s\n", env->nats_port,
+                    n == 0 ? "connection closed" : strerror(errno));
+            goto out;
+        }
+        len += (size_t)n;
+    }
+    info[len] = '\0';
+    const char *v = strstr(info, "\"version\":\"");
+    if (strncmp(info, "INFO ", 5) != 0 || v == NULL) {
+        fprintf(stderr, "testenv: no version in the server's first line: %.200s\n", info);
+        goto out;
+    }
+    v += strlen("\"version\":\"");
+    const char *end = strchr(v, '"');
+    if (end == NULL || (size_t)(end - v) >= cap) {
+        fprintf(stderr, "testenv: malformed version in INFO: %.200s\n", info);
+        goto out;
+    }
+    memcpy(buf, v, (size_t)(end - v));
+    buf[end - v] = '\0';
+    rc = 0;
+out:
+    close(fd);
+    return rc;
+}
+
+MYSQL *ibp_testenv_mysql_connect(const ibp_testenv *env, const char *db)
+{
+    MYSQL *m = mysql_init(NULL);
+    unsigned timeout_s = 5;
+    if (m == NULL) {
+        fprintf(stderr, "testenv: mysql_init failed (out of memory)\n");
+        return NULL;
+    }
+    mysql_optionsv(m, MYSQL_OPT_CONNECT_TIMEOUT, &timeout_s);
+    mysql_optionsv(m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+    if (mysql_real_connect(m, env->mysql_host, env->mysql_user, env->mysql_password, db,
+                           env->mysql_port, NULL, 0) == NULL) {
+        fprintf(stderr, "testenv: cannot connect to MariaDB at %s:%u as %s%s%s: %u %s\n",
+                env->mysql_host, env->mysql_port, env->mysql_user, db ? ", database " : "",
+                db ? db : "", mysql_errno(m), mysql_error(m));
+        mysql_close(m);
+        return NULL;
+    }
+    return m;
+}
+
+static int vformat(char *buf, size_t cap, const char *fmt, va_list ap)
+{
+    int n = vsnprintf(buf, cap, fmt, ap);
+    if (n < 0 || (size_t)n >= cap) {
+        fprintf(stderr, "testenv: statement longer than %zu bytes\n", cap);
+        return -1;
+    }
+    return 0;
+}
+
+int ibp_testenv_mysql_exec(MYSQL *db, const char *fmt, ...)
+{
+    char sql[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    int r = vformat(sql, sizeof sql, fmt, ap);
+    va_end(ap);
+    if (r != 0)
+        return -1;
+    if (mysql_query(db, sql) != 0) {
+        fprintf(stderr, "testenv: SQL failed: %s\n  MariaDB %u (%s): %s\n", sql, mysql_errno(db),
+                mysql_sqlstate(db), mysql_error(db));
+        return -1;
+    }
+    /* Drain a result a caller did not expect, so the connection stays usable. */
+    MYSQL_RES *res = mysql_store_result(db);
+    mysql_free_result(res);
+    return 0;
+}
+
+int ibp_testenv_mysql_query_int(MYSQL *db, long long *out, const char *fmt, ...)
+{
+    char sql[8192];
+    int rc = -1;
+    va_list ap;
+    va_start(ap, fmt);
+    int r = vformat(sql, sizeof sql, fmt, ap);
+    va_end(ap);
+    if (r != 0)
+        return -1;
+    if (mysql_query(db, sql) != 0) {
+        fprintf(stderr, "testenv: SQL failed: %s\n  MariaDB %u (%s): %s\n", sql, mysql_errno(db),
+                mysql_sqlstate(db), mysql_error(db));
+        return -1;
+    }
+    MYSQL_RES *res = mysql_store_result(db);
+    if (res == NULL) {
+        fprintf(stderr, "testenv: SQL returned no result set: %s\n", sql);
+        return -1;
+    }
+    MYSQL_ROW row = mysql_fetch_row(res);
+    if (row == NULL) {
+        fprintf(stderr, "testenv: SQL returned no row: %s\n", sql);
+    } else if (row[0] == NULL) {
+        fprintf(stderr, "testenv: SQL returned NULL: %s\n", sql);
+    } else {
+        char *end = NULL;
+        errno = 0;
+        long long v = strtoll(row[0], &end, 10);
+        if (errno != 0 || *row[0] == '\0' || *end != '\0') {
+            fprintf(stderr, "testenv: SQL returned '%s', not an integer: %s\n", row[0], sql);
+        } else {
+            *out = v;
+            rc = 0;
+        }
+    }
+    mysql_free_result(res);
+    return rc;
+}
+
+int ibp_testenv_mkdtemp(char *buf, size_t cap)
+{
+    const char *tmp = getenv("TMPDIR");
+    if (tmp == NULL || *tmp == '\0')
+        tmp = "/tmp";
+    int n = snprintf(buf, cap, "%s/ibp-it.XXXXXX", tmp);
+    if (n < 0 || (size_t)n >= cap) {
+        fprintf(stderr, "testenv: temporary directory path too long\n");
+        return -1;
+    }
+    if (mkdtemp(buf) == NULL) {
+        fprintf(stderr, "testenv: mkdtemp %s: %s\n", buf, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    if (remove(path) != 0) {
+        fprintf(stderr, "testenv: remove %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int ibp_testenv_rmtree(const char *path)
+{
+    if (path == NULL || *path == '\0')
+        return 0;
+    return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -1;
+}

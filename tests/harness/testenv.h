@@ -1,0 +1,102 @@
+/*
+ * Test environment of the integration tests: the servers that the CTest
+ * fixture `servers` started (tests/harness/servers.sh), and helpers to reach
+ * them.
+ *
+ * The fixture writes a state file of KEY=VALUE lines; each test finds it
+ * through the environment variable IBP_TEST_SERVERS_ENV (set by
+ * tests/integration/CMakeLists.txt). A missing variable, file or key is a
+ * test failure with a message saying what to do, never a skip: integration
+ * tests exist to run against real servers.
+ *
+ * Not thread-safe where noted; tests call these from their main thread.
+ */
+#ifndef IBP_TESTENV_H
+#define IBP_TESTENV_H
+
+#include <stddef.h>
+
+#include <mysql.h>
+#include <nats/nats.h>
+
+#define IBP_TESTENV_VAR "IBP_TEST_SERVERS_ENV"
+
+typedef struct ibp_testenv {
+    char path[1024];           /* the state file read */
+    char dir[1024];            /* IBP_TEST_DIR: the servers' private directory */
+    char nats_url[256];        /* NATS_URL, "nats://127.0.0.1:<port>" */
+    unsigned nats_port;        /* NATS_PORT */
+    char nats_version[64];     /* NATS_SERVER_VERSION, e.g. "v2.9.10" */
+    char mysql_host[64];       /* MYSQL_HOST, always "127.0.0.1" */
+    unsigned mysql_port;       /* MYSQL_PORT */
+    char mysql_socket[1024];   /* MYSQL_SOCKET */
+    char mysql_user[64];       /* MYSQL_USER */
+    char mysql_password[128];  /* MYSQL_PASSWORD */
+    char mariadb_version[128]; /* MARIADB_VERSION, SELECT VERSION() of the server */
+} ibp_testenv;
+
+/*
+ * Reads the state file named by $IBP_TEST_SERVERS_ENV into *env.
+ * Returns 0, or -1 after printing to stderr why (variable unset, file
+ * missing, a required key missing or malformed).
+ */
+int ibp_testenv_load(ibp_testenv *env);
+
+/* As ibp_testenv_load, for an explicit path. */
+int ibp_testenv_load_file(const char *path, ibp_testenv *env);
+
+/* Prints the servers and their versions to stdout, one line each. */
+void ibp_testenv_print(const ibp_testenv *env);
+
+/*
+ * Writes "<prefix>_<pid>_<8 random hex digits>" into buf (NUL-terminated),
+ * unique across parallel test processes and repeated runs. The result is a
+ * valid JetStream stream name, NATS subject token and MariaDB identifier
+ * when prefix is made of [A-Za-z0-9_]. Returns 0, or -1 if cap is too small.
+ */
+int ibp_testenv_unique_name(const char *prefix, char *buf, size_t cap);
+
+/*
+ * Connects to the test nats-server (2 s timeout, no reconnect wait beyond the
+ * test's life). The caller destroys *out with natsConnection_Destroy.
+ * Returns the nats.c status; on failure prints it with the URL.
+ */
+natsStatus ibp_testenv_nats_connect(const ibp_testenv *env, natsConnection **out);
+
+/*
+ * Asks the test nats-server for its version: connects over TCP and reads the
+ * "version" of the INFO line every NATS server sends first (nats.c 3.4.1 has
+ * no call for it). Writes it into buf ("2.9.10"). Returns 0, or -1 after
+ * printing why.
+ */
+int ibp_testenv_nats_server_version(const ibp_testenv *env, char *buf, size_t cap);
+
+/*
+ * Connects to the test MariaDB over TCP (127.0.0.1:port) as the test user,
+ * with utf8mb4 and a 5 s connect timeout, selecting database db (NULL for
+ * none). Returns the handle (close with mysql_close), or NULL after printing
+ * the client error.
+ */
+MYSQL *ibp_testenv_mysql_connect(const ibp_testenv *env, const char *db);
+
+/*
+ * Runs one statement that returns no rows (printf-style). Returns 0, or -1
+ * after printing the statement and the server's error.
+ */
+int ibp_testenv_mysql_exec(MYSQL *db, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * Runs a query whose first row's first column is an integer and stores it in
+ * *out. Returns 0, or -1 after printing why (error, no row, NULL, not a number).
+ */
+int ibp_testenv_mysql_query_int(MYSQL *db, long long *out, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*
+ * Makes a private temporary directory "${TMPDIR:-/tmp}/ibp-it.XXXXXX" and
+ * writes its path into buf. Returns 0 or -1. ibp_testenv_rmtree removes it.
+ */
+int ibp_testenv_mkdtemp(char *buf, size_t cap);
+int ibp_testenv_rmtree(const char *path);
+
+#endif
