@@ -1,0 +1,145 @@
+/*
+ * Configuration of the daemons: ibp-node (monitor, consensus, dns, admin
+ * roles) and ibp-persist. Each has one settings table (see ibp/settings.h);
+ * loading, validation, `--help` and the example config all come from it.
+ * The keys they share (node identity, NATS, MariaDB, events, log) live in
+ * sub-structs described by shared groups of settings, so both tables use the
+ * same entries.
+ *
+ * Ownership: a loaded config owns its strings and lists; free it with the
+ * matching _free(). Unset optional strings are NULL. A loaded config is not
+ * changed by any function here, so threads may read it concurrently.
+ *
+ * Errors (all calls that take an ibp_err): IBP_E_IO (file cannot be read),
+ * IBP_E_CONFIG (content: unknown key, wrong type, out of bounds, missing
+ * required key, bad node id or role, ...; the message names the file and the
+ * key), IBP_E_NOMEM, IBP_E_INVAL (NULL arguments).
+ */
+#ifndef IBP_NODE_CONFIG_H
+#define IBP_NODE_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "ibp/settings.h"
+#include "ibp/status.h"
+
+/* "node.*" keys shared by every daemon. */
+typedef struct ibp_config_identity {
+    char *id;          /* node.id: required, a valid node id (ibp_node_id_valid) */
+    char *key_file;    /* node.key_file: Ed25519 secret key file (secret) */
+    char *roster_file; /* node.roster_file */
+    char *work_dir;    /* node.work_dir: sequence files, caches, pending batches */
+} ibp_config_identity;
+
+/* "nats.*" keys. */
+typedef struct ibp_config_nats {
+    ibp_strlist servers; /* never empty */
+    char *user;
+    char *password_file;  /* secret */
+    char *creds_file;     /* secret */
+    char *nkey_seed_file; /* secret */
+    char *tls_ca_file;
+    char *tls_cert_file;
+    char *tls_key_file; /* secret */
+} ibp_config_nats;
+
+/* "mysql.*" keys (MariaDB or MySQL). */
+typedef struct ibp_config_mysql {
+    char *host;
+    int64_t port;
+    char *socket; /* when set, used instead of host and port */
+    char *user;
+    char *password_file; /* secret */
+    char *database;
+} ibp_config_mysql;
+
+typedef struct ibp_config_events {
+    int64_t min_offline_ms; /* events.min_offline_ms: shorter outages are dropped */
+} ibp_config_events;
+
+typedef struct ibp_config_log {
+    char *level; /* log.level: debug, info, warn, error, off (ibp_log_level_parse) */
+} ibp_config_log;
+
+typedef struct ibp_node_config {
+    ibp_config_identity node;
+    unsigned roles; /* node.roles: bits of ibp_role, never 0 */
+    ibp_config_nats nats;
+    ibp_config_mysql mysql;
+    struct {
+        char *city_db;
+        char *country_db;
+        char *asn_db;
+    } maxmind;
+    struct {
+        char *members_file;
+        char *services_file;
+        char *checks_file;
+    } network;
+    struct {
+        int64_t publish_ms;
+        int64_t refresh_ms;
+        int64_t heartbeat_ms;
+        int64_t usage_flush_ms;
+        int64_t cache_save_ms;
+    } intervals;
+    struct {
+        int64_t active_window_ms;
+        int64_t staleness_ms; /* 0: 3 x intervals.refresh_ms (ibp_node_config_staleness_ms) */
+        int64_t quorum_min;
+        int64_t expiry_ms;
+    } consensus;
+    ibp_config_events events;
+    ibp_config_log log;
+} ibp_node_config;
+
+typedef struct ibp_persist_config {
+    ibp_config_identity node;
+    ibp_config_nats nats;
+    ibp_config_mysql mysql;
+    struct {
+        int64_t batch_size;    /* messages fetched and applied per transaction */
+        int64_t fetch_wait_ms; /* how long one fetch waits for messages */
+    } persist;
+    ibp_config_events events;
+    ibp_config_log log;
+} ibp_persist_config;
+
+/* The settings tables, for ibp_settings_*() calls (overrides, reload checks, secrets). */
+const ibp_settings_table *ibp_node_config_table(void);
+const ibp_settings_table *ibp_persist_config_table(void);
+
+/*
+ * Loads an ibp-node config file (defaults, then the file, then validation).
+ * *out is written only on success and then owns its strings; free it with
+ * ibp_node_config_free(). path is borrowed. Errors: see the top of this file.
+ * Thread-safe (touches nothing shared).
+ */
+ibp_status ibp_node_config_load(const char *path, ibp_node_config *out, ibp_err *err);
+
+/* As ibp_node_config_load() for JSON text in memory; source names it in messages. */
+ibp_status ibp_node_config_load_buffer(const char *text, size_t len, const char *source,
+                                       ibp_node_config *out, ibp_err *err);
+
+/* Frees what the config owns and resets those fields. Accepts NULL; a second call is harmless. */
+void ibp_node_config_free(ibp_node_config *cfg);
+
+/* The staleness limit in effect: consensus.staleness_ms, or 3 x intervals.refresh_ms when 0. */
+int64_t ibp_node_config_staleness_ms(const ibp_node_config *cfg);
+
+/* Writes the `--help` text of every key to out. IBP_E_IO when writing fails. */
+ibp_status ibp_node_config_help(FILE *out);
+
+/* Writes an example config (every default, example values for required keys); it loads as is. */
+ibp_status ibp_node_config_example(FILE *out, ibp_err *err);
+
+/* The same four calls for ibp-persist. */
+ibp_status ibp_persist_config_load(const char *path, ibp_persist_config *out, ibp_err *err);
+ibp_status ibp_persist_config_load_buffer(const char *text, size_t len, const char *source,
+                                          ibp_persist_config *out, ibp_err *err);
+void ibp_persist_config_free(ibp_persist_config *cfg);
+ibp_status ibp_persist_config_help(FILE *out);
+ibp_status ibp_persist_config_example(FILE *out, ibp_err *err);
+
+#endif

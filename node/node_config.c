@@ -1,0 +1,489 @@
+/*
+ * The settings tables of ibp-node and ibp-persist; see ibp/node_config.h.
+ *
+ * Keys both daemons share are described once, relative to their sub-struct
+ * (ibp_config_nats, ...), and each table adds those groups at the offset of
+ * the sub-struct in its own config struct.
+ */
+#include "ibp/node_config.h"
+
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "ibp/log.h"
+#include "ibp/roster.h"
+
+#define SECOND_MS INT64_C(1000)
+#define HOUR_MS (3600 * SECOND_MS)
+#define DAY_MS (24 * HOUR_MS)
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- per-key checks ---------------------------------------------------------------------- */
+
+static int check_node_id(const void *field, char *why, size_t cap)
+{
+    const char *id = *(char *const *)field;
+    if (ibp_node_id_valid(id))
+        return 0;
+    snprintf(why, cap, "is not a valid node id (1-%d characters of A-Z, a-z, 0-9, '_' and '-')",
+             IBP_NODE_ID_MAX);
+    return -1;
+}
+
+static int check_log_level(const void *field, char *why, size_t cap)
+{
+    const char *level = *(char *const *)field;
+    if (level && ibp_log_level_parse(level) >= 0)
+        return 0;
+    snprintf(why, cap, "is not a log level (debug, info, warn, error or off)");
+    return -1;
+}
+
+static int check_servers(const void *field, char *why, size_t cap)
+{
+    if (((const ibp_strlist *)field)->count > 0)
+        return 0;
+    snprintf(why, cap, "names no server (at least one NATS URL is needed)");
+    return -1;
+}
+
+/* ---- shared groups ----------------------------------------------------------------------- */
+
+static const ibp_setting identity_settings[] = {
+    {.name = "node.id",
+     .type = IBP_SETTING_STRING,
+     .flags = IBP_SETTING_REQUIRED,
+     .example_text = "node1",
+     .offset = IBP_SETTING_AT_STR(ibp_config_identity, id),
+     .check = check_node_id,
+     .help = "This node's id in the roster: 1-64 characters of A-Z, a-z, 0-9, '_', '-'."},
+    {.name = "node.key_file",
+     .type = IBP_SETTING_PATH,
+     .flags = IBP_SETTING_SECRET,
+     .example_text = "/etc/ibp/node1.key",
+     .offset = IBP_SETTING_AT_STR(ibp_config_identity, key_file),
+     .help = "Ed25519 secret key of this node (ibpctl keygen), mode 0600; ibp-node needs it."},
+    {.name = "node.roster_file",
+     .type = IBP_SETTING_PATH,
+     .default_text = "/etc/ibp/roster.json",
+     .offset = IBP_SETTING_AT_STR(ibp_config_identity, roster_file),
+     .help = "Roster: every node id with its public key and roles."},
+    {.name = "node.work_dir",
+     .type = IBP_SETTING_PATH,
+     .default_text = "/var/lib/ibp",
+     .offset = IBP_SETTING_AT_STR(ibp_config_identity, work_dir),
+     .help = "Directory for sequence files, caches and pending batches."},
+};
+
+static const ibp_setting nats_settings[] = {
+    {.name = "nats.servers",
+     .type = IBP_SETTING_STRING_LIST,
+     .default_text = "nats://127.0.0.1:4222",
+     .offset = IBP_SETTING_AT_LIST(ibp_config_nats, servers),
+     .check = check_servers,
+     .help = "NATS server URLs of the cluster (tried in turn)."},
+    {.name = "nats.user",
+     .type = IBP_SETTING_STRING,
+     .offset = IBP_SETTING_AT_STR(ibp_config_nats, user),
+     .help = "NATS user name, with nats.password_file."},
+    {.name = "nats.password_file",
+     .type = IBP_SETTING_PATH,
+     .flags = IBP_SETTING_SECRET,
+     .offset = IBP_SETTING_AT_STR(ibp_config_nats, password_file),
+     .help = "File holding the NATS password of nats.user."},
+    {.name = "nats.creds_file",
+     .type = IBP_SETTING_PATH,
+     .flags = IBP_SETTING_SECRET,
+     .offset = IBP_SETTING_AT_STR(ibp_config_nats, creds_file),
+     .help = "NATS credentials file (JWT and NKey seed); excludes user/password and nkey."},
+    {.name = "nats.nkey_seed_file",
+     .type = IBP_SETTING_PATH,
+     .flags = IBP_SETTING_SECRET,
+     .offset = IBP_SETTING_AT_STR(ibp_config_nats, nkey_seed_file),
+     .help = "File holding a NATS NKey seed."},
+    {.name = "nats.tls_ca_file",
+     .type = IBP_SETTING_PATH,
+     .offset = IBP_SETTING_AT_STR(ibp_config_nats, tls_ca_file),
+     .help = "CA certificates (PEM) that verify the NATS servers."},
+    {.name = "nats.tls_cert_file",
+     .type = IBP_SETTING_PATH,
+     .offset = IBP_SETTING_AT_STR(ibp_config_nats, tls_cert_file),
+     .help = "Client certificate (PEM) for NATS TLS; needs nats.tls_key_file."},
+    {.name = "nats.tls_key_file",
+     .type = IBP_SETTING_PATH,
+     .flags = IBP_SETTING_SECRET,
+     .offset = IBP_SETTING_AT_STR(ibp_config_nats, tls_key_file),
+     .help = "Private key (PEM) of nats.tls_cert_file."},
+};
+
+static const ibp_setting mysql_settings[] = {
+    {.name = "mysql.host",
+     .type = IBP_SETTING_STRING,
+     .default_text = "127.0.0.1",
+     .offset = IBP_SETTING_AT_STR(ibp_config_mysql, host),
+     .help = "MariaDB/MySQL server host."},
+    {.name = "mysql.port",
+     .type = IBP_SETTING_INT64,
+     .default_text = "3306",
+     .min = 1,
+     .max = 65535,
+     .offset = IBP_SETTING_AT_I64(ibp_config_mysql, port),
+     .help = "MariaDB/MySQL server TCP port."},
+    {.name = "mysql.socket",
+     .type = IBP_SETTING_PATH,
+     .offset = IBP_SETTING_AT_STR(ibp_config_mysql, socket),
+     .help = "Unix socket of the server; when set, used instead of host and port."},
+    {.name = "mysql.user",
+     .type = IBP_SETTING_STRING,
+     .default_text = "ibp",
+     .offset = IBP_SETTING_AT_STR(ibp_config_mysql, user),
+     .help = "Database user."},
+    {.name = "mysql.password_file",
+     .type = IBP_SETTING_PATH,
+     .flags = IBP_SETTING_SECRET,
+     .offset = IBP_SETTING_AT_STR(ibp_config_mysql, password_file),
+     .help = "File holding the database user's password."},
+    {.name = "mysql.database",
+     .type = IBP_SETTING_STRING,
+     .default_text = "ibp",
+     .offset = IBP_SETTING_AT_STR(ibp_config_mysql, database),
+     .help = "Database (schema) name."},
+};
+
+static const ibp_setting events_settings[] = {
+    {.name = "events.min_offline_ms",
+     .type = IBP_SETTING_DURATION_MS,
+     .flags = IBP_SETTING_RELOADABLE,
+     .default_text = "30000",
+     .min = 0,
+     .max = DAY_MS,
+     .offset = IBP_SETTING_AT_I64(ibp_config_events, min_offline_ms),
+     .help = "Outages shorter than this are deleted instead of recorded."},
+};
+
+static const ibp_setting log_settings[] = {
+    {.name = "log.level",
+     .type = IBP_SETTING_STRING,
+     .flags = IBP_SETTING_RELOADABLE,
+     .default_text = "info",
+     .offset = IBP_SETTING_AT_STR(ibp_config_log, level),
+     .check = check_log_level,
+     .help = "Lowest level logged: debug, info, warn, error or off."},
+};
+
+/* ---- cross-key checks shared by both daemons --------------------------------------------- */
+
+static bool set(const char *s)
+{
+    return s && *s;
+}
+
+static ibp_status validate_nats(const ibp_config_nats *n, const char *source, ibp_err *err)
+{
+    if (set(n->password_file) && !set(n->user))
+        return ibp_err_set(err, IBP_E_CONFIG, "%s: key 'nats.password_file' needs 'nats.user'",
+                           source);
+    if (set(n->creds_file) && (set(n->user) || set(n->nkey_seed_file)))
+        return ibp_err_set(err, IBP_E_CONFIG,
+                           "%s: key 'nats.creds_file' excludes 'nats.user' and "
+                           "'nats.nkey_seed_file' (use one way to authenticate)",
+                           source);
+    if (set(n->nkey_seed_file) && set(n->user))
+        return ibp_err_set(err, IBP_E_CONFIG,
+                           "%s: key 'nats.nkey_seed_file' excludes 'nats.user' (use one way to "
+                           "authenticate)",
+                           source);
+    if (set(n->tls_cert_file) != set(n->tls_key_file))
+        return ibp_err_set(err, IBP_E_CONFIG,
+                           "%s: keys 'nats.tls_cert_file' and 'nats.tls_key_file' go together",
+                           source);
+    return IBP_OK;
+}
+
+/* ---- ibp-node ---------------------------------------------------------------------------- */
+
+static const ibp_setting node_roles_settings[] = {
+    {.name = "node.roles",
+     .type = IBP_SETTING_ROLES,
+     .flags = IBP_SETTING_REQUIRED,
+     .example_text = "monitor,consensus",
+     .offset = IBP_SETTING_AT_ROLES(ibp_node_config, roles),
+     .help = "What this node does: monitor, consensus, dns, persist, admin (array or "
+             "\"a,b\"); must match the roster."},
+};
+
+static const ibp_setting node_settings[] = {
+    {.name = "maxmind.city_db",
+     .type = IBP_SETTING_PATH,
+     .flags = IBP_SETTING_RELOADABLE,
+     .example_text = "/var/lib/GeoIP/GeoLite2-City.mmdb",
+     .offset = IBP_SETTING_AT_STR(ibp_node_config, maxmind.city_db),
+     .help = "MaxMind City database (country of DNS clients); used by the dns role."},
+    {.name = "maxmind.country_db",
+     .type = IBP_SETTING_PATH,
+     .flags = IBP_SETTING_RELOADABLE,
+     .offset = IBP_SETTING_AT_STR(ibp_node_config, maxmind.country_db),
+     .help = "MaxMind Country database, used when maxmind.city_db is not set."},
+    {.name = "maxmind.asn_db",
+     .type = IBP_SETTING_PATH,
+     .flags = IBP_SETTING_RELOADABLE,
+     .example_text = "/var/lib/GeoIP/GeoLite2-ASN.mmdb",
+     .offset = IBP_SETTING_AT_STR(ibp_node_config, maxmind.asn_db),
+     .help = "MaxMind ASN database (network of DNS clients)."},
+    {.name = "network.members_file",
+     .type = IBP_SETTING_PATH,
+     .flags = IBP_SETTING_RELOADABLE,
+     .example_text = "/etc/ibp/network/members.json",
+     .offset = IBP_SETTING_AT_STR(ibp_node_config, network.members_file),
+     .help = "IBP members file (upstream format); needed by the monitor and dns roles."},
+    {.name = "network.services_file",
+     .type = IBP_SETTING_PATH,
+     .flags = IBP_SETTING_RELOADABLE,
+     .example_text = "/etc/ibp/network/services.json",
+     .offset = IBP_SETTING_AT_STR(ibp_node_config, network.services_file),
+     .help = "IBP services file (upstream format); needed by the monitor and dns roles."},
+    {.name = "network.checks_file",
+     .type = IBP_SETTING_PATH,
+     .flags = IBP_SETTING_RELOADABLE,
+     .example_text = "/etc/ibp/network/checks.json",
+     .offset = IBP_SETTING_AT_STR(ibp_node_config, network.checks_file),
+     .help = "Checks the monitor runs (see ibp/network.h for the format)."},
+    {.name = "intervals.publish_ms",
+     .type = IBP_SETTING_DURATION_MS,
+     .flags = IBP_SETTING_RELOADABLE,
+     .default_text = "5000",
+     .min = 100,
+     .max = HOUR_MS,
+     .offset = IBP_SETTING_AT_I64(ibp_node_config, intervals.publish_ms),
+     .help = "How often a monitor publishes its batch of new observations."},
+    {.name = "intervals.refresh_ms",
+     .type = IBP_SETTING_DURATION_MS,
+     .flags = IBP_SETTING_RELOADABLE,
+     .default_text = "60000",
+     .min = SECOND_MS,
+     .max = DAY_MS,
+     .offset = IBP_SETTING_AT_I64(ibp_node_config, intervals.refresh_ms),
+     .help = "How often a monitor re-observes every key (and re-reads the network files)."},
+    {.name = "intervals.heartbeat_ms",
+     .type = IBP_SETTING_DURATION_MS,
+     .flags = IBP_SETTING_RELOADABLE,
+     .default_text = "5000",
+     .min = 100,
+     .max = HOUR_MS,
+     .offset = IBP_SETTING_AT_I64(ibp_node_config, intervals.heartbeat_ms),
+     .help = "How often a node publishes its signed heartbeat."},
+    {.name = "intervals.usage_flush_ms",
+     .type = IBP_SETTING_DURATION_MS,
+     .flags = IBP_SETTING_RELOADABLE,
+     .default_text = "300000",
+     .min = SECOND_MS,
+     .max = DAY_MS,
+     .offset = IBP_SETTING_AT_I64(ibp_node_config, intervals.usage_flush_ms),
+     .help = "How often a dns node flushes its usage counters as a hit batch."},
+    {.name = "intervals.cache_save_ms",
+     .type = IBP_SETTING_DURATION_MS,
+     .flags = IBP_SETTING_RELOADABLE,
+     .default_text = "90000",
+     .min = SECOND_MS,
+     .max = DAY_MS,
+     .offset = IBP_SETTING_AT_I64(ibp_node_config, intervals.cache_save_ms),
+     .help = "How often the local and official stores are saved to cache files."},
+    /* The consensus rules must be the same on every replica: restart them together. */
+    {.name = "consensus.active_window_ms",
+     .type = IBP_SETTING_DURATION_MS,
+     .default_text = "600000",
+     .min = SECOND_MS,
+     .max = DAY_MS,
+     .offset = IBP_SETTING_AT_I64(ibp_node_config, consensus.active_window_ms),
+     .help = "A monitor counts as active while its last message is younger than this."},
+    {.name = "consensus.staleness_ms",
+     .type = IBP_SETTING_DURATION_MS,
+     .default_text = "0",
+     .min = 0,
+     .max = DAY_MS,
+     .offset = IBP_SETTING_AT_I64(ibp_node_config, consensus.staleness_ms),
+     .help = "Observations older than this do not vote; 0 means 3 x intervals.refresh_ms."},
+    {.name = "consensus.quorum_min",
+     .type = IBP_SETTING_INT64,
+     .default_text = "2",
+     .min = 2,
+     .max = 1000,
+     .offset = IBP_SETTING_AT_I64(ibp_node_config, consensus.quorum_min),
+     .help = "Smallest quorum: max(quorum_min, active monitors / 2 + 1) must agree."},
+    {.name = "consensus.expiry_ms",
+     .type = IBP_SETTING_DURATION_MS,
+     .default_text = "3600000",
+     .min = SECOND_MS,
+     .max = 30 * DAY_MS,
+     .offset = IBP_SETTING_AT_I64(ibp_node_config, consensus.expiry_ms),
+     .help = "A key no active monitor observed for this long leaves the official state."},
+};
+
+int64_t ibp_node_config_staleness_ms(const ibp_node_config *cfg)
+{
+    if (!cfg)
+        return 0;
+    return cfg->consensus.staleness_ms ? cfg->consensus.staleness_ms
+                                       : 3 * cfg->intervals.refresh_ms;
+}
+
+static ibp_status validate_node(const void *base, const char *source, ibp_err *err)
+{
+    const ibp_node_config *cfg = base;
+    /* Every role of ibp-node publishes signed messages, so each needs its key. */
+    if (!set(cfg->node.key_file))
+        return ibp_err_set(err, IBP_E_CONFIG,
+                           "%s: missing required key 'node.key_file' (every ibp-node role signs "
+                           "what it publishes)",
+                           source);
+    if (cfg->roles & (IBP_ROLE_MONITOR | IBP_ROLE_DNS)) {
+        const char *missing = !set(cfg->network.members_file)    ? "network.members_file"
+                              : !set(cfg->network.services_file) ? "network.services_file"
+                                                                 : NULL;
+        if (missing)
+            return ibp_err_set(err, IBP_E_CONFIG,
+                               "%s: missing required key '%s' (needed by the monitor and dns "
+                               "roles)",
+                               source, missing);
+    }
+    int64_t staleness = ibp_node_config_staleness_ms(cfg);
+    if (staleness < cfg->intervals.publish_ms)
+        return ibp_err_set(err, IBP_E_CONFIG,
+                           "%s: key 'consensus.staleness_ms': %" PRId64
+                           " is below intervals.publish_ms (%" PRId64
+                           "): every observation would be stale before the next batch",
+                           source, staleness, cfg->intervals.publish_ms);
+    if (cfg->intervals.heartbeat_ms >= cfg->consensus.active_window_ms)
+        return ibp_err_set(err, IBP_E_CONFIG,
+                           "%s: key 'intervals.heartbeat_ms': %" PRId64
+                           " must be below consensus.active_window_ms (%" PRId64 ")",
+                           source, cfg->intervals.heartbeat_ms, cfg->consensus.active_window_ms);
+    return validate_nats(&cfg->nats, source, err);
+}
+
+static const ibp_settings_group node_groups[] = {
+    {identity_settings, COUNT(identity_settings), offsetof(ibp_node_config, node)},
+    {node_roles_settings, COUNT(node_roles_settings), 0},
+    {nats_settings, COUNT(nats_settings), offsetof(ibp_node_config, nats)},
+    {mysql_settings, COUNT(mysql_settings), offsetof(ibp_node_config, mysql)},
+    {node_settings, COUNT(node_settings), 0},
+    {events_settings, COUNT(events_settings), offsetof(ibp_node_config, events)},
+    {log_settings, COUNT(log_settings), offsetof(ibp_node_config, log)},
+};
+
+static const ibp_settings_table node_table = {
+    .program = "ibp-node",
+    .groups = node_groups,
+    .group_count = COUNT(node_groups),
+    .struct_size = sizeof(ibp_node_config),
+    .validate = validate_node,
+};
+
+const ibp_settings_table *ibp_node_config_table(void)
+{
+    return &node_table;
+}
+
+ibp_status ibp_node_config_load(const char *path, ibp_node_config *out, ibp_err *err)
+{
+    return ibp_settings_load_file(&node_table, path, out, err);
+}
+
+ibp_status ibp_node_config_load_buffer(const char *text, size_t len, const char *source,
+                                       ibp_node_config *out, ibp_err *err)
+{
+    return ibp_settings_load_buffer(&node_table, text, len, source, out, err);
+}
+
+void ibp_node_config_free(ibp_node_config *cfg)
+{
+    ibp_settings_free(&node_table, cfg);
+}
+
+ibp_status ibp_node_config_help(FILE *out)
+{
+    return ibp_settings_help(&node_table, out);
+}
+
+ibp_status ibp_node_config_example(FILE *out, ibp_err *err)
+{
+    return ibp_settings_example(&node_table, out, err);
+}
+
+/* ---- ibp-persist ------------------------------------------------------------------------- */
+
+static const ibp_setting persist_settings[] = {
+    {.name = "persist.batch_size",
+     .type = IBP_SETTING_INT64,
+     .flags = IBP_SETTING_RELOADABLE,
+     .default_text = "1000",
+     .min = 1,
+     .max = 100000,
+     .offset = IBP_SETTING_AT_I64(ibp_persist_config, persist.batch_size),
+     .help = "Messages fetched and applied to the database per transaction."},
+    {.name = "persist.fetch_wait_ms",
+     .type = IBP_SETTING_DURATION_MS,
+     .flags = IBP_SETTING_RELOADABLE,
+     .default_text = "1000",
+     .min = 10,
+     .max = 60 * SECOND_MS,
+     .offset = IBP_SETTING_AT_I64(ibp_persist_config, persist.fetch_wait_ms),
+     .help = "How long one fetch from a stream waits for messages."},
+};
+
+static ibp_status validate_persist(const void *base, const char *source, ibp_err *err)
+{
+    const ibp_persist_config *cfg = base;
+    return validate_nats(&cfg->nats, source, err);
+}
+
+static const ibp_settings_group persist_groups[] = {
+    {identity_settings, COUNT(identity_settings), offsetof(ibp_persist_config, node)},
+    {nats_settings, COUNT(nats_settings), offsetof(ibp_persist_config, nats)},
+    {mysql_settings, COUNT(mysql_settings), offsetof(ibp_persist_config, mysql)},
+    {persist_settings, COUNT(persist_settings), 0},
+    {events_settings, COUNT(events_settings), offsetof(ibp_persist_config, events)},
+    {log_settings, COUNT(log_settings), offsetof(ibp_persist_config, log)},
+};
+
+static const ibp_settings_table persist_table = {
+    .program = "ibp-persist",
+    .groups = persist_groups,
+    .group_count = COUNT(persist_groups),
+    .struct_size = sizeof(ibp_persist_config),
+    .validate = validate_persist,
+};
+
+const ibp_settings_table *ibp_persist_config_table(void)
+{
+    return &persist_table;
+}
+
+ibp_status ibp_persist_config_load(const char *path, ibp_persist_config *out, ibp_err *err)
+{
+    return ibp_settings_load_file(&persist_table, path, out, err);
+}
+
+ibp_status ibp_persist_config_load_buffer(const char *text, size_t len, const char *source,
+                                          ibp_persist_config *out, ibp_err *err)
+{
+    return ibp_settings_load_buffer(&persist_table, text, len, source, out, err);
+}
+
+void ibp_persist_config_free(ibp_persist_config *cfg)
+{
+    ibp_settings_free(&persist_table, cfg);
+}
+
+ibp_status ibp_persist_config_help(FILE *out)
+{
+    return ibp_settings_help(&persist_table, out);
+}
+
+ibp_status ibp_persist_config_example(FILE *out, ibp_err *err)
+{
+    return ibp_settings_example(&persist_table, out, err);
+}
