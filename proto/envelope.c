@@ -89,8 +89,8 @@ static uint8_t *put_u64(uint8_t *p, uint64_t v)
 }
 
 /* Builds the signing input of DESIGN.md §4 (layout in ibp/envelope.h). */
-static ibp_status signing_input(const char *signer, uint64_t seq, int64_t created_ms,
-                                uint32_t type, const uint8_t *payload, size_t payload_len,
+static ibp_status signing_input(const char *signer, uint64_t seq, int64_t created_ms, uint32_t type,
+                                const uint8_t *payload, size_t payload_len,
                                 uint8_t out[SIGNING_INPUT_MAX], size_t *out_len)
 {
     size_t slen = signer ? strlen(signer) : 0;
@@ -235,7 +235,8 @@ ibp_status ibp_signer_seal(ibp_signer *s, ibp_payload_type type, const ProtobufC
     if (!buf)
         return ibp_err_set(err, IBP_E_NOMEM, "seal: out of memory");
     protobuf_c_message_pack(payload, buf);
-    ibp_status st = ibp_signer_seal_bytes(s, type, buf, len, created_ms, out, out_len, seq_out, err);
+    ibp_status st =
+        ibp_signer_seal_bytes(s, type, buf, len, created_ms, out, out_len, seq_out, err);
     free(buf);
     return st;
 }
@@ -361,8 +362,7 @@ static ibp_status check(ibp_verifier *v, const uint8_t *data, size_t len, int st
     }
     const struct payload_info *pi = payload_info(env->type);
     if (!pi) {
-        st = reject(v, IBP_E_PAYLOAD_DECODE, env, err, "unknown payload type %d",
-                    (int)env->type);
+        st = reject(v, IBP_E_PAYLOAD_DECODE, env, err, "unknown payload type %d", (int)env->type);
         goto fail;
     }
     if (!(node->roles & pi->roles)) {
@@ -378,8 +378,8 @@ static ibp_status check(ibp_verifier *v, const uint8_t *data, size_t len, int st
     }
     payload = protobuf_c_message_unpack(pi->desc, NULL, env->payload.len, env->payload.data);
     if (!payload) {
-        st = reject(v, IBP_E_PAYLOAD_DECODE, env, err, "%zu bytes are not a %s",
-                    env->payload.len, pi->name);
+        st = reject(v, IBP_E_PAYLOAD_DECODE, env, err, "%zu bytes are not a %s", env->payload.len,
+                    pi->name);
         goto fail;
     }
     if (stateful)
@@ -394,8 +394,8 @@ fail:
     return st;
 }
 
-ibp_status ibp_verifier_check(ibp_verifier *v, const uint8_t *data, size_t len,
-                              ibp_verified *out, ibp_err *err)
+ibp_status ibp_verifier_check(ibp_verifier *v, const uint8_t *data, size_t len, ibp_verified *out,
+                              ibp_err *err)
 {
     return check(v, data, len, 1, out, err);
 }

@@ -70,8 +70,8 @@ ibp_status ibp_key_save(const ibp_key *key, const char *path, ibp_err *err)
     /* O_EXCL: an existing key is never overwritten by accident. */
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
-        st = ibp_err_set(err, errno == EEXIST ? IBP_E_EXISTS : IBP_E_IO,
-                         "%s: create key file: %s", path, strerror(errno));
+        st = ibp_err_set(err, errno == EEXIST ? IBP_E_EXISTS : IBP_E_IO, "%s: create key file: %s",
+                         path, strerror(errno));
         goto out;
     }
     if (fchmod(fd, 0600) != 0 || write(fd, line, (size_t)n) != n || fsync(fd) != 0) {

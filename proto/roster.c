@@ -128,8 +128,7 @@ ibp_status ibp_roster_add(ibp_roster *r, const char *id, const uint8_t pk[IBP_PU
     if (!r || !pk)
         return ibp_err_set(err, IBP_E_INVAL, "roster add: no roster or key");
     if (!ibp_node_id_valid(id))
-        return ibp_err_set(err, IBP_E_INVAL,
-                           "node id '%s' is not 1-%d characters of [A-Za-z0-9_-]",
+        return ibp_err_set(err, IBP_E_INVAL, "node id '%s' is not 1-%d characters of [A-Za-z0-9_-]",
                            id ? id : "(null)", IBP_NODE_ID_MAX);
     if ((roles & IBP_ROLE_ALL) == 0 || (roles & ~IBP_ROLE_ALL))
         return ibp_err_set(err, IBP_E_INVAL, "node '%s': no valid roles", id);
@@ -194,8 +193,8 @@ static ibp_status load_node(ibp_roster *r, const char *path, size_t idx, json_t 
     const char *id = json_string_value(jid);
     if (!ibp_node_id_valid(id))
         return ibp_err_set(err, IBP_E_CONFIG,
-                           "%s: nodes[%zu].id: '%s' is not 1-%d characters of [A-Za-z0-9_-]",
-                           path, idx, id, IBP_NODE_ID_MAX);
+                           "%s: nodes[%zu].id: '%s' is not 1-%d characters of [A-Za-z0-9_-]", path,
+                           idx, id, IBP_NODE_ID_MAX);
     uint8_t pk[IBP_PUBKEY_BYTES];
     if (!json_is_string(jpk) || ibp_key_public_parse(json_string_value(jpk), pk) != IBP_OK)
         return ibp_err_set(err, IBP_E_CONFIG,
@@ -234,14 +233,14 @@ ibp_status ibp_roster_load(const char *path, ibp_roster **out, ibp_err *err)
     ibp_roster *r = NULL;
     ibp_status st = ibp_file_read_all(path, ROSTER_FILE_MAX, &text, &len, err);
     if (st != IBP_OK)
-        return st == IBP_E_NOT_FOUND ? ibp_err_set(err, IBP_E_CONFIG, "%s: roster file not found",
-                                                   path)
-                                     : st;
+        return st == IBP_E_NOT_FOUND
+                   ? ibp_err_set(err, IBP_E_CONFIG, "%s: roster file not found", path)
+                   : st;
     json_error_t jerr;
     root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
-        st = ibp_err_set(err, IBP_E_CONFIG, "%s:%d:%d: %s", path, jerr.line, jerr.column,
-                         jerr.text);
+        st =
+            ibp_err_set(err, IBP_E_CONFIG, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
         goto done;
     }
     if (!json_is_object(root)) {

@@ -56,8 +56,7 @@ ibp_status ibp_seqfile_open(const char *path, ibp_seqfile **out, ibp_err *err)
             if (errno == ERANGE)
                 st = ibp_err_set(err, IBP_E_CONFIG, "%s: number out of range", path);
             else if (*end != '\n' && *end != '\0')
-                st = ibp_err_set(err, IBP_E_CONFIG, "%s: trailing garbage after the number",
-                                 path);
+                st = ibp_err_set(err, IBP_E_CONFIG, "%s: trailing garbage after the number", path);
             sf->last = sf->reserved = (uint64_t)v;
         }
     }

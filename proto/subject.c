@@ -11,8 +11,8 @@ static const char hex[] = "0123456789ABCDEF";
 
 static int token_safe(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
 }
 
 ibp_status ibp_token_encode(const char *in, size_t len, char *buf, size_t cap, size_t *out_len)

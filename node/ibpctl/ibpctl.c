@@ -49,24 +49,33 @@ static int cmd_keygen(int argc, char **argv)
 {
     const char *out = NULL, *node = NULL, *roles_text = NULL, *roster_path = NULL;
     static const struct option opts[] = {
-        {"out", required_argument, 0, 'o'},    {"node", required_argument, 0, 'n'},
-        {"roles", required_argument, 0, 'r'},  {"roster", required_argument, 0, 'R'},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0},
+        {"out", required_argument, 0, 'o'},   {"node", required_argument, 0, 'n'},
+        {"roles", required_argument, 0, 'r'}, {"roster", required_argument, 0, 'R'},
+        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0},
     };
     int c;
     while ((c = getopt_long(argc, argv, "o:n:r:R:h", opts, NULL)) != -1) {
         switch (c) {
-        case 'o': out = optarg; break;
-        case 'n': node = optarg; break;
-        case 'r': roles_text = optarg; break;
-        case 'R': roster_path = optarg; break;
+        case 'o':
+            out = optarg;
+            break;
+        case 'n':
+            node = optarg;
+            break;
+        case 'r':
+            roles_text = optarg;
+            break;
+        case 'R':
+            roster_path = optarg;
+            break;
         case 'h':
             printf("usage: ibpctl keygen --out FILE [--node ID --roles LIST --roster FILE]\n"
                    "Writes a new secret key to FILE (mode 0600, never overwrites) and prints\n"
                    "the public key. With --roster, also adds ID with LIST (e.g.\n"
                    "monitor,consensus) to the roster file, creating it if needed.\n");
             return 0;
-        default: return EXIT_USAGE;
+        default:
+            return EXIT_USAGE;
         }
     }
     if (!out || (roster_path && (!node || !roles_text))) {
@@ -87,9 +96,8 @@ static int cmd_keygen(int argc, char **argv)
     ibp_key_wipe(&key);
     printf("%s\n", b64);
     if (roster_path)
-        return ibpctl_roster_add_key(roster_path, node, roles, key.pk, &err) == IBP_OK
-                   ? 0
-                   : fail(&err);
+        return ibpctl_roster_add_key(roster_path, node, roles, key.pk, &err) == IBP_OK ? 0
+                                                                                       : fail(&err);
     return 0;
 }
 
@@ -120,26 +128,40 @@ static int cmd_roster_add(int argc, char **argv)
 {
     const char *path = NULL, *node = NULL, *roles_text = NULL, *key_file = NULL, *pub = NULL;
     static const struct option opts[] = {
-        {"roster", required_argument, 0, 'R'},     {"node", required_argument, 0, 'n'},
-        {"roles", required_argument, 0, 'r'},      {"key", required_argument, 0, 'k'},
-        {"public-key", required_argument, 0, 'p'}, {"help", no_argument, 0, 'h'},
+        {"roster", required_argument, 0, 'R'},
+        {"node", required_argument, 0, 'n'},
+        {"roles", required_argument, 0, 'r'},
+        {"key", required_argument, 0, 'k'},
+        {"public-key", required_argument, 0, 'p'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     int c;
     while ((c = getopt_long(argc, argv, "R:n:r:k:p:h", opts, NULL)) != -1) {
         switch (c) {
-        case 'R': path = optarg; break;
-        case 'n': node = optarg; break;
-        case 'r': roles_text = optarg; break;
-        case 'k': key_file = optarg; break;
-        case 'p': pub = optarg; break;
+        case 'R':
+            path = optarg;
+            break;
+        case 'n':
+            node = optarg;
+            break;
+        case 'r':
+            roles_text = optarg;
+            break;
+        case 'k':
+            key_file = optarg;
+            break;
+        case 'p':
+            pub = optarg;
+            break;
         case 'h':
             printf("usage: ibpctl roster add --roster FILE --node ID --roles LIST\n"
                    "                         (--key SECRET_FILE | --public-key BASE64)\n"
                    "Adds a node to the roster file (created if missing). Roles: monitor,\n"
                    "consensus, dns, persist, admin (comma-separated).\n");
             return 0;
-        default: return EXIT_USAGE;
+        default:
+            return EXIT_USAGE;
         }
     }
     if (!path || !node || !roles_text || (!key_file == !pub)) {
@@ -173,11 +195,14 @@ static int cmd_roster_list(int argc, char **argv)
     int c;
     while ((c = getopt_long(argc, argv, "R:h", opts, NULL)) != -1) {
         switch (c) {
-        case 'R': path = optarg; break;
+        case 'R':
+            path = optarg;
+            break;
         case 'h':
             printf("usage: ibpctl roster list --roster FILE\nPrints the roster as JSON.\n");
             return 0;
-        default: return EXIT_USAGE;
+        default:
+            return EXIT_USAGE;
         }
     }
     if (!path) {

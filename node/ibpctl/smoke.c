@@ -62,8 +62,8 @@ static ibp_status smoke_identity(const char *work_dir, ibp_key *key, ibp_roster 
             (st = ibp_key_save(key, key_path, err)) != IBP_OK)
             return st;
         remove(roster_path);
-        if ((st = ibpctl_roster_add_key(roster_path, SMOKE_NODE, IBP_ROLE_MONITOR, key->pk,
-                                        err)) != IBP_OK)
+        if ((st = ibpctl_roster_add_key(roster_path, SMOKE_NODE, IBP_ROLE_MONITOR, key->pk, err)) !=
+            IBP_OK)
             return st;
     } else if (st != IBP_OK) {
         return st;
@@ -162,8 +162,10 @@ static ibp_status smoke_bus(const struct smoke_opts *o, ibp_err *err, char *repo
         }
     }
     if (!pa2->Duplicate) {
-        st = ibp_err_set(err, IBP_E_NATS, "nats: the second publish of %s was not dropped as a "
-                                          "duplicate", msg_id);
+        st = ibp_err_set(err, IBP_E_NATS,
+                         "nats: the second publish of %s was not dropped as a "
+                         "duplicate",
+                         msg_id);
         goto out;
     }
 
@@ -276,23 +278,44 @@ int ibpctl_cmd_smoke(int argc, char **argv)
         .sql_dir = IBP_SQL_DIR,
     };
     static const struct option opts[] = {
-        {"nats", required_argument, 0, 'n'},         {"mysql-host", required_argument, 0, 'H'},
-        {"mysql-port", required_argument, 0, 'P'},   {"mysql-socket", required_argument, 0, 'S'},
-        {"mysql-user", required_argument, 0, 'u'},   {"database", required_argument, 0, 'd'},
-        {"work-dir", required_argument, 0, 'w'},     {"sql-dir", required_argument, 0, 's'},
-        {"help", no_argument, 0, 'h'},               {0, 0, 0, 0},
+        {"nats", required_argument, 0, 'n'},
+        {"mysql-host", required_argument, 0, 'H'},
+        {"mysql-port", required_argument, 0, 'P'},
+        {"mysql-socket", required_argument, 0, 'S'},
+        {"mysql-user", required_argument, 0, 'u'},
+        {"database", required_argument, 0, 'd'},
+        {"work-dir", required_argument, 0, 'w'},
+        {"sql-dir", required_argument, 0, 's'},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
     };
     int c;
     while ((c = getopt_long(argc, argv, "n:H:P:S:u:d:w:s:h", opts, NULL)) != -1) {
         switch (c) {
-        case 'n': o.nats_url = optarg; break;
-        case 'H': o.mysql_host = optarg; break;
-        case 'P': o.mysql_port = (unsigned)strtoul(optarg, NULL, 10); break;
-        case 'S': o.mysql_socket = optarg; break;
-        case 'u': o.mysql_user = optarg; break;
-        case 'd': o.database = optarg; break;
-        case 'w': o.work_dir = optarg; break;
-        case 's': o.sql_dir = optarg; break;
+        case 'n':
+            o.nats_url = optarg;
+            break;
+        case 'H':
+            o.mysql_host = optarg;
+            break;
+        case 'P':
+            o.mysql_port = (unsigned)strtoul(optarg, NULL, 10);
+            break;
+        case 'S':
+            o.mysql_socket = optarg;
+            break;
+        case 'u':
+            o.mysql_user = optarg;
+            break;
+        case 'd':
+            o.database = optarg;
+            break;
+        case 'w':
+            o.work_dir = optarg;
+            break;
+        case 's':
+            o.sql_dir = optarg;
+            break;
         case 'h':
             printf("usage: ibpctl smoke [--nats URL] [--mysql-host H --mysql-port P | "
                    "--mysql-socket PATH]\n"
@@ -303,7 +326,8 @@ int ibpctl_cmd_smoke(int argc, char **argv)
                    "back. The MariaDB password, if any, is read from $IBP_MYSQL_PASSWORD.\n"
                    "Prints a JSON report; exit 0 when every step passed.\n");
             return 0;
-        default: return 2;
+        default:
+            return 2;
         }
     }
     o.mysql_password = getenv("IBP_MYSQL_PASSWORD");

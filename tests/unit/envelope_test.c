@@ -17,9 +17,9 @@ struct fixture {
     char *dir;
     ibp_key mon_key, admin_key, stranger_key;
     ibp_roster *roster;
-    ibp_signer *mon;       /* monitor "mon1" */
-    ibp_signer *admin;     /* admin "ops" */
-    ibp_signer *stranger;  /* "ghost", not in the roster */
+    ibp_signer *mon;      /* monitor "mon1" */
+    ibp_signer *admin;    /* admin "ops" */
+    ibp_signer *stranger; /* "ghost", not in the roster */
     ibp_verifier *verifier;
 };
 
@@ -215,7 +215,7 @@ static void test_bad_signature(void **state)
     ibp_verified vm = {0};
     ibp_err err;
     void (*mutations[])(Ibp__V1__Envelope *) = {flip_payload_bit, bump_seq, change_time,
-                                                 change_type, short_signature};
+                                                change_type, short_signature};
     seal_batch(f->mon, &msg, &len, NULL);
     for (size_t i = 0; i < sizeof mutations / sizeof mutations[0]; i++) {
         tamper(msg, len, mutations[i], &bad, &bad_len);
@@ -383,8 +383,8 @@ static void test_seal_rejects_mismatched_payload(void **state)
     size_t len;
     ibp_err err;
     Ibp__V1__Heartbeat hb = IBP__V1__HEARTBEAT__INIT;
-    assert_int_equal(ibp_signer_seal(f->mon, IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_EVENT, &hb.base,
-                                     1, &msg, &len, NULL, &err),
+    assert_int_equal(ibp_signer_seal(f->mon, IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_EVENT, &hb.base, 1,
+                                     &msg, &len, NULL, &err),
                      IBP_E_INVAL);
     assert_null(msg);
 }

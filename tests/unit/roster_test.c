@@ -60,8 +60,7 @@ static void test_add_find_save_load(void **state)
     ibp_key_generate(&k2);
     assert_int_equal(ibp_roster_new(&r), IBP_OK);
     assert_int_equal(ibp_roster_add(r, "zeta", k1.pk, IBP_ROLE_DNS, &err), IBP_OK);
-    assert_int_equal(ibp_roster_add(r, "alpha", k2.pk, IBP_ROLE_MONITOR | IBP_ROLE_CONSENSUS,
-                                    &err),
+    assert_int_equal(ibp_roster_add(r, "alpha", k2.pk, IBP_ROLE_MONITOR | IBP_ROLE_CONSENSUS, &err),
                      IBP_OK);
     assert_int_equal(ibp_roster_add(r, "alpha", k2.pk, IBP_ROLE_DNS, &err), IBP_E_EXISTS);
     assert_int_equal(ibp_roster_add(r, "bad id", k2.pk, IBP_ROLE_DNS, &err), IBP_E_INVAL);

@@ -59,9 +59,8 @@ static void test_decode_rejects_non_canonical(void **state)
 {
     (void)state;
     char out[64];
-    const char *bad[] = {"",      "a.b",  "a b",   "~2e",  "~41", /* 'A' must be literal */
-                         "~",     "~4",   "~G0",   "x~",   "a*",  ">",
-                         "~~",    "a~2",  "\x7f"};
+    const char *bad[] = {"",  "a.b", "a b", "~2e", "~41", /* 'A' must be literal */
+                         "~", "~4",  "~G0", "x~",  "a*",  ">", "~~", "a~2", "\x7f"};
     for (size_t i = 1; i < sizeof bad / sizeof bad[0]; i++) {
         if (strcmp(bad[i], "~") == 0)
             continue; /* "~" is the empty string */

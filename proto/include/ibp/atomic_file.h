@@ -13,7 +13,8 @@
 
 #include "ibp/status.h"
 
-/* Writes data[0..len) to path with the given mode (e.g. 0600). IBP_E_IO naming the path and errno. */
+/* Writes data[0..len) to path with the given mode (e.g. 0600). IBP_E_IO naming the path and errno.
+ */
 ibp_status ibp_file_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
                                  ibp_err *err);
 

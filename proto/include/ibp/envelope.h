@@ -93,7 +93,7 @@ ibp_status ibp_envelope_sign_fields(const Ibp__V1__Envelope *env, const ibp_key 
 /* ---- verifying -------------------------------------------------------- */
 
 typedef struct ibp_verifier_opts {
-    size_t max_message_bytes; /* default IBP_MESSAGE_MAX_DEFAULT */
+    size_t max_message_bytes;  /* default IBP_MESSAGE_MAX_DEFAULT */
     const char *log_component; /* default "verify" */
 } ibp_verifier_opts;
 
@@ -104,8 +104,8 @@ typedef struct ibp_verifier ibp_verifier;
 /* A message that passed every check. Owns envelope and payload. */
 typedef struct ibp_verified {
     Ibp__V1__Envelope *envelope;
-    ProtobufCMessage *payload;        /* cast per envelope->type */
-    const ibp_roster_node *signer;    /* borrowed from the roster */
+    ProtobufCMessage *payload;     /* cast per envelope->type */
+    const ibp_roster_node *signer; /* borrowed from the roster */
 } ibp_verified;
 
 /*
@@ -121,8 +121,8 @@ ibp_status ibp_verifier_new(const ibp_roster *roster, const ibp_verifier_opts *o
  * which the caller releases with ibp_verified_clear(); on rejection counts the
  * reason, logs one WARN line (reason, signer, seq when known) and sets err.
  */
-ibp_status ibp_verifier_check(ibp_verifier *v, const uint8_t *data, size_t len,
-                              ibp_verified *out, ibp_err *err);
+ibp_status ibp_verifier_check(ibp_verifier *v, const uint8_t *data, size_t len, ibp_verified *out,
+                              ibp_err *err);
 
 /* Like ibp_verifier_check, but does not enforce or advance sequence numbers
  * (for read-only tools such as `ibpctl decode` and audits of old messages). */

@@ -22,8 +22,7 @@ typedef enum ibp_log_level {
 } ibp_log_level;
 
 /* Receives one formatted message (no trailing newline). */
-typedef void (*ibp_log_fn)(ibp_log_level level, const char *component, const char *msg,
-                           void *user);
+typedef void (*ibp_log_fn)(ibp_log_level level, const char *component, const char *msg, void *user);
 
 /* Replaces the hook; NULL restores the default stderr writer. */
 void ibp_log_set_hook(ibp_log_fn fn, void *user);
@@ -40,10 +39,10 @@ const char *ibp_log_level_name(ibp_log_level level);
 void ibp_log_emit(ibp_log_level level, const char *component, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-#define IBP_LOG(level, component, ...)                                                        \
-    do {                                                                                      \
-        if ((level) >= ibp_log_get_level())                                                   \
-            ibp_log_emit((level), (component), __VA_ARGS__);                                  \
+#define IBP_LOG(level, component, ...)                                                             \
+    do {                                                                                           \
+        if ((level) >= ibp_log_get_level())                                                        \
+            ibp_log_emit((level), (component), __VA_ARGS__);                                       \
     } while (0)
 
 #endif

@@ -30,7 +30,8 @@ typedef struct ibp_seqfile ibp_seqfile;
  */
 ibp_status ibp_seqfile_open(const char *path, ibp_seqfile **out, ibp_err *err);
 
-/* Returns the next sequence number (the first is 1). IBP_E_IO if the reservation cannot be made durable. */
+/* Returns the next sequence number (the first is 1). IBP_E_IO if the reservation cannot be made
+ * durable. */
 ibp_status ibp_seqfile_next(ibp_seqfile *sf, uint64_t *seq_out, ibp_err *err);
 
 /* The last number handed out (0 before the first). */

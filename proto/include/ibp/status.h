@@ -14,26 +14,26 @@
 
 #include <stddef.h>
 
-#define IBP_STATUS_LIST(X)                                                                    \
-    X(IBP_OK, "ok")                                                                           \
-    X(IBP_E_NOMEM, "out of memory")                                                           \
-    X(IBP_E_INVAL, "invalid argument")                                                        \
-    X(IBP_E_IO, "input/output error")                                                         \
-    X(IBP_E_NOT_FOUND, "not found")                                                           \
-    X(IBP_E_EXISTS, "already exists")                                                         \
-    X(IBP_E_RANGE, "value out of range")                                                      \
-    X(IBP_E_CONFIG, "invalid configuration")                                                  \
-    X(IBP_E_KEY_PERMS, "key file is readable by others")                                      \
-    X(IBP_E_KEY_FORMAT, "malformed key file")                                                 \
-    X(IBP_E_CRYPTO, "cryptographic operation failed")                                         \
-    X(IBP_E_TOO_LARGE, "message over the size limit")                                         \
-    X(IBP_E_DECODE, "envelope does not decode")                                               \
-    X(IBP_E_UNKNOWN_SIGNER, "unknown signer")                                                 \
-    X(IBP_E_BAD_SIGNATURE, "bad signature")                                                   \
-    X(IBP_E_ROLE_DENIED, "signer's role may not send this payload type")                      \
-    X(IBP_E_REPLAY, "sequence number replayed or older than the last accepted")               \
-    X(IBP_E_PAYLOAD_DECODE, "payload does not decode")                                        \
-    X(IBP_E_NATS, "NATS error")                                                               \
+#define IBP_STATUS_LIST(X)                                                                         \
+    X(IBP_OK, "ok")                                                                                \
+    X(IBP_E_NOMEM, "out of memory")                                                                \
+    X(IBP_E_INVAL, "invalid argument")                                                             \
+    X(IBP_E_IO, "input/output error")                                                              \
+    X(IBP_E_NOT_FOUND, "not found")                                                                \
+    X(IBP_E_EXISTS, "already exists")                                                              \
+    X(IBP_E_RANGE, "value out of range")                                                           \
+    X(IBP_E_CONFIG, "invalid configuration")                                                       \
+    X(IBP_E_KEY_PERMS, "key file is readable by others")                                           \
+    X(IBP_E_KEY_FORMAT, "malformed key file")                                                      \
+    X(IBP_E_CRYPTO, "cryptographic operation failed")                                              \
+    X(IBP_E_TOO_LARGE, "message over the size limit")                                              \
+    X(IBP_E_DECODE, "envelope does not decode")                                                    \
+    X(IBP_E_UNKNOWN_SIGNER, "unknown signer")                                                      \
+    X(IBP_E_BAD_SIGNATURE, "bad signature")                                                        \
+    X(IBP_E_ROLE_DENIED, "signer's role may not send this payload type")                           \
+    X(IBP_E_REPLAY, "sequence number replayed or older than the last accepted")                    \
+    X(IBP_E_PAYLOAD_DECODE, "payload does not decode")                                             \
+    X(IBP_E_NATS, "NATS error")                                                                    \
     X(IBP_E_DB, "database error")
 
 typedef enum ibp_status {
