@@ -450,8 +450,36 @@ static ibp_status snap_with_overrides_of(const struct snap *old, struct snap **o
     return IBP_OK;
 }
 
-ibp_status ibp_store_set_official(ibp_store *s, const ibp_result *const *results, size_t n,
-                                  uint64_t epoch, bool emit_events, ibp_err *err)
+/* Sorts overrides by member and keeps the last of each member; returns the count. */
+static size_t ovr_sort_dedupe(struct ovr *o, size_t n)
+{
+    /* Stable by position: sort (member, position) using time_ms-free indices. */
+    for (size_t i = 1; i < n; i++) {
+        struct ovr cur = o[i];
+        size_t j = i;
+        while (j > 0 && strcmp(o[j - 1].member, cur.member) > 0) {
+            o[j] = o[j - 1];
+            j--;
+        }
+        o[j] = cur;
+    }
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (w > 0 && strcmp(o[w - 1].member, o[i].member) == 0) {
+            free(o[w - 1].member);
+            free(o[w - 1].reason);
+            o[w - 1] = o[i]; /* the later one wins */
+            continue;
+        }
+        o[w++] = o[i];
+    }
+    return w;
+}
+
+/* set_official and set_snapshot: replace the results, and the overrides when ovr != NULL. */
+static ibp_status set_state(ibp_store *s, const ibp_result *const *results, size_t n,
+                            const ibp_override *ovr, size_t n_ovr, uint64_t epoch,
+                            bool emit_events, ibp_err *err)
 {
     struct snap *sn = NULL;
     struct pending_events pe = {0};
@@ -462,8 +490,15 @@ ibp_status ibp_store_set_official(ibp_store *s, const ibp_result *const *results
 
     pthread_mutex_lock(&s->wlock);
     struct snap *old = atomic_load(&s->cur);
-    if ((st = snap_with_overrides_of(old, &sn)) != IBP_OK)
+    if (ovr) {
+        if (!(sn = calloc(1, sizeof *sn)) || (st = ovr_copy(ovr, n_ovr, &sn->ovr)) != IBP_OK) {
+            st = IBP_E_NOMEM;
+            goto fail;
+        }
+        sn->n_ovr = ovr_sort_dedupe(sn->ovr, n_ovr);
+    } else if ((st = snap_with_overrides_of(old, &sn)) != IBP_OK) {
         goto fail;
+    }
     sn->epoch = epoch;
     sn->items = calloc(n ? n : 1, sizeof *sn->items);
     if (!sn->items) {
@@ -526,6 +561,20 @@ fail:
     snap_free(sn);
     free(pe.ev);
     return ibp_err_set(err, st, "set official: %s", ibp_strerror(st));
+}
+
+ibp_status ibp_store_set_official(ibp_store *s, const ibp_result *const *results, size_t n,
+                                  uint64_t epoch, bool emit_events, ibp_err *err)
+{
+    return set_state(s, results, n, NULL, 0, epoch, emit_events, err);
+}
+
+ibp_status ibp_store_set_snapshot(ibp_store *s, const ibp_result *const *results, size_t n,
+                                  const ibp_override *ovr, size_t n_ovr, uint64_t epoch,
+                                  bool emit_events, ibp_err *err)
+{
+    static const ibp_override none[1];
+    return set_state(s, results, n, ovr ? ovr : none, ovr ? n_ovr : 0, epoch, emit_events, err);
 }
 
 ibp_status ibp_store_update_official(ibp_store *s, const ibp_result *r, ibp_err *err)
@@ -620,17 +669,7 @@ ibp_status ibp_store_set_overrides(ibp_store *s, const ibp_override *ovr, size_t
     ibp_status st = ovr_copy(ovr, n, &copy);
     if (st != IBP_OK)
         return ibp_err_set(err, st, "set overrides: out of memory");
-    qsort(copy, n, sizeof *copy, ovr_cmp);
-    /* Duplicates: keep one entry per member. */
-    size_t w = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (w > 0 && strcmp(copy[w - 1].member, copy[i].member) == 0) {
-            free(copy[i].member);
-            free(copy[i].reason);
-            continue;
-        }
-        copy[w++] = copy[i];
-    }
+    size_t w = ovr_sort_dedupe(copy, n); /* one entry per member; the later wins */
     pthread_mutex_lock(&s->wlock);
     st = replace_overrides(s, copy, w);
     pthread_mutex_unlock(&s->wlock);

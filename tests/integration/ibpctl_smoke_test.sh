@@ -21,7 +21,8 @@ echo "$out2"
 for out in "$out1" "$out2"; do
     grep -q '"duplicate_dropped": true' <<<"$out" || { echo "FAIL: no duplicate drop"; exit 1; }
     grep -q '"type": "Heartbeat"' <<<"$out" || { echo "FAIL: not verified"; exit 1; }
-    grep -q '"schema_version": 1' <<<"$out" || { echo "FAIL: schema not applied"; exit 1; }
+    latest=$(ls "$(dirname "$0")/../../deploy/sql"/[0-9]*.sql | wc -l)
+    grep -q "\"schema_version\": $latest" <<<"$out" || { echo "FAIL: schema not at version $latest"; exit 1; }
 done
 seq1=$(grep -o '"seq": [0-9]*' <<<"$out1" | grep -o '[0-9]*')
 seq2=$(grep -o '"seq": [0-9]*' <<<"$out2" | grep -o '[0-9]*')

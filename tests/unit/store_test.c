@@ -345,7 +345,25 @@ static void test_overrides(void **state)
     assert_int_equal(sink.n, 2);
     assert_int_equal(ibp_store_overrides(s, &ovr, &n), IBP_OK);
     assert_int_equal(n, 2);
+    assert_string_equal(ovr[0].member, "Beta");
+    assert_string_equal(ovr[0].reason, "dup"); /* the later duplicate wins */
     ibp_store_overrides_free(ovr, n);
+    /* A whole snapshot: results and overrides in one swap. */
+    ibp_result *res[] = {site("ping", "Delta", false, false, 9)};
+    ibp_override only[] = {{"Gamma", "kept", 4}};
+    assert_int_equal(ibp_store_set_snapshot(s, (const ibp_result *const *)res, 1, only, 1, 11,
+                                            false, &err),
+                     IBP_OK);
+    assert_false(ibp_store_member_overridden(s, "Beta"));
+    assert_true(ibp_store_member_overridden(s, "Gamma"));
+    assert_false(ibp_store_member_online(s, "x.example", "Delta", false));
+    assert_int_equal(ibp_store_official_epoch(s), 11);
+    assert_int_equal(ibp_store_official_count(s), 1);
+    assert_int_equal(ibp_store_set_snapshot(s, (const ibp_result *const *)res, 1, NULL, 0, 12,
+                                            false, &err),
+                     IBP_OK);
+    assert_false(ibp_store_member_overridden(s, "Gamma"));
+    ibp_result_free(res[0]);
     ibp_store_free(s);
 }
 

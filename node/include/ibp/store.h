@@ -83,6 +83,17 @@ typedef struct ibp_override {
 ibp_status ibp_store_set_official(ibp_store *s, const ibp_result *const *results, size_t n,
                                   uint64_t epoch, bool emit_events, ibp_err *err);
 
+/*
+ * Replaces the whole official state in one swap: results (as
+ * ibp_store_set_official), the overrides (ovr[0..n_ovr), copied; a later
+ * duplicate member replaces an earlier one) and the epoch. This is what a node
+ * does with each OfficialSnapshot, so a reader sees epoch E or E+1, never
+ * E's results with E+1's overrides. Override changes emit no events here.
+ */
+ibp_status ibp_store_set_snapshot(ibp_store *s, const ibp_result *const *results, size_t n,
+                                  const ibp_override *ovr, size_t n_ovr, uint64_t epoch,
+                                  bool emit_events, ibp_err *err);
+
 /* Replaces the set of overrides (for snapshots and caches; emits no events). */
 ibp_status ibp_store_set_overrides(ibp_store *s, const ibp_override *ovr, size_t n, ibp_err *err);
 

@@ -1,0 +1,84 @@
+/*
+ * The bus: connecting to NATS from the configuration, the JetStream streams
+ * of DESIGN.md §5, and publishing signed envelopes with their headers.
+ *
+ * Streams (created by ibp_bus_ensure_streams when missing; an existing stream
+ * is left as it is, and a difference in its subjects is logged):
+ *
+ *   name      subjects                    keeps                               why
+ *   LOCAL     ibp.local.>                 limits, max age (7 d), all msgs     replay, audit
+ *   OFFICIAL  ibp.official.>              limits, max age (7 d), all msgs     epochs 1..N, audit;
+ *                                                                             late subscribers read
+ *                                                                             the last message
+ *   STATUS    ibp.status.>                last message per subject            current value at once
+ *   EVENTS    ibp.events.>                limits, max age (400 d)             persist, replay
+ *   HITS      ibp.hits.>                  limits, max age (400 d)             persist, replay
+ *
+ * All use file storage, the configured replica count, and a duplicate window
+ * (2 min) within which JetStream drops a second message with the same
+ * Nats-Msg-Id. OFFICIAL keeps its history (not only the last message) so every
+ * epoch can be audited and counted; subscribers start from its last message.
+ *
+ * Thread safety: nats.c connections and contexts are thread-safe; these
+ * functions keep no state of their own.
+ */
+#ifndef IBP_BUS_H
+#define IBP_BUS_H
+
+#include <nats/nats.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ibp/envelope.h"
+#include "ibp/node_config.h"
+#include "ibp/status.h"
+
+typedef struct ibp_bus_stream_opts {
+    int replicas;             /* default 1; 3 for a three-server cluster */
+    int64_t local_max_age_ms; /* default 7 days */
+    int64_t official_max_age_ms;
+    int64_t history_max_age_ms; /* EVENTS and HITS, default 400 days */
+    int64_t duplicate_window_ms; /* default 120000 */
+} ibp_bus_stream_opts;
+
+void ibp_bus_stream_opts_init(ibp_bus_stream_opts *opts);
+
+/*
+ * Connects to the servers of cfg with its credentials (user + password file,
+ * creds file, or nkey seed file) and TLS files, naming the connection `name`.
+ * The connection reconnects for ever (the publisher keeps what it could not
+ * send, see its journal). With retry_at_start the first connect also retries
+ * in the background instead of failing (for daemons started before NATS).
+ * *out is set on success (natsConnection_Destroy it).
+ * Errors: IBP_E_IO (a credential file cannot be read; the message names it),
+ * IBP_E_NATS (with nats.c's text and the servers tried).
+ */
+ibp_status ibp_bus_connect(const ibp_config_nats *cfg, const char *name, bool retry_at_start,
+                           natsConnection **out, ibp_err *err);
+
+/* Connects to one URL with defaults (tools and tests). */
+ibp_status ibp_bus_connect_url(const char *url, const char *name, natsConnection **out,
+                               ibp_err *err);
+
+/* Creates the five streams when missing. IBP_E_NATS naming the stream on error. */
+ibp_status ibp_bus_ensure_streams(jsCtx *js, const ibp_bus_stream_opts *opts, ibp_err *err);
+
+/*
+ * Publishes one sealed envelope to subject and waits for the PubAck, with the
+ * headers Ibp-Type (name of type), Ibp-Signer and Nats-Msg-Id (msg_id, or
+ * "<signer>-<seq>" when NULL). expect_last_subject_seq, when not 0, makes
+ * JetStream refuse the message unless the subject's last sequence is that
+ * one (UINT64_MAX means "the subject must be empty").
+ * *stream_seq (may be NULL) receives the sequence the stream stored it at;
+ * *duplicate (may be NULL) whether JetStream dropped it as a duplicate.
+ * Errors: IBP_E_NATS; IBP_E_EXISTS when the expectation failed (someone else
+ * published first: the caller compares what is there).
+ */
+ibp_status ibp_bus_publish_envelope(jsCtx *js, const char *subject, ibp_payload_type type,
+                                    const char *signer, uint64_t seq, const uint8_t *data,
+                                    size_t len, const char *msg_id,
+                                    uint64_t expect_last_subject_seq, uint64_t *stream_seq,
+                                    bool *duplicate, ibp_err *err);
+
+#endif
