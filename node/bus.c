@@ -212,7 +212,7 @@ ibp_status ibp_bus_ensure_streams(jsCtx *js, const ibp_bus_stream_opts *opts, ib
         ibp_bus_stream_opts_init(&o);
     const struct stream_spec specs[] = {
         {IBP_STREAM_LOCAL, "ibp.local.>", o.local_max_age_ms, 0},
-        {IBP_STREAM_OFFICIAL, "ibp.official.>", o.official_max_age_ms, 0},
+        {IBP_STREAM_OFFICIAL, IBP_SUBJECT_OFFICIAL_SNAPSHOT, o.official_max_age_ms, 0},
         {IBP_STREAM_STATUS, "ibp.status.>", 0, 1},
         {IBP_STREAM_EVENTS, "ibp.events.>", o.history_max_age_ms, 0},
         {IBP_STREAM_HITS, "ibp.hits.>", o.history_max_age_ms, 0},

@@ -7,7 +7,7 @@
  *
  *   name      subjects                    keeps                               why
  *   LOCAL     ibp.local.>                 limits, max age (7 d), all msgs     replay, audit
- *   OFFICIAL  ibp.official.>              limits, max age (7 d), all msgs     epochs 1..N, audit;
+ *   OFFICIAL  ibp.official.snapshot       limits, max age (7 d), all msgs     epochs 1..N, audit;
  *                                                                             late subscribers read
  *                                                                             the last message
  *   STATUS    ibp.status.>                last message per subject            current value at once
@@ -18,6 +18,8 @@
  * (2 min) within which JetStream drops a second message with the same
  * Nats-Msg-Id. OFFICIAL keeps its history (not only the last message) so every
  * epoch can be audited and counted; subscribers start from its last message.
+ * Replica heartbeats (ibp.official.heartbeat.<node>) are plain NATS messages,
+ * kept by no stream: they say "alive" now and are worthless later.
  *
  * Thread safety: nats.c connections and contexts are thread-safe; these
  * functions keep no state of their own.

@@ -1,0 +1,79 @@
+/*
+ * A consensus replica: the NATS driver around the vote engine (DESIGN.md §6).
+ *
+ * It reads LOCAL in stream order (an ordered consumer starting after the
+ * LOCAL sequence its state covers), verifies every envelope against the
+ * roster (its verifier state is part of the replica state, so every replica
+ * accepts and rejects the same messages), hands observation batches and
+ * heartbeats from monitors and overrides from admins to the engine, and for
+ * each message that advances the epoch:
+ *   - publishes every status change as JSON to its ibp.status.<...> subject
+ *     (stream STATUS, last value per subject) and as a signed Event to
+ *     ibp.events.<member> (stream EVENTS) with Nats-Msg-Id = the event id;
+ *   - publishes the signed OfficialSnapshot to ibp.official.snapshot with
+ *     Nats-Msg-Id "epoch-<E>" and the expected last subject sequence of the
+ *     previous snapshot, so exactly one message exists per epoch however many
+ *     replicas race; a replica that loses the race compares the winner's
+ *     digest with its own and logs an ERROR on a mismatch.
+ * A replica that is behind (the stream already holds epoch >= E) publishes
+ * nothing for E. Every heartbeat_ms it publishes a signed Heartbeat (epoch,
+ * LOCAL sequence applied) to ibp.official.heartbeat.<node>.
+ *
+ * State: the engine export plus the verifier's per-signer sequences are saved
+ * to <work dir>/consensus.state (atomically) every state_save_ms and at stop;
+ * a restarted replica resumes from it, not from the start of the stream.
+ *
+ * Threads: the replica runs one thread of its own (start/stop); its stats
+ * may be read from any thread.
+ */
+#ifndef IBP_REPLICA_H
+#define IBP_REPLICA_H
+
+#include <nats/nats.h>
+#include <stdint.h>
+
+#include "ibp/envelope.h"
+#include "ibp/roster.h"
+#include "ibp/status.h"
+#include "ibp/vote.h"
+
+typedef struct ibp_replica_opts {
+    natsConnection *nc;        /* borrowed; must outlive the replica */
+    const ibp_roster *roster;  /* borrowed */
+    ibp_signer *signer;        /* borrowed; the replica's own key (role consensus) */
+    const char *work_dir;      /* where consensus.state lives */
+    ibp_vote_config vote;      /* engine rules: identical on every replica */
+    int64_t heartbeat_ms;      /* default 5000 */
+    int64_t state_save_ms;     /* default 30000 */
+} ibp_replica_opts;
+
+typedef struct ibp_replica_stats {
+    uint64_t epoch;
+    uint64_t local_seq;            /* last LOCAL sequence read (applied or refused) */
+    uint64_t messages_applied;
+    uint64_t snapshots_published;  /* won the race */
+    uint64_t snapshots_lost_race;  /* another replica was first (digest matched) */
+    uint64_t digest_mismatches;    /* another replica published a different state */
+    uint64_t events_published;
+    uint64_t rejected[IBP_STATUS_COUNT]; /* envelopes refused, by reason */
+    uint64_t engine_skipped;       /* verified messages the engine refused (limits, malformed) */
+} ibp_replica_stats;
+
+typedef struct ibp_replica ibp_replica;
+
+void ibp_replica_opts_init(ibp_replica_opts *opts);
+
+/*
+ * Loads the saved state (if any), makes sure the streams exist, and starts the
+ * replica thread. Errors: IBP_E_CONFIG (a state file that does not load: the
+ * message names it; move it away to start from the beginning of LOCAL),
+ * IBP_E_NATS.
+ */
+ibp_status ibp_replica_start(const ibp_replica_opts *opts, ibp_replica **out, ibp_err *err);
+
+void ibp_replica_stats_get(ibp_replica *r, ibp_replica_stats *out);
+
+/* Stops the thread, saves the state, frees. Accepts NULL. */
+void ibp_replica_stop(ibp_replica *r);
+
+#endif

@@ -1,0 +1,696 @@
+/*
+ * The consensus replica: LOCAL in, official snapshots, events and status out.
+ * See ibp/replica.h for the contract; the comments here say why.
+ */
+#include "ibp/replica.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ibp/bus.h"
+#include "ibp/log.h"
+#include "ibp/replica_state.h"
+#include "ibp/result.h"
+#include "ibp/snapshot_encode.h"
+#include "ibp/subject.h"
+
+#define COMPONENT "replica"
+#define NEXT_MSG_WAIT_MS 200
+#define RETRY_MAX_MS 2000
+
+struct ibp_replica {
+    ibp_replica_opts opts;
+    jsCtx *js;
+    natsSubscription *sub;
+    ibp_vote *engine;
+    ibp_verifier *verifier;
+    char state_path[4200];
+    pthread_t thread;
+    atomic_int stop;
+
+    /* What the OFFICIAL subject holds, as far as this replica knows. */
+    uint64_t last_snap_subject_seq; /* 0: none */
+    uint64_t last_snap_epoch;
+
+    int64_t last_heartbeat_ms;
+    int64_t last_save_ms;
+    uint64_t saved_local_seq;
+
+    pthread_mutex_t stats_lock;
+    ibp_replica_stats stats;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int64_t ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+#define STATS(r, stmt)                                                                        \
+    do {                                                                                      \
+        pthread_mutex_lock(&(r)->stats_lock);                                                 \
+        stmt;                                                                                 \
+        pthread_mutex_unlock(&(r)->stats_lock);                                               \
+    } while (0)
+
+void ibp_replica_opts_init(ibp_replica_opts *opts)
+{
+    memset(opts, 0, sizeof *opts);
+    ibp_vote_config_init(&opts->vote);
+    opts->heartbeat_ms = 5000;
+    opts->state_save_ms = 30000;
+}
+
+/* ---- reading what OFFICIAL holds ---------------------------------------- */
+
+/* Decodes a stored snapshot message: epoch and digest. IBP_OK when it is one. */
+static ibp_status read_snapshot_msg(ibp_replica *r, natsMsg *m, uint64_t *epoch, uint8_t *digest,
+                                    size_t *digest_len)
+{
+    ibp_verified vm = {0};
+    ibp_err err;
+    ibp_status st = ibp_verifier_check_stateless(r->verifier, (const uint8_t *)natsMsg_GetData(m),
+                                                 (size_t)natsMsg_GetDataLength(m), &vm, &err);
+    if (st != IBP_OK)
+        return st;
+    if (vm.envelope->type != IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_OFFICIAL_SNAPSHOT) {
+        ibp_verified_clear(&vm);
+        return IBP_E_PAYLOAD_DECODE;
+    }
+    const Ibp__V1__OfficialSnapshot *s = (const Ibp__V1__OfficialSnapshot *)vm.payload;
+    *epoch = s->epoch;
+    *digest_len = s->state_digest.len < IBP_VOTE_DIGEST_SIZE ? s->state_digest.len
+                                                             : IBP_VOTE_DIGEST_SIZE;
+    memcpy(digest, s->state_digest.data, *digest_len);
+    ibp_verified_clear(&vm);
+    return IBP_OK;
+}
+
+/* Asks the stream for the last snapshot; updates last_snap_*. */
+static ibp_status refresh_last_snapshot(ibp_replica *r, uint8_t *digest, size_t *digest_len)
+{
+    natsMsg *m = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetLastMsg(&m, r->js, IBP_STREAM_OFFICIAL, IBP_SUBJECT_OFFICIAL_SNAPSHOT,
+                                 NULL, &jerr);
+    if (s == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr) {
+        r->last_snap_subject_seq = 0;
+        r->last_snap_epoch = 0;
+        return IBP_OK;
+    }
+    if (s != NATS_OK)
+        return IBP_E_NATS;
+    uint64_t epoch = 0;
+    uint8_t d[IBP_VOTE_DIGEST_SIZE];
+    size_t dl = 0;
+    ibp_status st = read_snapshot_msg(r, m, &epoch, digest ? digest : d, digest_len ? digest_len : &dl);
+    if (st == IBP_OK) {
+        r->last_snap_subject_seq = natsMsg_GetSequence(m);
+        r->last_snap_epoch = epoch;
+    } else {
+        IBP_LOG(IBP_LOG_ERROR, COMPONENT,
+                "last message on %s does not verify as a snapshot reason=%s seq=%" PRIu64,
+                IBP_SUBJECT_OFFICIAL_SNAPSHOT, ibp_status_name(st), natsMsg_GetSequence(m));
+    }
+    natsMsg_Destroy(m);
+    return st;
+}
+
+/* ---- publishing ----------------------------------------------------------- */
+
+/* Retries fn while NATS fails, until it works or the replica stops. */
+static ibp_status with_retry(ibp_replica *r, const char *what,
+                             ibp_status (*fn)(ibp_replica *, void *, ibp_err *), void *arg)
+{
+    int64_t wait = 50;
+    for (;;) {
+        ibp_err err;
+        ibp_err_clear(&err);
+        ibp_status st = fn(r, arg, &err);
+        if (st != IBP_E_NATS || atomic_load(&r->stop))
+            return st;
+        IBP_LOG(IBP_LOG_WARN, COMPONENT, "%s failed, retrying in %lld ms: %s", what,
+                (long long)wait, err.msg);
+        sleep_ms(wait);
+        wait = wait * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : wait * 2;
+    }
+}
+
+static void fill_key(Ibp__V1__ResultKey *k, const ibp_vote_key *vk)
+{
+    ibp__v1__result_key__init(k);
+    k->check_type = (Ibp__V1__CheckType)vk->type;
+    k->check_name = (char *)(vk->check_name ? vk->check_name : "");
+    k->member = (char *)(vk->member ? vk->member : "");
+    k->domain = (char *)(vk->domain ? vk->domain : "");
+    k->endpoint = (char *)(vk->endpoint ? vk->endpoint : "");
+    k->ipv6 = vk->ipv6;
+}
+
+static Ibp__V1__Status proto_status(ibp_vote_status s)
+{
+    return s == IBP_VOTE_UP     ? IBP__V1__STATUS__STATUS_UP
+           : s == IBP_VOTE_DOWN ? IBP__V1__STATUS__STATUS_DOWN
+                                : IBP__V1__STATUS__STATUS_UNSPECIFIED;
+}
+
+static ibp_status publish_event(ibp_replica *r, void *arg, ibp_err *err)
+{
+    const ibp_vote_event *ev = arg;
+    Ibp__V1__ResultKey key;
+    Ibp__V1__Event e = IBP__V1__EVENT__INIT;
+    Ibp__V1__Voter *voters = calloc(ev->nvotes ? ev->nvotes : 1, sizeof *voters);
+    Ibp__V1__Voter **vp = calloc(ev->nvotes ? ev->nvotes : 1, sizeof *vp);
+    uint8_t *sealed = NULL;
+    size_t len = 0;
+    uint64_t seq = 0;
+    char subject[1024];
+    ibp_status st = IBP_E_NOMEM;
+    if (!voters || !vp)
+        goto out;
+    fill_key(&key, &ev->key);
+    if (ev->kind == IBP_VOTE_EVENT_OVERRIDE)
+        key.check_name = "override";
+    e.id = (char *)ev->id;
+    e.kind = ev->kind == IBP_VOTE_EVENT_OVERRIDE ? IBP__V1__EVENT_KIND__EVENT_KIND_OVERRIDE
+                                                 : IBP__V1__EVENT_KIND__EVENT_KIND_STATUS;
+    e.key = &key;
+    e.status = proto_status(ev->status);
+    e.error = (char *)(ev->error ? ev->error : "");
+    e.data_json = (char *)(ev->data_json ? ev->data_json : "");
+    e.time_ms = ev->time_ms;
+    e.epoch = ev->epoch;
+    for (size_t i = 0; i < ev->nvotes; i++) {
+        ibp__v1__voter__init(&voters[i]);
+        voters[i].node = (char *)ev->votes[i].node;
+        voters[i].local_seq = ev->votes[i].local_seq;
+        voters[i].batch_seq = ev->votes[i].batch_seq;
+        voters[i].status = proto_status(ev->votes[i].status);
+        vp[i] = &voters[i];
+    }
+    e.n_voters = ev->nvotes;
+    e.voters = vp;
+    if ((st = ibp_subject_events(key.member, subject, sizeof subject)) != IBP_OK) {
+        ibp_err_set(err, st, "event %s: member name does not fit a subject", ev->id);
+        goto out;
+    }
+    if ((st = ibp_signer_seal(r->opts.signer, IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_EVENT, &e.base,
+                              wall_ms(), &sealed, &len, &seq, err)) != IBP_OK)
+        goto out;
+    st = ibp_bus_publish_envelope(r->js, subject, IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_EVENT,
+                                  ibp_signer_id(r->opts.signer), seq, sealed, len, ev->id, 0,
+                                  NULL, NULL, err);
+    if (st == IBP_OK)
+        STATS(r, r->stats.events_published++);
+out:
+    free(sealed);
+    free(vp);
+    free(voters);
+    return st;
+}
+
+struct status_arg {
+    const ibp_vote_change *ch;
+    uint64_t epoch;
+    int64_t time_ms;
+    size_t index;
+};
+
+static json_t *votes_json(const ibp_vote_vote *v, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++)
+        json_array_append_new(a, json_pack("{s:s,s:s,s:I,s:I,s:I}", "node", v[i].node, "status",
+                                           v[i].status == IBP_VOTE_UP ? "up" : "down",
+                                           "local_seq", (json_int_t)v[i].local_seq,
+                                           "batch_seq", (json_int_t)v[i].batch_seq,
+                                           "check_time_ms", (json_int_t)v[i].check_time_ms));
+    return a;
+}
+
+/* Publishes JSON text with the common headers; used for status messages. */
+static ibp_status publish_json(ibp_replica *r, const char *subject, const char *text,
+                               const char *msg_id, ibp_err *err)
+{
+    natsMsg *m = NULL;
+    jsPubAck *pa = NULL;
+    jsErrCode jerr = 0;
+    jsPubOptions po;
+    natsStatus s = natsMsg_Create(&m, subject, NULL, text, (int)strlen(text));
+    if (s == NATS_OK)
+        s = natsMsgHeader_Set(m, IBP_HDR_TYPE, "Status");
+    if (s == NATS_OK)
+        s = natsMsgHeader_Set(m, IBP_HDR_SIGNER, ibp_signer_id(r->opts.signer));
+    if (s == NATS_OK) {
+        jsPubOptions_Init(&po);
+        po.MsgId = msg_id;
+        s = js_PublishMsg(&pa, r->js, m, &po, &jerr);
+    }
+    natsMsg_Destroy(m);
+    jsPubAck_Destroy(pa);
+    if (s != NATS_OK)
+        return ibp_err_set(err, IBP_E_NATS, "publish status %s: %s", subject,
+                           natsStatus_GetText(s));
+    return IBP_OK;
+}
+
+static ibp_status publish_status(ibp_replica *r, void *arg, ibp_err *err)
+{
+    const struct status_arg *a = arg;
+    const ibp_vote_change *ch = a->ch;
+    Ibp__V1__ResultKey key;
+    char subject[8192], msg_id[96];
+    fill_key(&key, &ch->key);
+    ibp_status st = ibp_subject_status(&key, subject, sizeof subject);
+    if (st != IBP_OK)
+        return ibp_err_set(err, st, "status subject for %s does not fit", key.member);
+    const char *status = ch->kind == IBP_VOTE_REMOVED ? "removed"
+                         : ch->status == IBP_VOTE_UP  ? "up"
+                                                      : "down";
+    json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:s,s:b,s:s,s:I,s:s,s:I,s:I,s:o}", "member",
+                          key.member, "check_type", ibp_check_type_name((ibp_check_type)key.check_type),
+                          "check_name", key.check_name, "domain", key.domain, "endpoint",
+                          key.endpoint, "ipv6", (int)key.ipv6, "status", status, "check_time_ms",
+                          (json_int_t)ch->check_time_ms, "error", ch->error ? ch->error : "",
+                          "epoch", (json_int_t)a->epoch, "time_ms", (json_int_t)a->time_ms,
+                          "voters", votes_json(ch->votes, ch->nvotes));
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!text)
+        return ibp_err_set(err, IBP_E_NOMEM, "status: out of memory");
+    snprintf(msg_id, sizeof msg_id, "status-%" PRIu64 "-%zu", a->epoch, a->index);
+    st = publish_json(r, subject, text, msg_id, err);
+    free(text);
+    return st;
+}
+
+struct override_arg {
+    const ibp_vote_event *ev;
+};
+
+static ibp_status publish_override_status(ibp_replica *r, void *arg, ibp_err *err)
+{
+    const ibp_vote_event *ev = ((struct override_arg *)arg)->ev;
+    char subject[1024], msg_id[96];
+    ibp_status st = ibp_subject_status_override(ev->key.member, subject, sizeof subject);
+    if (st != IBP_OK)
+        return ibp_err_set(err, st, "override subject for %s does not fit", ev->key.member);
+    json_t *j = json_pack("{s:s,s:b,s:s,s:I,s:I,s:s}", "member", ev->key.member, "disabled",
+                          ev->status == IBP_VOTE_DOWN, "reason", ev->error ? ev->error : "",
+                          "epoch", (json_int_t)ev->epoch, "time_ms", (json_int_t)ev->time_ms,
+                          "signer", ev->signer ? ev->signer : "");
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!text)
+        return ibp_err_set(err, IBP_E_NOMEM, "status: out of memory");
+    snprintf(msg_id, sizeof msg_id, "status-%s", ev->id);
+    st = publish_json(r, subject, text, msg_id, err);
+    free(text);
+    return st;
+}
+
+/* Compares our digest with the one stored for this epoch and counts the race. */
+static void lost_race(ibp_replica *r, uint64_t epoch, const uint8_t *ours, const uint8_t *theirs,
+                      size_t theirs_len)
+{
+    if (theirs_len != IBP_VOTE_DIGEST_SIZE || memcmp(ours, theirs, theirs_len) != 0) {
+        STATS(r, r->stats.digest_mismatches++);
+        IBP_LOG(IBP_LOG_ERROR, COMPONENT,
+                "DIGEST MISMATCH: the snapshot stored for epoch %" PRIu64
+                " differs from this replica's state; replicas have diverged epoch=%" PRIu64,
+                epoch, epoch);
+    } else {
+        STATS(r, r->stats.snapshots_lost_race++);
+    }
+}
+
+struct snap_arg {
+    const ibp_vote_update *u;
+};
+
+static ibp_status publish_snapshot(ibp_replica *r, void *arg, ibp_err *err)
+{
+    const ibp_vote_update *u = ((struct snap_arg *)arg)->u;
+    uint8_t *payload = NULL, *sealed = NULL;
+    size_t plen = 0, len = 0;
+    uint64_t seq = 0, stream_seq = 0;
+    bool dup = false;
+    char msg_id[48];
+    ibp_status st;
+
+    for (int attempt = 0; attempt < 3; attempt++) {
+        if (u->epoch <= r->last_snap_epoch)
+            return IBP_OK; /* published already (by us or a faster replica) */
+        if ((st = ibp_snapshot_encode(r->engine, u, &payload, &plen, err)) != IBP_OK)
+            return st;
+        st = ibp_signer_seal_bytes(r->opts.signer,
+                                   IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_OFFICIAL_SNAPSHOT, payload,
+                                   plen, wall_ms(), &sealed, &len, &seq, err);
+        free(payload);
+        payload = NULL;
+        if (st != IBP_OK)
+            return st;
+        snprintf(msg_id, sizeof msg_id, "epoch-%" PRIu64, u->epoch);
+        st = ibp_bus_publish_envelope(
+            r->js, IBP_SUBJECT_OFFICIAL_SNAPSHOT,
+            IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_OFFICIAL_SNAPSHOT, ibp_signer_id(r->opts.signer),
+            seq, sealed, len, msg_id, r->last_snap_subject_seq ? r->last_snap_subject_seq : UINT64_MAX,
+            &stream_seq, &dup, err);
+        free(sealed);
+        sealed = NULL;
+        if (st == IBP_OK && !dup) {
+            r->last_snap_subject_seq = stream_seq;
+            r->last_snap_epoch = u->epoch;
+            STATS(r, r->stats.snapshots_published++);
+            return IBP_OK;
+        }
+        if (st != IBP_OK && st != IBP_E_EXISTS)
+            return st; /* NATS trouble: retried by the caller */
+        /* Someone else was first: look at what is there. */
+        uint8_t theirs[IBP_VOTE_DIGEST_SIZE];
+        size_t tlen = 0;
+        if ((st = refresh_last_snapshot(r, theirs, &tlen)) != IBP_OK)
+            return st == IBP_E_NATS ? st : IBP_OK;
+        if (r->last_snap_epoch == u->epoch) {
+            lost_race(r, u->epoch, u->digest, theirs, tlen);
+            return IBP_OK;
+        }
+        if (r->last_snap_epoch > u->epoch)
+            return IBP_OK; /* behind: later epochs are there already */
+        /* An older epoch is last: our expectation was stale; try again. */
+    }
+    return ibp_err_set(err, IBP_E_NATS, "snapshot epoch %" PRIu64 ": could not publish",
+                       u->epoch);
+}
+
+static void publish_epoch(ibp_replica *r, const ibp_vote_update *u)
+{
+    if (u->epoch <= r->last_snap_epoch) {
+        /* Behind the stream: the epoch is out there already. */
+        return;
+    }
+    for (size_t i = 0; i < u->nevents; i++) {
+        if (u->events[i].kind == IBP_VOTE_EVENT_OVERRIDE) {
+            struct override_arg oa = {&u->events[i]};
+            with_retry(r, "override status", publish_override_status, &oa);
+        }
+        with_retry(r, "event", publish_event, (void *)&u->events[i]);
+    }
+    for (size_t i = 0; i < u->nchanges; i++) {
+        struct status_arg a = {&u->changes[i], u->epoch, u->now_ms, i};
+        with_retry(r, "status", publish_status, &a);
+    }
+    struct snap_arg sa = {u};
+    ibp_status st = with_retry(r, "snapshot", publish_snapshot, &sa);
+    if (st != IBP_OK && !atomic_load(&r->stop))
+        IBP_LOG(IBP_LOG_ERROR, COMPONENT, "snapshot not published epoch=%" PRIu64 " reason=%s",
+                u->epoch, ibp_status_name(st));
+}
+
+/* ---- applying LOCAL ------------------------------------------------------- */
+
+static void apply_msg(ibp_replica *r, natsMsg *m)
+{
+    jsMsgMetaData *meta = NULL;
+    ibp_verified vm = {0};
+    ibp_err err;
+    ibp_vote_info info;
+    if (natsMsg_GetMetaData(&meta, m) != NATS_OK)
+        return;
+    uint64_t seq = meta->Sequence.Stream;
+    int64_t stream_ms = meta->Timestamp / 1000000;
+    jsMsgMetaData_Destroy(meta);
+    ibp_vote_get_info(r->engine, &info);
+    if (seq <= info.local_seq)
+        return; /* applied before a restart already */
+
+    STATS(r, r->stats.local_seq = seq); /* consumed, whether it applies or not */
+    ibp_status st = ibp_verifier_check(r->verifier, (const uint8_t *)natsMsg_GetData(m),
+                                       (size_t)natsMsg_GetDataLength(m), &vm, &err);
+    if (st != IBP_OK) {
+        STATS(r, r->stats.rejected[st]++);
+        return;
+    }
+    ibp_vote_msg msg = {.signer = vm.envelope->signer, .local_seq = seq, .stream_ms = stream_ms};
+    ibp_vote_obs *obs = NULL;
+    switch (vm.envelope->type) {
+    case IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_OBSERVATION_BATCH: {
+        const Ibp__V1__ObservationBatch *b = (const Ibp__V1__ObservationBatch *)vm.payload;
+        obs = calloc(b->n_observations ? b->n_observations : 1, sizeof *obs);
+        if (!obs)
+            goto out;
+        size_t n = 0;
+        for (size_t i = 0; i < b->n_observations; i++) {
+            const Ibp__V1__Observation *o = b->observations[i];
+            if (!o->key)
+                continue; /* the engine would refuse the whole batch; keep the rest */
+            obs[n].key = (ibp_vote_key){(ibp_vote_check)o->key->check_type, o->key->check_name,
+                                        o->key->member, o->key->domain, o->key->endpoint,
+                                        o->key->ipv6};
+            obs[n].status = o->status == IBP__V1__STATUS__STATUS_UP     ? IBP_VOTE_UP
+                            : o->status == IBP__V1__STATUS__STATUS_DOWN ? IBP_VOTE_DOWN
+                                                                        : IBP_VOTE_NONE;
+            obs[n].check_time_ms = o->check_time_ms;
+            obs[n].error = o->error;
+            obs[n].data_json = o->data_json;
+            n++;
+        }
+        msg.kind = IBP_VOTE_MSG_OBSERVATION_BATCH;
+        msg.batch_seq = b->batch_seq;
+        msg.full = b->full;
+        msg.obs = obs;
+        msg.nobs = n;
+        break;
+    }
+    case IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_HEARTBEAT:
+        /* A heartbeat counts its signer as an active monitor: monitors only. */
+        if (!(vm.signer->roles & IBP_ROLE_MONITOR))
+            goto out;
+        msg.kind = IBP_VOTE_MSG_HEARTBEAT;
+        break;
+    case IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_MEMBER_OVERRIDE: {
+        const Ibp__V1__MemberOverride *o = (const Ibp__V1__MemberOverride *)vm.payload;
+        msg.kind = IBP_VOTE_MSG_MEMBER_OVERRIDE;
+        msg.override = (ibp_vote_override){o->member, o->disabled, o->reason};
+        break;
+    }
+    default:
+        goto out; /* not a LOCAL payload */
+    }
+    ibp_vote_update u;
+    ibp_vote_rc rc = ibp_vote_apply(r->engine, &msg, &u);
+    if (rc != IBP_VOTE_OK) {
+        STATS(r, r->stats.engine_skipped++);
+        IBP_LOG(IBP_LOG_WARN, COMPONENT, "engine refused message seq=%" PRIu64 " signer=%s rc=%s detail=\"%s\"",
+                seq, msg.signer, ibp_vote_rc_name(rc), ibp_vote_last_error(r->engine));
+        if (rc == IBP_VOTE_E_NOMEM || rc == IBP_VOTE_E_POISONED) {
+            IBP_LOG(IBP_LOG_ERROR, COMPONENT, "engine unusable; stopping the replica");
+            atomic_store(&r->stop, 1);
+        }
+        goto out;
+    }
+    STATS(r, (r->stats.messages_applied++, r->stats.epoch = u.epoch));
+    if (u.epoch_advanced)
+        publish_epoch(r, &u);
+out:
+    free(obs);
+    ibp_verified_clear(&vm);
+}
+
+/* ---- housekeeping --------------------------------------------------------- */
+
+static void send_heartbeat(ibp_replica *r)
+{
+    ibp_vote_info info;
+    ibp_vote_get_info(r->engine, &info);
+    Ibp__V1__Heartbeat hb = IBP__V1__HEARTBEAT__INIT;
+    char *roles[] = {"consensus"};
+    hb.epoch = info.epoch;
+    hb.local_seq = info.local_seq;
+    hb.n_roles = 1;
+    hb.roles = roles;
+    uint8_t *sealed = NULL;
+    size_t len = 0;
+    char subject[128];
+    natsMsg *m = NULL;
+    if (ibp_subject_official_heartbeat(ibp_signer_id(r->opts.signer), subject, sizeof subject) !=
+            IBP_OK ||
+        ibp_signer_seal(r->opts.signer, IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_HEARTBEAT, &hb.base,
+                        wall_ms(), &sealed, &len, NULL, NULL) != IBP_OK)
+        return;
+    if (natsMsg_Create(&m, subject, NULL, (const char *)sealed, (int)len) == NATS_OK &&
+        natsMsgHeader_Set(m, IBP_HDR_TYPE, "Heartbeat") == NATS_OK &&
+        natsMsgHeader_Set(m, IBP_HDR_SIGNER, ibp_signer_id(r->opts.signer)) == NATS_OK)
+        natsConnection_PublishMsg(r->opts.nc, m);
+    natsMsg_Destroy(m);
+    free(sealed);
+}
+
+static void save_state(ibp_replica *r)
+{
+    ibp_err err;
+    ibp_vote_info info;
+    ibp_vote_get_info(r->engine, &info);
+    if (info.local_seq == r->saved_local_seq)
+        return;
+    if (ibp_replica_state_save(r->state_path, r->engine, r->verifier, r->opts.roster, &err) ==
+        IBP_OK)
+        r->saved_local_seq = info.local_seq;
+    else
+        IBP_LOG(IBP_LOG_ERROR, COMPONENT, "%s", err.msg);
+}
+
+static void *replica_main(void *arg)
+{
+    ibp_replica *r = arg;
+    while (!atomic_load(&r->stop)) {
+        natsMsg *m = NULL;
+        natsStatus s = natsSubscription_NextMsg(&m, r->sub, NEXT_MSG_WAIT_MS);
+        if (s == NATS_OK) {
+            apply_msg(r, m);
+            natsMsg_Destroy(m);
+        } else if (s != NATS_TIMEOUT) {
+            sleep_ms(100); /* reconnecting: the ordered consumer resumes by itself */
+        }
+        int64_t now = mono_ms();
+        if (now - r->last_heartbeat_ms >= r->opts.heartbeat_ms) {
+            send_heartbeat(r);
+            r->last_heartbeat_ms = now;
+        }
+        if (now - r->last_save_ms >= r->opts.state_save_ms) {
+            save_state(r);
+            r->last_save_ms = now;
+        }
+    }
+    return NULL;
+}
+
+/* ---- start / stop --------------------------------------------------------- */
+
+ibp_status ibp_replica_start(const ibp_replica_opts *opts, ibp_replica **out, ibp_err *err)
+{
+    ibp_status st;
+    natsStatus s;
+    jsErrCode jerr = 0;
+    ibp_replica *r = calloc(1, sizeof *r);
+    if (!r)
+        return ibp_err_set(err, IBP_E_NOMEM, "replica: out of memory");
+    r->opts = *opts;
+    if (r->opts.heartbeat_ms <= 0)
+        r->opts.heartbeat_ms = 5000;
+    if (r->opts.state_save_ms <= 0)
+        r->opts.state_save_ms = 30000;
+    pthread_mutex_init(&r->stats_lock, NULL);
+    snprintf(r->state_path, sizeof r->state_path, "%s/consensus.state",
+             opts->work_dir ? opts->work_dir : ".");
+
+    if ((s = natsConnection_JetStream(&r->js, opts->nc, NULL)) != NATS_OK) {
+        st = ibp_err_set(err, IBP_E_NATS, "replica: jetstream: %s", natsStatus_GetText(s));
+        goto fail;
+    }
+    if ((st = ibp_bus_ensure_streams(r->js, NULL, err)) != IBP_OK)
+        goto fail;
+    if ((st = ibp_verifier_new(opts->roster, NULL, &r->verifier)) != IBP_OK) {
+        ibp_err_set(err, st, "replica: verifier: %s", ibp_strerror(st));
+        goto fail;
+    }
+    st = ibp_replica_state_load(r->state_path, &opts->vote, &r->engine, r->verifier, err);
+    if (st == IBP_E_NOT_FOUND) {
+        ibp_vote_rc rc = ibp_vote_new(&opts->vote, &r->engine);
+        if (rc != IBP_VOTE_OK) {
+            st = ibp_err_set(err, IBP_E_CONFIG, "replica: engine: %s", ibp_vote_strerror(rc));
+            goto fail;
+        }
+    } else if (st != IBP_OK) {
+        goto fail;
+    }
+    ibp_vote_info info;
+    ibp_vote_get_info(r->engine, &info);
+    r->saved_local_seq = info.local_seq;
+    if (refresh_last_snapshot(r, NULL, NULL) == IBP_E_NATS) {
+        st = ibp_err_set(err, IBP_E_NATS, "replica: read the last snapshot of %s",
+                         IBP_STREAM_OFFICIAL);
+        goto fail;
+    }
+
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = IBP_STREAM_LOCAL;
+    so.Ordered = true;
+    if (info.local_seq > 0) {
+        so.Config.DeliverPolicy = js_DeliverByStartSequence;
+        so.Config.OptStartSeq = info.local_seq + 1;
+    } else {
+        so.Config.DeliverPolicy = js_DeliverAll;
+    }
+    if ((s = js_SubscribeSync(&r->sub, r->js, "ibp.local.>", NULL, &so, &jerr)) != NATS_OK) {
+        st = ibp_err_set(err, IBP_E_NATS, "replica: subscribe to LOCAL: %s (jetstream error %d)",
+                         natsStatus_GetText(s), (int)jerr);
+        goto fail;
+    }
+    IBP_LOG(IBP_LOG_INFO, COMPONENT,
+            "replica started node=%s epoch=%" PRIu64 " local_seq=%" PRIu64
+            " stream_epoch=%" PRIu64,
+            ibp_signer_id(opts->signer), info.epoch, info.local_seq, r->last_snap_epoch);
+    r->last_heartbeat_ms = r->last_save_ms = mono_ms();
+    if (pthread_create(&r->thread, NULL, replica_main, r) != 0) {
+        st = ibp_err_set(err, IBP_E_NOMEM, "replica: cannot start its thread");
+        goto fail;
+    }
+    *out = r;
+    return IBP_OK;
+fail:
+    natsSubscription_Destroy(r->sub);
+    ibp_vote_free(r->engine);
+    ibp_verifier_free(r->verifier);
+    jsCtx_Destroy(r->js);
+    pthread_mutex_destroy(&r->stats_lock);
+    free(r);
+    return st;
+}
+
+void ibp_replica_stats_get(ibp_replica *r, ibp_replica_stats *out)
+{
+    pthread_mutex_lock(&r->stats_lock);
+    *out = r->stats;
+    pthread_mutex_unlock(&r->stats_lock);
+    for (int i = 0; i < IBP_STATUS_COUNT; i++)
+        if (ibp_verifier_rejected(r->verifier, (ibp_status)i))
+            out->rejected[i] = ibp_verifier_rejected(r->verifier, (ibp_status)i);
+}
+
+void ibp_replica_stop(ibp_replica *r)
+{
+    if (!r)
+        return;
+    atomic_store(&r->stop, 1);
+    pthread_join(r->thread, NULL);
+    save_state(r);
+    natsSubscription_Unsubscribe(r->sub);
+    natsSubscription_Destroy(r->sub);
+    ibp_vote_free(r->engine);
+    ibp_verifier_free(r->verifier);
+    jsCtx_Destroy(r->js);
+    pthread_mutex_destroy(&r->stats_lock);
+    free(r);
+}

@@ -1,0 +1,325 @@
+/*
+ * Integration: two consensus replicas (in this process) on a private
+ * nats-server, fed signed batches from five monitors. Checks that a status
+ * flips only with a quorum, that racing replicas put exactly one snapshot per
+ * epoch on OFFICIAL with equal digests, that forged and replayed envelopes are
+ * refused and counted, that events and status messages appear, and that a
+ * replica restarted from its saved state catches up without divergence.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ibp/bus.h"
+#include "ibp/log.h"
+#include "ibp/replica.h"
+#include "ibp/subject.h"
+#include "testenv.h"
+
+#define MONITORS 5
+#define ENDPOINT "wss://rpc.example.net/polkadot"
+
+static ibp_testenv_private servers;
+static char dir[1024];
+static ibp_roster *roster;
+static ibp_key mon_key[MONITORS], rep_key[2], forger_key;
+static ibp_signer *mon[MONITORS], *rep_signer[2], *forger;
+static natsConnection *pub_nc, *rep_nc[2];
+static jsCtx *js;
+static uint64_t batch_seq;
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void must(ibp_status st, const ibp_err *err)
+{
+    if (st != IBP_OK)
+        fail_msg("%s: %s", ibp_status_name(st), err ? err->msg : "");
+}
+
+static ibp_signer *make_signer(const char *id, const ibp_key *key)
+{
+    char path[1200];
+    ibp_signer *s;
+    ibp_err err;
+    snprintf(path, sizeof path, "%s/%s.seq", dir, id);
+    must(ibp_signer_new(id, key, path, &s, &err), &err);
+    return s;
+}
+
+/* Publishes one observation of the test endpoint from monitor i; returns the stream seq. */
+static uint64_t observe(ibp_signer *s, bool up, uint8_t **keep, size_t *keep_len)
+{
+    Ibp__V1__ResultKey k = IBP__V1__RESULT_KEY__INIT;
+    k.check_type = IBP__V1__CHECK_TYPE__CHECK_TYPE_ENDPOINT;
+    k.check_name = "wss";
+    k.member = "Stake Plus";
+    k.domain = "rpc.example.net";
+    k.endpoint = ENDPOINT;
+    Ibp__V1__Observation o = IBP__V1__OBSERVATION__INIT;
+    o.key = &k;
+    o.status = up ? IBP__V1__STATUS__STATUS_UP : IBP__V1__STATUS__STATUS_DOWN;
+    o.check_time_ms = 1700000000000;
+    o.error = up ? "" : "connect timeout";
+    Ibp__V1__Observation *list[] = {&o};
+    Ibp__V1__ObservationBatch b = IBP__V1__OBSERVATION_BATCH__INIT;
+    b.batch_seq = ++batch_seq;
+    b.n_observations = 1;
+    b.observations = list;
+    uint8_t *msg;
+    size_t len;
+    uint64_t seq, stream_seq = 0;
+    ibp_err err;
+    char subject[128];
+    must(ibp_signer_seal(s, IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_OBSERVATION_BATCH, &b.base, 1,
+                         &msg, &len, &seq, &err),
+         &err);
+    ibp_subject_local(ibp_signer_id(s), subject, sizeof subject);
+    must(ibp_bus_publish_envelope(js, subject,
+                                  IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_OBSERVATION_BATCH,
+                                  ibp_signer_id(s), seq, msg, len, NULL, 0, &stream_seq, NULL,
+                                  &err),
+         &err);
+    if (keep) {
+        *keep = msg;
+        *keep_len = len;
+    } else {
+        free(msg);
+    }
+    return stream_seq;
+}
+
+/* Reads every snapshot on OFFICIAL: their epochs in order and the last one's status. */
+static size_t official_epochs(uint64_t *epochs, size_t cap, int *last_down)
+{
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    size_t n = 0;
+    if (js_GetStreamInfo(&si, js, IBP_STREAM_OFFICIAL, NULL, &jerr) != NATS_OK)
+        return 0;
+    uint64_t first = si->State.FirstSeq, last = si->State.LastSeq;
+    jsStreamInfo_Destroy(si);
+    ibp_verifier *v;
+    ibp_verifier_new(roster, NULL, &v);
+    for (uint64_t seq = first; seq && seq <= last && n < cap; seq++) {
+        natsMsg *m = NULL;
+        if (js_GetMsg(&m, js, IBP_STREAM_OFFICIAL, seq, NULL, &jerr) != NATS_OK)
+            continue;
+        ibp_verified vm = {0};
+        ibp_err err;
+        if (ibp_verifier_check_stateless(v, (const uint8_t *)natsMsg_GetData(m),
+                                         (size_t)natsMsg_GetDataLength(m), &vm, &err) == IBP_OK) {
+            const Ibp__V1__OfficialSnapshot *s = (const Ibp__V1__OfficialSnapshot *)vm.payload;
+            epochs[n++] = s->epoch;
+            if (last_down && s->n_entries == 1)
+                *last_down = s->entries[0]->status == IBP__V1__STATUS__STATUS_DOWN;
+            ibp_verified_clear(&vm);
+        }
+        natsMsg_Destroy(m);
+    }
+    ibp_verifier_free(v);
+    return n;
+}
+
+/* Waits until both replicas applied up to seq (or fails after 10 s). */
+static void wait_applied(ibp_replica **reps, size_t nreps, uint64_t seq)
+{
+    for (int i = 0; i < 500; i++) {
+        bool all = true;
+        for (size_t r = 0; r < nreps; r++) {
+            ibp_replica_stats st;
+            ibp_replica_stats_get(reps[r], &st);
+            uint64_t rejected = 0;
+            for (int k = 0; k < IBP_STATUS_COUNT; k++)
+                rejected += st.rejected[k];
+            (void)rejected;
+            if (st.local_seq < seq)
+                all = false;
+        }
+        if (all)
+            return;
+        sleep_ms(20);
+    }
+    fail_msg("replicas did not reach LOCAL seq %" PRIu64, seq);
+}
+
+static ibp_replica *start_replica(int i)
+{
+    ibp_replica_opts o;
+    ibp_replica *r;
+    ibp_err err;
+    char wd[1200];
+    snprintf(wd, sizeof wd, "%s/rep%d", dir, i);
+    mkdir(wd, 0700);
+    ibp_replica_opts_init(&o);
+    o.nc = rep_nc[i];
+    o.roster = roster;
+    o.signer = rep_signer[i];
+    o.work_dir = wd;
+    o.heartbeat_ms = 200;
+    o.state_save_ms = 100000;
+    must(ibp_replica_start(&o, &r, &err), &err);
+    return r;
+}
+
+static void test_replicas(void **state)
+{
+    (void)state;
+    ibp_err err;
+    ibp_log_set_level(IBP_LOG_ERROR);
+    assert_int_equal(ibp_testenv_private_start(&servers), 0);
+    assert_int_equal(ibp_testenv_mkdtemp(dir, sizeof dir), 0);
+
+    ibp_roster_new(&roster);
+    for (int i = 0; i < MONITORS; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "mon%d", i + 1);
+        ibp_key_generate(&mon_key[i]);
+        must(ibp_roster_add(roster, id, mon_key[i].pk, IBP_ROLE_MONITOR, &err), &err);
+        mon[i] = make_signer(id, &mon_key[i]);
+    }
+    for (int i = 0; i < 2; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "rep%d", i + 1);
+        ibp_key_generate(&rep_key[i]);
+        must(ibp_roster_add(roster, id, rep_key[i].pk, IBP_ROLE_CONSENSUS, &err), &err);
+        rep_signer[i] = make_signer(id, &rep_key[i]);
+    }
+    ibp_key_generate(&forger_key);
+    forger = make_signer("mallory", &forger_key);
+
+    must(ibp_bus_connect_url(servers.env.nats_url, "test", &pub_nc, &err), &err);
+    assert_int_equal(natsConnection_JetStream(&js, pub_nc, NULL), NATS_OK);
+    must(ibp_bus_ensure_streams(js, NULL, &err), &err);
+    for (int i = 0; i < 2; i++)
+        must(ibp_bus_connect_url(servers.env.nats_url, "replica", &rep_nc[i], &err), &err);
+    ibp_replica *reps[2] = {start_replica(0), start_replica(1)};
+
+    /* All five up: the key becomes official (epoch 1). */
+    uint64_t seq = 0;
+    for (int i = 0; i < MONITORS; i++)
+        seq = observe(mon[i], true, NULL, NULL);
+    wait_applied(reps, 2, seq);
+    /* Two of five down: no flip. */
+    uint8_t *kept;
+    size_t kept_len;
+    observe(mon[0], false, &kept, &kept_len);
+    seq = observe(mon[1], false, NULL, NULL);
+    wait_applied(reps, 2, seq);
+    ibp_replica_stats st0;
+    ibp_replica_stats_get(reps[0], &st0);
+    assert_int_equal(st0.epoch, 1);
+    /* A forged batch (key not in the roster) saying down, and a replay of mon1's. */
+    observe(forger, false, NULL, NULL);
+    char subject[64];
+    uint64_t rseq = 0;
+    ibp_subject_local("mon1", subject, sizeof subject);
+    must(ibp_bus_publish_envelope(js, subject,
+                                  IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_OBSERVATION_BATCH, "mon1", 0,
+                                  kept, kept_len, "replayed-copy", 0, &rseq, NULL, &err),
+         &err);
+    free(kept);
+    wait_applied(reps, 2, rseq - 1);
+    sleep_ms(300);
+    ibp_replica_stats_get(reps[0], &st0);
+    assert_int_equal(st0.epoch, 1);
+    assert_int_equal(st0.rejected[IBP_E_UNKNOWN_SIGNER], 1);
+    assert_int_equal(st0.rejected[IBP_E_REPLAY], 1);
+
+    /* Third down: quorum (3 of 5) -> flips, epoch 2. */
+    seq = observe(mon[2], false, NULL, NULL);
+    wait_applied(reps, 2, seq);
+    sleep_ms(300);
+
+    /* Restart replica 0 from its saved state while the key comes back up. */
+    ibp_replica_stop(reps[0]);
+    for (int i = 0; i < 3; i++)
+        seq = observe(mon[i], true, NULL, NULL);
+    reps[0] = start_replica(0);
+    wait_applied(reps, 2, seq);
+    sleep_ms(500);
+
+    uint64_t epochs[16];
+    int last_down = -1;
+    size_t n = official_epochs(epochs, 16, &last_down);
+    printf("OFFICIAL epochs:");
+    for (size_t i = 0; i < n; i++)
+        printf(" %" PRIu64, epochs[i]);
+    printf("\n");
+    assert_int_equal(n, 3);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(epochs[i], i + 1); /* 1..N, no gap, no duplicate */
+    assert_int_equal(last_down, 0);         /* back up */
+
+    ibp_replica_stats s[2];
+    uint64_t published = 0;
+    for (int i = 0; i < 2; i++) {
+        ibp_replica_stats_get(reps[i], &s[i]);
+        printf("replica %d: epoch=%" PRIu64 " applied=%" PRIu64 " published=%" PRIu64
+               " lost_race=%" PRIu64 " mismatches=%" PRIu64 " events=%" PRIu64 "\n",
+               i, s[i].epoch, s[i].messages_applied, s[i].snapshots_published,
+               s[i].snapshots_lost_race, s[i].digest_mismatches, s[i].events_published);
+        assert_int_equal(s[i].epoch, 3);
+        assert_int_equal(s[i].digest_mismatches, 0);
+        published += s[i].snapshots_published;
+    }
+    assert_true(published >= 1);
+
+    /* STATUS: the late subscriber gets the current value at once. */
+    Ibp__V1__ResultKey k = IBP__V1__RESULT_KEY__INIT;
+    k.check_type = IBP__V1__CHECK_TYPE__CHECK_TYPE_ENDPOINT;
+    k.check_name = "wss";
+    k.member = "Stake Plus";
+    k.domain = "rpc.example.net";
+    k.endpoint = ENDPOINT;
+    char ssubj[1024];
+    ibp_subject_status(&k, ssubj, sizeof ssubj);
+    natsMsg *m = NULL;
+    jsErrCode jerr = 0;
+    assert_int_equal(js_GetLastMsg(&m, js, IBP_STREAM_STATUS, ssubj, NULL, &jerr), NATS_OK);
+    printf("STATUS %s: %.*s\n", ssubj, natsMsg_GetDataLength(m), natsMsg_GetData(m));
+    assert_non_null(strstr(natsMsg_GetData(m), "\"status\":\"up\""));
+    natsMsg_Destroy(m);
+    /* EVENTS: added-up (epoch 1), down (2), up (3). */
+    jsStreamInfo *si = NULL;
+    assert_int_equal(js_GetStreamInfo(&si, js, IBP_STREAM_EVENTS, NULL, &jerr), NATS_OK);
+    printf("EVENTS messages: %" PRIu64 "\n", si->State.Msgs);
+    assert_int_equal(si->State.Msgs, 3);
+    jsStreamInfo_Destroy(si);
+
+    for (int i = 0; i < 2; i++) {
+        ibp_replica_stop(reps[i]);
+        natsConnection_Destroy(rep_nc[i]);
+        ibp_signer_free(rep_signer[i]);
+    }
+    for (int i = 0; i < MONITORS; i++)
+        ibp_signer_free(mon[i]);
+    ibp_signer_free(forger);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(pub_nc);
+    ibp_roster_free(roster);
+    ibp_testenv_rmtree(dir);
+    ibp_testenv_private_stop(&servers);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_replicas)};
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    if (servers.started)
+        ibp_testenv_private_stop(&servers);
+    return rc;
+}
