@@ -1,6 +1,7 @@
 /* The official state as an OfficialSnapshot; see ibp/snapshot_encode.h. */
 #include "ibp/snapshot_encode.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -98,6 +99,31 @@ static int entry_cmp(const void *a, const void *b)
     return key_cmp(&((const ibp_vote_entry *)a)->key, &((const ibp_vote_entry *)b)->key);
 }
 
+/*
+ * Splits url into scheme ("wss://") and the part after the domain ("/polkadot")
+ * when it is scheme + domain + path; see SnapshotEntry.endpoint_scheme. The
+ * scheme is copied into buf (it is interned right away); *path points into url.
+ */
+static bool split_url(const char *url, const char *domain, char *buf, size_t cap,
+                      const char **path)
+{
+    if (!url || !domain || !*domain)
+        return false;
+    const char *sep = strstr(url, "://");
+    if (!sep)
+        return false;
+    size_t slen = (size_t)(sep - url) + 3, dlen = strlen(domain);
+    if (slen + 1 > cap || strncmp(url + slen, domain, dlen) != 0)
+        return false;
+    const char *rest = url + slen + dlen;
+    if (*rest != '\0' && *rest != '/' && *rest != ':' && *rest != '?')
+        return false; /* "wss://rpc.example.net.evil/" is not on rpc.example.net */
+    memcpy(buf, url, slen);
+    buf[slen] = '\0';
+    *path = rest;
+    return true;
+}
+
 static Ibp__V1__Status to_proto_status(ibp_vote_status s)
 {
     return s == IBP_VOTE_UP     ? IBP__V1__STATUS__STATUS_UP
@@ -138,6 +164,8 @@ ibp_status ibp_snapshot_encode(const ibp_vote *e, const ibp_vote_update *update,
     pep = calloc(n ? n : 1, sizeof *pep);
     if (!pe || !pep)
         goto nomem;
+    char scheme[64];
+    const char *path = NULL;
     for (size_t i = 0; i < n; i++) {
         Ibp__V1__SnapshotEntry *x = &pe[i];
         ibp__v1__snapshot_entry__init(x);
@@ -145,7 +173,16 @@ ibp_status ibp_snapshot_encode(const ibp_vote *e, const ibp_vote_update *update,
         x->check_name = intern(&t, entries[i].key.check_name);
         x->member = intern(&t, entries[i].key.member);
         x->domain = intern(&t, entries[i].key.domain);
-        x->endpoint = intern(&t, entries[i].key.endpoint);
+        if (split_url(entries[i].key.endpoint, entries[i].key.domain, scheme, sizeof scheme,
+                      &path)) {
+            x->endpoint = 0;
+            x->endpoint_scheme = intern(&t, scheme);
+            x->endpoint_path = intern(&t, path);
+            if (x->endpoint_scheme == UINT32_MAX || x->endpoint_path == UINT32_MAX)
+                goto nomem;
+        } else {
+            x->endpoint = intern(&t, entries[i].key.endpoint);
+        }
         x->ipv6 = entries[i].key.ipv6;
         x->status = to_proto_status(entries[i].status);
         x->check_time_ms = entries[i].check_time_ms;

@@ -1,6 +1,7 @@
 /* Received official snapshots into the store; see ibp/official_snapshot.h. */
 #include "ibp/official_snapshot.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,6 +57,15 @@ ibp_status ibp_official_snapshot_from_proto(const Ibp__V1__OfficialSnapshot *s,
             .endpoint = str_at(s, e->endpoint, &ok),
             .ipv6 = e->ipv6,
         };
+        char url[IBP_URL_MAX + 1];
+        if (e->endpoint_scheme != 0) {
+            /* Split form: scheme + domain + path (see SnapshotEntry). */
+            int n = snprintf(url, sizeof url, "%s%s%s", str_at(s, e->endpoint_scheme, &ok),
+                             k.domain, str_at(s, e->endpoint_path, &ok));
+            if (e->endpoint != 0 || n < 0 || (size_t)n >= sizeof url)
+                ok = false;
+            k.endpoint = url;
+        }
         const char *error = str_at(s, e->error, &ok);
         const char *data = str_at(s, e->data_json, &ok);
         if (!ok) {
