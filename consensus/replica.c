@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "ibp/bus.h"
+#include "ibp/local_msg.h"
 #include "ibp/log.h"
 #include "ibp/replica_state.h"
 #include "ibp/result.h"
@@ -451,52 +452,17 @@ static void apply_msg(ibp_replica *r, natsMsg *m)
         STATS(r, r->stats.rejected[st]++);
         return;
     }
-    ibp_vote_msg msg = {.signer = vm.envelope->signer, .local_seq = seq, .stream_ms = stream_ms};
+    ibp_vote_msg msg;
     ibp_vote_obs *obs = NULL;
-    switch (vm.envelope->type) {
-    case IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_OBSERVATION_BATCH: {
-        const Ibp__V1__ObservationBatch *b = (const Ibp__V1__ObservationBatch *)vm.payload;
-        obs = calloc(b->n_observations ? b->n_observations : 1, sizeof *obs);
-        if (!obs)
-            goto out;
-        size_t n = 0;
-        for (size_t i = 0; i < b->n_observations; i++) {
-            const Ibp__V1__Observation *o = b->observations[i];
-            if (!o->key)
-                continue; /* the engine would refuse the whole batch; keep the rest */
-            obs[n].key = (ibp_vote_key){(ibp_vote_check)o->key->check_type, o->key->check_name,
-                                        o->key->member, o->key->domain, o->key->endpoint,
-                                        o->key->ipv6};
-            obs[n].status = o->status == IBP__V1__STATUS__STATUS_UP     ? IBP_VOTE_UP
-                            : o->status == IBP__V1__STATUS__STATUS_DOWN ? IBP_VOTE_DOWN
-                                                                        : IBP_VOTE_NONE;
-            obs[n].check_time_ms = o->check_time_ms;
-            obs[n].error = o->error;
-            obs[n].data_json = o->data_json;
-            n++;
-        }
-        msg.kind = IBP_VOTE_MSG_OBSERVATION_BATCH;
-        msg.batch_seq = b->batch_seq;
-        msg.full = b->full;
-        msg.obs = obs;
-        msg.nobs = n;
-        break;
+    st = ibp_local_msg_from_verified(&vm, seq, stream_ms, &msg, &obs);
+    if (st == IBP_E_NOMEM) {
+        /* Skipping it would make this replica diverge from the others. */
+        IBP_LOG(IBP_LOG_ERROR, COMPONENT, "out of memory at seq=%" PRIu64 "; stopping", seq);
+        atomic_store(&r->stop, 1);
+        goto out;
     }
-    case IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_HEARTBEAT:
-        /* A heartbeat counts its signer as an active monitor: monitors only. */
-        if (!(vm.signer->roles & IBP_ROLE_MONITOR))
-            goto out;
-        msg.kind = IBP_VOTE_MSG_HEARTBEAT;
-        break;
-    case IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_MEMBER_OVERRIDE: {
-        const Ibp__V1__MemberOverride *o = (const Ibp__V1__MemberOverride *)vm.payload;
-        msg.kind = IBP_VOTE_MSG_MEMBER_OVERRIDE;
-        msg.override = (ibp_vote_override){o->member, o->disabled, o->reason};
-        break;
-    }
-    default:
-        goto out; /* not a LOCAL payload */
-    }
+    if (st != IBP_OK)
+        goto out; /* not a message for the engine */
     ibp_vote_update u;
     ibp_vote_rc rc = ibp_vote_apply(r->engine, &msg, &u);
     if (rc != IBP_VOTE_OK) {

@@ -1,0 +1,25 @@
+/*
+ * From a verified LOCAL envelope to the vote engine's plain message: the one
+ * place where the wire format meets the engine's input.
+ */
+#ifndef IBP_LOCAL_MSG_H
+#define IBP_LOCAL_MSG_H
+
+#include <stdint.h>
+
+#include "ibp/envelope.h"
+#include "ibp/status.h"
+#include "ibp/vote.h"
+
+/*
+ * Fills *out from vm (which must stay alive while *out is used), with the
+ * LOCAL stream sequence and time. Observation batches need an array: *obs
+ * receives a malloc'd one (free it after the apply; NULL for other kinds).
+ * Returns IBP_OK; IBP_E_NOT_FOUND when the message is not for the engine (a
+ * heartbeat from a signer without the monitor role, or a payload type that
+ * does not belong on LOCAL); IBP_E_NOMEM.
+ */
+ibp_status ibp_local_msg_from_verified(const ibp_verified *vm, uint64_t local_seq,
+                                       int64_t stream_ms, ibp_vote_msg *out, ibp_vote_obs **obs);
+
+#endif

@@ -1,0 +1,64 @@
+/* Verified LOCAL envelopes as engine messages; see ibp/local_msg.h. */
+#include "ibp/local_msg.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static ibp_vote_status status_of(Ibp__V1__Status s)
+{
+    return s == IBP__V1__STATUS__STATUS_UP     ? IBP_VOTE_UP
+           : s == IBP__V1__STATUS__STATUS_DOWN ? IBP_VOTE_DOWN
+                                               : IBP_VOTE_NONE;
+}
+
+ibp_status ibp_local_msg_from_verified(const ibp_verified *vm, uint64_t local_seq,
+                                       int64_t stream_ms, ibp_vote_msg *out, ibp_vote_obs **obs)
+{
+    memset(out, 0, sizeof *out);
+    *obs = NULL;
+    out->signer = vm->envelope->signer;
+    out->local_seq = local_seq;
+    out->stream_ms = stream_ms;
+    switch (vm->envelope->type) {
+    case IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_OBSERVATION_BATCH: {
+        const Ibp__V1__ObservationBatch *b = (const Ibp__V1__ObservationBatch *)vm->payload;
+        ibp_vote_obs *o = calloc(b->n_observations ? b->n_observations : 1, sizeof *o);
+        if (!o)
+            return IBP_E_NOMEM;
+        for (size_t i = 0; i < b->n_observations; i++) {
+            const Ibp__V1__Observation *p = b->observations[i];
+            /* A missing key becomes an empty one, which the engine refuses with
+             * the whole batch, on every replica alike. */
+            if (p->key)
+                o[i].key = (ibp_vote_key){(ibp_vote_check)p->key->check_type,
+                                          p->key->check_name, p->key->member, p->key->domain,
+                                          p->key->endpoint, p->key->ipv6};
+            o[i].status = status_of(p->status);
+            o[i].check_time_ms = p->check_time_ms;
+            o[i].error = p->error;
+            o[i].data_json = p->data_json;
+        }
+        out->kind = IBP_VOTE_MSG_OBSERVATION_BATCH;
+        out->batch_seq = b->batch_seq;
+        out->full = b->full;
+        out->obs = o;
+        out->nobs = b->n_observations;
+        *obs = o;
+        return IBP_OK;
+    }
+    case IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_HEARTBEAT:
+        /* A heartbeat counts its signer as an active monitor: monitors only. */
+        if (!(vm->signer->roles & IBP_ROLE_MONITOR))
+            return IBP_E_NOT_FOUND;
+        out->kind = IBP_VOTE_MSG_HEARTBEAT;
+        return IBP_OK;
+    case IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_MEMBER_OVERRIDE: {
+        const Ibp__V1__MemberOverride *m = (const Ibp__V1__MemberOverride *)vm->payload;
+        out->kind = IBP_VOTE_MSG_MEMBER_OVERRIDE;
+        out->override = (ibp_vote_override){m->member, m->disabled, m->reason};
+        return IBP_OK;
+    }
+    default:
+        return IBP_E_NOT_FOUND;
+    }
+}
