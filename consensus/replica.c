@@ -39,6 +39,8 @@ struct ibp_replica {
     uint64_t last_snap_subject_seq; /* 0: none */
     uint64_t last_snap_epoch;
 
+    atomic_ulong async_failures; /* asynchronous publishes that failed */
+
     int64_t last_heartbeat_ms;
     int64_t last_save_ms;
     uint64_t saved_local_seq;
@@ -175,18 +177,18 @@ static Ibp__V1__Status proto_status(ibp_vote_status s)
                                 : IBP__V1__STATUS__STATUS_UNSPECIFIED;
 }
 
-static ibp_status publish_event(ibp_replica *r, void *arg, ibp_err *err)
+/* Builds the signed Event message of ev (with its headers); *out on success. */
+static ibp_status make_event_msg(ibp_replica *r, const ibp_vote_event *ev, natsMsg **out,
+                                 ibp_err *err)
 {
-    const ibp_vote_event *ev = arg;
     Ibp__V1__ResultKey key;
     Ibp__V1__Event e = IBP__V1__EVENT__INIT;
     Ibp__V1__Voter *voters = calloc(ev->nvotes ? ev->nvotes : 1, sizeof *voters);
     Ibp__V1__Voter **vp = calloc(ev->nvotes ? ev->nvotes : 1, sizeof *vp);
     uint8_t *sealed = NULL;
     size_t len = 0;
-    uint64_t seq = 0;
     char subject[1024];
-    ibp_status st = IBP_E_NOMEM;
+    ibp_status st = ibp_err_set(err, IBP_E_NOMEM, "event: out of memory");
     if (!voters || !vp)
         goto out;
     fill_key(&key, &ev->key);
@@ -216,13 +218,19 @@ static ibp_status publish_event(ibp_replica *r, void *arg, ibp_err *err)
         goto out;
     }
     if ((st = ibp_signer_seal(r->opts.signer, IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_EVENT, &e.base,
-                              wall_ms(), &sealed, &len, &seq, err)) != IBP_OK)
+                              wall_ms(), &sealed, &len, NULL, err)) != IBP_OK)
         goto out;
-    st = ibp_bus_publish_envelope(r->js, subject, IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_EVENT,
-                                  ibp_signer_id(r->opts.signer), seq, sealed, len, ev->id, 0,
-                                  NULL, NULL, err);
-    if (st == IBP_OK)
-        STATS(r, r->stats.events_published++);
+    natsMsg *m = NULL;
+    if (natsMsg_Create(&m, subject, NULL, (const char *)sealed, (int)len) != NATS_OK ||
+        natsMsgHeader_Set(m, IBP_HDR_TYPE, "Event") != NATS_OK ||
+        natsMsgHeader_Set(m, IBP_HDR_SIGNER, ibp_signer_id(r->opts.signer)) != NATS_OK ||
+        natsMsgHeader_Set(m, IBP_HDR_MSG_ID, ev->id) != NATS_OK) {
+        natsMsg_Destroy(m);
+        st = ibp_err_set(err, IBP_E_NOMEM, "event %s: cannot build the message", ev->id);
+        goto out;
+    }
+    *out = m;
+    st = IBP_OK;
 out:
     free(sealed);
     free(vp);
@@ -249,35 +257,25 @@ static json_t *votes_json(const ibp_vote_vote *v, size_t n)
     return a;
 }
 
-/* Publishes JSON text with the common headers; used for status messages. */
-static ibp_status publish_json(ibp_replica *r, const char *subject, const char *text,
-                               const char *msg_id, ibp_err *err)
+/* A status message: JSON text with the common headers and a message id. */
+static ibp_status make_json_msg(ibp_replica *r, const char *subject, const char *text,
+                                const char *msg_id, natsMsg **out, ibp_err *err)
 {
     natsMsg *m = NULL;
-    jsPubAck *pa = NULL;
-    jsErrCode jerr = 0;
-    jsPubOptions po;
-    natsStatus s = natsMsg_Create(&m, subject, NULL, text, (int)strlen(text));
-    if (s == NATS_OK)
-        s = natsMsgHeader_Set(m, IBP_HDR_TYPE, "Status");
-    if (s == NATS_OK)
-        s = natsMsgHeader_Set(m, IBP_HDR_SIGNER, ibp_signer_id(r->opts.signer));
-    if (s == NATS_OK) {
-        jsPubOptions_Init(&po);
-        po.MsgId = msg_id;
-        s = js_PublishMsg(&pa, r->js, m, &po, &jerr);
+    if (natsMsg_Create(&m, subject, NULL, text, (int)strlen(text)) != NATS_OK ||
+        natsMsgHeader_Set(m, IBP_HDR_TYPE, "Status") != NATS_OK ||
+        natsMsgHeader_Set(m, IBP_HDR_SIGNER, ibp_signer_id(r->opts.signer)) != NATS_OK ||
+        natsMsgHeader_Set(m, IBP_HDR_MSG_ID, msg_id) != NATS_OK) {
+        natsMsg_Destroy(m);
+        return ibp_err_set(err, IBP_E_NOMEM, "status %s: cannot build the message", subject);
     }
-    natsMsg_Destroy(m);
-    jsPubAck_Destroy(pa);
-    if (s != NATS_OK)
-        return ibp_err_set(err, IBP_E_NATS, "publish status %s: %s", subject,
-                           natsStatus_GetText(s));
+    *out = m;
     return IBP_OK;
 }
 
-static ibp_status publish_status(ibp_replica *r, void *arg, ibp_err *err)
+static ibp_status make_status_msg(ibp_replica *r, const struct status_arg *a, natsMsg **out,
+                                  ibp_err *err)
 {
-    const struct status_arg *a = arg;
     const ibp_vote_change *ch = a->ch;
     Ibp__V1__ResultKey key;
     char subject[8192], msg_id[96];
@@ -300,18 +298,14 @@ static ibp_status publish_status(ibp_replica *r, void *arg, ibp_err *err)
     if (!text)
         return ibp_err_set(err, IBP_E_NOMEM, "status: out of memory");
     snprintf(msg_id, sizeof msg_id, "status-%" PRIu64 "-%zu", a->epoch, a->index);
-    st = publish_json(r, subject, text, msg_id, err);
+    st = make_json_msg(r, subject, text, msg_id, out, err);
     free(text);
     return st;
 }
 
-struct override_arg {
-    const ibp_vote_event *ev;
-};
-
-static ibp_status publish_override_status(ibp_replica *r, void *arg, ibp_err *err)
+static ibp_status make_override_status_msg(ibp_replica *r, const ibp_vote_event *ev,
+                                           natsMsg **out, ibp_err *err)
 {
-    const ibp_vote_event *ev = ((struct override_arg *)arg)->ev;
     char subject[1024], msg_id[96];
     ibp_status st = ibp_subject_status_override(ev->key.member, subject, sizeof subject);
     if (st != IBP_OK)
@@ -325,7 +319,7 @@ static ibp_status publish_override_status(ibp_replica *r, void *arg, ibp_err *er
     if (!text)
         return ibp_err_set(err, IBP_E_NOMEM, "status: out of memory");
     snprintf(msg_id, sizeof msg_id, "status-%s", ev->id);
-    st = publish_json(r, subject, text, msg_id, err);
+    st = make_json_msg(r, subject, text, msg_id, out, err);
     free(text);
     return st;
 }
@@ -404,28 +398,128 @@ static ibp_status publish_snapshot(ibp_replica *r, void *arg, ibp_err *err)
                        u->epoch);
 }
 
-static void publish_epoch(ibp_replica *r, const ibp_vote_update *u)
+/* The events and status messages of an update, built one by one. */
+static ibp_status make_side_msg(ibp_replica *r, const ibp_vote_update *u, size_t i, natsMsg **out,
+                                ibp_err *err)
 {
-    if (u->epoch <= r->last_snap_epoch) {
-        /* Behind the stream: the epoch is out there already. */
+    size_t n_ovr_status = 0;
+    for (size_t k = 0; k < u->nevents; k++)
+        n_ovr_status += u->events[k].kind == IBP_VOTE_EVENT_OVERRIDE;
+    if (i < u->nevents)
+        return make_event_msg(r, &u->events[i], out, err);
+    i -= u->nevents;
+    if (i < u->nchanges) {
+        struct status_arg a = {&u->changes[i], u->epoch, u->now_ms, i};
+        return make_status_msg(r, &a, out, err);
+    }
+    i -= u->nchanges;
+    for (size_t k = 0; k < u->nevents; k++)
+        if (u->events[k].kind == IBP_VOTE_EVENT_OVERRIDE && i-- == 0)
+            return make_override_status_msg(r, &u->events[k], out, err);
+    (void)n_ovr_status;
+    return IBP_E_NOT_FOUND;
+}
+
+static size_t side_msg_count(const ibp_vote_update *u)
+{
+    size_t n = u->nevents + u->nchanges;
+    for (size_t k = 0; k < u->nevents; k++)
+        n += u->events[k].kind == IBP_VOTE_EVENT_OVERRIDE;
+    return n;
+}
+
+struct side_arg {
+    const ibp_vote_update *u;
+    size_t i;
+};
+
+static ibp_status publish_side_sync(ibp_replica *r, void *arg, ibp_err *err)
+{
+    struct side_arg *a = arg;
+    natsMsg *m = NULL;
+    jsPubAck *pa = NULL;
+    jsErrCode jerr = 0;
+    ibp_status st = make_side_msg(r, a->u, a->i, &m, err);
+    if (st != IBP_OK)
+        return st;
+    natsStatus s = js_PublishMsg(&pa, r->js, m, NULL, &jerr);
+    natsMsg_Destroy(m);
+    jsPubAck_Destroy(pa);
+    if (s != NATS_OK)
+        return ibp_err_set(err, IBP_E_NATS, "publish event/status: %s (jetstream error %d)",
+                           natsStatus_GetText(s), (int)jerr);
+    return IBP_OK;
+}
+
+/* nats.c's thread: an asynchronous publish failed. Only counted here; the
+ * replica thread publishes the epoch's messages again (ids dedupe them). */
+static void on_async_error(jsCtx *js, jsPubAckErr *pae, void *closure)
+{
+    (void)js;
+    (void)pae;
+    ibp_replica *r = closure;
+    atomic_fetch_add(&r->async_failures, 1);
+}
+
+/*
+ * Events and status messages: pipelined (asynchronous publishes, then one
+ * wait), because an epoch that flips thousands of keys has thousands of them.
+ * If any failed, all of them go again one by one: their message ids make
+ * JetStream drop the ones that were stored already.
+ */
+static void publish_side(ibp_replica *r, const ibp_vote_update *u)
+{
+    size_t n = side_msg_count(u);
+    unsigned long failures = atomic_load(&r->async_failures);
+    bool ok = true;
+    for (size_t i = 0; i < n && ok; i++) {
+        natsMsg *m = NULL;
+        ibp_err err;
+        if (make_side_msg(r, u, i, &m, &err) != IBP_OK ||
+            js_PublishMsgAsync(r->js, &m, NULL) != NATS_OK) {
+            natsMsg_Destroy(m);
+            ok = false;
+        }
+    }
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MaxWait = 10000;
+    if (js_PublishAsyncComplete(r->js, &po) != NATS_OK)
+        ok = false;
+    if (atomic_load(&r->async_failures) != failures)
+        ok = false;
+    if (ok) {
+        STATS(r, r->stats.events_published += u->nevents);
         return;
     }
-    for (size_t i = 0; i < u->nevents; i++) {
-        if (u->events[i].kind == IBP_VOTE_EVENT_OVERRIDE) {
-            struct override_arg oa = {&u->events[i]};
-            with_retry(r, "override status", publish_override_status, &oa);
-        }
-        with_retry(r, "event", publish_event, (void *)&u->events[i]);
+    IBP_LOG(IBP_LOG_WARN, COMPONENT, "pipelined events failed; publishing one by one epoch=%" PRIu64,
+            u->epoch);
+    for (size_t i = 0; i < n && !atomic_load(&r->stop); i++) {
+        struct side_arg a = {u, i};
+        with_retry(r, "event/status", publish_side_sync, &a);
     }
-    for (size_t i = 0; i < u->nchanges; i++) {
-        struct status_arg a = {&u->changes[i], u->epoch, u->now_ms, i};
-        with_retry(r, "status", publish_status, &a);
-    }
+    STATS(r, r->stats.events_published += u->nevents);
+}
+
+static void publish_epoch(ibp_replica *r, const ibp_vote_update *u)
+{
+    if (u->epoch <= r->last_snap_epoch)
+        return; /* behind the stream: the epoch is out there already */
+    /* The snapshot first: it is what subscribers wait for. Then the events and
+     * status messages, from every replica that is not behind, so that a
+     * winner dying between the two loses nothing (duplicates are dropped by
+     * their message ids). */
     struct snap_arg sa = {u};
     ibp_status st = with_retry(r, "snapshot", publish_snapshot, &sa);
-    if (st != IBP_OK && !atomic_load(&r->stop))
-        IBP_LOG(IBP_LOG_ERROR, COMPONENT, "snapshot not published epoch=%" PRIu64 " reason=%s",
-                u->epoch, ibp_status_name(st));
+    if (st != IBP_OK) {
+        if (!atomic_load(&r->stop))
+            IBP_LOG(IBP_LOG_ERROR, COMPONENT, "snapshot not published epoch=%" PRIu64
+                    " reason=%s", u->epoch, ibp_status_name(st));
+        return;
+    }
+    if (r->last_snap_epoch > u->epoch)
+        return;
+    publish_side(r, u);
 }
 
 /* ---- applying LOCAL ------------------------------------------------------- */
@@ -570,7 +664,12 @@ ibp_status ibp_replica_start(const ibp_replica_opts *opts, ibp_replica **out, ib
     snprintf(r->state_path, sizeof r->state_path, "%s/consensus.state",
              opts->work_dir ? opts->work_dir : ".");
 
-    if ((s = natsConnection_JetStream(&r->js, opts->nc, NULL)) != NATS_OK) {
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.PublishAsync.MaxPending = 4096;
+    jo.PublishAsync.ErrHandler = on_async_error;
+    jo.PublishAsync.ErrHandlerClosure = r;
+    if ((s = natsConnection_JetStream(&r->js, opts->nc, &jo)) != NATS_OK) {
         st = ibp_err_set(err, IBP_E_NATS, "replica: jetstream: %s", natsStatus_GetText(s));
         goto fail;
     }
