@@ -11,9 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "ibp/bus.h"
+#include "ibp/clock.h"
 #include "ibp/local_msg.h"
 #include "ibp/log.h"
 #include "ibp/replica_state.h"
@@ -48,26 +48,6 @@ struct ibp_replica {
     pthread_mutex_t stats_lock;
     ibp_replica_stats stats;
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int64_t ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 #define STATS(r, stmt)                                                                        \
     do {                                                                                      \
@@ -154,7 +134,7 @@ static ibp_status with_retry(ibp_replica *r, const char *what,
             return st;
         IBP_LOG(IBP_LOG_WARN, COMPONENT, "%s failed, retrying in %lld ms: %s", what,
                 (long long)wait, err.msg);
-        sleep_ms(wait);
+        ibp_clock_sleep_ms(wait);
         wait = wait * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : wait * 2;
     }
 }
@@ -218,7 +198,7 @@ static ibp_status make_event_msg(ibp_replica *r, const ibp_vote_event *ev, natsM
         goto out;
     }
     if ((st = ibp_signer_seal(r->opts.signer, IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_EVENT, &e.base,
-                              wall_ms(), &sealed, &len, NULL, err)) != IBP_OK)
+                              ibp_clock_wall_ms(), &sealed, &len, NULL, err)) != IBP_OK)
         goto out;
     natsMsg *m = NULL;
     if (natsMsg_Create(&m, subject, NULL, (const char *)sealed, (int)len) != NATS_OK ||
@@ -360,7 +340,7 @@ static ibp_status publish_snapshot(ibp_replica *r, void *arg, ibp_err *err)
             return st;
         st = ibp_signer_seal_bytes(r->opts.signer,
                                    IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_OFFICIAL_SNAPSHOT, payload,
-                                   plen, wall_ms(), &sealed, &len, &seq, err);
+                                   plen, ibp_clock_wall_ms(), &sealed, &len, &seq, err);
         free(payload);
         payload = NULL;
         if (st != IBP_OK)
@@ -596,7 +576,7 @@ static void send_heartbeat(ibp_replica *r)
     if (ibp_subject_official_heartbeat(ibp_signer_id(r->opts.signer), subject, sizeof subject) !=
             IBP_OK ||
         ibp_signer_seal(r->opts.signer, IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_HEARTBEAT, &hb.base,
-                        wall_ms(), &sealed, &len, NULL, NULL) != IBP_OK)
+                        ibp_clock_wall_ms(), &sealed, &len, NULL, NULL) != IBP_OK)
         return;
     if (natsMsg_Create(&m, subject, NULL, (const char *)sealed, (int)len) == NATS_OK &&
         natsMsgHeader_Set(m, IBP_HDR_TYPE, "Heartbeat") == NATS_OK &&
@@ -630,9 +610,9 @@ static void *replica_main(void *arg)
             apply_msg(r, m);
             natsMsg_Destroy(m);
         } else if (s != NATS_TIMEOUT) {
-            sleep_ms(100); /* reconnecting: the ordered consumer resumes by itself */
+            ibp_clock_sleep_ms(100); /* reconnecting: the ordered consumer resumes by itself */
         }
-        int64_t now = mono_ms();
+        int64_t now = ibp_clock_mono_ms();
         if (now - r->last_heartbeat_ms >= r->opts.heartbeat_ms) {
             send_heartbeat(r);
             r->last_heartbeat_ms = now;
@@ -717,7 +697,7 @@ ibp_status ibp_replica_start(const ibp_replica_opts *opts, ibp_replica **out, ib
             "replica started node=%s epoch=%" PRIu64 " local_seq=%" PRIu64
             " stream_epoch=%" PRIu64,
             ibp_signer_id(opts->signer), info.epoch, info.local_seq, r->last_snap_epoch);
-    r->last_heartbeat_ms = r->last_save_ms = mono_ms();
+    r->last_heartbeat_ms = r->last_save_ms = ibp_clock_mono_ms();
     if (pthread_create(&r->thread, NULL, replica_main, r) != 0) {
         st = ibp_err_set(err, IBP_E_NOMEM, "replica: cannot start its thread");
         goto fail;

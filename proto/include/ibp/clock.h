@@ -1,0 +1,19 @@
+/*
+ * Clocks for the drivers (never for the pure cores: the vote engine, the
+ * event lifecycle and the aggregators take time as an input).
+ */
+#ifndef IBP_CLOCK_H
+#define IBP_CLOCK_H
+
+#include <stdint.h>
+
+/* Wall clock, Unix milliseconds (UTC). Thread-safe. */
+int64_t ibp_clock_wall_ms(void);
+
+/* Monotonic milliseconds, for intervals and timeouts. Thread-safe. */
+int64_t ibp_clock_mono_ms(void);
+
+/* Sleeps ms milliseconds (returns early only if ms <= 0). */
+void ibp_clock_sleep_ms(int64_t ms);
+
+#endif
