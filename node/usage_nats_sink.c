@@ -70,8 +70,8 @@ static ibp_status sink_deliver(void *ctx, const Ibp__V1__HitBatch *batch, const 
                                           packed, len, now_ms(), &env, &env_len, &seq, err);
     if (st != IBP_OK)
         return st;
-    st = ibp_bus_publish_envelope(s->js, subject, IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_HIT_BATCH,
-                                  me, seq, env, env_len, msg_id, 0, &stream_seq, &dup, err);
+    st = ibp_bus_publish_envelope(s->js, subject, IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_HIT_BATCH, me,
+                                  seq, env, env_len, msg_id, 0, &stream_seq, &dup, err);
     free(env);
     if (st != IBP_OK) {
         s->failures++;

@@ -4,14 +4,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -380,4 +383,376 @@ int ibp_testenv_rmtree(const char *path)
     if (path == NULL || *path == '\0')
         return 0;
     return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -1;
+}
+
+/* ---- private servers and child processes ------------------------------------------------- */
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Runs argv to completion; returns its exit status (or -1). */
+static int run_wait(char *const argv[])
+{
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "testenv: fork: %s\n", strerror(errno));
+        return -1;
+    }
+    if (pid == 0) {
+        execvp(argv[0], argv);
+        fprintf(stderr, "testenv: exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR)
+            return -1;
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static const char *servers_sh(void)
+{
+    const char *p = getenv("IBP_TEST_SERVERS_SH");
+    if (p == NULL || *p == '\0') {
+        fprintf(stderr, "testenv: IBP_TEST_SERVERS_SH is not set (the path of "
+                        "tests/harness/servers.sh; tests/integration/CMakeLists.txt sets it)\n");
+        return NULL;
+    }
+    return p;
+}
+
+static int read_state_pid(const char *path, const char *key, pid_t *out)
+{
+    char line[2048];
+    size_t klen = strlen(key);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    int rc = -1;
+    while (fgets(line, sizeof line, f) != NULL) {
+        if (strncmp(line, key, klen) == 0 && line[klen] == '=') {
+            *out = (pid_t)strtol(line + klen + 1, NULL, 10);
+            rc = *out > 0 ? 0 : -1;
+            break;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+/* Rewrites KEY=<pid> in the state file (atomically). */
+static int write_state_pid(const char *path, const char *key, pid_t pid)
+{
+    char tmp[1200], line[2048];
+    size_t klen = strlen(key);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *in = fopen(path, "r"), *out = fopen(tmp, "w");
+    if (in == NULL || out == NULL) {
+        if (in)
+            fclose(in);
+        if (out)
+            fclose(out);
+        fprintf(stderr, "testenv: rewrite %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    while (fgets(line, sizeof line, in) != NULL) {
+        if (strncmp(line, key, klen) == 0 && line[klen] == '=')
+            fprintf(out, "%s=%ld\n", key, (long)pid);
+        else
+            fputs(line, out);
+    }
+    fclose(in);
+    if (fclose(out) != 0 || rename(tmp, path) != 0) {
+        fprintf(stderr, "testenv: rewrite %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int read_cmdline(pid_t pid, char **out, size_t *len)
+{
+    char path[64], buf[8192];
+    snprintf(path, sizeof path, "/proc/%ld/cmdline", (long)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        fprintf(stderr, "testenv: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    ssize_t n = read(fd, buf, sizeof buf);
+    close(fd);
+    if (n <= 0 || (size_t)n >= sizeof buf) {
+        fprintf(stderr, "testenv: %s: unreadable or too long\n", path);
+        return -1;
+    }
+    *out = malloc((size_t)n);
+    if (*out == NULL)
+        return -1;
+    memcpy(*out, buf, (size_t)n);
+    *len = (size_t)n;
+    return 0;
+}
+
+static const char *const state_pid_key[2] = {"NATS_PID", "MYSQL_PID"};
+static const char *const server_name[2] = {"nats-server", "mariadbd"};
+
+int ibp_testenv_private_start(ibp_testenv_private *p)
+{
+    memset(p, 0, sizeof *p);
+    const char *sh = servers_sh();
+    if (sh == NULL)
+        return -1;
+    if (ibp_testenv_mkdtemp(p->dir, sizeof p->dir) != 0)
+        return -1;
+    snprintf(p->state, sizeof p->state, "%s/servers.env", p->dir);
+    char *argv[] = {"bash", (char *)sh, "start", p->state, "--watch-parent", NULL};
+    long long t0 = mono_ms();
+    if (run_wait(argv) != 0) {
+        fprintf(stderr, "testenv: servers.sh start %s failed\n", p->state);
+        return -1;
+    }
+    p->started = true;
+    if (ibp_testenv_load_file(p->state, &p->env) != 0)
+        return -1;
+    for (int i = 0; i < 2; i++) {
+        if (read_state_pid(p->state, state_pid_key[i], &p->pid[i]) != 0) {
+            fprintf(stderr, "testenv: %s has no %s\n", p->state, state_pid_key[i]);
+            return -1;
+        }
+        if (read_cmdline(p->pid[i], &p->cmdline[i], &p->cmdline_len[i]) != 0)
+            return -1;
+    }
+    printf("testenv: private servers in %s (nats %s, mariadb port %u) started in %lld ms\n",
+           p->env.dir, p->env.nats_url, p->env.mysql_port, mono_ms() - t0);
+    fflush(stdout);
+    return 0;
+}
+
+/* True when pid no longer runs (gone or a zombie). */
+static bool pid_gone(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return true;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return true;
+    buf[n] = '\0';
+    const char *rp = strrchr(buf, ')');
+    return rp && (rp[2] == 'Z' || rp[2] == 'X');
+}
+
+int ibp_testenv_private_signal(ibp_testenv_private *p, ibp_testenv_server which, int sig)
+{
+    pid_t pid = p->pid[which];
+    if (pid <= 0 || kill(pid, sig) != 0) {
+        fprintf(stderr, "testenv: signal %d to %s (pid %ld): %s\n", sig, server_name[which],
+                (long)pid, strerror(errno));
+        return -1;
+    }
+    if (sig == SIGSTOP || sig == SIGCONT)
+        return 0;
+    long long end = mono_ms() + 30000;
+    while (mono_ms() < end) {
+        if (p->child[which]) {
+            int status;
+            if (waitpid(pid, &status, WNOHANG) == pid) {
+                p->child[which] = false;
+                p->pid[which] = 0;
+                return 0;
+            }
+        } else if (pid_gone(pid)) {
+            p->pid[which] = 0;
+            return 0;
+        }
+        sleep_ms(10);
+    }
+    fprintf(stderr, "testenv: %s (pid %ld) did not exit within 30 s of signal %d\n",
+            server_name[which], (long)pid, sig);
+    return -1;
+}
+
+static int wait_ready(ibp_testenv_private *p, ibp_testenv_server which)
+{
+    long long end = mono_ms() + 60000;
+    while (mono_ms() < end) {
+        if (p->child[which]) {
+            int status;
+            if (waitpid(p->pid[which], &status, WNOHANG) == p->pid[which]) {
+                p->child[which] = false;
+                fprintf(stderr, "testenv: restarted %s exited (status %d)\n", server_name[which],
+                        status);
+                return -1;
+            }
+        }
+        if (which == IBP_TESTENV_MYSQL) {
+            MYSQL *m = mysql_init(NULL);
+            unsigned t = 1;
+            mysql_optionsv(m, MYSQL_OPT_CONNECT_TIMEOUT, &t);
+            bool ok =
+                mysql_real_connect(m, p->env.mysql_host, p->env.mysql_user, p->env.mysql_password,
+                                   NULL, p->env.mysql_port, NULL, 0) != NULL;
+            mysql_close(m);
+            if (ok)
+                return 0;
+        } else {
+            natsConnection *nc = NULL;
+            natsOptions *o = NULL;
+            natsOptions_Create(&o);
+            natsOptions_SetURL(o, p->env.nats_url);
+            natsOptions_SetTimeout(o, 1000);
+            natsOptions_SetMaxReconnect(o, 0);
+            bool ok = false;
+            if (natsConnection_Connect(&nc, o) == NATS_OK) {
+                jsCtx *js = NULL;
+                jsAccountInfo *ai = NULL;
+                if (natsConnection_JetStream(&js, nc, NULL) == NATS_OK &&
+                    js_GetAccountInfo(&ai, js, NULL, NULL) == NATS_OK)
+                    ok = true;
+                jsAccountInfo_Destroy(ai);
+                jsCtx_Destroy(js);
+                natsConnection_Destroy(nc);
+            }
+            natsOptions_Destroy(o);
+            if (ok)
+                return 0;
+        }
+        sleep_ms(50);
+    }
+    fprintf(stderr, "testenv: restarted %s not ready within 60 s\n", server_name[which]);
+    return -1;
+}
+
+int ibp_testenv_private_restart(ibp_testenv_private *p, ibp_testenv_server which)
+{
+    char *argv[128];
+    int argc = 0;
+    for (size_t off = 0; off < p->cmdline_len[which] && argc < 127;) {
+        argv[argc++] = p->cmdline[which] + off;
+        off += strlen(p->cmdline[which] + off) + 1;
+    }
+    argv[argc] = NULL;
+    char log[1200];
+    snprintf(log, sizeof log, "%s/%s", p->env.dir,
+             which == IBP_TESTENV_NATS ? "nats.out" : "mysqld.out");
+    pid_t pid = ibp_testenv_spawn(argv, log, NULL);
+    if (pid < 0)
+        return -1;
+    p->pid[which] = pid;
+    p->child[which] = true;
+    if (write_state_pid(p->state, state_pid_key[which], pid) != 0)
+        return -1;
+    long long t0 = mono_ms();
+    if (wait_ready(p, which) != 0)
+        return -1;
+    printf("testenv: restarted %s (pid %ld), ready after %lld ms\n", server_name[which], (long)pid,
+           mono_ms() - t0);
+    fflush(stdout);
+    return 0;
+}
+
+int ibp_testenv_private_stop(ibp_testenv_private *p)
+{
+    int rc = 0;
+    if (p->started) {
+        const char *sh = servers_sh();
+        char *argv[] = {"bash", (char *)(sh ? sh : "servers.sh"), "stop", p->state, NULL};
+        /* A frozen server would not stop. */
+        for (int i = 0; i < 2; i++)
+            if (p->pid[i] > 0)
+                kill(p->pid[i], SIGCONT);
+        if (sh == NULL || run_wait(argv) != 0)
+            rc = -1;
+        p->started = false;
+    }
+    for (int i = 0; i < 2; i++) {
+        if (p->child[i] && ibp_testenv_kill_wait(p->pid[i], 0, 15000, NULL) != 0)
+            rc = -1;
+        p->child[i] = false;
+        free(p->cmdline[i]);
+        p->cmdline[i] = NULL;
+    }
+    if (p->dir[0] != '\0' && ibp_testenv_rmtree(p->dir) != 0)
+        rc = -1;
+    p->dir[0] = '\0';
+    return rc;
+}
+
+pid_t ibp_testenv_spawn(char *const argv[], const char *log_path, char *const extra_env[])
+{
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "testenv: fork: %s\n", strerror(errno));
+        return -1;
+    }
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(126); /* the test died before the line above */
+        int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (in >= 0)
+            dup2(in, 0);
+        if (log_path) {
+            int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+            if (fd >= 0) {
+                dup2(fd, 1);
+                dup2(fd, 2);
+            }
+        }
+        for (size_t i = 0; extra_env && extra_env[i]; i++)
+            putenv(extra_env[i]);
+        /* Default dispositions and an empty mask for the child. */
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        execvp(argv[0], argv);
+        fprintf(stderr, "testenv: exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    return pid;
+}
+
+int ibp_testenv_kill_wait(pid_t pid, int sig, int timeout_ms, int *status)
+{
+    int st = 0;
+    if (sig != 0 && kill(pid, sig) != 0 && errno != ESRCH) {
+        fprintf(stderr, "testenv: kill %ld: %s\n", (long)pid, strerror(errno));
+        return -1;
+    }
+    long long end = mono_ms() + timeout_ms;
+    for (;;) {
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid) {
+            if (status)
+                *status = st;
+            return 0;
+        }
+        if (r < 0) {
+            fprintf(stderr, "testenv: waitpid %ld: %s\n", (long)pid, strerror(errno));
+            return -1;
+        }
+        if (mono_ms() >= end)
+            break;
+        sleep_ms(5);
+    }
+    fprintf(stderr, "testenv: pid %ld did not exit within %d ms: SIGKILL\n", (long)pid, timeout_ms);
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    if (status)
+        *status = st;
+    return -1;
 }

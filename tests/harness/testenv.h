@@ -14,6 +14,7 @@
 #ifndef IBP_TESTENV_H
 #define IBP_TESTENV_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <mysql.h>
@@ -98,5 +99,80 @@ int ibp_testenv_mysql_query_int(MYSQL *db, long long *out, const char *fmt, ...)
  */
 int ibp_testenv_mkdtemp(char *buf, size_t cap);
 int ibp_testenv_rmtree(const char *path);
+
+/* ---- private servers and child processes --------------------------------
+ *
+ * Tests that stop, kill or restart a server must not touch the shared
+ * fixture: they start a private pair with servers.sh (its own state file in
+ * a private directory; --watch-parent, so the servers go when the test dies)
+ * and may stop and restart each server. A restarted server runs with the
+ * exact command line it had (read from /proc before it was stopped), as a
+ * child of the test with PR_SET_PDEATHSIG = SIGKILL, and its pid is written
+ * back into the state file so that `servers.sh stop` stops it.
+ *
+ * Environment (set by tests/integration/CMakeLists.txt):
+ *   IBP_TEST_SERVERS_SH   path of tests/harness/servers.sh (required)
+ *   IBP_TEST_FREEPORT     path of ibp-test-freeport (read by servers.sh)
+ *   IBP_TEST_CACHE_DIR    where servers.sh keeps its MariaDB template
+ *
+ * Not thread-safe: call from the test's main thread.
+ */
+
+#include <sys/types.h>
+
+typedef enum ibp_testenv_server {
+    IBP_TESTENV_NATS = 0,
+    IBP_TESTENV_MYSQL = 1,
+} ibp_testenv_server;
+
+typedef struct ibp_testenv_private {
+    ibp_testenv env;  /* the private servers, as ibp_testenv_load reads them */
+    char dir[1024];   /* private directory holding the state file */
+    char state[1100]; /* the state file */
+    pid_t pid[2];     /* current pids (NATS, MySQL) */
+    char *cmdline[2]; /* NUL-separated argv of each server, for restarts */
+    size_t cmdline_len[2];
+    bool child[2]; /* the current process is our child (restarted) */
+    bool started;
+} ibp_testenv_private;
+
+/*
+ * Starts a private nats-server and MariaDB (servers.sh start, typically
+ * 0.3-2 s). Returns 0, or -1 after printing why. Always call
+ * ibp_testenv_private_stop afterwards, also after a failure.
+ */
+int ibp_testenv_private_start(ibp_testenv_private *p);
+
+/* Stops both servers and removes every file (servers.sh stop). Returns 0 or -1. */
+int ibp_testenv_private_stop(ibp_testenv_private *p);
+
+/*
+ * Sends sig (SIGTERM: clean stop, SIGKILL: crash, SIGSTOP: freeze) to one
+ * server and, unless sig is SIGSTOP or SIGCONT, waits up to 30 s until it is
+ * gone. Returns 0, or -1 after printing why.
+ */
+int ibp_testenv_private_signal(ibp_testenv_private *p, ibp_testenv_server which, int sig);
+
+/*
+ * Starts a stopped server again with its original command line (same port,
+ * same data directory) and waits until it accepts connections (MariaDB: a
+ * login works; NATS: JetStream answers). Returns 0, or -1 after printing why.
+ */
+int ibp_testenv_private_restart(ibp_testenv_private *p, ibp_testenv_server which);
+
+/*
+ * Starts argv[0] (a path) with argv as a child of the test, stdout and
+ * stderr appended to log_path (NULL: inherited), dying with the test
+ * (PR_SET_PDEATHSIG = SIGKILL). extra_env (NULL-terminated "K=V" list, may
+ * be NULL) is added to the environment. Returns the pid, or -1.
+ */
+pid_t ibp_testenv_spawn(char *const argv[], const char *log_path, char *const extra_env[]);
+
+/*
+ * Sends sig to pid (if sig != 0) and waits up to timeout_ms for it to exit;
+ * *status (may be NULL) gets its waitpid status. Returns 0 when it exited,
+ * -1 on timeout (it is then killed with SIGKILL and reaped) or error.
+ */
+int ibp_testenv_kill_wait(pid_t pid, int sig, int timeout_ms, int *status);
 
 #endif

@@ -37,10 +37,10 @@
 #include "ibp/usage_journal.h"
 
 typedef struct ibp_usage_nats_sink_opts {
-    natsConnection *nc;          /* required, borrowed */
-    ibp_signer *signer;          /* required, borrowed: the dns node's signer */
-    const char *subject_prefix;  /* default "ibp.hits": the subject is "<prefix>.<node>" */
-    int64_t publish_timeout_ms;  /* how long to wait for the PubAck; default 5000 */
+    natsConnection *nc;         /* required, borrowed */
+    ibp_signer *signer;         /* required, borrowed: the dns node's signer */
+    const char *subject_prefix; /* default "ibp.hits": the subject is "<prefix>.<node>" */
+    int64_t publish_timeout_ms; /* how long to wait for the PubAck; default 5000 */
 } ibp_usage_nats_sink_opts;
 
 /* Fills opts with the defaults (nc and signer NULL). */

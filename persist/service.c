@@ -1,0 +1,395 @@
+/* The NATS endpoints of ibp-persist; see ibp/persist_service.h. */
+#include "ibp/persist_service.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "ibp/log.h"
+#include "ibp/persist_query.h"
+#include "persist_util.h"
+
+#define COMPONENT "persist-service"
+#define QUEUE_MAX 1024
+#define PREFIX_MAX 128
+
+#ifndef IBP_VERSION
+#define IBP_VERSION "0.1.0"
+#endif
+
+enum { EP_EVENTS, EP_USAGE, EP_COUNT };
+
+typedef struct endpoint_stats {
+    uint64_t requests, errors;
+    int64_t processing_ns;
+    char last_error[256];
+} endpoint_stats;
+
+typedef struct qnode {
+    natsMsg *msg;
+    struct qnode *next;
+} qnode;
+
+struct ibp_persist_service {
+    ibp_persist_service_opts o;
+    char prefix[PREFIX_MAX + 1];
+    char queue[PREFIX_MAX + 1];
+    char version[32];
+    char id[33];
+    char started[40];
+    char ep_subject[EP_COUNT][PREFIX_MAX + 16];
+    natsSubscription *subs[EP_COUNT + 3];
+    size_t nsubs;
+
+    pthread_t worker;
+    bool worker_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    qnode *head, *tail;
+    size_t queued;
+    bool stop;
+    uint64_t dropped;
+
+    MYSQL *db; /* the worker's */
+    endpoint_stats eps[EP_COUNT];
+};
+
+static const char *const ep_names[EP_COUNT] = {"events", "usage"};
+
+void ibp_persist_service_opts_init(ibp_persist_service_opts *opts)
+{
+    memset(opts, 0, sizeof *opts);
+    opts->subject_prefix = IBP_PERSIST_SERVICE_PREFIX;
+    opts->queue_group = IBP_PERSIST_SERVICE_NAME;
+    opts->version = IBP_VERSION;
+}
+
+const char *ibp_persist_service_id(const ibp_persist_service *s)
+{
+    return s ? s->id : "";
+}
+
+/* nats.c thread: hand the message over, nothing else. */
+static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    (void)nc;
+    (void)sub;
+    ibp_persist_service *s = closure;
+    qnode *n = malloc(sizeof *n);
+    pthread_mutex_lock(&s->mu);
+    if (n == NULL || s->stop || s->queued >= QUEUE_MAX) {
+        s->dropped++;
+        pthread_mutex_unlock(&s->mu);
+        free(n);
+        natsMsg_Destroy(msg);
+        return;
+    }
+    n->msg = msg;
+    n->next = NULL;
+    if (s->tail)
+        s->tail->next = n;
+    else
+        s->head = n;
+    s->tail = n;
+    s->queued++;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void respond(ibp_persist_service *s, natsMsg *req, const char *body, ibp_status st,
+                    const char *errmsg)
+{
+    const char *reply = natsMsg_GetReply(req);
+    if (reply == NULL || *reply == '\0')
+        return;
+    natsMsg *m = NULL;
+    natsStatus ns = natsMsg_Create(&m, reply, NULL, body, (int)strlen(body));
+    if (ns == NATS_OK && st != IBP_OK) {
+        char msg[256];
+        ibp_persist_utf8_sanitize(errmsg ? errmsg : ibp_strerror(st), msg, sizeof msg, 200);
+        natsMsgHeader_Set(m, "Nats-Service-Error", msg);
+        natsMsgHeader_Set(m, "Nats-Service-Error-Code",
+                          st == IBP_E_INVAL || st == IBP_E_RANGE ? "400" : "500");
+    }
+    if (ns == NATS_OK)
+        ns = natsConnection_PublishMsg(s->o.nc, m);
+    if (ns != NATS_OK)
+        IBP_LOG(IBP_LOG_WARN, COMPONENT, "cannot answer a request subject=%s error=%s",
+                natsMsg_GetSubject(req), natsStatus_GetText(ns));
+    natsMsg_Destroy(m);
+}
+
+static void handle_endpoint(ibp_persist_service *s, int ep, natsMsg *req)
+{
+    int64_t t0 = ibp_persist_mono_ms();
+    char *resp = NULL;
+    ibp_err e;
+    ibp_err_clear(&e);
+    ibp_status st = IBP_OK;
+    if (s->db == NULL)
+        st = ibp_persist_db_connect(s->o.db, NULL, false, &s->db, &e);
+    if (st == IBP_OK) {
+        const char *data = natsMsg_GetData(req);
+        size_t len = (size_t)natsMsg_GetDataLength(req);
+        if (ep == EP_EVENTS)
+            st = ibp_persist_query_events_json(s->db, data, len, &resp, &e);
+        else
+            st = ibp_persist_query_usage_json(s->db, data, len, &resp, &e);
+        if (st == IBP_E_DB) {
+            mysql_close(s->db); /* a fresh connection for the next request */
+            s->db = NULL;
+        }
+    }
+    if (resp == NULL)
+        resp = ibp_persist_query_error_json(st, e.msg);
+    respond(s, req, resp ? resp : "{}", st, e.msg);
+    free(resp);
+    pthread_mutex_lock(&s->mu);
+    endpoint_stats *es = &s->eps[ep];
+    es->requests++;
+    es->processing_ns += (ibp_persist_mono_ms() - t0) * 1000000;
+    if (st != IBP_OK) {
+        es->errors++;
+        ibp_persist_utf8_sanitize(e.msg, es->last_error, sizeof es->last_error, 200);
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+static json_t *stream_stats_json(const ibp_persist_stream_stats *st)
+{
+    return json_pack(
+        "{s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "running", st->running, "db_ok",
+        st->db_ok, "last_seq", (json_int_t)st->last_seq, "pending", (json_int_t)st->pending,
+        "batches", (json_int_t)st->batches, "messages", (json_int_t)st->messages, "applied",
+        (json_int_t)st->applied, "skipped", (json_int_t)st->skipped, "dead_lettered",
+        (json_int_t)st->dead_lettered, "stale", (json_int_t)st->stale, "rows", (json_int_t)st->rows,
+        "db_errors", (json_int_t)st->db_errors, "nats_errors", (json_int_t)st->nats_errors);
+}
+
+static void handle_srv(ibp_persist_service *s, const char *verb, natsMsg *req)
+{
+    json_t *o = json_object();
+    const char *type = NULL;
+    if (strcmp(verb, "PING") == 0)
+        type = "io.nats.micro.v1.ping_response";
+    else if (strcmp(verb, "INFO") == 0)
+        type = "io.nats.micro.v1.info_response";
+    else if (strcmp(verb, "STATS") == 0)
+        type = "io.nats.micro.v1.stats_response";
+    else {
+        json_decref(o);
+        return; /* another verb: not ours to answer */
+    }
+    json_object_set_new(o, "name", json_string(IBP_PERSIST_SERVICE_NAME));
+    json_object_set_new(o, "id", json_string(s->id));
+    json_object_set_new(o, "version", json_string(s->version));
+    json_object_set_new(o, "metadata", json_object());
+    json_object_set_new(o, "type", json_string(type));
+    if (strcmp(verb, "INFO") == 0) {
+        json_object_set_new(o, "description",
+                            json_string("IBP persist: HITS and EVENTS into MariaDB; queries"));
+        json_t *eps = json_array();
+        for (int i = 0; i < EP_COUNT; i++)
+            json_array_append_new(eps,
+                                  json_pack("{s:s,s:s,s:s,s:{}}", "name", ep_names[i], "subject",
+                                            s->ep_subject[i], "queue_group", s->queue, "metadata"));
+        json_object_set_new(o, "endpoints", eps);
+    } else if (strcmp(verb, "STATS") == 0) {
+        json_object_set_new(o, "started", json_string(s->started));
+        json_t *eps = json_array();
+        pthread_mutex_lock(&s->mu);
+        for (int i = 0; i < EP_COUNT; i++) {
+            const endpoint_stats *es = &s->eps[i];
+            json_array_append_new(
+                eps, json_pack("{s:s,s:s,s:s,s:I,s:I,s:s,s:I,s:I}", "name", ep_names[i], "subject",
+                               s->ep_subject[i], "queue_group", s->queue, "num_requests",
+                               (json_int_t)es->requests, "num_errors", (json_int_t)es->errors,
+                               "last_error", es->last_error, "processing_time",
+                               (json_int_t)es->processing_ns, "average_processing_time",
+                               (json_int_t)(es->requests ? es->processing_ns / (int64_t)es->requests
+                                                         : 0)));
+        }
+        json_int_t dropped = (json_int_t)s->dropped;
+        pthread_mutex_unlock(&s->mu);
+        json_object_set_new(o, "endpoints", eps);
+        json_t *data = json_object();
+        json_object_set_new(data, "dropped_requests", json_integer(dropped));
+        if (s->o.persist) {
+            ibp_persist_stats ps;
+            ibp_persist_stats_get(s->o.persist, &ps);
+            json_object_set_new(data, "hits", stream_stats_json(&ps.hits));
+            json_object_set_new(data, "events", stream_stats_json(&ps.events));
+        }
+        json_object_set_new(o, "data", data);
+    }
+    char *body = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    if (body)
+        respond(s, req, body, IBP_OK, NULL);
+    free(body);
+}
+
+static void dispatch(ibp_persist_service *s, natsMsg *m)
+{
+    const char *subj = natsMsg_GetSubject(m);
+    for (int i = 0; i < EP_COUNT; i++) {
+        if (strcmp(subj, s->ep_subject[i]) == 0) {
+            handle_endpoint(s, i, m);
+            return;
+        }
+    }
+    if (strncmp(subj, "$SRV.", 5) == 0) {
+        char verb[16];
+        size_t n = strcspn(subj + 5, ".");
+        if (n > 0 && n < sizeof verb) {
+            memcpy(verb, subj + 5, n);
+            verb[n] = '\0';
+            handle_srv(s, verb, m);
+        }
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    ibp_persist_service *s = arg;
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        while (s->head == NULL && !s->stop)
+            pthread_cond_wait(&s->cv, &s->mu);
+        if (s->stop) {
+            pthread_mutex_unlock(&s->mu);
+            break;
+        }
+        qnode *n = s->head;
+        s->head = n->next;
+        if (s->head == NULL)
+            s->tail = NULL;
+        s->queued--;
+        pthread_mutex_unlock(&s->mu);
+        dispatch(s, n->msg);
+        natsMsg_Destroy(n->msg);
+        free(n);
+    }
+    if (s->db)
+        mysql_close(s->db);
+    s->db = NULL;
+    mysql_thread_end();
+    return NULL;
+}
+
+static void make_id(char *buf, size_t cap)
+{
+    unsigned char raw[16] = {0};
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        if (read(fd, raw, sizeof raw) != (ssize_t)sizeof raw)
+            memset(raw, 0, sizeof raw);
+        close(fd);
+    }
+    /* Mixed into the random bytes: unique even if /dev/urandom failed. */
+    uint64_t t = (uint64_t)ibp_persist_now_ms() ^ ((uint64_t)getpid() << 40);
+    for (size_t i = 0; i < sizeof t; i++)
+        raw[i] ^= (unsigned char)(t >> (8 * i));
+    for (size_t i = 0; i < sizeof raw && 2 * i + 2 < cap; i++)
+        snprintf(buf + 2 * i, 3, "%02X", raw[i]);
+}
+
+static ibp_status subscribe(ibp_persist_service *s, const char *subject, const char *queue,
+                            ibp_err *err)
+{
+    natsSubscription *sub = NULL;
+    natsStatus ns = queue ? natsConnection_QueueSubscribe(&sub, s->o.nc, subject, queue, on_msg, s)
+                          : natsConnection_Subscribe(&sub, s->o.nc, subject, on_msg, s);
+    if (ns != NATS_OK)
+        return ibp_err_set(err, IBP_E_NATS, "persist service: subscribe %s: %s", subject,
+                           natsStatus_GetText(ns));
+    s->subs[s->nsubs++] = sub;
+    return IBP_OK;
+}
+
+ibp_status ibp_persist_service_start(const ibp_persist_service_opts *opts,
+                                     ibp_persist_service **out, ibp_err *err)
+{
+    if (opts == NULL || out == NULL || opts->nc == NULL || opts->db == NULL)
+        return ibp_err_set(err, IBP_E_INVAL, "persist service: nc and db are required");
+    const char *prefix = opts->subject_prefix ? opts->subject_prefix : IBP_PERSIST_SERVICE_PREFIX;
+    const char *queue = opts->queue_group ? opts->queue_group : IBP_PERSIST_SERVICE_NAME;
+    if (strlen(prefix) == 0 || strlen(prefix) > PREFIX_MAX || strlen(queue) == 0 ||
+        strlen(queue) > PREFIX_MAX || strpbrk(prefix, " *>\t"))
+        return ibp_err_set(err, IBP_E_INVAL, "persist service: bad subject prefix or queue group");
+    ibp_persist_service *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return ibp_err_set(err, IBP_E_NOMEM, "persist service: out of memory");
+    s->o = *opts;
+    snprintf(s->prefix, sizeof s->prefix, "%s", prefix);
+    snprintf(s->queue, sizeof s->queue, "%s", queue);
+    snprintf(s->version, sizeof s->version, "%s", opts->version ? opts->version : IBP_VERSION);
+    make_id(s->id, sizeof s->id);
+    ibp_persist_format_rfc3339_ms(ibp_persist_now_ms(), s->started, sizeof s->started);
+    for (int i = 0; i < EP_COUNT; i++)
+        snprintf(s->ep_subject[i], sizeof s->ep_subject[i], "%s.%s", s->prefix, ep_names[i]);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    ibp_status st = IBP_OK;
+    if (pthread_create(&s->worker, NULL, worker_main, s) != 0) {
+        st = ibp_err_set(err, IBP_E_IO, "persist service: cannot start the worker thread");
+        goto fail;
+    }
+    s->worker_started = true;
+    char subj[3][PREFIX_MAX + 64];
+    snprintf(subj[0], sizeof subj[0], "$SRV.*");
+    snprintf(subj[1], sizeof subj[1], "$SRV.*.%s", IBP_PERSIST_SERVICE_NAME);
+    snprintf(subj[2], sizeof subj[2], "$SRV.*.%s.%s", IBP_PERSIST_SERVICE_NAME, s->id);
+    for (int i = 0; i < EP_COUNT && st == IBP_OK; i++)
+        st = subscribe(s, s->ep_subject[i], s->queue, err);
+    for (int i = 0; i < 3 && st == IBP_OK; i++)
+        st = subscribe(s, subj[i], NULL, err);
+    if (st != IBP_OK)
+        goto fail;
+    natsConnection_Flush(s->o.nc);
+    IBP_LOG(IBP_LOG_INFO, COMPONENT, "serving subjects=%s.{events,usage} queue=%s id=%s", s->prefix,
+            s->queue, s->id);
+    *out = s;
+    return IBP_OK;
+fail:
+    ibp_persist_service_stop(s);
+    return st;
+}
+
+void ibp_persist_service_stop(ibp_persist_service *s)
+{
+    if (s == NULL)
+        return;
+    /* Drain, then wait: no callback runs (or will run) once it completes,
+     * so s can be freed. Unsubscribe is the fallback when the connection is
+     * closed (the callbacks stop with it). */
+    for (size_t i = 0; i < s->nsubs; i++)
+        if (natsSubscription_Drain(s->subs[i]) != NATS_OK)
+            natsSubscription_Unsubscribe(s->subs[i]);
+    for (size_t i = 0; i < s->nsubs; i++) {
+        natsSubscription_WaitForDrainCompletion(s->subs[i], 5000);
+        natsSubscription_Destroy(s->subs[i]);
+    }
+    pthread_mutex_lock(&s->mu);
+    s->stop = true;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    if (s->worker_started)
+        pthread_join(s->worker, NULL);
+    while (s->head) {
+        qnode *n = s->head;
+        s->head = n->next;
+        natsMsg_Destroy(n->msg);
+        free(n);
+    }
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
