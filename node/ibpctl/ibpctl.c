@@ -5,6 +5,7 @@
  *   ibpctl roster add --roster FILE --node ID --roles LIST (--key FILE | --public-key B64)
  *   ibpctl roster list --roster FILE
  *   ibpctl smoke --nats URL --mysql-host H --mysql-port P --mysql-user U ...
+ *   ibpctl observe --socket PATH --type T --check C --member M ... --up|--down
  *
  * Exit codes: 0 success, 1 the operation failed, 2 bad usage.
  * Machine-readable output (roster list, smoke) is JSON on stdout; progress
@@ -33,6 +34,7 @@ static void usage_main(FILE *out)
                  "  roster list  print a roster as JSON\n"
                  "  smoke        end-to-end check of NATS JetStream and MariaDB with a signed "
                  "message\n"
+                 "  observe      send one observation to a running ibp-node (control socket)\n"
                  "\n"
                  "Each command takes --help. Exit codes: 0 ok, 1 failed, 2 bad usage.\n");
 }
@@ -247,6 +249,7 @@ static const struct command {
     {"keygen", cmd_keygen},
     {"roster", cmd_roster},
     {"smoke", ibpctl_cmd_smoke},
+    {"observe", ibpctl_cmd_observe},
 };
 
 int main(int argc, char **argv)

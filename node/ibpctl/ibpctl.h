@@ -14,4 +14,7 @@ ibp_status ibpctl_roster_add_key(const char *path, const char *node, unsigned ro
 /* `ibpctl smoke`: see smoke.c. */
 int ibpctl_cmd_smoke(int argc, char **argv);
 
+/* `ibpctl observe`: see observe.c. */
+int ibpctl_cmd_observe(int argc, char **argv);
+
 #endif

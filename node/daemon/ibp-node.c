@@ -1,0 +1,489 @@
+/*
+ * ibp-node: the node daemon (DESIGN.md §1, §6, §7). It only wires the
+ * libraries together:
+ *
+ *   every role   the data library (stores, cache files), the NATS connection
+ *                and streams, the official subscriber (OFFICIAL -> store),
+ *                the local control socket (<work dir>/control.sock)
+ *   monitor      the monitor publisher (local store -> LOCAL)
+ *   consensus    a consensus replica (LOCAL -> vote -> OFFICIAL, STATUS, EVENTS)
+ *   dns          usage statistics delivered to HITS (optional MaxMind lookups)
+ *
+ *   ibp-node --config FILE
+ *   ibp-node --help                   usage and every config key
+ *   ibp-node --print-example-config   a config that loads as it is
+ *
+ * Exit codes: 0 clean stop (SIGTERM, SIGINT), 1 runtime failure, 2 bad
+ * configuration or usage. Log lines go to stderr: time level component
+ * message key=value.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <nats/nats.h>
+
+#include "ibp/bus.h"
+#include "ibp/control.h"
+#include "ibp/data.h"
+#include "ibp/envelope.h"
+#include "ibp/geo.h"
+#include "ibp/key.h"
+#include "ibp/log.h"
+#include "ibp/monitor_publisher.h"
+#include "ibp/network.h"
+#include "ibp/node_config.h"
+#include "ibp/official_subscriber.h"
+#include "ibp/replica.h"
+#include "ibp/roster.h"
+#include "ibp/usage_nats_sink.h"
+
+#define COMPONENT "ibp-node"
+#define EXIT_RUNTIME 1
+#define EXIT_CONFIG 2
+#define PATH_CAP 4096
+
+/* Everything the daemon holds, so one function can take it down in order. */
+typedef struct node {
+    ibp_node_config cfg;
+    bool cfg_loaded;
+    ibp_key key;
+    ibp_roster *roster;
+    ibp_network *network;
+    ibp_signer *signer;
+    char conn_name[IBP_NODE_ID_MAX + 16]; /* nats.c keeps the pointer: lives as long as nc */
+    natsConnection *nc;
+    jsCtx *js;
+    ibp_geo *geo;
+    ibp_usage_sink sink;
+    bool sink_open;
+    ibp_data *data;
+    ibp_official_subscriber *subscriber;
+    ibp_monitor_publisher *publisher;
+    ibp_replica *replica;
+    ibp_control *control;
+} node;
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: ibp-node --config FILE\n"
+                 "       ibp-node --print-example-config\n"
+                 "       ibp-node --help\n"
+                 "\n"
+                 "Runs an IBP status node with the roles of its config (monitor, consensus, dns).\n"
+                 "SIGTERM or SIGINT stop it cleanly. Exit codes: 0 clean stop, 1 runtime failure,\n"
+                 "2 bad configuration or usage.\n"
+                 "\n"
+                 "Config file (JSON; nested objects or dotted keys):\n");
+}
+
+/* Exit code for an error while starting: configuration problems are 2. */
+static int start_failure(const ibp_err *err, int code)
+{
+    IBP_LOG(IBP_LOG_ERROR, COMPONENT, "cannot start: %s",
+            err->msg[0] ? err->msg : ibp_strerror(err->code));
+    return code;
+}
+
+static int path_join(char *buf, size_t cap, const char *dir, const char *name)
+{
+    int n = snprintf(buf, cap, "%s/%s", dir, name);
+    return n > 0 && (size_t)n < cap ? 0 : -1;
+}
+
+/* Creates dir (mode 0700) and its missing parents. */
+static ibp_status make_dirs(const char *dir, ibp_err *err)
+{
+    char path[PATH_CAP];
+    size_t n = strlen(dir);
+    if (n == 0 || n >= sizeof path)
+        return ibp_err_set(err, IBP_E_CONFIG, "node.work_dir: bad path");
+    memcpy(path, dir, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (path[i] != '/' && path[i] != '\0')
+            continue;
+        char c = path[i];
+        path[i] = '\0';
+        if (mkdir(path, 0700) != 0 && errno != EEXIST)
+            return ibp_err_set(err, IBP_E_IO, "node.work_dir: mkdir %s: %s", path, strerror(errno));
+        path[i] = c;
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return ibp_err_set(err, IBP_E_IO, "node.work_dir %s is not a directory", dir);
+    return IBP_OK;
+}
+
+/* Key, roster and the node's place in it. Every failure is a configuration error. */
+static ibp_status load_identity(node *n, ibp_err *err)
+{
+    const ibp_node_config *cfg = &n->cfg;
+    ibp_status st = ibp_key_load(cfg->node.key_file, &n->key, err);
+    if (st != IBP_OK)
+        return st;
+    if ((st = ibp_roster_load(cfg->node.roster_file, &n->roster, err)) != IBP_OK)
+        return st;
+    const ibp_roster_node *me = ibp_roster_find(n->roster, cfg->node.id);
+    if (!me)
+        return ibp_err_set(err, IBP_E_CONFIG, "node %s is not in the roster %s", cfg->node.id,
+                           cfg->node.roster_file);
+    if (memcmp(me->pk, n->key.pk, IBP_PUBKEY_BYTES) != 0)
+        return ibp_err_set(err, IBP_E_CONFIG,
+                           "the key %s is not the key of node %s in the roster %s (receivers "
+                           "would reject every message)",
+                           cfg->node.key_file, cfg->node.id, cfg->node.roster_file);
+    if ((cfg->roles & ~me->roles) != 0) {
+        char want[96], have[96];
+        ibp_roles_format(cfg->roles, want, sizeof want);
+        ibp_roles_format(me->roles, have, sizeof have);
+        return ibp_err_set(err, IBP_E_CONFIG,
+                           "node.roles is %s but the roster gives node %s only %s (receivers "
+                           "would reject what the other roles send)",
+                           want, cfg->node.id, have);
+    }
+    return IBP_OK;
+}
+
+/* Blocks the stop signals in every thread (nats.c's included: they are made
+ * after this), so the main loop takes them with sigtimedwait. */
+static void signals_setup(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* Waits up to ms for a signal; returns the signal or 0. */
+static int wait_signal(const sigset_t *set, int64_t ms)
+{
+    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000};
+    int sig = sigtimedwait(set, NULL, &ts);
+    return sig > 0 ? sig : 0;
+}
+
+static void replica_status(json_t *obj, void *user)
+{
+    node *n = user;
+    if (!n->replica)
+        return;
+    ibp_replica_stats s;
+    ibp_replica_stats_get(n->replica, &s);
+    json_t *rej = json_object();
+    uint64_t total = 0;
+    for (int i = 0; rej && i < IBP_STATUS_COUNT; i++) {
+        if (s.rejected[i]) {
+            json_object_set_new(rej, ibp_status_name((ibp_status)i),
+                                json_integer((json_int_t)s.rejected[i]));
+            total += s.rejected[i];
+        }
+    }
+    json_t *r = json_pack(
+        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "epoch", (json_int_t)s.epoch,
+        "local_seq", (json_int_t)s.local_seq, "messages_applied", (json_int_t)s.messages_applied,
+        "snapshots_published", (json_int_t)s.snapshots_published, "snapshots_lost_race",
+        (json_int_t)s.snapshots_lost_race, "digest_mismatches", (json_int_t)s.digest_mismatches,
+        "events_published", (json_int_t)s.events_published, "engine_skipped",
+        (json_int_t)s.engine_skipped, "rejected_total", (json_int_t)total, "rejected",
+        rej ? rej : json_null());
+    if (r)
+        json_object_set_new(obj, "replica", r);
+}
+
+/* Makes sure the streams exist, retrying while NATS is not reachable yet. 0 ok, 1 stop. */
+static int ensure_streams(node *n, const sigset_t *sigs)
+{
+    ibp_bus_stream_opts so;
+    ibp_bus_stream_opts_init(&so);
+    for (unsigned attempt = 0;; attempt++) {
+        ibp_err err = {0};
+        if (ibp_bus_ensure_streams(n->js, &so, &err) == IBP_OK)
+            return 0;
+        if (attempt % 10 == 0)
+            IBP_LOG(IBP_LOG_WARN, COMPONENT, "streams not ready, retrying attempt=%u error=%s",
+                    attempt + 1, err.msg);
+        int sig = wait_signal(sigs, 1000);
+        if (sig == SIGTERM || sig == SIGINT)
+            return 1;
+    }
+}
+
+static int start_dns_usage(node *n, ibp_usage_opts *uo, ibp_err *err)
+{
+    ibp_geo_opts go;
+    ibp_geo_opts_init(&go);
+    go.city_db = n->cfg.maxmind.city_db;
+    go.country_db = n->cfg.maxmind.country_db;
+    go.asn_db = n->cfg.maxmind.asn_db;
+    ibp_status st = ibp_geo_open(&go, &n->geo, err);
+    if (st != IBP_OK)
+        return st == IBP_E_IO || st == IBP_E_CONFIG ? EXIT_CONFIG : EXIT_RUNTIME;
+    ibp_usage_nats_sink_opts sko;
+    ibp_usage_nats_sink_opts_init(&sko);
+    sko.nc = n->nc;
+    sko.signer = n->signer;
+    if (ibp_usage_nats_sink_open(&sko, &n->sink, err) != IBP_OK)
+        return EXIT_RUNTIME;
+    n->sink_open = true;
+    ibp_usage_opts_init(uo);
+    uo->node_id = n->cfg.node.id;
+    uo->geo = n->geo;
+    uo->sink = &n->sink;
+    uo->flush_interval_ms = n->cfg.intervals.usage_flush_ms;
+    return 0;
+}
+
+/* Starts every part; returns 0 or an exit code (the caller takes down what started). */
+static int node_start(node *n, const sigset_t *sigs)
+{
+    ibp_node_config *cfg = &n->cfg;
+    ibp_err err = {0};
+    ibp_status st;
+    char path[PATH_CAP];
+
+    if (ibp_crypto_init() != IBP_OK) {
+        IBP_LOG(IBP_LOG_ERROR, COMPONENT, "libsodium failed to initialise");
+        return EXIT_RUNTIME;
+    }
+    if (ibp_settings_check_secrets(ibp_node_config_table(), cfg, &err) != IBP_OK)
+        return start_failure(&err, EXIT_CONFIG);
+    if (load_identity(n, &err) != IBP_OK)
+        return start_failure(&err, EXIT_CONFIG);
+    if (cfg->roles & (IBP_ROLE_MONITOR | IBP_ROLE_DNS)) {
+        if (ibp_network_load(cfg->network.members_file, cfg->network.services_file,
+                             cfg->network.checks_file, &n->network, &err) != IBP_OK)
+            return start_failure(&err, EXIT_CONFIG);
+    }
+    if (make_dirs(cfg->node.work_dir, &err) != IBP_OK)
+        return start_failure(&err, EXIT_RUNTIME);
+    if (path_join(path, sizeof path, cfg->node.work_dir, "signer.seq") != 0) {
+        ibp_err_set(&err, IBP_E_CONFIG, "node.work_dir is too long");
+        return start_failure(&err, EXIT_CONFIG);
+    }
+    if (ibp_signer_new(cfg->node.id, &n->key, path, &n->signer, &err) != IBP_OK)
+        return start_failure(&err, EXIT_RUNTIME);
+
+    snprintf(n->conn_name, sizeof n->conn_name, "ibp-node %s", cfg->node.id);
+    st = ibp_bus_connect(&cfg->nats, n->conn_name, true, &n->nc, &err);
+    if (st != IBP_OK)
+        return start_failure(&err, st == IBP_E_NATS ? EXIT_RUNTIME : EXIT_CONFIG);
+    if (natsConnection_JetStream(&n->js, n->nc, NULL) != NATS_OK) {
+        ibp_err_set(&err, IBP_E_NATS, "JetStream context");
+        return start_failure(&err, EXIT_RUNTIME);
+    }
+    if (ensure_streams(n, sigs) != 0)
+        return -1; /* asked to stop while waiting: a clean stop */
+
+    ibp_usage_opts uo;
+    ibp_data_opts dopts;
+    ibp_data_opts_init(&dopts);
+    dopts.work_dir = cfg->node.work_dir;
+    dopts.use_official_cache = true;
+    dopts.use_local_cache = (cfg->roles & IBP_ROLE_MONITOR) != 0;
+    dopts.cache_save_ms = cfg->intervals.cache_save_ms;
+    dopts.network = n->network;
+    if (cfg->roles & IBP_ROLE_DNS) {
+        int rc = start_dns_usage(n, &uo, &err);
+        if (rc)
+            return start_failure(&err, rc);
+        dopts.usage = &uo;
+    }
+    if (ibp_data_open(&dopts, &n->data, &err) != IBP_OK)
+        return start_failure(&err, EXIT_RUNTIME);
+    ibp_store *store = ibp_data_store(n->data);
+
+    ibp_official_subscriber_opts so;
+    ibp_official_subscriber_opts_init(&so);
+    so.nc = n->nc;
+    so.roster = n->roster;
+    so.store = store;
+    if (ibp_official_subscriber_start(&so, &n->subscriber, &err) != IBP_OK)
+        return start_failure(&err, EXIT_RUNTIME);
+
+    if (cfg->roles & IBP_ROLE_MONITOR) {
+        ibp_monitor_publisher_opts po;
+        ibp_monitor_publisher_opts_init(&po);
+        po.nc = n->nc;
+        po.signer = n->signer;
+        po.store = store;
+        po.work_dir = cfg->node.work_dir;
+        po.roles = cfg->roles;
+        po.publish_ms = cfg->intervals.publish_ms;
+        po.refresh_ms = cfg->intervals.refresh_ms;
+        po.heartbeat_ms = cfg->intervals.heartbeat_ms;
+        if (ibp_monitor_publisher_start(&po, &n->publisher, &err) != IBP_OK)
+            return start_failure(&err, err.code == IBP_E_INVAL ? EXIT_CONFIG : EXIT_RUNTIME);
+    }
+    if (cfg->roles & IBP_ROLE_CONSENSUS) {
+        ibp_replica_opts ro;
+        ibp_replica_opts_init(&ro);
+        ro.nc = n->nc;
+        ro.roster = n->roster;
+        ro.signer = n->signer;
+        ro.work_dir = cfg->node.work_dir;
+        ro.vote.active_window_ms = cfg->consensus.active_window_ms;
+        ro.vote.staleness_ms = ibp_node_config_staleness_ms(cfg);
+        ro.vote.expiry_ms = cfg->consensus.expiry_ms;
+        ro.vote.quorum_min = (uint32_t)cfg->consensus.quorum_min;
+        ro.heartbeat_ms = cfg->intervals.heartbeat_ms;
+        if (ibp_vote_config_check(&ro.vote) != IBP_VOTE_OK) {
+            ibp_err_set(&err, IBP_E_CONFIG,
+                        "consensus settings are inconsistent (staleness %" PRId64
+                        " ms must not exceed active_window_ms %" PRId64 " ms, ...)",
+                        ro.vote.staleness_ms, ro.vote.active_window_ms);
+            return start_failure(&err, EXIT_CONFIG);
+        }
+        st = ibp_replica_start(&ro, &n->replica, &err);
+        if (st != IBP_OK)
+            return start_failure(&err, st == IBP_E_CONFIG ? EXIT_CONFIG : EXIT_RUNTIME);
+    }
+
+    if (path_join(path, sizeof path, cfg->node.work_dir, IBP_CONTROL_SOCKET_NAME) != 0) {
+        ibp_err_set(&err, IBP_E_CONFIG, "node.work_dir is too long");
+        return start_failure(&err, EXIT_CONFIG);
+    }
+    ibp_control_opts co;
+    ibp_control_opts_init(&co);
+    co.socket_path = path;
+    co.node_id = cfg->node.id;
+    co.roles = cfg->roles;
+    co.store = store;
+    co.accept_observations = n->publisher != NULL;
+    co.publisher = n->publisher;
+    co.subscriber = n->subscriber;
+    co.usage = ibp_data_usage(n->data);
+    co.status_fn = replica_status;
+    co.status_user = n;
+    if (ibp_control_start(&co, &n->control, &err) != IBP_OK)
+        return start_failure(&err, err.code == IBP_E_INVAL ? EXIT_CONFIG : EXIT_RUNTIME);
+
+    char roles[96];
+    ibp_roles_format(cfg->roles, roles, sizeof roles);
+    IBP_LOG(IBP_LOG_INFO, COMPONENT,
+            "started node=%s roles=%s work_dir=%s official_epoch=%" PRIu64 " nats=%s", cfg->node.id,
+            roles, cfg->node.work_dir, ibp_store_official_epoch(store), cfg->nats.servers.items[0]);
+    return 0;
+}
+
+/* Takes down whatever started, in reverse order. Returns false when closing the data failed. */
+static bool node_stop(node *n)
+{
+    bool ok = true;
+    ibp_err err = {0};
+    ibp_control_stop(n->control);
+    n->control = NULL;
+    ibp_monitor_publisher_stop(n->publisher);
+    n->publisher = NULL;
+    ibp_replica_stop(n->replica);
+    n->replica = NULL;
+    ibp_official_subscriber_stop(n->subscriber);
+    n->subscriber = NULL;
+    if (n->data && ibp_data_close(n->data, &err) != IBP_OK) {
+        IBP_LOG(IBP_LOG_ERROR, COMPONENT, "closing the data library failed: %s", err.msg);
+        ok = false;
+    }
+    n->data = NULL;
+    if (n->sink_open)
+        ibp_usage_sink_close(&n->sink);
+    ibp_geo_close(n->geo);
+    jsCtx_Destroy(n->js);
+    if (n->nc) {
+        natsConnection_Close(n->nc);
+        natsConnection_Destroy(n->nc);
+    }
+    ibp_signer_free(n->signer);
+    ibp_network_free(n->network);
+    ibp_roster_free(n->roster);
+    ibp_key_wipe(&n->key);
+    if (n->cfg_loaded)
+        ibp_node_config_free(&n->cfg);
+    return ok;
+}
+
+int main(int argc, char **argv)
+{
+    const char *config = NULL;
+    static const struct option opts[] = {
+        {"config", required_argument, 0, 'c'},
+        {"help", no_argument, 0, 'h'},
+        {"print-example-config", no_argument, 0, 'e'},
+        {0, 0, 0, 0},
+    };
+    int c;
+    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            config = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return ibp_node_config_help(stdout) == IBP_OK ? 0 : EXIT_RUNTIME;
+        case 'e': {
+            ibp_err err = {0};
+            if (ibp_node_config_example(stdout, &err) != IBP_OK) {
+                fprintf(stderr, "ibp-node: %s\n", err.msg);
+                return EXIT_RUNTIME;
+            }
+            return 0;
+        }
+        default:
+            fprintf(stderr, "ibp-node: see ibp-node --help\n");
+            return EXIT_CONFIG;
+        }
+    }
+    if (!config || optind != argc) {
+        fprintf(stderr, "ibp-node: --config FILE is required (see ibp-node --help)\n");
+        return EXIT_CONFIG;
+    }
+
+    sigset_t sigs;
+    signals_setup(&sigs);
+    static node n; /* zeroed; static keeps it off the stack for valgrind's sake */
+    ibp_err err = {0};
+    if (ibp_node_config_load(config, &n.cfg, &err) != IBP_OK) {
+        fprintf(stderr, "ibp-node: %s\n", err.msg);
+        return EXIT_CONFIG;
+    }
+    n.cfg_loaded = true;
+    int lvl = ibp_log_level_parse(n.cfg.log.level ? n.cfg.log.level : "info");
+    ibp_log_set_level(lvl >= 0 ? (ibp_log_level)lvl : IBP_LOG_INFO);
+
+    int rc = node_start(&n, &sigs);
+    if (rc == 0) {
+        for (;;) {
+            int sig = wait_signal(&sigs, 1000);
+            if (sig == SIGTERM || sig == SIGINT) {
+                IBP_LOG(IBP_LOG_INFO, COMPONENT, "stopping signal=%s",
+                        sig == SIGTERM ? "SIGTERM" : "SIGINT");
+                break;
+            }
+            if (sig == SIGHUP)
+                IBP_LOG(IBP_LOG_WARN, COMPONENT,
+                        "SIGHUP ignored: reloading the config is not supported; restart");
+            ibp_err terr = {0};
+            if (ibp_data_tick(n.data, &terr) != IBP_OK)
+                IBP_LOG(IBP_LOG_WARN, COMPONENT, "data tick: %s", terr.msg);
+        }
+    } else if (rc < 0) {
+        IBP_LOG(IBP_LOG_INFO, COMPONENT, "stopped while waiting for NATS");
+        rc = 0;
+    }
+    bool closed = node_stop(&n);
+    nats_Close();
+    if (rc == 0 && !closed)
+        rc = EXIT_RUNTIME;
+    if (rc == 0)
+        IBP_LOG(IBP_LOG_INFO, COMPONENT, "stopped cleanly");
+    return rc;
+}

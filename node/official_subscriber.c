@@ -1,0 +1,392 @@
+/* The official subscriber; see ibp/official_subscriber.h. */
+#include "ibp/clock.h"
+#include "ibp/official_subscriber.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ibp/envelope.h"
+#include "ibp/log.h"
+#include "ibp/official_snapshot.h"
+#include "ibp/subject.h"
+
+#define COMPONENT "official"
+#define NEXT_MSG_WAIT_MS 250
+#define NAME_MAX_LEN 128
+
+struct ibp_official_subscriber {
+    ibp_official_subscriber_opts opts;
+    char stream[NAME_MAX_LEN + 1];
+    char subject[NAME_MAX_LEN + 1];
+    jsCtx *js;
+    ibp_verifier *verifier;
+    natsSubscription *sub;    /* the thread's: snapshots (JetStream, ordered) */
+    natsSubscription *hb_sub; /* the thread's: replica heartbeats (core NATS) */
+    char hb_subject[NAME_MAX_LEN + 1];
+    bool warned_behind; /* the thread's */
+
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t applied; /* signalled after each apply */
+    bool stopping;
+    ibp_official_subscriber_stats stats;
+};
+
+void ibp_official_subscriber_opts_init(ibp_official_subscriber_opts *opts)
+{
+    memset(opts, 0, sizeof *opts);
+    opts->stream = IBP_STREAM_OFFICIAL;
+    opts->subject = IBP_SUBJECT_OFFICIAL_SNAPSHOT;
+    opts->heartbeat_subject = "ibp.official.heartbeat.*";
+    opts->max_message_bytes = IBP_MESSAGE_MAX_DEFAULT;
+    opts->retry_ms = 1000;
+}
+
+static void count_rejected(ibp_official_subscriber *s, ibp_status why)
+{
+    pthread_mutex_lock(&s->mu);
+    s->stats.rejected++;
+    if ((unsigned)why < IBP_STATUS_COUNT)
+        s->stats.rejected_by[why]++;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void handle_snapshot(ibp_official_subscriber *s, const ibp_verified *vm, uint64_t stream_seq)
+{
+    const Ibp__V1__OfficialSnapshot *snap = (const Ibp__V1__OfficialSnapshot *)vm->payload;
+    uint64_t have = ibp_store_official_epoch(s->opts.store);
+    if (snap->epoch <= have) {
+        pthread_mutex_lock(&s->mu);
+        s->stats.ignored++;
+        pthread_mutex_unlock(&s->mu);
+        if (snap->epoch < have && !s->warned_behind) {
+            /* Normal for one old message now and then; worth saying once,
+             * since it is also what a reset OFFICIAL stream looks like. */
+            IBP_LOG(IBP_LOG_WARN, COMPONENT,
+                    "ignoring a snapshot older than the store epoch=%" PRIu64
+                    " store_epoch=%" PRIu64 " stream_seq=%" PRIu64
+                    " (if the consensus cluster was reset, remove the official cache)",
+                    snap->epoch, have, stream_seq);
+            s->warned_behind = true;
+        } else {
+            IBP_LOG(IBP_LOG_DEBUG, COMPONENT,
+                    "ignored snapshot epoch=%" PRIu64 " store_epoch=%" PRIu64, snap->epoch, have);
+        }
+        return;
+    }
+    ibp_official_snapshot os;
+    ibp_err err = {0};
+    ibp_status st = ibp_official_snapshot_from_proto(snap, &os, &err);
+    if (st == IBP_OK)
+        st = ibp_official_snapshot_apply(s->opts.store, &os, &err);
+    if (st != IBP_OK) {
+        IBP_LOG(IBP_LOG_WARN, COMPONENT,
+                "rejected snapshot reason=%s signer=%s seq=%" PRIu64 " epoch=%" PRIu64
+                " stream_seq=%" PRIu64 " error=%s",
+                ibp_status_name(st), vm->envelope->signer, vm->envelope->seq, snap->epoch,
+                stream_seq, err.msg);
+        count_rejected(s, st == IBP_E_NOMEM ? IBP_E_NOMEM : IBP_E_PAYLOAD_DECODE);
+        ibp_official_snapshot_clear(&os);
+        return;
+    }
+    pthread_mutex_lock(&s->mu);
+    s->stats.applied++;
+    s->stats.epoch = os.epoch;
+    s->stats.local_seq = os.local_seq;
+    s->stats.last_applied_ms = ibp_clock_wall_ms();
+    pthread_cond_broadcast(&s->applied);
+    pthread_mutex_unlock(&s->mu);
+    s->warned_behind = false;
+    IBP_LOG(IBP_LOG_INFO, COMPONENT,
+            "applied snapshot epoch=%" PRIu64 " results=%zu overrides=%zu local_seq=%" PRIu64
+            " signer=%s stream_seq=%" PRIu64,
+            os.epoch, os.results.count, os.n_overrides, os.local_seq, vm->envelope->signer,
+            stream_seq);
+    ibp_official_snapshot_clear(&os);
+}
+
+static void handle_heartbeat(ibp_official_subscriber *s, const char *subject,
+                             const ibp_verified *vm)
+{
+    const char *dot = strrchr(subject, '.');
+    const char *node = dot ? dot + 1 : subject; /* ibp.official.heartbeat.<node> */
+    if (!(vm->signer->roles & IBP_ROLE_CONSENSUS) || strcmp(node, vm->envelope->signer) != 0) {
+        IBP_LOG(IBP_LOG_WARN, COMPONENT, "rejected heartbeat reason=%s signer=%s subject=%s",
+                ibp_status_name(IBP_E_ROLE_DENIED), vm->envelope->signer, subject);
+        count_rejected(s, IBP_E_ROLE_DENIED);
+        return;
+    }
+    const Ibp__V1__Heartbeat *hb = (const Ibp__V1__Heartbeat *)vm->payload;
+    pthread_mutex_lock(&s->mu);
+    s->stats.heartbeats++;
+    if (hb->epoch > s->stats.heartbeat_epoch)
+        s->stats.heartbeat_epoch = hb->epoch;
+    s->stats.last_heartbeat_ms = ibp_clock_wall_ms();
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void handle_msg(ibp_official_subscriber *s, natsMsg *m, bool is_heartbeat)
+{
+    const char *subject = natsMsg_GetSubject(m);
+    const uint8_t *data = (const uint8_t *)natsMsg_GetData(m);
+    size_t len = (size_t)natsMsg_GetDataLength(m);
+    uint64_t stream_seq = 0;
+    jsMsgMetaData *meta = NULL;
+    if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
+        stream_seq = meta->Sequence.Stream;
+        jsMsgMetaData_Destroy(meta);
+    }
+    bool is_snapshot = !is_heartbeat;
+    if (is_snapshot) {
+        pthread_mutex_lock(&s->mu);
+        s->stats.received++;
+        pthread_mutex_unlock(&s->mu);
+    }
+    ibp_verified vm = {0};
+    ibp_err err = {0};
+    ibp_status st = ibp_verifier_check_stateless(s->verifier, data, len, &vm, &err);
+    if (st == IBP_OK) {
+        ibp_payload_type want = is_snapshot ? IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_OFFICIAL_SNAPSHOT
+                                            : IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_HEARTBEAT;
+        if (vm.envelope->type != want) {
+            IBP_LOG(IBP_LOG_WARN, COMPONENT,
+                    "rejected message reason=wrong-type signer=%s type=%d subject=%s",
+                    vm.envelope->signer, (int)vm.envelope->type, subject);
+            st = IBP_E_ROLE_DENIED;
+        }
+    } else {
+        /* The verifier logged the reason. */
+        IBP_LOG(IBP_LOG_DEBUG, COMPONENT, "rejected subject=%s stream_seq=%" PRIu64 " error=%s",
+                subject, stream_seq, err.msg);
+    }
+    if (st != IBP_OK) {
+        count_rejected(s, st);
+    } else if (is_snapshot) {
+        handle_snapshot(s, &vm, stream_seq);
+    } else {
+        handle_heartbeat(s, subject, &vm);
+    }
+    ibp_verified_clear(&vm);
+}
+
+static bool is_stopping(ibp_official_subscriber *s)
+{
+    pthread_mutex_lock(&s->mu);
+    bool stop = s->stopping;
+    pthread_mutex_unlock(&s->mu);
+    return stop;
+}
+
+static natsStatus subscribe(ibp_official_subscriber *s, jsErrCode *jerr)
+{
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = s->stream;
+    so.Ordered = true;
+    so.Config.DeliverPolicy = js_DeliverLast;
+    natsStatus ns = js_SubscribeSync(&s->sub, s->js, s->subject, NULL, &so, jerr);
+    if (ns == NATS_OK && s->hb_subject[0] && !s->hb_sub)
+        ns = natsConnection_SubscribeSync(&s->hb_sub, s->opts.nc, s->hb_subject);
+    return ns;
+}
+
+/* Handles the heartbeats that are waiting (a sync subscription: no callback). */
+static void drain_heartbeats(ibp_official_subscriber *s)
+{
+    int pending = 0;
+    while (s->hb_sub && natsSubscription_GetPending(s->hb_sub, &pending, NULL) == NATS_OK &&
+           pending > 0) {
+        natsMsg *m = NULL;
+        if (natsSubscription_NextMsg(&m, s->hb_sub, 1) != NATS_OK)
+            break;
+        handle_msg(s, m, true);
+        natsMsg_Destroy(m);
+    }
+}
+
+/* Sleeps up to ms, waking early when stop is asked. */
+static void pause_ms(ibp_official_subscriber *s, int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t ns = (int64_t)ts.tv_nsec + ms * 1000000;
+    ts.tv_sec += ns / 1000000000;
+    ts.tv_nsec = ns % 1000000000;
+    pthread_mutex_lock(&s->mu);
+    while (!s->stopping)
+        if (pthread_cond_timedwait(&s->applied, &s->mu, &ts) == ETIMEDOUT)
+            break;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void *subscriber_main(void *arg)
+{
+    ibp_official_subscriber *s = arg;
+    uint64_t failures = 0;
+    while (!is_stopping(s)) {
+        if (!s->sub) {
+            jsErrCode jerr = 0;
+            natsStatus ns = subscribe(s, &jerr);
+            if (ns != NATS_OK) {
+                natsSubscription_Destroy(s->sub);
+                s->sub = NULL;
+                if (failures++ % 30 == 0)
+                    IBP_LOG(IBP_LOG_WARN, COMPONENT,
+                            "cannot subscribe, retrying stream=%s subject=%s error=%s "
+                            "jetstream_error=%d attempts=%" PRIu64,
+                            s->stream, s->subject, natsStatus_GetText(ns), (int)jerr, failures);
+                pause_ms(s, s->opts.retry_ms);
+                continue;
+            }
+            failures = 0;
+            pthread_mutex_lock(&s->mu);
+            s->stats.subscribes++;
+            pthread_mutex_unlock(&s->mu);
+            IBP_LOG(IBP_LOG_INFO, COMPONENT, "subscribed stream=%s subject=%s from=last", s->stream,
+                    s->subject);
+        }
+        drain_heartbeats(s);
+        natsMsg *m = NULL;
+        natsStatus ns = natsSubscription_NextMsg(&m, s->sub, NEXT_MSG_WAIT_MS);
+        if (ns == NATS_OK) {
+            handle_msg(s, m, false);
+            natsMsg_Destroy(m);
+            continue;
+        }
+        if (ns == NATS_TIMEOUT || ns == NATS_SLOW_CONSUMER)
+            continue;
+        /* The subscription is gone (connection closed, consumer deleted):
+         * make a new one; the epoch check makes the re-read harmless. */
+        IBP_LOG(IBP_LOG_WARN, COMPONENT, "subscription failed, subscribing again error=%s",
+                natsStatus_GetText(ns));
+        natsSubscription_Destroy(s->sub);
+        s->sub = NULL;
+        pause_ms(s, s->opts.retry_ms);
+    }
+    if (s->sub) {
+        natsSubscription_Unsubscribe(s->sub);
+        natsSubscription_Destroy(s->sub);
+        s->sub = NULL;
+    }
+    if (s->hb_sub) {
+        natsSubscription_Unsubscribe(s->hb_sub);
+        natsSubscription_Destroy(s->hb_sub);
+        s->hb_sub = NULL;
+    }
+    return NULL;
+}
+
+ibp_status ibp_official_subscriber_start(const ibp_official_subscriber_opts *opts,
+                                         ibp_official_subscriber **out, ibp_err *err)
+{
+    if (!opts || !out || !opts->nc || !opts->roster || !opts->store)
+        return ibp_err_set(err, IBP_E_INVAL,
+                           "official subscriber: nc, roster and store are "
+                           "required");
+    const char *stream = opts->stream ? opts->stream : IBP_STREAM_OFFICIAL;
+    const char *subject = opts->subject ? opts->subject : IBP_SUBJECT_OFFICIAL_SNAPSHOT;
+    const char *hb = opts->heartbeat_subject ? opts->heartbeat_subject : "";
+    if (strlen(stream) > NAME_MAX_LEN || strlen(subject) > NAME_MAX_LEN ||
+        strlen(hb) > NAME_MAX_LEN || !*stream || !*subject)
+        return ibp_err_set(err, IBP_E_INVAL, "official subscriber: bad stream or subject");
+    ibp_official_subscriber *s = calloc(1, sizeof *s);
+    if (!s)
+        return ibp_err_set(err, IBP_E_NOMEM, "official subscriber: out of memory");
+    ibp_status st = IBP_OK;
+    s->opts = *opts;
+    memcpy(s->stream, stream, strlen(stream) + 1);
+    memcpy(s->subject, subject, strlen(subject) + 1);
+    memcpy(s->hb_subject, hb, strlen(hb) + 1);
+    s->opts.heartbeat_subject = s->hb_subject;
+    s->opts.stream = s->stream;
+    s->opts.subject = s->subject;
+    if (s->opts.retry_ms <= 0)
+        s->opts.retry_ms = 1000;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->applied, &ca);
+    pthread_condattr_destroy(&ca);
+
+    ibp_verifier_opts vo;
+    ibp_verifier_opts_init(&vo);
+    if (opts->max_message_bytes)
+        vo.max_message_bytes = opts->max_message_bytes;
+    vo.log_component = COMPONENT;
+    if ((st = ibp_verifier_new(opts->roster, &vo, &s->verifier)) != IBP_OK) {
+        ibp_err_set(err, st, "official subscriber: verifier: %s", ibp_strerror(st));
+        goto fail;
+    }
+    natsStatus ns = natsConnection_JetStream(&s->js, opts->nc, NULL);
+    if (ns != NATS_OK) {
+        st = ibp_err_set(err, IBP_E_NATS, "official subscriber: JetStream context: %s",
+                         natsStatus_GetText(ns));
+        goto fail;
+    }
+    if (pthread_create(&s->thread, NULL, subscriber_main, s) != 0) {
+        st = ibp_err_set(err, IBP_E_NOMEM, "official subscriber: cannot start its thread");
+        goto fail;
+    }
+    *out = s;
+    return IBP_OK;
+fail:
+    jsCtx_Destroy(s->js);
+    ibp_verifier_free(s->verifier);
+    pthread_cond_destroy(&s->applied);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+    return st;
+}
+
+void ibp_official_subscriber_stats_get(ibp_official_subscriber *s,
+                                       ibp_official_subscriber_stats *out)
+{
+    pthread_mutex_lock(&s->mu);
+    *out = s->stats;
+    pthread_mutex_unlock(&s->mu);
+}
+
+ibp_status ibp_official_subscriber_wait_epoch(ibp_official_subscriber *s, uint64_t epoch,
+                                              int64_t timeout_ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t ns = (int64_t)ts.tv_nsec + (timeout_ms > 0 ? timeout_ms : 0) * 1000000;
+    ts.tv_sec += ns / 1000000000;
+    ts.tv_nsec = ns % 1000000000;
+    pthread_mutex_lock(&s->mu);
+    while (ibp_store_official_epoch(s->opts.store) < epoch && !s->stopping)
+        if (pthread_cond_timedwait(&s->applied, &s->mu, &ts) == ETIMEDOUT)
+            break;
+    bool ok = ibp_store_official_epoch(s->opts.store) >= epoch;
+    pthread_mutex_unlock(&s->mu);
+    return ok ? IBP_OK : IBP_E_NOT_FOUND;
+}
+
+void ibp_official_subscriber_stop(ibp_official_subscriber *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->stopping = true;
+    pthread_cond_broadcast(&s->applied);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->thread, NULL);
+    IBP_LOG(IBP_LOG_INFO, COMPONENT,
+            "stopped received=%" PRIu64 " applied=%" PRIu64 " ignored=%" PRIu64 " rejected=%" PRIu64
+            " epoch=%" PRIu64 " heartbeats=%" PRIu64,
+            s->stats.received, s->stats.applied, s->stats.ignored, s->stats.rejected,
+            s->stats.epoch, s->stats.heartbeats);
+    jsCtx_Destroy(s->js);
+    ibp_verifier_free(s->verifier);
+    pthread_cond_destroy(&s->applied);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
