@@ -31,8 +31,11 @@ ibp_status ibp_local_msg_from_verified(const ibp_verified *vm, uint64_t local_se
              * the whole batch, on every replica alike. */
             if (p->key)
                 o[i].key = (ibp_vote_key){(ibp_vote_check)p->key->check_type,
-                                          p->key->check_name, p->key->member, p->key->domain,
-                                          p->key->endpoint, p->key->ipv6};
+                                          p->key->check_name,
+                                          p->key->member,
+                                          p->key->domain,
+                                          p->key->endpoint,
+                                          p->key->ipv6};
             o[i].status = status_of(p->status);
             o[i].check_time_ms = p->check_time_ms;
             o[i].error = p->error;

@@ -49,11 +49,11 @@ struct ibp_replica {
     ibp_replica_stats stats;
 };
 
-#define STATS(r, stmt)                                                                        \
-    do {                                                                                      \
-        pthread_mutex_lock(&(r)->stats_lock);                                                 \
-        stmt;                                                                                 \
-        pthread_mutex_unlock(&(r)->stats_lock);                                               \
+#define STATS(r, stmt)                                                                             \
+    do {                                                                                           \
+        pthread_mutex_lock(&(r)->stats_lock);                                                      \
+        stmt;                                                                                      \
+        pthread_mutex_unlock(&(r)->stats_lock);                                                    \
     } while (0)
 
 void ibp_replica_opts_init(ibp_replica_opts *opts)
@@ -82,8 +82,8 @@ static ibp_status read_snapshot_msg(ibp_replica *r, natsMsg *m, uint64_t *epoch,
     }
     const Ibp__V1__OfficialSnapshot *s = (const Ibp__V1__OfficialSnapshot *)vm.payload;
     *epoch = s->epoch;
-    *digest_len = s->state_digest.len < IBP_VOTE_DIGEST_SIZE ? s->state_digest.len
-                                                             : IBP_VOTE_DIGEST_SIZE;
+    *digest_len =
+        s->state_digest.len < IBP_VOTE_DIGEST_SIZE ? s->state_digest.len : IBP_VOTE_DIGEST_SIZE;
     memcpy(digest, s->state_digest.data, *digest_len);
     ibp_verified_clear(&vm);
     return IBP_OK;
@@ -94,8 +94,8 @@ static ibp_status refresh_last_snapshot(ibp_replica *r, uint8_t *digest, size_t 
 {
     natsMsg *m = NULL;
     jsErrCode jerr = 0;
-    natsStatus s = js_GetLastMsg(&m, r->js, IBP_STREAM_OFFICIAL, IBP_SUBJECT_OFFICIAL_SNAPSHOT,
-                                 NULL, &jerr);
+    natsStatus s =
+        js_GetLastMsg(&m, r->js, IBP_STREAM_OFFICIAL, IBP_SUBJECT_OFFICIAL_SNAPSHOT, NULL, &jerr);
     if (s == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr) {
         r->last_snap_subject_seq = 0;
         r->last_snap_epoch = 0;
@@ -106,7 +106,8 @@ static ibp_status refresh_last_snapshot(ibp_replica *r, uint8_t *digest, size_t 
     uint64_t epoch = 0;
     uint8_t d[IBP_VOTE_DIGEST_SIZE];
     size_t dl = 0;
-    ibp_status st = read_snapshot_msg(r, m, &epoch, digest ? digest : d, digest_len ? digest_len : &dl);
+    ibp_status st =
+        read_snapshot_msg(r, m, &epoch, digest ? digest : d, digest_len ? digest_len : &dl);
     if (st == IBP_OK) {
         r->last_snap_subject_seq = natsMsg_GetSequence(m);
         r->last_snap_epoch = epoch;
@@ -230,10 +231,10 @@ static json_t *votes_json(const ibp_vote_vote *v, size_t n)
     json_t *a = json_array();
     for (size_t i = 0; a && i < n; i++)
         json_array_append_new(a, json_pack("{s:s,s:s,s:I,s:I,s:I}", "node", v[i].node, "status",
-                                           v[i].status == IBP_VOTE_UP ? "up" : "down",
-                                           "local_seq", (json_int_t)v[i].local_seq,
-                                           "batch_seq", (json_int_t)v[i].batch_seq,
-                                           "check_time_ms", (json_int_t)v[i].check_time_ms));
+                                           v[i].status == IBP_VOTE_UP ? "up" : "down", "local_seq",
+                                           (json_int_t)v[i].local_seq, "batch_seq",
+                                           (json_int_t)v[i].batch_seq, "check_time_ms",
+                                           (json_int_t)v[i].check_time_ms));
     return a;
 }
 
@@ -266,13 +267,13 @@ static ibp_status make_status_msg(ibp_replica *r, const struct status_arg *a, na
     const char *status = ch->kind == IBP_VOTE_REMOVED ? "removed"
                          : ch->status == IBP_VOTE_UP  ? "up"
                                                       : "down";
-    json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:s,s:b,s:s,s:I,s:s,s:I,s:I,s:o}", "member",
-                          key.member, "check_type", ibp_check_type_name((ibp_check_type)key.check_type),
-                          "check_name", key.check_name, "domain", key.domain, "endpoint",
-                          key.endpoint, "ipv6", (int)key.ipv6, "status", status, "check_time_ms",
-                          (json_int_t)ch->check_time_ms, "error", ch->error ? ch->error : "",
-                          "epoch", (json_int_t)a->epoch, "time_ms", (json_int_t)a->time_ms,
-                          "voters", votes_json(ch->votes, ch->nvotes));
+    json_t *j =
+        json_pack("{s:s,s:s,s:s,s:s,s:s,s:b,s:s,s:I,s:s,s:I,s:I,s:o}", "member", key.member,
+                  "check_type", ibp_check_type_name((ibp_check_type)key.check_type), "check_name",
+                  key.check_name, "domain", key.domain, "endpoint", key.endpoint, "ipv6",
+                  (int)key.ipv6, "status", status, "check_time_ms", (json_int_t)ch->check_time_ms,
+                  "error", ch->error ? ch->error : "", "epoch", (json_int_t)a->epoch, "time_ms",
+                  (json_int_t)a->time_ms, "voters", votes_json(ch->votes, ch->nvotes));
     char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (!text)
@@ -283,8 +284,8 @@ static ibp_status make_status_msg(ibp_replica *r, const struct status_arg *a, na
     return st;
 }
 
-static ibp_status make_override_status_msg(ibp_replica *r, const ibp_vote_event *ev,
-                                           natsMsg **out, ibp_err *err)
+static ibp_status make_override_status_msg(ibp_replica *r, const ibp_vote_event *ev, natsMsg **out,
+                                           ibp_err *err)
 {
     char subject[1024], msg_id[96];
     ibp_status st = ibp_subject_status_override(ev->key.member, subject, sizeof subject);
@@ -346,11 +347,12 @@ static ibp_status publish_snapshot(ibp_replica *r, void *arg, ibp_err *err)
         if (st != IBP_OK)
             return st;
         snprintf(msg_id, sizeof msg_id, "epoch-%" PRIu64, u->epoch);
-        st = ibp_bus_publish_envelope(
-            r->js, IBP_SUBJECT_OFFICIAL_SNAPSHOT,
-            IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_OFFICIAL_SNAPSHOT, ibp_signer_id(r->opts.signer),
-            seq, sealed, len, msg_id, r->last_snap_subject_seq ? r->last_snap_subject_seq : UINT64_MAX,
-            &stream_seq, &dup, err);
+        st = ibp_bus_publish_envelope(r->js, IBP_SUBJECT_OFFICIAL_SNAPSHOT,
+                                      IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_OFFICIAL_SNAPSHOT,
+                                      ibp_signer_id(r->opts.signer), seq, sealed, len, msg_id,
+                                      r->last_snap_subject_seq ? r->last_snap_subject_seq
+                                                               : UINT64_MAX,
+                                      &stream_seq, &dup, err);
         free(sealed);
         sealed = NULL;
         if (st == IBP_OK && !dup) {
@@ -374,8 +376,7 @@ static ibp_status publish_snapshot(ibp_replica *r, void *arg, ibp_err *err)
             return IBP_OK; /* behind: later epochs are there already */
         /* An older epoch is last: our expectation was stale; try again. */
     }
-    return ibp_err_set(err, IBP_E_NATS, "snapshot epoch %" PRIu64 ": could not publish",
-                       u->epoch);
+    return ibp_err_set(err, IBP_E_NATS, "snapshot epoch %" PRIu64 ": could not publish", u->epoch);
 }
 
 /* The events and status messages of an update, built one by one. */
@@ -472,8 +473,8 @@ static void publish_side(ibp_replica *r, const ibp_vote_update *u)
         STATS(r, r->stats.events_published += u->nevents);
         return;
     }
-    IBP_LOG(IBP_LOG_WARN, COMPONENT, "pipelined events failed; publishing one by one epoch=%" PRIu64,
-            u->epoch);
+    IBP_LOG(IBP_LOG_WARN, COMPONENT,
+            "pipelined events failed; publishing one by one epoch=%" PRIu64, u->epoch);
     for (size_t i = 0; i < n && !atomic_load(&r->stop); i++) {
         struct side_arg a = {u, i};
         with_retry(r, "event/status", publish_side_sync, &a);
@@ -493,8 +494,8 @@ static void publish_epoch(ibp_replica *r, const ibp_vote_update *u)
     ibp_status st = with_retry(r, "snapshot", publish_snapshot, &sa);
     if (st != IBP_OK) {
         if (!atomic_load(&r->stop))
-            IBP_LOG(IBP_LOG_ERROR, COMPONENT, "snapshot not published epoch=%" PRIu64
-                    " reason=%s", u->epoch, ibp_status_name(st));
+            IBP_LOG(IBP_LOG_ERROR, COMPONENT, "snapshot not published epoch=%" PRIu64 " reason=%s",
+                    u->epoch, ibp_status_name(st));
         return;
     }
     if (r->last_snap_epoch > u->epoch)
@@ -541,8 +542,9 @@ static void apply_msg(ibp_replica *r, natsMsg *m)
     ibp_vote_rc rc = ibp_vote_apply(r->engine, &msg, &u);
     if (rc != IBP_VOTE_OK) {
         STATS(r, r->stats.engine_skipped++);
-        IBP_LOG(IBP_LOG_WARN, COMPONENT, "engine refused message seq=%" PRIu64 " signer=%s rc=%s detail=\"%s\"",
-                seq, msg.signer, ibp_vote_rc_name(rc), ibp_vote_last_error(r->engine));
+        IBP_LOG(IBP_LOG_WARN, COMPONENT,
+                "engine refused message seq=%" PRIu64 " signer=%s rc=%s detail=\"%s\"", seq,
+                msg.signer, ibp_vote_rc_name(rc), ibp_vote_last_error(r->engine));
         if (rc == IBP_VOTE_E_NOMEM || rc == IBP_VOTE_E_POISONED) {
             IBP_LOG(IBP_LOG_ERROR, COMPONENT, "engine unusable; stopping the replica");
             atomic_store(&r->stop, 1);
@@ -694,8 +696,7 @@ ibp_status ibp_replica_start(const ibp_replica_opts *opts, ibp_replica **out, ib
         goto fail;
     }
     IBP_LOG(IBP_LOG_INFO, COMPONENT,
-            "replica started node=%s epoch=%" PRIu64 " local_seq=%" PRIu64
-            " stream_epoch=%" PRIu64,
+            "replica started node=%s epoch=%" PRIu64 " local_seq=%" PRIu64 " stream_epoch=%" PRIu64,
             ibp_signer_id(opts->signer), info.epoch, info.local_seq, r->last_snap_epoch);
     r->last_heartbeat_ms = r->last_save_ms = ibp_clock_mono_ms();
     if (pthread_create(&r->thread, NULL, replica_main, r) != 0) {

@@ -198,8 +198,11 @@ ibp_status ibp_replica_state_load(const char *path, const ibp_vote_config *cfg,
             st = ibp_err_set(err, IBP_E_CONFIG, "replica state %s: key %zu has no key", path, i);
             goto out;
         }
-        keys[i].key = (ibp_vote_key){(ibp_vote_check)k->key->check_type, k->key->check_name,
-                                     k->key->member, k->key->domain, k->key->endpoint,
+        keys[i].key = (ibp_vote_key){(ibp_vote_check)k->key->check_type,
+                                     k->key->check_name,
+                                     k->key->member,
+                                     k->key->domain,
+                                     k->key->endpoint,
                                      k->key->ipv6};
         keys[i].last_seen_ms = k->last_seen_ms;
         keys[i].official = st_from_proto(k->official);
@@ -210,10 +213,10 @@ ibp_status ibp_replica_state_load(const char *path, const ibp_vote_config *cfg,
         keys[i].nobs = k->n_obs;
         for (size_t j = 0; j < k->n_obs; j++, oi++) {
             const Ibp__V1__ReplicaObservation *o = k->obs[j];
-            obs[oi] = (ibp_vote_state_obs){o->monitor,   st_from_proto(o->status),
+            obs[oi] = (ibp_vote_state_obs){o->monitor,       st_from_proto(o->status),
                                            o->check_time_ms, o->stream_ms,
-                                           o->local_seq, o->batch_seq,
-                                           o->error,     o->data_json};
+                                           o->local_seq,     o->batch_seq,
+                                           o->error,         o->data_json};
         }
     }
     for (size_t i = 0; i < rs->n_overrides; i++)
@@ -234,8 +237,8 @@ ibp_status ibp_replica_state_load(const char *path, const ibp_vote_config *cfg,
     char why[256] = "";
     ibp_vote_rc rc = ibp_vote_import(cfg, &vs, engine_out, why, sizeof why);
     if (rc != IBP_VOTE_OK) {
-        st = ibp_err_set(err, IBP_E_CONFIG, "replica state %s: %s: %s", path,
-                         ibp_vote_strerror(rc), why);
+        st = ibp_err_set(err, IBP_E_CONFIG, "replica state %s: %s: %s", path, ibp_vote_strerror(rc),
+                         why);
         goto out;
     }
     for (size_t i = 0; i < rs->n_signer_seqs; i++)

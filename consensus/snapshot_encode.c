@@ -104,8 +104,7 @@ static int entry_cmp(const void *a, const void *b)
  * when it is scheme + domain + path; see SnapshotEntry.endpoint_scheme. The
  * scheme is copied into buf (it is interned right away); *path points into url.
  */
-static bool split_url(const char *url, const char *domain, char *buf, size_t cap,
-                      const char **path)
+static bool split_url(const char *url, const char *domain, char *buf, size_t cap, const char **path)
 {
     if (!url || !domain || !*domain)
         return false;

@@ -44,8 +44,7 @@ static ibp_status read_secret(const char *path, char **out, ibp_err *err)
     size_t len = 0;
     ibp_status st = ibp_file_read_all(path, 4096, out, &len, err);
     if (st != IBP_OK)
-        return ibp_err_set(err, IBP_E_IO, "nats password file %s: %s", path,
-                           ibp_strerror(st));
+        return ibp_err_set(err, IBP_E_IO, "nats password file %s: %s", path, ibp_strerror(st));
     while (len > 0 && ((*out)[len - 1] == '\n' || (*out)[len - 1] == '\r'))
         (*out)[--len] = '\0';
     return IBP_OK;
@@ -61,8 +60,7 @@ static void on_reconnected(natsConnection *nc, void *closure)
 {
     char url[256] = "";
     natsConnection_GetConnectedUrl(nc, url, sizeof url);
-    IBP_LOG(IBP_LOG_INFO, "bus", "reconnected to NATS name=%s url=%s", (const char *)closure,
-            url);
+    IBP_LOG(IBP_LOG_INFO, "bus", "reconnected to NATS name=%s url=%s", (const char *)closure, url);
 }
 
 ibp_status ibp_bus_connect(const ibp_config_nats *cfg, const char *name, bool retry_at_start,
@@ -264,8 +262,8 @@ ibp_status ibp_bus_publish_envelope(jsCtx *js, const char *subject, ibp_payload_
         /* 10071: wrong last sequence for the subject. */
         if (jerr == JSStreamWrongLastSequenceErr)
             return ibp_err_set(err, IBP_E_EXISTS,
-                               "publish %s to %s: another publisher was first (msg id %s)",
-                               tname, subject, msg_id);
+                               "publish %s to %s: another publisher was first (msg id %s)", tname,
+                               subject, msg_id);
         return nats_error(err, s, "publish %s to %s (jetstream error %d)", tname, subject,
                           (int)jerr);
     }

@@ -52,8 +52,8 @@ static ibp_status load_official(ibp_data *d, ibp_err *err)
                 ovr[n_ovr++] = (ibp_override){c.overrides[i].member, c.overrides[i].reason,
                                               c.overrides[i].time_ms};
         st = ibp_store_set_snapshot(d->store, (const ibp_result *const *)c.results.items,
-                                    c.results.count, ovr, n_ovr, c.has_epoch ? c.epoch : 0,
-                                    false, err);
+                                    c.results.count, ovr, n_ovr, c.has_epoch ? c.epoch : 0, false,
+                                    err);
         free(ovr);
         if (st == IBP_OK)
             IBP_LOG(IBP_LOG_INFO, "data",

@@ -230,8 +230,8 @@ static ibp_status seal_and_queue(ibp_monitor_publisher *p, ibp_payload_type type
     pending *e = calloc(1, sizeof *e);
     if (!e)
         return ibp_err_set(err, IBP_E_NOMEM, "publisher: out of memory");
-    ibp_status st = ibp_signer_seal_bytes(p->opts.signer, type, payload, len, ibp_clock_wall_ms(), &e->data,
-                                          &e->len, &e->seq, err);
+    ibp_status st = ibp_signer_seal_bytes(p->opts.signer, type, payload, len, ibp_clock_wall_ms(),
+                                          &e->data, &e->len, &e->seq, err);
     if (st != IBP_OK) {
         free(e);
         return st;

@@ -35,8 +35,8 @@ ibp_status ibp_official_snapshot_from_proto(const Ibp__V1__OfficialSnapshot *s,
     out->epoch = s->epoch;
     out->local_seq = s->local_seq;
     out->applied_ms = s->applied_ms;
-    out->digest_len = s->state_digest.len < sizeof out->digest ? s->state_digest.len
-                                                               : sizeof out->digest;
+    out->digest_len =
+        s->state_digest.len < sizeof out->digest ? s->state_digest.len : sizeof out->digest;
     if (out->digest_len)
         memcpy(out->digest, s->state_digest.data, out->digest_len);
 

@@ -11,9 +11,8 @@ static _Thread_local unsigned my_slot_plus_one;
 static unsigned thread_slot(void)
 {
     if (!my_slot_plus_one)
-        my_slot_plus_one = atomic_fetch_add_explicit(&next_slot, 1, memory_order_relaxed) %
-                               IBP_RCU_SLOTS +
-                           1;
+        my_slot_plus_one =
+            atomic_fetch_add_explicit(&next_slot, 1, memory_order_relaxed) % IBP_RCU_SLOTS + 1;
     return my_slot_plus_one - 1;
 }
 

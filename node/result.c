@@ -40,12 +40,11 @@ static ibp_status check_key(const ibp_result_key *k, ibp_err *err)
 {
     const char *tn = ibp_check_type_name(k->type);
     size_t dlen = strlen(nz(k->domain)), elen = strlen(nz(k->endpoint));
-    if (k->type != IBP_CHECK_SITE && k->type != IBP_CHECK_DOMAIN &&
-        k->type != IBP_CHECK_ENDPOINT)
+    if (k->type != IBP_CHECK_SITE && k->type != IBP_CHECK_DOMAIN && k->type != IBP_CHECK_ENDPOINT)
         return ibp_err_set(err, IBP_E_INVAL, "result: unknown check type %d", (int)k->type);
     if (!*nz(k->check_name) || strlen(k->check_name) > IBP_NAME_MAX)
-        return ibp_err_set(err, IBP_E_INVAL, "%s result: check name empty or over %d bytes",
-                           tn, IBP_NAME_MAX);
+        return ibp_err_set(err, IBP_E_INVAL, "%s result: check name empty or over %d bytes", tn,
+                           IBP_NAME_MAX);
     if (!*nz(k->member) || strlen(k->member) > IBP_NAME_MAX)
         return ibp_err_set(err, IBP_E_INVAL, "%s result '%s': member empty or over %d bytes", tn,
                            k->check_name, IBP_NAME_MAX);
@@ -56,8 +55,8 @@ static ibp_status check_key(const ibp_result_key *k, ibp_err *err)
         return ibp_err_set(err, IBP_E_INVAL, "site result '%s': has a domain or endpoint",
                            k->check_name);
     if (k->type == IBP_CHECK_DOMAIN && (!dlen || elen))
-        return ibp_err_set(err, IBP_E_INVAL,
-                           "domain result '%s': needs a domain and no endpoint", k->check_name);
+        return ibp_err_set(err, IBP_E_INVAL, "domain result '%s': needs a domain and no endpoint",
+                           k->check_name);
     if (k->type == IBP_CHECK_ENDPOINT && (!dlen || !elen))
         return ibp_err_set(err, IBP_E_INVAL, "endpoint result '%s': needs domain and endpoint",
                            k->check_name);
@@ -70,8 +69,7 @@ static ibp_status check_data(const char *data, ibp_err *err)
     if (len == 0)
         return IBP_OK;
     if (len > IBP_DATA_MAX)
-        return ibp_err_set(err, IBP_E_INVAL, "result data: %zu bytes, over %d", len,
-                           IBP_DATA_MAX);
+        return ibp_err_set(err, IBP_E_INVAL, "result data: %zu bytes, over %d", len, IBP_DATA_MAX);
     json_error_t jerr;
     json_t *j = json_loadb(data, len, 0, &jerr);
     int ok = json_is_object(j);
@@ -82,8 +80,7 @@ static ibp_status check_data(const char *data, ibp_err *err)
 }
 
 ibp_status ibp_result_new(const ibp_result_key *key, bool up, int64_t check_time_ms,
-                          const char *error, const char *data_json, ibp_result **out,
-                          ibp_err *err)
+                          const char *error, const char *data_json, ibp_result **out, ibp_err *err)
 {
     ibp_status st;
     if (!key || !out)
@@ -103,8 +100,7 @@ ibp_status ibp_result_new(const ibp_result_key *key, bool up, int64_t check_time
     r->endpoint = strdup(nz(key->endpoint));
     r->error = strndup(nz(error), IBP_ERROR_MAX);
     r->data_json = strdup(nz(data_json));
-    if (!r->check_name || !r->member || !r->domain || !r->endpoint || !r->error ||
-        !r->data_json) {
+    if (!r->check_name || !r->member || !r->domain || !r->endpoint || !r->error || !r->data_json) {
         ibp_result_free(r);
         return ibp_err_set(err, IBP_E_NOMEM, "result: out of memory");
     }
@@ -129,8 +125,7 @@ ibp_result *ibp_result_dup(const ibp_result *r)
     c->endpoint = strdup(k.endpoint);
     c->error = strdup(r->error);
     c->data_json = strdup(r->data_json);
-    if (!c->check_name || !c->member || !c->domain || !c->endpoint || !c->error ||
-        !c->data_json) {
+    if (!c->check_name || !c->member || !c->domain || !c->endpoint || !c->error || !c->data_json) {
         ibp_result_free(c);
         return NULL;
     }

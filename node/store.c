@@ -79,8 +79,8 @@ static const char *nz(const char *s)
 static int key_equal(const ibp_result_key *a, const ibp_result *b)
 {
     return a->type == b->type && a->ipv6 == b->ipv6 && strcmp(nz(a->member), b->member) == 0 &&
-           strcmp(nz(a->check_name), b->check_name) == 0 &&
-           strcmp(nz(a->domain), b->domain) == 0 && strcmp(nz(a->endpoint), b->endpoint) == 0;
+           strcmp(nz(a->check_name), b->check_name) == 0 && strcmp(nz(a->domain), b->domain) == 0 &&
+           strcmp(nz(a->endpoint), b->endpoint) == 0;
 }
 
 /* ---- shared results ----------------------------------------------------- */
@@ -194,13 +194,13 @@ static struct mslot *ms_slot(struct mslot *ms, size_t mask, const char *member, 
             return &ms[i];
 }
 
-static struct dslot *dd_slot(struct dslot *dd, size_t mask, const char *member,
-                             const char *ndomain, bool ipv6, uint64_t h)
+static struct dslot *dd_slot(struct dslot *dd, size_t mask, const char *member, const char *ndomain,
+                             bool ipv6, uint64_t h)
 {
     for (size_t i = h & mask;; i = (i + 1) & mask)
-        if (!dd[i].member || (dd[i].hash == h && dd[i].ipv6 == ipv6 &&
-                              strcmp(dd[i].member, member) == 0 &&
-                              strcmp(dd[i].ndomain, ndomain) == 0))
+        if (!dd[i].member ||
+            (dd[i].hash == h && dd[i].ipv6 == ipv6 && strcmp(dd[i].member, member) == 0 &&
+             strcmp(dd[i].ndomain, ndomain) == 0))
             return &dd[i];
 }
 
@@ -478,8 +478,8 @@ static size_t ovr_sort_dedupe(struct ovr *o, size_t n)
 
 /* set_official and set_snapshot: replace the results, and the overrides when ovr != NULL. */
 static ibp_status set_state(ibp_store *s, const ibp_result *const *results, size_t n,
-                            const ibp_override *ovr, size_t n_ovr, uint64_t epoch,
-                            bool emit_events, ibp_err *err)
+                            const ibp_override *ovr, size_t n_ovr, uint64_t epoch, bool emit_events,
+                            ibp_err *err)
 {
     struct snap *sn = NULL;
     struct pending_events pe = {0};
@@ -520,8 +520,8 @@ static ibp_status set_state(ibp_store *s, const ibp_result *const *results, size
     size_t w = 0;
     for (size_t i = 0; i < sn->n; i++) {
         if (w > 0 && sres_cmp(&sn->items[w - 1], &sn->items[i]) == 0) {
-            struct sres *keep = sn->items[w - 1]->hash > sn->items[i]->hash ? sn->items[w - 1]
-                                                                              : sn->items[i];
+            struct sres *keep =
+                sn->items[w - 1]->hash > sn->items[i]->hash ? sn->items[w - 1] : sn->items[i];
             struct sres *drop = keep == sn->items[i] ? sn->items[w - 1] : sn->items[i];
             sn->items[w - 1] = keep;
             sres_unref(drop);
@@ -684,8 +684,7 @@ static ibp_status change_override(ibp_store *s, const char *member, bool disable
         return ibp_err_set(err, IBP_E_INVAL, "member %s: no member name", what);
     if (s->opts.network && !ibp_network_member_find(s->opts.network, member))
         return ibp_err_set(err, IBP_E_NOT_FOUND,
-                           "member %s: '%s' is not a member of the network config", what,
-                           member);
+                           "member %s: '%s' is not a member of the network config", what, member);
     int64_t now = store_now_ms(s);
     ibp_status st = IBP_OK;
     bool changed = false;
@@ -703,8 +702,8 @@ static ibp_status change_override(ibp_store *s, const char *member, bool disable
             size_t w = 0;
             for (size_t i = 0; i < old->n_ovr; i++)
                 if (strcmp(old->ovr[i].member, member) != 0)
-                    list[w++] = (ibp_override){old->ovr[i].member, old->ovr[i].reason,
-                                               old->ovr[i].time_ms};
+                    list[w++] =
+                        (ibp_override){old->ovr[i].member, old->ovr[i].reason, old->ovr[i].time_ms};
             if (disable)
                 list[w++] = (ibp_override){member, reason, now};
             st = ovr_copy(list, w, &copy);
@@ -752,8 +751,8 @@ ibp_status ibp_store_member_enable(ibp_store *s, const char *member, ibp_err *er
 /* ---- readers ------------------------------------------------------------ */
 
 /* Read sections: enter, use `sn`, leave. Nothing in between may block. */
-#define READ_BEGIN(s, sn)                                                                     \
-    unsigned rcu_token_ = ibp_rcu_read_lock(&(s)->rcu);                                       \
+#define READ_BEGIN(s, sn)                                                                          \
+    unsigned rcu_token_ = ibp_rcu_read_lock(&(s)->rcu);                                            \
     const struct snap *sn = atomic_load(&(s)->cur)
 #define READ_END(s) ibp_rcu_read_unlock(&(s)->rcu, rcu_token_)
 
@@ -814,15 +813,14 @@ void ibp_store_online_members(ibp_store *s, const char *domain, bool ipv6,
 }
 
 ibp_status ibp_store_online_members_for_domain(ibp_store *s, const char *domain, bool ipv6,
-                                               const char **online, size_t cap,
-                                               size_t *n_online, bool *last_resort)
+                                               const char **online, size_t cap, size_t *n_online,
+                                               bool *last_resort)
 {
     const ibp_network *net = s->opts.network;
     char nd[IBP_DOMAIN_MAX + 2];
     if (!net)
         return IBP_E_INVAL;
-    if (ibp_domain_normalize(domain, nd, sizeof nd) != IBP_OK ||
-        !ibp_network_domain_find(net, nd))
+    if (ibp_domain_normalize(domain, nd, sizeof nd) != IBP_OK || !ibp_network_domain_find(net, nd))
         return IBP_E_NOT_FOUND;
     size_t total = ibp_network_member_count(net), n = 0;
     const char **cands = calloc(total ? total : 1, sizeof *cands);

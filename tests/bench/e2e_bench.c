@@ -142,7 +142,7 @@ int main(void)
     Ibp__V1__ResultKey *keys = calloc(KEYS, sizeof *keys);
     Ibp__V1__Observation *obs = calloc(KEYS, sizeof *obs);
     Ibp__V1__Observation **ptrs = calloc(KEYS, sizeof *ptrs);
-    char (*urls)[64] = calloc(KEYS, sizeof *urls);
+    char(*urls)[64] = calloc(KEYS, sizeof *urls);
     for (int i = 0; i < KEYS; i++) {
         snprintf(urls[i], sizeof urls[i], "wss://rpc.example.net/chain-%d", i);
         ibp__v1__result_key__init(&keys[i]);
@@ -212,10 +212,9 @@ int main(void)
             ibp_subject_local(ibp_signer_id(mon[m]), subject, sizeof subject);
             if (m == completing)
                 t0 = now_ms();
-            if (ibp_bus_publish_envelope(js, subject,
-                                         IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_OBSERVATION_BATCH,
-                                         ibp_signer_id(mon[m]), seq, sealed, len, NULL, 0, NULL,
-                                         NULL, &err) != IBP_OK) {
+            if (ibp_bus_publish_envelope(
+                    js, subject, IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_OBSERVATION_BATCH,
+                    ibp_signer_id(mon[m]), seq, sealed, len, NULL, 0, NULL, NULL, &err) != IBP_OK) {
                 fprintf(stderr, "publish: %s\n", err.msg);
                 return 1;
             }
@@ -240,7 +239,8 @@ int main(void)
     }
     qsort(lat, (size_t)nlat, sizeof lat[0], cmp_double);
     printf("BENCH e2e_p50_ms %.2f ms\n", lat[nlat / 2]);
-    printf("BENCH e2e_p99_ms %.2f ms\n", lat[(nlat * 99) / 100 >= nlat ? nlat - 1 : (nlat * 99) / 100]);
+    printf("BENCH e2e_p99_ms %.2f ms\n",
+           lat[(nlat * 99) / 100 >= nlat ? nlat - 1 : (nlat * 99) / 100]);
     printf("BENCH e2e_max_ms %.2f ms\n", lat[nlat - 1]);
     qsort(mass, (size_t)nmass, sizeof mass[0], cmp_double);
     printf("BENCH e2e_mass_flip_p50_ms %.2f ms\n", mass[nmass / 2]);

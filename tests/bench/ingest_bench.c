@@ -52,7 +52,7 @@ int main(void)
             return 1;
     }
     /* Every monitor reports every key each round, alternating status every 10 rounds. */
-    char (*urls)[64] = calloc(KEYS, sizeof *urls);
+    char(*urls)[64] = calloc(KEYS, sizeof *urls);
     Ibp__V1__ResultKey *keys = calloc(KEYS, sizeof *keys);
     Ibp__V1__Observation *obs = calloc(KEYS, sizeof *obs);
     Ibp__V1__Observation **ptrs = calloc(KEYS, sizeof *ptrs);
@@ -76,8 +76,8 @@ int main(void)
     size_t k = 0;
     for (int round = 0; round < ROUNDS; round++) {
         for (int i = 0; i < KEYS; i++) {
-            obs[i].status = (round / 10) % 2 ? IBP__V1__STATUS__STATUS_DOWN
-                                             : IBP__V1__STATUS__STATUS_UP;
+            obs[i].status =
+                (round / 10) % 2 ? IBP__V1__STATUS__STATUS_DOWN : IBP__V1__STATUS__STATUS_UP;
             obs[i].check_time_ms = 1700000000000 + round;
         }
         for (int m = 0; m < MONITORS; m++) {
@@ -87,8 +87,8 @@ int main(void)
                 b.n_observations = BATCH;
                 b.observations = &ptrs[off];
                 if (ibp_signer_seal(signers[m],
-                                    IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_OBSERVATION_BATCH,
-                                    &b.base, 1, &msgs[k], &lens[k], NULL, &err) != IBP_OK)
+                                    IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_OBSERVATION_BATCH, &b.base,
+                                    1, &msgs[k], &lens[k], NULL, &err) != IBP_OK)
                     return 1;
                 k++;
             }

@@ -38,9 +38,9 @@ int main(void)
     ibp_vote_config_init(&cfg);
     if (ibp_vote_new(&cfg, &e) != IBP_VOTE_OK)
         return 1;
-    char (*members)[32] = calloc(MEMBERS, sizeof *members);
-    char (*domains)[64] = calloc(DOMAINS, sizeof *domains);
-    char (*urls)[96] = calloc(KEYS, sizeof *urls);
+    char(*members)[32] = calloc(MEMBERS, sizeof *members);
+    char(*domains)[64] = calloc(DOMAINS, sizeof *domains);
+    char(*urls)[96] = calloc(KEYS, sizeof *urls);
     ibp_vote_obs *obs = calloc(KEYS, sizeof *obs);
     for (int i = 0; i < MEMBERS; i++)
         snprintf(members[i], sizeof members[i], "Member %d", i);
@@ -49,8 +49,8 @@ int main(void)
     for (int i = 0; i < KEYS; i++) {
         int d = i % DOMAINS;
         snprintf(urls[i], sizeof urls[i], "wss://%s/chain-%d", domains[d], i / DOMAINS);
-        obs[i].key = (ibp_vote_key){IBP_VOTE_ENDPOINT, "wss", members[(i / 7) % MEMBERS],
-                                    domains[d], urls[i], (i & 1) != 0};
+        obs[i].key = (ibp_vote_key){IBP_VOTE_ENDPOINT, "wss",   members[(i / 7) % MEMBERS],
+                                    domains[d],        urls[i], (i & 1) != 0};
         obs[i].status = (i % 50) ? IBP_VOTE_UP : IBP_VOTE_DOWN;
         obs[i].check_time_ms = 1700000000000 + i % 1000;
         obs[i].error = obs[i].status == IBP_VOTE_DOWN ? "connect timeout" : "";
@@ -114,7 +114,7 @@ int main(void)
         ibp__v1__observation__init(&po[i]);
         po[i].key = &keys[i];
         po[i].status = obs[i].status == IBP_VOTE_UP ? IBP__V1__STATUS__STATUS_UP
-                                                   : IBP__V1__STATUS__STATUS_DOWN;
+                                                    : IBP__V1__STATUS__STATUS_DOWN;
         po[i].check_time_ms = obs[i].check_time_ms;
         po[i].error = (char *)obs[i].error;
         pp[i] = &po[i];

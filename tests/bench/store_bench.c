@@ -55,7 +55,7 @@ static void world_make(struct world *w, size_t members, size_t domains, size_t k
         size_t d = i % domains;
         snprintf(url, sizeof url, "wss://%s/chain-%zu", w->domain[d], i);
         ibp_result_key k = {IBP_CHECK_ENDPOINT, "wss", w->member[(i / domains) % members],
-                            w->domain[d], url, (i & 1) != 0};
+                            w->domain[d],       url,   (i & 1) != 0};
         ibp_err err;
         bool up = rand_r(&seed) % 50 != 0; /* 2% down */
         if (ibp_result_new(&k, up, 1, NULL, NULL, &w->results[i], &err) != IBP_OK) {
@@ -117,8 +117,7 @@ int main(void)
 
     ibp_store *s;
     ibp_store_new(NULL, &s);
-    ibp_store_set_official(s, (const ibp_result *const *)small.results, small.keys, 1, false,
-                           &err);
+    ibp_store_set_official(s, (const ibp_result *const *)small.results, small.keys, 1, false, &err);
     double small_rate = query_rate(s, &small, 20000000);
     ibp_store_free(s);
 

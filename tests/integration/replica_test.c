@@ -84,15 +84,14 @@ static uint64_t observe(ibp_signer *s, bool up, uint8_t **keep, size_t *keep_len
     uint64_t seq, stream_seq = 0;
     ibp_err err;
     char subject[128];
-    must(ibp_signer_seal(s, IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_OBSERVATION_BATCH, &b.base, 1,
-                         &msg, &len, &seq, &err),
+    must(ibp_signer_seal(s, IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_OBSERVATION_BATCH, &b.base, 1, &msg,
+                         &len, &seq, &err),
          &err);
     ibp_subject_local(ibp_signer_id(s), subject, sizeof subject);
-    must(ibp_bus_publish_envelope(js, subject,
-                                  IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_OBSERVATION_BATCH,
-                                  ibp_signer_id(s), seq, msg, len, NULL, 0, &stream_seq, NULL,
-                                  &err),
-         &err);
+    must(
+        ibp_bus_publish_envelope(js, subject, IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_OBSERVATION_BATCH,
+                                 ibp_signer_id(s), seq, msg, len, NULL, 0, &stream_seq, NULL, &err),
+        &err);
     if (keep) {
         *keep = msg;
         *keep_len = len;

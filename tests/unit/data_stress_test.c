@@ -62,8 +62,8 @@ static void *writer(void *arg)
     ibp_err err;
     while (!atomic_load(&stop)) {
         int m = rand_r(&seed) % MEMBERS;
-        ibp_result_key k = {IBP_CHECK_DOMAIN, "ssl", member_name(m), "rpc.ibp.network", NULL,
-                            rand_r(&seed) % 2};
+        ibp_result_key k = {IBP_CHECK_DOMAIN,  "ssl", member_name(m),
+                            "rpc.ibp.network", NULL,  rand_r(&seed) % 2};
         ibp_result *r;
         if (ibp_result_new(&k, rand_r(&seed) % 3 != 0, 1, NULL, NULL, &r, &err) != IBP_OK)
             abort();

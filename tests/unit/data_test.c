@@ -23,9 +23,9 @@ static ibp_result *site(const char *member, bool ipv6, bool up)
     ibp_result_key k = {IBP_CHECK_SITE, "ping", member, NULL, NULL, ipv6};
     ibp_result *r;
     ibp_err err;
-    assert_int_equal(ibp_result_new(&k, up, 1700000000000, up ? "" : "timeout",
-                                    "{\"rtt_ms\":3}", &r, &err),
-                     IBP_OK);
+    assert_int_equal(
+        ibp_result_new(&k, up, 1700000000000, up ? "" : "timeout", "{\"rtt_ms\":3}", &r, &err),
+        IBP_OK);
     return r;
 }
 

@@ -13,9 +13,9 @@
 #include "ibp/vote.h"
 
 static const char *const urls[] = {
-    "wss://rpc.example.net/polkadot",  "wss://rpc.example.net",
+    "wss://rpc.example.net/polkadot",   "wss://rpc.example.net",
     "wss://rpc.example.net:443/kusama", "wss://rpc.example.net.evil/x",
-    "https://RPC.example.net/upper",   "wss://user@rpc.example.net/x",
+    "https://RPC.example.net/upper",    "wss://user@rpc.example.net/x",
 };
 #define NURLS (sizeof urls / sizeof urls[0])
 
@@ -27,14 +27,14 @@ static ibp_vote *engine_with_state(ibp_vote_update *u)
     assert_int_equal(ibp_vote_new(&cfg, &e), IBP_VOTE_OK);
     ibp_vote_obs obs[NURLS + 1];
     for (size_t i = 0; i < NURLS; i++)
-        obs[i] = (ibp_vote_obs){{IBP_VOTE_ENDPOINT, "wss", "Stake Plus", "rpc.example.net",
-                                 urls[i], i % 2 == 1},
-                                i == 0 ? IBP_VOTE_DOWN : IBP_VOTE_UP,
-                                1700000000000 + (int64_t)i,
-                                i == 0 ? "timeout" : "",
-                                i == 2 ? "{\"ms\":3}" : ""};
-    obs[NURLS] = (ibp_vote_obs){{IBP_VOTE_SITE, "ping", "Amforc", "", "", false},
-                                IBP_VOTE_UP, 1, "", ""};
+        obs[i] = (ibp_vote_obs){
+            {IBP_VOTE_ENDPOINT, "wss", "Stake Plus", "rpc.example.net", urls[i], i % 2 == 1},
+            i == 0 ? IBP_VOTE_DOWN : IBP_VOTE_UP,
+            1700000000000 + (int64_t)i,
+            i == 0 ? "timeout" : "",
+            i == 2 ? "{\"ms\":3}" : ""};
+    obs[NURLS] =
+        (ibp_vote_obs){{IBP_VOTE_SITE, "ping", "Amforc", "", "", false}, IBP_VOTE_UP, 1, "", ""};
     uint64_t seq = 0;
     for (int m = 0; m < 2; m++) {
         ibp_vote_msg msg = {.kind = IBP_VOTE_MSG_OBSERVATION_BATCH,

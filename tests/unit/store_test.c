@@ -164,8 +164,8 @@ static void test_domain_and_endpoint_down(void **state)
                    false, 2));
     official(s, dom("ssl", "Alpha", "rpc.ibp.network", false, true, 3));
     assert_false(ibp_store_member_online(s, "rpc.ibp.network", "Alpha", false));
-    official(s, ep("wss", "Alpha", "rpc.ibp.network", "wss://rpc.ibp.network/polkadot", false,
-                   true, 4));
+    official(
+        s, ep("wss", "Alpha", "rpc.ibp.network", "wss://rpc.ibp.network/polkadot", false, true, 4));
     assert_true(ibp_store_member_online(s, "rpc.ibp.network", "Alpha", false));
     /* Nonsense domains never crash and never match. */
     char longd[600];
@@ -351,17 +351,17 @@ static void test_overrides(void **state)
     /* A whole snapshot: results and overrides in one swap. */
     ibp_result *res[] = {site("ping", "Delta", false, false, 9)};
     ibp_override only[] = {{"Gamma", "kept", 4}};
-    assert_int_equal(ibp_store_set_snapshot(s, (const ibp_result *const *)res, 1, only, 1, 11,
-                                            false, &err),
-                     IBP_OK);
+    assert_int_equal(
+        ibp_store_set_snapshot(s, (const ibp_result *const *)res, 1, only, 1, 11, false, &err),
+        IBP_OK);
     assert_false(ibp_store_member_overridden(s, "Beta"));
     assert_true(ibp_store_member_overridden(s, "Gamma"));
     assert_false(ibp_store_member_online(s, "x.example", "Delta", false));
     assert_int_equal(ibp_store_official_epoch(s), 11);
     assert_int_equal(ibp_store_official_count(s), 1);
-    assert_int_equal(ibp_store_set_snapshot(s, (const ibp_result *const *)res, 1, NULL, 0, 12,
-                                            false, &err),
-                     IBP_OK);
+    assert_int_equal(
+        ibp_store_set_snapshot(s, (const ibp_result *const *)res, 1, NULL, 0, 12, false, &err),
+        IBP_OK);
     assert_false(ibp_store_member_overridden(s, "Gamma"));
     ibp_result_free(res[0]);
     ibp_store_free(s);
@@ -371,9 +371,9 @@ static ibp_network *load_test_network(void)
 {
     ibp_network *net = NULL;
     ibp_err err;
-    ibp_status st = ibp_network_load(IBP_SOURCE_DIR "/tests/data/network/members.json",
-                                     IBP_SOURCE_DIR "/tests/data/network/services.json", NULL,
-                                     &net, &err);
+    ibp_status st =
+        ibp_network_load(IBP_SOURCE_DIR "/tests/data/network/members.json",
+                         IBP_SOURCE_DIR "/tests/data/network/services.json", NULL, &net, &err);
     if (st != IBP_OK)
         fail_msg("load network: %s", err.msg);
     return net;
@@ -439,9 +439,9 @@ static void test_network_members(void **state)
     ibp_store_online_members(s, "d.example", false, cands, 0, online, &n, &last);
     assert_int_equal(n, 0);
     assert_false(last);
-    assert_int_equal(ibp_store_online_members_for_domain(s, "d.example", false, online, 8, &n,
-                                                         &last),
-                     IBP_E_INVAL);
+    assert_int_equal(
+        ibp_store_online_members_for_domain(s, "d.example", false, online, 8, &n, &last),
+        IBP_E_INVAL);
     ibp_store_free(s);
     ibp_network_free(net);
 }

@@ -38,25 +38,25 @@
 #include "ibp/vote.h"
 
 typedef struct ibp_replica_opts {
-    natsConnection *nc;        /* borrowed; must outlive the replica */
-    const ibp_roster *roster;  /* borrowed */
-    ibp_signer *signer;        /* borrowed; the replica's own key (role consensus) */
-    const char *work_dir;      /* where consensus.state lives */
-    ibp_vote_config vote;      /* engine rules: identical on every replica */
-    int64_t heartbeat_ms;      /* default 5000 */
-    int64_t state_save_ms;     /* default 30000 */
+    natsConnection *nc;       /* borrowed; must outlive the replica */
+    const ibp_roster *roster; /* borrowed */
+    ibp_signer *signer;       /* borrowed; the replica's own key (role consensus) */
+    const char *work_dir;     /* where consensus.state lives */
+    ibp_vote_config vote;     /* engine rules: identical on every replica */
+    int64_t heartbeat_ms;     /* default 5000 */
+    int64_t state_save_ms;    /* default 30000 */
 } ibp_replica_opts;
 
 typedef struct ibp_replica_stats {
     uint64_t epoch;
-    uint64_t local_seq;            /* last LOCAL sequence read (applied or refused) */
+    uint64_t local_seq; /* last LOCAL sequence read (applied or refused) */
     uint64_t messages_applied;
-    uint64_t snapshots_published;  /* won the race */
-    uint64_t snapshots_lost_race;  /* another replica was first (digest matched) */
-    uint64_t digest_mismatches;    /* another replica published a different state */
+    uint64_t snapshots_published; /* won the race */
+    uint64_t snapshots_lost_race; /* another replica was first (digest matched) */
+    uint64_t digest_mismatches;   /* another replica published a different state */
     uint64_t events_published;
     uint64_t rejected[IBP_STATUS_COUNT]; /* envelopes refused, by reason */
-    uint64_t engine_skipped;       /* verified messages the engine refused (limits, malformed) */
+    uint64_t engine_skipped; /* verified messages the engine refused (limits, malformed) */
 } ibp_replica_stats;
 
 typedef struct ibp_replica ibp_replica;

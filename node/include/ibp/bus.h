@@ -40,7 +40,7 @@ typedef struct ibp_bus_stream_opts {
     int replicas;             /* default 1; 3 for a three-server cluster */
     int64_t local_max_age_ms; /* default 7 days */
     int64_t official_max_age_ms;
-    int64_t history_max_age_ms; /* EVENTS and HITS, default 400 days */
+    int64_t history_max_age_ms;  /* EVENTS and HITS, default 400 days */
     int64_t duplicate_window_ms; /* default 120000 */
 } ibp_bus_stream_opts;
 

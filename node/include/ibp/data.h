@@ -30,10 +30,10 @@
 #define IBP_DATA_CACHE_SAVE_MS_DEFAULT 90000
 
 typedef struct ibp_data_opts {
-    const char *work_dir;   /* required with caches or usage; must exist */
+    const char *work_dir; /* required with caches or usage; must exist */
     bool use_official_cache;
     bool use_local_cache;
-    int64_t cache_save_ms;  /* default IBP_DATA_CACHE_SAVE_MS_DEFAULT */
+    int64_t cache_save_ms;      /* default IBP_DATA_CACHE_SAVE_MS_DEFAULT */
     const ibp_network *network; /* borrowed, optional (see ibp_store_opts) */
     ibp_event_sink_fn event_sink;
     void *event_user;

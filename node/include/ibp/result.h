@@ -20,10 +20,10 @@
 
 /* Longest domain (RFC 1035) and the caps on other key strings. */
 #define IBP_DOMAIN_MAX 253
-#define IBP_NAME_MAX 255      /* member and check names */
-#define IBP_URL_MAX 2048      /* endpoint URLs */
-#define IBP_ERROR_MAX 4096    /* error texts longer than this are cut */
-#define IBP_DATA_MAX 65536    /* extra data (JSON object text) */
+#define IBP_NAME_MAX 255   /* member and check names */
+#define IBP_URL_MAX 2048   /* endpoint URLs */
+#define IBP_ERROR_MAX 4096 /* error texts longer than this are cut */
+#define IBP_DATA_MAX 65536 /* extra data (JSON object text) */
 
 typedef enum ibp_check_type {
     IBP_CHECK_SITE = 1,
@@ -67,8 +67,7 @@ typedef struct ibp_result {
  * a JSON object. An error text over IBP_ERROR_MAX is cut, not refused.
  */
 ibp_status ibp_result_new(const ibp_result_key *key, bool up, int64_t check_time_ms,
-                          const char *error, const char *data_json, ibp_result **out,
-                          ibp_err *err);
+                          const char *error, const char *data_json, ibp_result **out, ibp_err *err);
 
 /* Deep copy; NULL when out of memory. */
 ibp_result *ibp_result_dup(const ibp_result *r);

@@ -153,8 +153,8 @@ void ibp_store_online_members(ibp_store *s, const char *domain, bool ipv6,
  * cap is too small.
  */
 ibp_status ibp_store_online_members_for_domain(ibp_store *s, const char *domain, bool ipv6,
-                                               const char **online, size_t cap,
-                                               size_t *n_online, bool *last_resort);
+                                               const char **online, size_t cap, size_t *n_online,
+                                               bool *last_resort);
 
 /*
  * Disables (overrides) or re-enables a member, records an override event (one
