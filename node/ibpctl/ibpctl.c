@@ -32,6 +32,8 @@ static void usage_main(FILE *out)
                  "to a roster\n"
                  "  roster add   add a node and its public key to a roster file\n"
                  "  roster list  print a roster as JSON\n"
+                 "  events       outage and override events of a member (from ibp-persist)\n"
+                 "  usage        DNS hits by domain, member or country (from ibp-persist)\n"
                  "  smoke        end-to-end check of NATS JetStream and MariaDB with a signed "
                  "message\n"
                  "  observe      send one observation to a running ibp-node (control socket)\n"
@@ -250,6 +252,8 @@ static const struct command {
     {"roster", cmd_roster},
     {"smoke", ibpctl_cmd_smoke},
     {"observe", ibpctl_cmd_observe},
+    {"events", ibpctl_cmd_events},
+    {"usage", ibpctl_cmd_usage},
 };
 
 int main(int argc, char **argv)

@@ -17,4 +17,8 @@ int ibpctl_cmd_smoke(int argc, char **argv);
 /* `ibpctl observe`: see observe.c. */
 int ibpctl_cmd_observe(int argc, char **argv);
 
+/* `ibpctl events` and `ibpctl usage`: see query.c. */
+int ibpctl_cmd_events(int argc, char **argv);
+int ibpctl_cmd_usage(int argc, char **argv);
+
 #endif

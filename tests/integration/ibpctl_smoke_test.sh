@@ -40,5 +40,15 @@ rc=0
 err=$("$ibpctl" smoke --nats nats://127.0.0.1:1 --work-dir "$work" 2>&1) || rc=$?
 ((rc == 1)) || { echo "FAIL: exit $rc for unreachable NATS"; exit 1; }
 grep -q "nats://127.0.0.1:1" <<<"$err" || { echo "FAIL: unclear error: $err"; exit 1; }
+# Queries are answered by ibp-persist: without one, a clear message and exit 1;
+# missing arguments are a usage error (exit 2).
+rc=0
+err=$("$ibpctl" events --nats "$NATS_URL" --member X --start 2025-01-01 --end 2025-01-02 2>&1) || rc=$?
+((rc == 1)) || { echo "FAIL: events without persist exited $rc"; exit 1; }
+grep -q "is ibp-persist running" <<<"$err" || { echo "FAIL: unclear error: $err"; exit 1; }
+rc=0
+"$ibpctl" usage --nats "$NATS_URL" >/dev/null 2>&1 || rc=$?
+((rc == 2)) || { echo "FAIL: usage without dates exited $rc"; exit 1; }
+
 mariadb --no-defaults -h"$MYSQL_HOST" -P"$MYSQL_PORT" -u"$MYSQL_USER" -p"$MYSQL_PASSWORD" -e "DROP DATABASE \`$db\`"
 echo "PASS"
