@@ -179,7 +179,7 @@ static void stats_line(const char *when, const publisher *pub)
 static void test_outages_under_load(void **state)
 {
     (void)state;
-    int outage_s = getenv("IBP_DB_OUTAGE_S") ? atoi(getenv("IBP_DB_OUTAGE_S")) : 20;
+    int outage_s = getenv("IBP_DB_OUTAGE_S") ? atoi(getenv("IBP_DB_OUTAGE_S")) : 60;
     publisher pub;
     memset(&pub, 0, sizeof pub);
     pub.seed = 0x9E3779B97F4A7C15ull ^ (uint64_t)pt_now_ms();
