@@ -1,18 +1,17 @@
 /* The NATS endpoints of ibp-persist; see ibp/persist_service.h. */
 #include "ibp/persist_service.h"
 
-#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <jansson.h>
 
 #include "ibp/log.h"
+#include "ibp/micro.h"
 #include "ibp/persist_query.h"
 #include "persist_util.h"
 
@@ -26,12 +25,6 @@
 
 enum { EP_EVENTS, EP_USAGE, EP_COUNT };
 
-typedef struct endpoint_stats {
-    uint64_t requests, errors;
-    int64_t processing_ns;
-    char last_error[256];
-} endpoint_stats;
-
 typedef struct qnode {
     natsMsg *msg;
     struct qnode *next;
@@ -42,14 +35,14 @@ struct ibp_persist_service {
     char prefix[PREFIX_MAX + 1];
     char queue[PREFIX_MAX + 1];
     char version[32];
-    char id[33];
-    char started[40];
     char ep_subject[EP_COUNT][PREFIX_MAX + 16];
-    natsSubscription *subs[EP_COUNT + 3];
+    ibp_micro *micro; /* $SRV.PING, INFO, STATS and the endpoint counters */
+    natsSubscription *subs[EP_COUNT];
     size_t nsubs;
 
     pthread_t worker;
     bool worker_started;
+    bool sync_init;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     qnode *head, *tail;
@@ -58,7 +51,6 @@ struct ibp_persist_service {
     uint64_t dropped;
 
     MYSQL *db; /* the worker's */
-    endpoint_stats eps[EP_COUNT];
 };
 
 static const char *const ep_names[EP_COUNT] = {"events", "usage"};
@@ -73,7 +65,7 @@ void ibp_persist_service_opts_init(ibp_persist_service_opts *opts)
 
 const char *ibp_persist_service_id(const ibp_persist_service *s)
 {
-    return s ? s->id : "";
+    return s ? ibp_micro_id(s->micro) : "";
 }
 
 /* nats.c thread: hand the message over, nothing else. */
@@ -151,15 +143,11 @@ static void handle_endpoint(ibp_persist_service *s, int ep, natsMsg *req)
         resp = ibp_persist_query_error_json(st, e.msg);
     respond(s, req, resp ? resp : "{}", st, e.msg);
     free(resp);
-    pthread_mutex_lock(&s->mu);
-    endpoint_stats *es = &s->eps[ep];
-    es->requests++;
-    es->processing_ns += (ibp_persist_mono_ms() - t0) * 1000000;
-    if (st != IBP_OK) {
-        es->errors++;
-        ibp_persist_utf8_sanitize(e.msg, es->last_error, sizeof es->last_error, 200);
-    }
-    pthread_mutex_unlock(&s->mu);
+    char last_error[256];
+    if (st != IBP_OK)
+        ibp_persist_utf8_sanitize(e.msg, last_error, sizeof last_error, 200);
+    ibp_micro_record(s->micro, (size_t)ep, (ibp_persist_mono_ms() - t0) * 1000000,
+                     st != IBP_OK ? last_error : NULL);
 }
 
 static json_t *stream_stats_json(const ibp_persist_stream_stats *st)
@@ -173,67 +161,20 @@ static json_t *stream_stats_json(const ibp_persist_stream_stats *st)
         "db_errors", (json_int_t)st->db_errors, "nats_errors", (json_int_t)st->nats_errors);
 }
 
-static void handle_srv(ibp_persist_service *s, const char *verb, natsMsg *req)
+/* $SRV.STATS "data" (a nats.c thread: counters in memory only). */
+static void stats_data(json_t *data, void *user)
 {
-    json_t *o = json_object();
-    const char *type = NULL;
-    if (strcmp(verb, "PING") == 0)
-        type = "io.nats.micro.v1.ping_response";
-    else if (strcmp(verb, "INFO") == 0)
-        type = "io.nats.micro.v1.info_response";
-    else if (strcmp(verb, "STATS") == 0)
-        type = "io.nats.micro.v1.stats_response";
-    else {
-        json_decref(o);
-        return; /* another verb: not ours to answer */
+    ibp_persist_service *s = user;
+    pthread_mutex_lock(&s->mu);
+    json_int_t dropped = (json_int_t)s->dropped;
+    pthread_mutex_unlock(&s->mu);
+    json_object_set_new(data, "dropped_requests", json_integer(dropped));
+    if (s->o.persist) {
+        ibp_persist_stats ps;
+        ibp_persist_stats_get(s->o.persist, &ps);
+        json_object_set_new(data, "hits", stream_stats_json(&ps.hits));
+        json_object_set_new(data, "events", stream_stats_json(&ps.events));
     }
-    json_object_set_new(o, "name", json_string(IBP_PERSIST_SERVICE_NAME));
-    json_object_set_new(o, "id", json_string(s->id));
-    json_object_set_new(o, "version", json_string(s->version));
-    json_object_set_new(o, "metadata", json_object());
-    json_object_set_new(o, "type", json_string(type));
-    if (strcmp(verb, "INFO") == 0) {
-        json_object_set_new(o, "description",
-                            json_string("IBP persist: HITS and EVENTS into MariaDB; queries"));
-        json_t *eps = json_array();
-        for (int i = 0; i < EP_COUNT; i++)
-            json_array_append_new(eps,
-                                  json_pack("{s:s,s:s,s:s,s:{}}", "name", ep_names[i], "subject",
-                                            s->ep_subject[i], "queue_group", s->queue, "metadata"));
-        json_object_set_new(o, "endpoints", eps);
-    } else if (strcmp(verb, "STATS") == 0) {
-        json_object_set_new(o, "started", json_string(s->started));
-        json_t *eps = json_array();
-        pthread_mutex_lock(&s->mu);
-        for (int i = 0; i < EP_COUNT; i++) {
-            const endpoint_stats *es = &s->eps[i];
-            json_array_append_new(
-                eps, json_pack("{s:s,s:s,s:s,s:I,s:I,s:s,s:I,s:I}", "name", ep_names[i], "subject",
-                               s->ep_subject[i], "queue_group", s->queue, "num_requests",
-                               (json_int_t)es->requests, "num_errors", (json_int_t)es->errors,
-                               "last_error", es->last_error, "processing_time",
-                               (json_int_t)es->processing_ns, "average_processing_time",
-                               (json_int_t)(es->requests ? es->processing_ns / (int64_t)es->requests
-                                                         : 0)));
-        }
-        json_int_t dropped = (json_int_t)s->dropped;
-        pthread_mutex_unlock(&s->mu);
-        json_object_set_new(o, "endpoints", eps);
-        json_t *data = json_object();
-        json_object_set_new(data, "dropped_requests", json_integer(dropped));
-        if (s->o.persist) {
-            ibp_persist_stats ps;
-            ibp_persist_stats_get(s->o.persist, &ps);
-            json_object_set_new(data, "hits", stream_stats_json(&ps.hits));
-            json_object_set_new(data, "events", stream_stats_json(&ps.events));
-        }
-        json_object_set_new(o, "data", data);
-    }
-    char *body = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(o);
-    if (body)
-        respond(s, req, body, IBP_OK, NULL);
-    free(body);
 }
 
 static void dispatch(ibp_persist_service *s, natsMsg *m)
@@ -243,15 +184,6 @@ static void dispatch(ibp_persist_service *s, natsMsg *m)
         if (strcmp(subj, s->ep_subject[i]) == 0) {
             handle_endpoint(s, i, m);
             return;
-        }
-    }
-    if (strncmp(subj, "$SRV.", 5) == 0) {
-        char verb[16];
-        size_t n = strcspn(subj + 5, ".");
-        if (n > 0 && n < sizeof verb) {
-            memcpy(verb, subj + 5, n);
-            verb[n] = '\0';
-            handle_srv(s, verb, m);
         }
     }
 }
@@ -284,23 +216,6 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static void make_id(char *buf, size_t cap)
-{
-    unsigned char raw[16] = {0};
-    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        if (read(fd, raw, sizeof raw) != (ssize_t)sizeof raw)
-            memset(raw, 0, sizeof raw);
-        close(fd);
-    }
-    /* Mixed into the random bytes: unique even if /dev/urandom failed. */
-    uint64_t t = (uint64_t)ibp_persist_now_ms() ^ ((uint64_t)getpid() << 40);
-    for (size_t i = 0; i < sizeof t; i++)
-        raw[i] ^= (unsigned char)(t >> (8 * i));
-    for (size_t i = 0; i < sizeof raw && 2 * i + 2 < cap; i++)
-        snprintf(buf + 2 * i, 3, "%02X", raw[i]);
-}
-
 static ibp_status subscribe(ibp_persist_service *s, const char *subject, const char *queue,
                             ibp_err *err)
 {
@@ -331,31 +246,40 @@ ibp_status ibp_persist_service_start(const ibp_persist_service_opts *opts,
     snprintf(s->prefix, sizeof s->prefix, "%s", prefix);
     snprintf(s->queue, sizeof s->queue, "%s", queue);
     snprintf(s->version, sizeof s->version, "%s", opts->version ? opts->version : IBP_VERSION);
-    make_id(s->id, sizeof s->id);
-    ibp_persist_format_rfc3339_ms(ibp_persist_now_ms(), s->started, sizeof s->started);
     for (int i = 0; i < EP_COUNT; i++)
         snprintf(s->ep_subject[i], sizeof s->ep_subject[i], "%s.%s", s->prefix, ep_names[i]);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
-    ibp_status st = IBP_OK;
+    s->sync_init = true;
+    ibp_micro_opts mo;
+    ibp_micro_opts_init(&mo);
+    mo.nc = s->o.nc;
+    mo.name = IBP_PERSIST_SERVICE_NAME;
+    mo.version = s->version;
+    mo.description = "IBP persist: HITS and EVENTS into MariaDB; queries";
+    for (int i = 0; i < EP_COUNT; i++) {
+        mo.endpoints[i].name = ep_names[i];
+        mo.endpoints[i].subject = s->ep_subject[i];
+        mo.endpoints[i].queue_group = s->queue;
+    }
+    mo.nendpoints = EP_COUNT;
+    mo.stats_fn = stats_data;
+    mo.stats_user = s;
+    ibp_status st = ibp_micro_start(&mo, &s->micro, err);
+    if (st != IBP_OK)
+        goto fail;
     if (pthread_create(&s->worker, NULL, worker_main, s) != 0) {
         st = ibp_err_set(err, IBP_E_IO, "persist service: cannot start the worker thread");
         goto fail;
     }
     s->worker_started = true;
-    char subj[3][PREFIX_MAX + 64];
-    snprintf(subj[0], sizeof subj[0], "$SRV.*");
-    snprintf(subj[1], sizeof subj[1], "$SRV.*.%s", IBP_PERSIST_SERVICE_NAME);
-    snprintf(subj[2], sizeof subj[2], "$SRV.*.%s.%s", IBP_PERSIST_SERVICE_NAME, s->id);
     for (int i = 0; i < EP_COUNT && st == IBP_OK; i++)
         st = subscribe(s, s->ep_subject[i], s->queue, err);
-    for (int i = 0; i < 3 && st == IBP_OK; i++)
-        st = subscribe(s, subj[i], NULL, err);
     if (st != IBP_OK)
         goto fail;
     natsConnection_Flush(s->o.nc);
     IBP_LOG(IBP_LOG_INFO, COMPONENT, "serving subjects=%s.{events,usage} queue=%s id=%s", s->prefix,
-            s->queue, s->id);
+            s->queue, ibp_micro_id(s->micro));
     *out = s;
     return IBP_OK;
 fail:
@@ -389,7 +313,12 @@ void ibp_persist_service_stop(ibp_persist_service *s)
         natsMsg_Destroy(n->msg);
         free(n);
     }
-    pthread_cond_destroy(&s->cv);
-    pthread_mutex_destroy(&s->mu);
+    /* After the worker (it records into the counters); its STATS callback
+     * reads s, so it goes before s does. */
+    ibp_micro_stop(s->micro);
+    if (s->sync_init) {
+        pthread_cond_destroy(&s->cv);
+        pthread_mutex_destroy(&s->mu);
+    }
     free(s);
 }

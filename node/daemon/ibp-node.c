@@ -5,7 +5,8 @@
  *   every role   the data library (stores, cache files), the NATS connection
  *                and streams, the official subscriber (OFFICIAL -> store),
  *                the local control socket (<work dir>/control.sock)
- *   monitor      the monitor publisher (local store -> LOCAL)
+ *   monitor      the monitor publisher (local store -> LOCAL) and the built-in
+ *                TCP-connect checker (network checks -> local store)
  *   consensus    a consensus replica (LOCAL -> vote -> OFFICIAL, STATUS, EVENTS)
  *   dns          usage statistics delivered to HITS (optional MaxMind lookups)
  *
@@ -22,6 +23,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,24 +35,34 @@
 #include <nats/nats.h>
 
 #include "ibp/bus.h"
+#include "ibp/checker.h"
+#include "ibp/clock.h"
 #include "ibp/control.h"
 #include "ibp/data.h"
 #include "ibp/envelope.h"
 #include "ibp/geo.h"
 #include "ibp/key.h"
 #include "ibp/log.h"
+#include "ibp/micro.h"
 #include "ibp/monitor_publisher.h"
 #include "ibp/network.h"
 #include "ibp/node_config.h"
 #include "ibp/official_subscriber.h"
 #include "ibp/replica.h"
 #include "ibp/roster.h"
+#include "ibp/subject.h"
 #include "ibp/usage_nats_sink.h"
 
 #define COMPONENT "ibp-node"
 #define EXIT_RUNTIME 1
 #define EXIT_CONFIG 2
 #define PATH_CAP 4096
+#define MICRO_NAME "ibp-node"
+#define LOCAL_INFO_MS 5000 /* how often the main loop reads LOCAL's last sequence */
+
+#ifndef IBP_VERSION
+#define IBP_VERSION "0.1.0"
+#endif
 
 /* Everything the daemon holds, so one function can take it down in order. */
 typedef struct node {
@@ -69,8 +81,13 @@ typedef struct node {
     ibp_data *data;
     ibp_official_subscriber *subscriber;
     ibp_monitor_publisher *publisher;
+    ibp_checker *checker;
     ibp_replica *replica;
     ibp_control *control;
+    ibp_micro *micro;
+    char roles_text[96];
+    _Atomic uint64_t local_last_seq; /* LOCAL's last sequence (main loop), 0: unknown */
+    _Atomic int64_t local_last_seq_ms;
 } node;
 
 static void usage(FILE *out)
@@ -201,6 +218,121 @@ static void replica_status(json_t *obj, void *user)
         json_object_set_new(obj, "replica", r);
 }
 
+static json_t *rejected_json(const uint64_t *rejected, uint64_t *total)
+{
+    json_t *rej = json_object();
+    *total = 0;
+    for (int i = 0; rej && i < IBP_STATUS_COUNT; i++) {
+        if (rejected[i]) {
+            json_object_set_new(rej, ibp_status_name((ibp_status)i),
+                                json_integer((json_int_t)rejected[i]));
+            *total += rejected[i];
+        }
+    }
+    return rej ? rej : json_null();
+}
+
+/*
+ * $SRV.STATS "data" of ibp-node (DESIGN.md §9). Runs on a nats.c thread:
+ * the parts' counters in memory only, no I/O (LOCAL's last sequence comes
+ * from the main loop).
+ */
+static void micro_stats(json_t *data, void *user)
+{
+    node *n = user;
+    json_object_set_new(data, "node", json_string(n->cfg.node.id));
+    json_object_set_new(data, "roles", json_string(n->roles_text));
+    ibp_store *store = n->data ? ibp_data_store(n->data) : NULL;
+    if (store)
+        json_object_set_new(data, "official_epoch",
+                            json_integer((json_int_t)ibp_store_official_epoch(store)));
+    uint64_t local_last = atomic_load(&n->local_last_seq);
+    if (local_last)
+        json_object_set_new(data, "local_stream_last_seq", json_integer((json_int_t)local_last));
+    if (n->subscriber) {
+        ibp_official_subscriber_stats s;
+        ibp_official_subscriber_stats_get(n->subscriber, &s);
+        uint64_t total;
+        json_t *rej = rejected_json(s.rejected_by, &total);
+        json_object_set_new(
+            data, "subscriber",
+            json_pack("{s:I,s:I,s:I,s:I,s:o,s:I,s:I,s:I,s:I}", "received", (json_int_t)s.received,
+                      "applied", (json_int_t)s.applied, "ignored", (json_int_t)s.ignored,
+                      "rejected", (json_int_t)s.rejected, "rejected_by", rej, "epoch",
+                      (json_int_t)s.epoch, "heartbeat_epoch", (json_int_t)s.heartbeat_epoch,
+                      "epochs_behind",
+                      (json_int_t)(s.heartbeat_epoch > s.epoch ? s.heartbeat_epoch - s.epoch : 0),
+                      "last_heartbeat_ms", (json_int_t)s.last_heartbeat_ms));
+    }
+    if (n->publisher) {
+        ibp_monitor_publisher_stats s;
+        ibp_monitor_publisher_stats_get(n->publisher, &s);
+        json_object_set_new(
+            data, "publisher",
+            json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "batches_sealed",
+                      (json_int_t)s.batches_sealed, "batches_published",
+                      (json_int_t)s.batches_published, "observations_published",
+                      (json_int_t)s.observations_published, "heartbeats_published",
+                      (json_int_t)s.heartbeats_published, "publish_failures",
+                      (json_int_t)s.publish_failures, "dropped", (json_int_t)s.dropped, "queued",
+                      (json_int_t)s.queued, "last_stream_seq", (json_int_t)s.last_stream_seq));
+    }
+    if (n->replica) {
+        ibp_replica_stats s;
+        ibp_replica_stats_get(n->replica, &s);
+        uint64_t total;
+        json_t *rej = rejected_json(s.rejected, &total);
+        json_t *r = json_pack(
+            "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o}", "epoch", (json_int_t)s.epoch,
+            "local_seq", (json_int_t)s.local_seq, "messages_applied",
+            (json_int_t)s.messages_applied, "snapshots_published",
+            (json_int_t)s.snapshots_published, "snapshots_lost_race",
+            (json_int_t)s.snapshots_lost_race, "digest_mismatches",
+            (json_int_t)s.digest_mismatches, "events_published", (json_int_t)s.events_published,
+            "engine_skipped", (json_int_t)s.engine_skipped, "rejected_total", (json_int_t)total,
+            "rejected", rej);
+        if (r && local_last)
+            json_object_set_new(r, "consumer_lag",
+                                json_integer((json_int_t)(local_last > s.local_seq
+                                                              ? local_last - s.local_seq
+                                                              : 0)));
+        json_object_set_new(data, "replica", r);
+    }
+    ibp_usage *u = n->data ? ibp_data_usage(n->data) : NULL;
+    if (u) {
+        ibp_usage_stats s;
+        ibp_usage_stats_get(u, &s);
+        json_object_set_new(
+            data, "usage",
+            json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "hits", (json_int_t)s.hits, "keys",
+                      (json_int_t)s.keys, "flush_errors", (json_int_t)s.flush_errors,
+                      "journal_pending", (json_int_t)s.journal.pending, "journal_delivered",
+                      (json_int_t)s.journal.delivered, "journal_deliver_errors",
+                      (json_int_t)s.journal.deliver_errors));
+    }
+}
+
+/* Main loop: LOCAL's last sequence for the replica's consumer lag (a
+ * JetStream request: not on a nats.c thread). */
+static void refresh_local_info(node *n)
+{
+    if (!n->replica || !n->js)
+        return;
+    int64_t now = ibp_clock_wall_ms();
+    if (now - atomic_load(&n->local_last_seq_ms) < LOCAL_INFO_MS)
+        return;
+    atomic_store(&n->local_last_seq_ms, now);
+    jsStreamInfo *si = NULL;
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = 1000;
+    jsErrCode jerr = 0;
+    if (js_GetStreamInfo(&si, n->js, IBP_STREAM_LOCAL, &jo, &jerr) == NATS_OK && si) {
+        atomic_store(&n->local_last_seq, si->State.LastSeq);
+        jsStreamInfo_Destroy(si);
+    }
+}
+
 /* Makes sure the streams exist, retrying while NATS is not reachable yet. 0 ok, 1 stop. */
 static int ensure_streams(node *n, const sigset_t *sigs)
 {
@@ -324,6 +456,13 @@ static int node_start(node *n, const sigset_t *sigs)
         po.heartbeat_ms = cfg->intervals.heartbeat_ms;
         if (ibp_monitor_publisher_start(&po, &n->publisher, &err) != IBP_OK)
             return start_failure(&err, err.code == IBP_E_INVAL ? EXIT_CONFIG : EXIT_RUNTIME);
+        /* The built-in TCP-connect checks of the network config (none without a checks file). */
+        ibp_checker_opts ko;
+        ibp_checker_opts_init(&ko);
+        ko.network = n->network;
+        ko.store = store;
+        if (ibp_checker_start(&ko, &n->checker, &err) != IBP_OK)
+            return start_failure(&err, err.code == IBP_E_CONFIG ? EXIT_CONFIG : EXIT_RUNTIME);
     }
     if (cfg->roles & IBP_ROLE_CONSENSUS) {
         ibp_replica_opts ro;
@@ -368,11 +507,25 @@ static int node_start(node *n, const sigset_t *sigs)
     if (ibp_control_start(&co, &n->control, &err) != IBP_OK)
         return start_failure(&err, err.code == IBP_E_INVAL ? EXIT_CONFIG : EXIT_RUNTIME);
 
-    char roles[96];
-    ibp_roles_format(cfg->roles, roles, sizeof roles);
+    ibp_roles_format(cfg->roles, n->roles_text, sizeof n->roles_text);
+    ibp_micro_opts mo;
+    ibp_micro_opts_init(&mo);
+    mo.nc = n->nc;
+    mo.name = MICRO_NAME;
+    mo.version = IBP_VERSION;
+    mo.description = "IBP status node (monitor, consensus, dns roles)";
+    mo.metadata[0][0] = "node";
+    mo.metadata[0][1] = cfg->node.id;
+    mo.metadata[1][0] = "roles";
+    mo.metadata[1][1] = n->roles_text;
+    mo.stats_fn = micro_stats;
+    mo.stats_user = n;
+    if (ibp_micro_start(&mo, &n->micro, &err) != IBP_OK)
+        return start_failure(&err, EXIT_RUNTIME);
+
     IBP_LOG(IBP_LOG_INFO, COMPONENT,
             "started node=%s roles=%s work_dir=%s official_epoch=%" PRIu64 " nats=%s", cfg->node.id,
-            roles, cfg->node.work_dir, ibp_store_official_epoch(store), cfg->nats.servers.items[0]);
+            n->roles_text, cfg->node.work_dir, ibp_store_official_epoch(store), cfg->nats.servers.items[0]);
     return 0;
 }
 
@@ -381,8 +534,12 @@ static bool node_stop(node *n)
 {
     bool ok = true;
     ibp_err err = {0};
+    ibp_micro_stop(n->micro); /* first: its STATS reads every part */
+    n->micro = NULL;
     ibp_control_stop(n->control);
     n->control = NULL;
+    ibp_checker_stop(n->checker);
+    n->checker = NULL;
     ibp_monitor_publisher_stop(n->publisher);
     n->publisher = NULL;
     ibp_replica_stop(n->replica);
@@ -471,6 +628,7 @@ int main(int argc, char **argv)
             if (sig == SIGHUP)
                 IBP_LOG(IBP_LOG_WARN, COMPONENT,
                         "SIGHUP ignored: reloading the config is not supported; restart");
+            refresh_local_info(&n);
             ibp_err terr = {0};
             if (ibp_data_tick(n.data, &terr) != IBP_OK)
                 IBP_LOG(IBP_LOG_WARN, COMPONENT, "data tick: %s", terr.msg);

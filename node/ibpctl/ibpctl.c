@@ -6,6 +6,11 @@
  *   ibpctl roster list --roster FILE
  *   ibpctl smoke --nats URL --mysql-host H --mysql-port P --mysql-user U ...
  *   ibpctl observe --socket PATH --type T --check C --member M ... --up|--down
+ *   ibpctl decode [--roster FILE] [--type NAME] < MESSAGE
+ *   ibpctl override enable|disable MEMBER --key FILE --node ADMIN_ID [--reason TEXT]
+ *   ibpctl snapshot [--nats URL] [--roster FILE] [--epoch N]
+ *   ibpctl audit EPOCH --roster FILE [--nats URL]
+ *   ibpctl status|watch [--nats URL] [--member M] [--domain D]
  *
  * Exit codes: 0 success, 1 the operation failed, 2 bad usage.
  * Machine-readable output (roster list, smoke) is JSON on stdout; progress
@@ -37,6 +42,12 @@ static void usage_main(FILE *out)
                  "  smoke        end-to-end check of NATS JetStream and MariaDB with a signed "
                  "message\n"
                  "  observe      send one observation to a running ibp-node (control socket)\n"
+                 "  decode       print one bus message (stdin) as JSON, optionally verified\n"
+                 "  override     sign and send an admin override (disable/enable a member)\n"
+                 "  snapshot     the last (or a given) official snapshot from OFFICIAL\n"
+                 "  audit        re-verify an epoch's changes against the signed batches\n"
+                 "  status       current official status of members and domains (STATUS)\n"
+                 "  watch        print official status changes as they happen\n"
                  "\n"
                  "Each command takes --help. Exit codes: 0 ok, 1 failed, 2 bad usage.\n");
 }
@@ -254,6 +265,12 @@ static const struct command {
     {"observe", ibpctl_cmd_observe},
     {"events", ibpctl_cmd_events},
     {"usage", ibpctl_cmd_usage},
+    {"decode", ibpctl_cmd_decode},
+    {"override", ibpctl_cmd_override},
+    {"snapshot", ibpctl_cmd_snapshot},
+    {"audit", ibpctl_cmd_audit},
+    {"status", ibpctl_cmd_status},
+    {"watch", ibpctl_cmd_watch},
 };
 
 int main(int argc, char **argv)

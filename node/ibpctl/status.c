@@ -1,0 +1,253 @@
+/*
+ * `ibpctl status` and `ibpctl watch`: the official status of members and
+ * domains from stream STATUS (the last message of each ibp.status.<...>
+ * subject), and its changes as they happen.
+ */
+#include <getopt.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ibp/bus.h"
+#include "ibp/subject.h"
+#include "ibpctl.h"
+
+#define EXIT_USAGE 2
+
+struct status_opts {
+    const char *url, *member, *domain;
+    long count;
+    long timeout_ms;
+};
+
+static int parse_opts(int argc, char **argv, struct status_opts *o, const char *help)
+{
+    static const struct option opts[] = {
+        {"nats", required_argument, 0, 'N'},   {"member", required_argument, 0, 'm'},
+        {"domain", required_argument, 0, 'd'}, {"count", required_argument, 0, 'c'},
+        {"timeout", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    int c;
+    char *end;
+    o->url = IBPCTL_DEFAULT_NATS;
+    while ((c = getopt_long(argc, argv, "N:m:d:c:t:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'N':
+            o->url = optarg;
+            break;
+        case 'm':
+            o->member = optarg;
+            break;
+        case 'd':
+            o->domain = optarg;
+            break;
+        case 'c':
+        case 't': {
+            long v = strtol(optarg, &end, 10);
+            if (*end || v < 0) {
+                fprintf(stderr, "ibpctl: --%s wants a number\n", c == 'c' ? "count" : "timeout");
+                return EXIT_USAGE;
+            }
+            if (c == 'c')
+                o->count = v;
+            else
+                o->timeout_ms = v;
+            break;
+        }
+        case 'h':
+            fputs(help, stdout);
+            return -1;
+        default:
+            return EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "ibpctl: unexpected argument '%s'\n", argv[optind]);
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+/* The filter subject: ibp.status.<member token>.> or ibp.status.> */
+static int filter_subject(const struct status_opts *o, char *buf, size_t cap)
+{
+    if (!o->member) {
+        snprintf(buf, cap, "ibp.status.>");
+        return 0;
+    }
+    char tok[IBP_TOKEN_MAX_LEN(256) + 1];
+    if (strlen(o->member) > 256 ||
+        ibp_token_encode(o->member, strlen(o->member), tok, sizeof tok, NULL) != IBP_OK)
+        return -1;
+    snprintf(buf, cap, "ibp.status.%s.>", tok);
+    return 0;
+}
+
+/* A status message as JSON if it passes the filters (member, domain); NULL otherwise. */
+static json_t *accept_msg(const struct status_opts *o, const char *data, int len)
+{
+    json_error_t jerr;
+    json_t *j = json_loadb(data, (size_t)len, 0, &jerr);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return NULL;
+    }
+    const char *m = json_string_value(json_object_get(j, "member"));
+    const char *d = json_string_value(json_object_get(j, "domain"));
+    if ((o->member && (!m || strcmp(m, o->member) != 0)) ||
+        (o->domain && (!d || strcmp(d, o->domain) != 0))) {
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
+int ibpctl_cmd_status(int argc, char **argv)
+{
+    struct status_opts o = {0};
+    int rc = parse_opts(
+        argc, argv, &o,
+        "usage: ibpctl status [--nats URL] [--member M] [--domain D]\n"
+        "Prints the current official status (stream STATUS, the last message of every\n"
+        "status subject) as a JSON array: sites, domains, endpoints and the override of\n"
+        "each member, filtered by member and/or domain. Default --nats " IBPCTL_DEFAULT_NATS
+        ".\n");
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    char filter[1024];
+    if (filter_subject(&o, filter, sizeof filter) != 0) {
+        fprintf(stderr, "ibpctl status: member name too long\n");
+        return EXIT_USAGE;
+    }
+    ibp_err err = {0};
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    jsStreamInfo *si = NULL;
+    json_t *out = json_array();
+    rc = 1;
+    if (ibpctl_js_connect(o.url, &nc, &js, &err) != IBP_OK)
+        goto out;
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Stream.Info.SubjectsFilter = filter;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetStreamInfo(&si, js, IBP_STREAM_STATUS, &jo, &jerr);
+    if (s != NATS_OK) {
+        ibp_err_set(&err, IBP_E_NATS, "stream %s: %s (%d)", IBP_STREAM_STATUS,
+                    natsStatus_GetText(s), (int)jerr);
+        goto out;
+    }
+    jsStreamStateSubjects *subs = si->State.Subjects;
+    for (int i = 0; subs && i < subs->Count; i++) {
+        natsMsg *m = NULL;
+        if (js_GetLastMsg(&m, js, IBP_STREAM_STATUS, subs->List[i].Subject, NULL, &jerr) !=
+            NATS_OK)
+            continue; /* gone meanwhile */
+        json_t *j = accept_msg(&o, natsMsg_GetData(m), natsMsg_GetDataLength(m));
+        if (j) {
+            json_object_set_new(j, "subject", json_string(subs->List[i].Subject));
+            json_object_set_new(j, "stream_seq", json_integer((json_int_t)natsMsg_GetSequence(m)));
+            json_array_append_new(out, j);
+        }
+        natsMsg_Destroy(m);
+    }
+    json_dumpf(out, stdout, JSON_INDENT(2));
+    putchar('\n');
+    rc = 0;
+out:
+    if (rc)
+        fprintf(stderr, "ibpctl status: %s\n", err.msg[0] ? err.msg : "failed");
+    json_decref(out);
+    jsStreamInfo_Destroy(si);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    return rc;
+}
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop = 1;
+}
+
+int ibpctl_cmd_watch(int argc, char **argv)
+{
+    struct status_opts o = {0};
+    int rc = parse_opts(
+        argc, argv, &o,
+        "usage: ibpctl watch [--nats URL] [--member M] [--domain D] [--count N]\n"
+        "                    [--timeout MS]\n"
+        "Prints each official status change (ibp.status.>) as one JSON line until\n"
+        "interrupted, after --count changes, or after --timeout ms without one (exit 1).\n"
+        "Default --nats " IBPCTL_DEFAULT_NATS ".\n");
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    char filter[1024];
+    if (filter_subject(&o, filter, sizeof filter) != 0) {
+        fprintf(stderr, "ibpctl watch: member name too long\n");
+        return EXIT_USAGE;
+    }
+    ibp_err err = {0};
+    natsConnection *nc = NULL;
+    natsSubscription *sub = NULL;
+    rc = 1;
+    if (ibp_bus_connect_url(o.url, "ibpctl-watch", &nc, &err) != IBP_OK)
+        goto out;
+    natsStatus s = natsConnection_SubscribeSync(&sub, nc, filter);
+    if (s == NATS_OK)
+        s = natsConnection_Flush(nc);
+    if (s != NATS_OK) {
+        ibp_err_set(&err, IBP_E_NATS, "subscribe %s: %s", filter, natsStatus_GetText(s));
+        goto out;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    /* Ready: tests and scripts wait for this line on stderr. */
+    fprintf(stderr, "ibpctl watch: watching %s\n", filter);
+    long seen = 0, idle_ms = 0;
+    rc = 0;
+    while (!stop && (o.count == 0 || seen < o.count)) {
+        natsMsg *m = NULL;
+        s = natsSubscription_NextMsg(&m, sub, 200);
+        if (s == NATS_TIMEOUT) {
+            idle_ms += 200;
+            if (o.timeout_ms && idle_ms >= o.timeout_ms) {
+                ibp_err_set(&err, IBP_E_NATS, "no change within %ld ms", o.timeout_ms);
+                rc = 1;
+                break;
+            }
+            continue;
+        }
+        if (s != NATS_OK) {
+            ibp_err_set(&err, IBP_E_NATS, "%s", natsStatus_GetText(s));
+            rc = 1;
+            break;
+        }
+        idle_ms = 0;
+        json_t *j = accept_msg(&o, natsMsg_GetData(m), natsMsg_GetDataLength(m));
+        if (j) {
+            json_object_set_new(j, "subject", json_string(natsMsg_GetSubject(m)));
+            json_dumpf(j, stdout, JSON_COMPACT);
+            putchar('\n');
+            fflush(stdout);
+            json_decref(j);
+            seen++;
+        }
+        natsMsg_Destroy(m);
+    }
+out:
+    if (rc)
+        fprintf(stderr, "ibpctl watch: %s\n", err.msg[0] ? err.msg : "failed");
+    natsSubscription_Destroy(sub);
+    natsConnection_Destroy(nc);
+    return rc;
+}

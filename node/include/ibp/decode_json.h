@@ -1,0 +1,56 @@
+/*
+ * Decoding bus messages to JSON (`ibpctl decode`, `snapshot`, `audit`).
+ *
+ * A bus message is either a signed Envelope (proto/ibp.proto) or, on
+ * ibp.status.*, a plain JSON document. ibp_decode_json() tells them apart,
+ * decodes the envelope and its payload (every payload type) and, with a
+ * roster, checks the signature statelessly (no sequence numbers).
+ *
+ * JSON shape of an envelope:
+ *   {"signer": "...", "seq": N, "created_ms": N, "type": "ObservationBatch",
+ *    "signature": "<base64>", "verified": true|false, "reason": "...",
+ *    "payload": {...}}
+ * "verified"/"reason" only with a roster ("reason" only when not verified).
+ * Payload fields keep their proto names; enums are lower-case without their
+ * prefix ("up", "endpoint", "override"); bytes are base64 (state_digest hex).
+ * An OfficialSnapshot has its string table resolved: entries, overrides and
+ * evidence carry strings (the endpoint split form joined into the URL), and
+ * each evidence item names its key.
+ *
+ * Pure functions, thread-safe.
+ */
+#ifndef IBP_DECODE_JSON_H
+#define IBP_DECODE_JSON_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ibp/envelope.h"
+#include "ibp/roster.h"
+#include "ibp/status.h"
+
+/*
+ * Decodes one message body into *out (a new reference).
+ *   - A body that is a JSON object (status messages) is returned as it is.
+ *   - Otherwise it must be an Envelope of a known type; type_hint (from the
+ *     Ibp-Type header; UNSPECIFIED when unknown) is only compared: a mismatch
+ *     adds "header_type".
+ *   - With roster (may be NULL) the envelope is verified statelessly.
+ * Errors: IBP_E_DECODE (not JSON and not an envelope), IBP_E_PAYLOAD_DECODE
+ * (the payload does not decode as its type, or a snapshot index is out of
+ * range), IBP_E_NOMEM.
+ */
+ibp_status ibp_decode_json(const uint8_t *data, size_t len, const ibp_roster *roster,
+                           ibp_payload_type type_hint, json_t **out, ibp_err *err);
+
+/* A decoded payload of type as JSON (NULL on out-of-range snapshot indices or no memory). */
+json_t *ibp_payload_to_json(ibp_payload_type type, const ProtobufCMessage *payload);
+
+/* A ResultKey as JSON. */
+json_t *ibp_result_key_to_json(const Ibp__V1__ResultKey *key);
+
+/* Lower-case short name of a Status value ("up", "down", "unspecified"). */
+const char *ibp_status_value_name(Ibp__V1__Status s);
+
+#endif
