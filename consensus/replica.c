@@ -62,6 +62,7 @@ void ibp_replica_opts_init(ibp_replica_opts *opts)
     ibp_vote_config_init(&opts->vote);
     opts->heartbeat_ms = 5000;
     opts->state_save_ms = 30000;
+    opts->stream_replicas = 1;
 }
 
 /* ---- reading what OFFICIAL holds ---------------------------------------- */
@@ -655,7 +656,10 @@ ibp_status ibp_replica_start(const ibp_replica_opts *opts, ibp_replica **out, ib
         st = ibp_err_set(err, IBP_E_NATS, "replica: jetstream: %s", natsStatus_GetText(s));
         goto fail;
     }
-    if ((st = ibp_bus_ensure_streams(r->js, NULL, err)) != IBP_OK)
+    ibp_bus_stream_opts so_streams;
+    ibp_bus_stream_opts_init(&so_streams);
+    so_streams.replicas = opts->stream_replicas > 0 ? opts->stream_replicas : 1;
+    if ((st = ibp_bus_ensure_streams(r->js, &so_streams, err)) != IBP_OK)
         goto fail;
     if ((st = ibp_verifier_new(opts->roster, NULL, &r->verifier)) != IBP_OK) {
         ibp_err_set(err, st, "replica: verifier: %s", ibp_strerror(st));

@@ -117,6 +117,14 @@ static const ibp_setting nats_settings[] = {
      .flags = IBP_SETTING_SECRET,
      .offset = IBP_SETTING_AT_STR(ibp_config_nats, tls_key_file),
      .help = "Private key (PEM) of nats.tls_cert_file."},
+    {.name = "nats.stream_replicas",
+     .type = IBP_SETTING_INT64,
+     .default_text = "1",
+     .min = 1,
+     .max = 5,
+     .offset = IBP_SETTING_AT_I64(ibp_config_nats, stream_replicas),
+     .help = "Replicas of the JetStream streams this node creates when they are missing "
+             "(3 on a three-server cluster; existing streams are left as they are)."},
 };
 
 static const ibp_setting mysql_settings[] = {

@@ -396,7 +396,10 @@ int main(int argc, char **argv)
         if (natsConnection_JetStream(&js, nc, NULL) == NATS_OK) {
             ibp_err se;
             ibp_err_clear(&se);
-            if (ibp_bus_ensure_streams(js, NULL, &se) != IBP_OK)
+            ibp_bus_stream_opts so;
+            ibp_bus_stream_opts_init(&so);
+            so.replicas = (int)cfg.nats.stream_replicas;
+            if (ibp_bus_ensure_streams(js, &so, &se) != IBP_OK)
                 IBP_LOG(IBP_LOG_WARN, COMPONENT,
                         "streams not checked (retried by the consumers): %s", se.msg);
         }

@@ -338,6 +338,7 @@ static int ensure_streams(node *n, const sigset_t *sigs)
 {
     ibp_bus_stream_opts so;
     ibp_bus_stream_opts_init(&so);
+    so.replicas = (int)n->cfg.nats.stream_replicas;
     for (unsigned attempt = 0;; attempt++) {
         ibp_err err = {0};
         if (ibp_bus_ensure_streams(n->js, &so, &err) == IBP_OK)
@@ -476,6 +477,7 @@ static int node_start(node *n, const sigset_t *sigs)
         ro.vote.expiry_ms = cfg->consensus.expiry_ms;
         ro.vote.quorum_min = (uint32_t)cfg->consensus.quorum_min;
         ro.heartbeat_ms = cfg->intervals.heartbeat_ms;
+        ro.stream_replicas = (int)cfg->nats.stream_replicas;
         if (ibp_vote_config_check(&ro.vote) != IBP_VOTE_OK) {
             ibp_err_set(&err, IBP_E_CONFIG,
                         "consensus settings are inconsistent (staleness %" PRId64

@@ -45,6 +45,7 @@ typedef struct ibp_replica_opts {
     ibp_vote_config vote;     /* engine rules: identical on every replica */
     int64_t heartbeat_ms;     /* default 5000 */
     int64_t state_save_ms;    /* default 30000 */
+    int stream_replicas;      /* replicas of the streams created when missing; default 1 */
 } ibp_replica_opts;
 
 typedef struct ibp_replica_stats {

@@ -42,6 +42,7 @@ typedef struct ibp_config_nats {
     char *tls_ca_file;
     char *tls_cert_file;
     char *tls_key_file; /* secret */
+    int64_t stream_replicas; /* replicas of the streams this node creates (1, or 3 for a cluster) */
 } ibp_config_nats;
 
 /* "mysql.*" keys (MariaDB or MySQL). */
