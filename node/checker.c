@@ -507,6 +507,16 @@ ibp_status ibp_checker_start(const ibp_checker_opts *opts, ibp_checker **out, ib
     return IBP_OK;
 }
 
+ibp_status ibp_checker_validate(const ibp_network *net, ibp_err *err)
+{
+    if (!net)
+        return ibp_err_set(err, IBP_E_INVAL, "checker: network is required");
+    target_list l = {0};
+    ibp_status st = build_targets(net, &l, err);
+    targets_free(&l);
+    return st;
+}
+
 size_t ibp_checker_target_count(const ibp_checker *c)
 {
     return c ? c->targets.count : 0;

@@ -397,6 +397,8 @@ static int node_start(node *n, const sigset_t *sigs)
         if (ibp_network_load(cfg->network.members_file, cfg->network.services_file,
                              cfg->network.checks_file, &n->network, &err) != IBP_OK)
             return start_failure(&err, EXIT_CONFIG);
+        if ((cfg->roles & IBP_ROLE_MONITOR) && ibp_checker_validate(n->network, &err) != IBP_OK)
+            return start_failure(&err, EXIT_CONFIG);
     }
     if (make_dirs(cfg->node.work_dir, &err) != IBP_OK)
         return start_failure(&err, EXIT_RUNTIME);

@@ -155,6 +155,9 @@ static void test_bad_options(void **state)
         o.store = store;
         ibp_checker *c = NULL;
         ibp_err err = {0};
+        assert_int_equal(ibp_checker_validate(net, &err), IBP_E_CONFIG);
+        assert_non_null(strstr(err.msg, "check c: ExtraOptions."));
+        err = (ibp_err){0};
         assert_int_equal(ibp_checker_start(&o, &c, &err), IBP_E_CONFIG);
         assert_null(c);
         assert_non_null(strstr(err.msg, "check c: ExtraOptions."));

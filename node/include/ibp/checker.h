@@ -64,6 +64,12 @@ void ibp_checker_opts_init(ibp_checker_opts *opts);
  */
 ibp_status ibp_checker_start(const ibp_checker_opts *opts, ibp_checker **out, ibp_err *err);
 
+/*
+ * Checks the enabled checks' ExtraOptions as ibp_checker_start() does, without
+ * starting anything (a daemon calls it before it connects anywhere).
+ */
+ibp_status ibp_checker_validate(const ibp_network *net, ibp_err *err);
+
 /* Number of targets (check x member x key x family). */
 size_t ibp_checker_target_count(const ibp_checker *c);
 
