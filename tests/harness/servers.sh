@@ -258,7 +258,20 @@ mysql_share_dir() {
 }
 
 # Creates a fresh data directory at $1 holding only the system tables.
+# Bootstraps, and once more after a failure: on a loaded machine, several
+# first-time bootstraps at once (parallel tests, an empty template cache) have
+# been seen to fail now and then.
 mysql_bootstrap() {
+    local datadir=$1
+    mysql_bootstrap_once "$datadir" && return 0
+    log "retrying the bootstrap once; first attempt's log:"
+    tail -n 20 "$DIR/bootstrap.log" >&2 || true
+    rm -rf -- "$datadir"
+    sleep 0.5
+    mysql_bootstrap_once "$datadir"
+}
+
+mysql_bootstrap_once() {
     local datadir=$1 share
     mkdir -p "$datadir"
     if share=$(mysql_share_dir); then
