@@ -39,6 +39,8 @@ static void usage_main(FILE *out)
                  "  roster list  print a roster as JSON\n"
                  "  events       outage and override events of a member (from ibp-persist)\n"
                  "  usage        DNS hits by domain, member or country (from ibp-persist)\n"
+                 "  replay       rebuild the database from HITS and EVENTS (runs ibp-persist "
+                 "replay)\n"
                  "  smoke        end-to-end check of NATS JetStream and MariaDB with a signed "
                  "message\n"
                  "  observe      send one observation to a running ibp-node (control socket)\n"
@@ -265,6 +267,7 @@ static const struct command {
     {"observe", ibpctl_cmd_observe},
     {"events", ibpctl_cmd_events},
     {"usage", ibpctl_cmd_usage},
+    {"replay", ibpctl_cmd_replay},
     {"decode", ibpctl_cmd_decode},
     {"override", ibpctl_cmd_override},
     {"snapshot", ibpctl_cmd_snapshot},

@@ -25,6 +25,9 @@ int ibpctl_cmd_observe(int argc, char **argv);
 int ibpctl_cmd_events(int argc, char **argv);
 int ibpctl_cmd_usage(int argc, char **argv);
 
+/* `ibpctl replay`: runs `ibp-persist replay` (replay.c). */
+int ibpctl_cmd_replay(int argc, char **argv);
+
 /* `ibpctl decode`: see decode.c. */
 int ibpctl_cmd_decode(int argc, char **argv);
 

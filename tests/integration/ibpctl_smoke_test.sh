@@ -49,6 +49,11 @@ grep -q "is ibp-persist running" <<<"$err" || { echo "FAIL: unclear error: $err"
 rc=0
 "$ibpctl" usage --nats "$NATS_URL" >/dev/null 2>&1 || rc=$?
 ((rc == 2)) || { echo "FAIL: usage without dates exited $rc"; exit 1; }
+# replay runs ibp-persist replay: its usage errors come through (exit 2).
+rc=0
+err=$("$ibpctl" replay 2>&1) || rc=$?
+((rc == 2)) || { echo "FAIL: replay without --config exited $rc"; exit 1; }
+grep -q -- "--config" <<<"$err" || { echo "FAIL: unclear replay error: $err"; exit 1; }
 
 mariadb --no-defaults -h"$MYSQL_HOST" -P"$MYSQL_PORT" -u"$MYSQL_USER" -p"$MYSQL_PASSWORD" -e "DROP DATABASE \`$db\`"
 echo "PASS"
