@@ -92,9 +92,9 @@ static bool is_ip(const char *s, bool *v6)
 
 /* Parsed ExtraOptions of one check. */
 typedef struct check_opts {
-    json_t *root;    /* owned */
-    unsigned port;   /* 0: none */
-    json_t *ports;   /* borrowed from root, object or NULL */
+    json_t *root;        /* owned */
+    unsigned port;       /* 0: none */
+    json_t *ports;       /* borrowed from root, object or NULL */
     const char *connect; /* borrowed from root or NULL */
     bool connect_v6;
 } check_opts;
@@ -143,8 +143,7 @@ static ibp_status check_opts_parse(const ibp_network_check *chk, check_opts *o, 
     if (v) {
         if (!json_is_string(v) || !is_ip(json_string_value(v), &o->connect_v6))
             return ibp_err_set(err, IBP_E_CONFIG,
-                               "check %s: ExtraOptions.connect: expected an IP address",
-                               chk->name);
+                               "check %s: ExtraOptions.connect: expected an IP address", chk->name);
         o->connect = json_string_value(v);
     }
     return IBP_OK;
@@ -261,7 +260,8 @@ static ibp_status build_targets(const ibp_network *net, target_list *l, ibp_err 
                     continue;
                 if (chk->type == IBP_NETWORK_CHECK_DOMAIN) {
                     for (size_t di = 0; di < svc->domain_count && st == IBP_OK; di++) {
-                        const ibp_network_domain *d = ibp_network_domain_find(net, svc->domains[di]);
+                        const ibp_network_domain *d =
+                            ibp_network_domain_find(net, svc->domains[di]);
                         unsigned port = mport;
                         for (size_t ui = 0; d && !port && ui < d->url_count; ui++) {
                             ibp_network_url u;
@@ -409,8 +409,8 @@ static void run_target(ibp_store *store, const target *t)
 {
     char error[512] = "";
     int64_t ms = 0;
-    bool up = ibp_checker_connect(t->addr, t->port, t->ipv6, t->timeout_ms, &ms, error,
-                                  sizeof error);
+    bool up =
+        ibp_checker_connect(t->addr, t->port, t->ipv6, t->timeout_ms, &ms, error, sizeof error);
     char data[64] = "";
     if (up)
         snprintf(data, sizeof data, "{\"connect_ms\": %" PRId64 "}", ms);

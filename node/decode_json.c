@@ -227,11 +227,10 @@ static json_t *snapshot_json(const Ibp__V1__OfficialSnapshot *s)
             goto fail;
     for (size_t i = 0; i < s->n_overrides; i++) {
         const Ibp__V1__SnapshotOverride *o = s->overrides[i];
-        if (json_array_append_new(overrides,
-                                  json_pack("{s:o,s:b,s:o}", "member",
-                                            str_json(str_at(s, o->member, &ok)), "disabled",
-                                            (int)o->disabled, "reason",
-                                            str_json(str_at(s, o->reason, &ok)))) != 0)
+        if (json_array_append_new(overrides, json_pack("{s:o,s:b,s:o}", "member",
+                                                       str_json(str_at(s, o->member, &ok)),
+                                                       "disabled", (int)o->disabled, "reason",
+                                                       str_json(str_at(s, o->reason, &ok)))) != 0)
             goto fail;
     }
     for (size_t i = 0; i < s->n_evidence; i++) {
@@ -352,10 +351,9 @@ ibp_status ibp_decode_json(const uint8_t *data, size_t len, const ibp_roster *ro
     json_object_set_new(j, "created_ms", json_integer(env->created_ms));
     json_object_set_new(j, "type", json_string(tname));
     if (type_hint != IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_UNSPECIFIED && type_hint != env->type)
-        json_object_set_new(j, "header_type",
-                            json_string(ibp_payload_type_name(type_hint)
-                                            ? ibp_payload_type_name(type_hint)
-                                            : "?"));
+        json_object_set_new(
+            j, "header_type",
+            json_string(ibp_payload_type_name(type_hint) ? ibp_payload_type_name(type_hint) : "?"));
     json_object_set_new(j, "signature", b64_json(env->signature.data, env->signature.len));
     ibp__v1__envelope__free_unpacked(env, NULL);
     if (roster) {

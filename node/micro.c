@@ -172,8 +172,8 @@ char *ibp_micro_response_json(ibp_micro *m, const char *verb)
         json_t *eps = json_array();
         for (size_t i = 0; eps && i < m->neps; i++) {
             const ep_state *e = &m->eps[i];
-            json_t *j = json_pack("{s:s,s:s,s:{}}", "name", e->name, "subject", e->subject,
-                                  "metadata");
+            json_t *j =
+                json_pack("{s:s,s:s,s:{}}", "name", e->name, "subject", e->subject, "metadata");
             if (j && e->queue[0])
                 json_object_set_new(j, "queue_group", json_string(e->queue));
             json_array_append_new(eps, j);
@@ -185,12 +185,12 @@ char *ibp_micro_response_json(ibp_micro *m, const char *verb)
         pthread_mutex_lock(&m->mu);
         for (size_t i = 0; eps && i < m->neps; i++) {
             const ep_state *e = &m->eps[i];
-            json_t *j = json_pack(
-                "{s:s,s:s,s:I,s:I,s:s,s:I,s:I}", "name", e->name, "subject", e->subject,
-                "num_requests", (json_int_t)e->requests, "num_errors", (json_int_t)e->errors,
-                "last_error", e->last_error, "processing_time", (json_int_t)e->processing_ns,
-                "average_processing_time",
-                (json_int_t)(e->requests ? e->processing_ns / (int64_t)e->requests : 0));
+            json_t *j =
+                json_pack("{s:s,s:s,s:I,s:I,s:s,s:I,s:I}", "name", e->name, "subject", e->subject,
+                          "num_requests", (json_int_t)e->requests, "num_errors",
+                          (json_int_t)e->errors, "last_error", e->last_error, "processing_time",
+                          (json_int_t)e->processing_ns, "average_processing_time",
+                          (json_int_t)(e->requests ? e->processing_ns / (int64_t)e->requests : 0));
             if (j && e->queue[0])
                 json_object_set_new(j, "queue_group", json_string(e->queue));
             json_array_append_new(eps, j);

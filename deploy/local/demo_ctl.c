@@ -248,9 +248,9 @@ static int run_hits(const char *sock, long hits, long interval_ms, const char *m
             }
             if (c.fd < 0 || n_online == 0)
                 continue;
-            json_t *q = json_pack("{s:s, s:b, s:s, s:s, s:s}", "cmd", "dns_hit", "ipv6", v6,
-                                  "client_ip", ip, "domain", d->name, "member",
-                                  online[rr++ % n_online]);
+            json_t *q =
+                json_pack("{s:s, s:b, s:s, s:s, s:s}", "cmd", "dns_hit", "ipv6", v6, "client_ip",
+                          ip, "domain", d->name, "member", online[rr++ % n_online]);
             char *line = q ? json_dumps(q, JSON_COMPACT) : NULL;
             json_decref(q);
             char *ans = line ? request(&c, line) : NULL;
@@ -289,10 +289,10 @@ int main(int argc, char **argv)
     const char *sock = NULL, *members = NULL, *services = NULL;
     long wait_s = 0, hits = 0, interval_ms = 1000;
     static const struct option opts[] = {
-        {"socket", required_argument, 0, 's'},   {"wait", required_argument, 0, 'w'},
-        {"hits", required_argument, 0, 'n'},     {"interval-ms", required_argument, 0, 'i'},
-        {"members", required_argument, 0, 'm'},  {"services", required_argument, 0, 'v'},
-        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0},
+        {"socket", required_argument, 0, 's'},  {"wait", required_argument, 0, 'w'},
+        {"hits", required_argument, 0, 'n'},    {"interval-ms", required_argument, 0, 'i'},
+        {"members", required_argument, 0, 'm'}, {"services", required_argument, 0, 'v'},
+        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0},
     };
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {

@@ -130,11 +130,10 @@ int main(int argc, char **argv)
 {
     long period = 120, down = 40, offset = -1;
     static const struct option opts[] = {
-        {"port", required_argument, 0, 'p'},  {"flap", required_argument, 0, 'f'},
+        {"port", required_argument, 0, 'p'},   {"flap", required_argument, 0, 'f'},
         {"period", required_argument, 0, 'P'}, {"down", required_argument, 0, 'd'},
         {"offset", required_argument, 0, 'o'}, {"name", required_argument, 0, 'n'},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0},
     };
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {

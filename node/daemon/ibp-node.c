@@ -267,15 +267,15 @@ static void micro_stats(json_t *data, void *user)
     if (n->publisher) {
         ibp_monitor_publisher_stats s;
         ibp_monitor_publisher_stats_get(n->publisher, &s);
-        json_object_set_new(
-            data, "publisher",
-            json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "batches_sealed",
-                      (json_int_t)s.batches_sealed, "batches_published",
-                      (json_int_t)s.batches_published, "observations_published",
-                      (json_int_t)s.observations_published, "heartbeats_published",
-                      (json_int_t)s.heartbeats_published, "publish_failures",
-                      (json_int_t)s.publish_failures, "dropped", (json_int_t)s.dropped, "queued",
-                      (json_int_t)s.queued, "last_stream_seq", (json_int_t)s.last_stream_seq));
+        json_object_set_new(data, "publisher",
+                            json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "batches_sealed",
+                                      (json_int_t)s.batches_sealed, "batches_published",
+                                      (json_int_t)s.batches_published, "observations_published",
+                                      (json_int_t)s.observations_published, "heartbeats_published",
+                                      (json_int_t)s.heartbeats_published, "publish_failures",
+                                      (json_int_t)s.publish_failures, "dropped",
+                                      (json_int_t)s.dropped, "queued", (json_int_t)s.queued,
+                                      "last_stream_seq", (json_int_t)s.last_stream_seq));
     }
     if (n->replica) {
         ibp_replica_stats s;
@@ -283,32 +283,30 @@ static void micro_stats(json_t *data, void *user)
         uint64_t total;
         json_t *rej = rejected_json(s.rejected, &total);
         json_t *r = json_pack(
-            "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o}", "epoch", (json_int_t)s.epoch,
-            "local_seq", (json_int_t)s.local_seq, "messages_applied",
-            (json_int_t)s.messages_applied, "snapshots_published",
-            (json_int_t)s.snapshots_published, "snapshots_lost_race",
-            (json_int_t)s.snapshots_lost_race, "digest_mismatches",
-            (json_int_t)s.digest_mismatches, "events_published", (json_int_t)s.events_published,
-            "engine_skipped", (json_int_t)s.engine_skipped, "rejected_total", (json_int_t)total,
-            "rejected", rej);
+            "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o}", "epoch", (json_int_t)s.epoch, "local_seq",
+            (json_int_t)s.local_seq, "messages_applied", (json_int_t)s.messages_applied,
+            "snapshots_published", (json_int_t)s.snapshots_published, "snapshots_lost_race",
+            (json_int_t)s.snapshots_lost_race, "digest_mismatches", (json_int_t)s.digest_mismatches,
+            "events_published", (json_int_t)s.events_published, "engine_skipped",
+            (json_int_t)s.engine_skipped, "rejected_total", (json_int_t)total, "rejected", rej);
         if (r && local_last)
-            json_object_set_new(r, "consumer_lag",
-                                json_integer((json_int_t)(local_last > s.local_seq
-                                                              ? local_last - s.local_seq
-                                                              : 0)));
+            json_object_set_new(
+                r, "consumer_lag",
+                json_integer(
+                    (json_int_t)(local_last > s.local_seq ? local_last - s.local_seq : 0)));
         json_object_set_new(data, "replica", r);
     }
     ibp_usage *u = n->data ? ibp_data_usage(n->data) : NULL;
     if (u) {
         ibp_usage_stats s;
         ibp_usage_stats_get(u, &s);
-        json_object_set_new(
-            data, "usage",
-            json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "hits", (json_int_t)s.hits, "keys",
-                      (json_int_t)s.keys, "flush_errors", (json_int_t)s.flush_errors,
-                      "journal_pending", (json_int_t)s.journal.pending, "journal_delivered",
-                      (json_int_t)s.journal.delivered, "journal_deliver_errors",
-                      (json_int_t)s.journal.deliver_errors));
+        json_object_set_new(data, "usage",
+                            json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "hits", (json_int_t)s.hits,
+                                      "keys", (json_int_t)s.keys, "flush_errors",
+                                      (json_int_t)s.flush_errors, "journal_pending",
+                                      (json_int_t)s.journal.pending, "journal_delivered",
+                                      (json_int_t)s.journal.delivered, "journal_deliver_errors",
+                                      (json_int_t)s.journal.deliver_errors));
     }
 }
 
@@ -529,7 +527,8 @@ static int node_start(node *n, const sigset_t *sigs)
 
     IBP_LOG(IBP_LOG_INFO, COMPONENT,
             "started node=%s roles=%s work_dir=%s official_epoch=%" PRIu64 " nats=%s", cfg->node.id,
-            n->roles_text, cfg->node.work_dir, ibp_store_official_epoch(store), cfg->nats.servers.items[0]);
+            n->roles_text, cfg->node.work_dir, ibp_store_official_epoch(store),
+            cfg->nats.servers.items[0]);
     return 0;
 }
 

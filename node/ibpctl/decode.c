@@ -20,8 +20,10 @@ int ibpctl_cmd_decode(int argc, char **argv)
     const char *roster_path = NULL, *type_name = getenv("IBP_TYPE");
     int pretty = 0;
     static const struct option opts[] = {
-        {"roster", required_argument, 0, 'R'}, {"type", required_argument, 0, 't'},
-        {"pretty", no_argument, 0, 'p'},       {"help", no_argument, 0, 'h'},
+        {"roster", required_argument, 0, 'R'},
+        {"type", required_argument, 0, 't'},
+        {"pretty", no_argument, 0, 'p'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     int c;

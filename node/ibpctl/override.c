@@ -36,9 +36,12 @@ int ibpctl_cmd_override(int argc, char **argv)
     const char *key_path = NULL, *node = NULL, *reason = "", *url = IBPCTL_DEFAULT_NATS,
                *seq_path = NULL;
     static const struct option opts[] = {
-        {"key", required_argument, 0, 'k'},      {"node", required_argument, 0, 'n'},
-        {"reason", required_argument, 0, 'r'},   {"nats", required_argument, 0, 'N'},
-        {"seq-file", required_argument, 0, 's'}, {"help", no_argument, 0, 'h'},
+        {"key", required_argument, 0, 'k'},
+        {"node", required_argument, 0, 'n'},
+        {"reason", required_argument, 0, 'r'},
+        {"nats", required_argument, 0, 'N'},
+        {"seq-file", required_argument, 0, 's'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     int c;
@@ -66,8 +69,8 @@ int ibpctl_cmd_override(int argc, char **argv)
             return EXIT_USAGE;
         }
     }
-    if (argc - optind != 2 || (strcmp(argv[optind], "enable") != 0 &&
-                               strcmp(argv[optind], "disable") != 0)) {
+    if (argc - optind != 2 ||
+        (strcmp(argv[optind], "enable") != 0 && strcmp(argv[optind], "disable") != 0)) {
         usage(stderr);
         return EXIT_USAGE;
     }
@@ -113,8 +116,7 @@ int ibpctl_cmd_override(int argc, char **argv)
                         ibp_clock_wall_ms(), &msg, &len, &seq, &err) != IBP_OK)
         goto out;
     if (ibp_bus_publish_envelope(js, subject, IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_MEMBER_OVERRIDE,
-                                 node, seq, msg, len, NULL, 0, &stream_seq, &dup,
-                                 &err) != IBP_OK)
+                                 node, seq, msg, len, NULL, 0, &stream_seq, &dup, &err) != IBP_OK)
         goto out;
     json_t *j = json_pack("{s:s,s:s,s:I,s:s,s:I,s:s,s:b,s:b}", "stream", IBP_STREAM_LOCAL,
                           "subject", subject, "seq", (json_int_t)stream_seq, "signer", node,

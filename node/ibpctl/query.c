@@ -43,8 +43,8 @@ static int ask(const char *url, const char *subject, json_t *request, int64_t ti
         fprintf(stderr, "ibpctl: request %s: %s\n", subject, natsStatus_GetText(s));
     } else {
         json_error_t jerr;
-        json_t *doc = json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0,
-                                 &jerr);
+        json_t *doc =
+            json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0, &jerr);
         if (!doc) {
             fprintf(stderr, "ibpctl: the answer is not JSON: %s\n", jerr.text);
         } else {
@@ -77,19 +77,32 @@ int ibpctl_cmd_events(int argc, char **argv)
 {
     const char *url = DEFAULT_NATS, *member = NULL, *domain = NULL, *start = NULL, *end = NULL;
     static const struct option opts[] = {
-        {"nats", required_argument, 0, 'n'},  {"member", required_argument, 0, 'm'},
-        {"domain", required_argument, 0, 'd'}, {"start", required_argument, 0, 's'},
-        {"end", required_argument, 0, 'e'},   {"help", no_argument, 0, 'h'},
+        {"nats", required_argument, 0, 'n'},
+        {"member", required_argument, 0, 'm'},
+        {"domain", required_argument, 0, 'd'},
+        {"start", required_argument, 0, 's'},
+        {"end", required_argument, 0, 'e'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     int c;
     while ((c = getopt_long(argc, argv, "n:m:d:s:e:h", opts, NULL)) != -1) {
         switch (c) {
-        case 'n': url = optarg; break;
-        case 'm': member = optarg; break;
-        case 'd': domain = optarg; break;
-        case 's': start = optarg; break;
-        case 'e': end = optarg; break;
+        case 'n':
+            url = optarg;
+            break;
+        case 'm':
+            member = optarg;
+            break;
+        case 'd':
+            domain = optarg;
+            break;
+        case 's':
+            start = optarg;
+            break;
+        case 'e':
+            end = optarg;
+            break;
         case 'h':
             printf("usage: ibpctl events --member NAME [--domain D] --start T --end T "
                    "[--nats URL]\n"
@@ -97,7 +110,8 @@ int ibpctl_cmd_events(int argc, char **argv)
                    "[start, end], from ibp-persist (ibp.persist.events). Times are RFC 3339\n"
                    "(2025-01-01T00:00:00Z), dates (2025-01-01) or Unix milliseconds.\n");
             return 0;
-        default: return 2;
+        default:
+            return 2;
         }
     }
     if (!member || !start || !end) {
@@ -118,23 +132,39 @@ int ibpctl_cmd_usage(int argc, char **argv)
     const char *domain = NULL, *member = NULL, *country = NULL;
     int per_day = 0;
     static const struct option opts[] = {
-        {"nats", required_argument, 0, 'n'},   {"by", required_argument, 0, 'b'},
-        {"start", required_argument, 0, 's'},  {"end", required_argument, 0, 'e'},
-        {"domain", required_argument, 0, 'd'}, {"member", required_argument, 0, 'm'},
+        {"nats", required_argument, 0, 'n'},    {"by", required_argument, 0, 'b'},
+        {"start", required_argument, 0, 's'},   {"end", required_argument, 0, 'e'},
+        {"domain", required_argument, 0, 'd'},  {"member", required_argument, 0, 'm'},
         {"country", required_argument, 0, 'c'}, {"per-day", no_argument, 0, 'p'},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0},
+        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0},
     };
     int c;
     while ((c = getopt_long(argc, argv, "n:b:s:e:d:m:c:ph", opts, NULL)) != -1) {
         switch (c) {
-        case 'n': url = optarg; break;
-        case 'b': by = optarg; break;
-        case 's': start = optarg; break;
-        case 'e': end = optarg; break;
-        case 'd': domain = optarg; break;
-        case 'm': member = optarg; break;
-        case 'c': country = optarg; break;
-        case 'p': per_day = 1; break;
+        case 'n':
+            url = optarg;
+            break;
+        case 'b':
+            by = optarg;
+            break;
+        case 's':
+            start = optarg;
+            break;
+        case 'e':
+            end = optarg;
+            break;
+        case 'd':
+            domain = optarg;
+            break;
+        case 'm':
+            member = optarg;
+            break;
+        case 'c':
+            country = optarg;
+            break;
+        case 'p':
+            per_day = 1;
+            break;
         case 'h':
             printf("usage: ibpctl usage --start DATE --end DATE [--by domain|member|country]\n"
                    "                    [--domain D] [--member M] [--country CC] [--per-day] "
@@ -142,7 +172,8 @@ int ibpctl_cmd_usage(int argc, char **argv)
                    "DNS hits for a date range (inclusive), IPv4, IPv6 and together, grouped by\n"
                    "domain, member or country, from ibp-persist (ibp.persist.usage).\n");
             return 0;
-        default: return 2;
+        default:
+            return 2;
         }
     }
     if (!start || !end) {

@@ -57,8 +57,7 @@ static bool snap_parse(natsMsg *msg, struct snap *x)
     x->env = ibp__v1__envelope__unpack(NULL, (size_t)natsMsg_GetDataLength(msg),
                                        (const uint8_t *)natsMsg_GetData(msg));
     if (x->env && x->env->type == IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_OFFICIAL_SNAPSHOT)
-        x->s = ibp__v1__official_snapshot__unpack(NULL, x->env->payload.len,
-                                                  x->env->payload.data);
+        x->s = ibp__v1__official_snapshot__unpack(NULL, x->env->payload.len, x->env->payload.data);
     if (!x->s) {
         snap_clear(x);
         return false;
@@ -172,9 +171,9 @@ static int parse_u64(const char *s, uint64_t *out)
 static int parse_snap_opts(int argc, char **argv, struct snap_opts *o, const char *help)
 {
     static const struct option opts[] = {
-        {"nats", required_argument, 0, 'N'}, {"roster", required_argument, 0, 'R'},
+        {"nats", required_argument, 0, 'N'},  {"roster", required_argument, 0, 'R'},
         {"epoch", required_argument, 0, 'e'}, {"full", no_argument, 0, 'f'},
-        {"help", no_argument, 0, 'h'},       {0, 0, 0, 0},
+        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0},
     };
     int c;
     o->url = IBPCTL_DEFAULT_NATS;
@@ -233,8 +232,8 @@ int ibpctl_cmd_snapshot(int argc, char **argv)
     if (ibpctl_js_connect(o.url, &nc, &js, &err) != IBP_OK ||
         find_snapshot(js, o.epoch, &x, &err) != IBP_OK)
         goto out;
-    json_t *p = ibp_payload_to_json(IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_OFFICIAL_SNAPSHOT,
-                                    &x.s->base);
+    json_t *p =
+        ibp_payload_to_json(IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_OFFICIAL_SNAPSHOT, &x.s->base);
     if (!p) {
         ibp_err_set(&err, IBP_E_PAYLOAD_DECODE, "snapshot of epoch %" PRIu64 " is malformed",
                     x.s->epoch);
@@ -245,17 +244,15 @@ int ibpctl_cmd_snapshot(int argc, char **argv)
         down += x.s->entries[i]->status == IBP__V1__STATUS__STATUS_DOWN;
     for (size_t i = 0; i < x.s->n_overrides; i++)
         disabled += x.s->overrides[i]->disabled != 0;
-    json_t *j = json_pack("{s:I,s:I,s:I,s:I,s:s,s:I,s:I,s:O,s:{s:I,s:I,s:I,s:I},s:O,s:O}",
-                          "epoch", (json_int_t)x.s->epoch, "local_seq",
-                          (json_int_t)x.s->local_seq, "applied_ms", (json_int_t)x.s->applied_ms,
-                          "stream_seq", (json_int_t)natsMsg_GetSequence(x.msg), "signer",
-                          x.env->signer, "signer_seq", (json_int_t)x.env->seq, "created_ms",
-                          (json_int_t)x.env->created_ms, "state_digest",
-                          json_object_get(p, "state_digest"), "counts", "entries",
-                          (json_int_t)x.s->n_entries, "down", (json_int_t)down, "overrides",
-                          (json_int_t)x.s->n_overrides, "disabled", (json_int_t)disabled,
-                          "overrides", json_object_get(p, "overrides"), "changed",
-                          json_object_get(p, "evidence"));
+    json_t *j = json_pack(
+        "{s:I,s:I,s:I,s:I,s:s,s:I,s:I,s:O,s:{s:I,s:I,s:I,s:I},s:O,s:O}", "epoch",
+        (json_int_t)x.s->epoch, "local_seq", (json_int_t)x.s->local_seq, "applied_ms",
+        (json_int_t)x.s->applied_ms, "stream_seq", (json_int_t)natsMsg_GetSequence(x.msg), "signer",
+        x.env->signer, "signer_seq", (json_int_t)x.env->seq, "created_ms",
+        (json_int_t)x.env->created_ms, "state_digest", json_object_get(p, "state_digest"), "counts",
+        "entries", (json_int_t)x.s->n_entries, "down", (json_int_t)down, "overrides",
+        (json_int_t)x.s->n_overrides, "disabled", (json_int_t)disabled, "overrides",
+        json_object_get(p, "overrides"), "changed", json_object_get(p, "evidence"));
     if (j && o.full)
         json_object_set(j, "entries", json_object_get(p, "entries"));
     json_decref(p);
@@ -297,8 +294,8 @@ static json_t *key_ident(json_t *k)
 }
 
 /* Checks one vote against the batch stored at its LOCAL sequence; NULL reason when it holds. */
-static const char *check_vote(jsCtx *js, ibp_verifier *v, json_t *ident, json_t *vote,
-                              char *why, size_t whycap)
+static const char *check_vote(jsCtx *js, ibp_verifier *v, json_t *ident, json_t *vote, char *why,
+                              size_t whycap)
 {
     uint64_t seq = (uint64_t)json_integer_value(json_object_get(vote, "local_seq"));
     const char *node = json_string_value(json_object_get(vote, "node"));
@@ -338,8 +335,9 @@ static const char *check_vote(jsCtx *js, ibp_verifier *v, json_t *ident, json_t 
             json_decref(kj);
         }
         if (b->batch_seq != batch_seq) {
-            snprintf(why, whycap, "LOCAL seq %" PRIu64 " has batch %" PRIu64 ", evidence says %" PRIu64,
-                     seq, (uint64_t)b->batch_seq, batch_seq);
+            snprintf(why, whycap,
+                     "LOCAL seq %" PRIu64 " has batch %" PRIu64 ", evidence says %" PRIu64, seq,
+                     (uint64_t)b->batch_seq, batch_seq);
             res = why;
         } else if (!found) {
             snprintf(why, whycap, "LOCAL seq %" PRIu64 " has no observation of the key", seq);
@@ -414,7 +412,8 @@ int ibpctl_cmd_audit(int argc, char **argv)
         json_t *key = json_object_get(ev, "key");
         json_t *ident = key_ident(key);
         bool removed = json_is_true(json_object_get(ev, "removed"));
-        const char *official = removed ? "removed" : json_string_value(json_object_get(key, "status"));
+        const char *official =
+            removed ? "removed" : json_string_value(json_object_get(key, "status"));
         json_t *votes = json_object_get(ev, "votes"), *checked = json_array();
         size_t nv = json_array_size(votes), agree = 0, bad = 0, k;
         json_t *vote;
@@ -436,11 +435,11 @@ int ibpctl_cmd_audit(int argc, char **argv)
         size_t quorum = nv / 2 + 1 < 2 ? 2 : nv / 2 + 1;
         bool pass = bad == 0 && (removed || agree >= quorum);
         all_ok = all_ok && pass;
-        json_array_append_new(keys, json_pack("{s:O,s:s,s:I,s:I,s:I,s:b,s:o}", "key", ident,
-                                              "official", official ? official : "?", "voters",
-                                              (json_int_t)nv, "agreeing", (json_int_t)agree,
-                                              "quorum_at_least", (json_int_t)quorum, "pass",
-                                              (int)pass, "votes", checked));
+        json_array_append_new(keys,
+                              json_pack("{s:O,s:s,s:I,s:I,s:I,s:b,s:o}", "key", ident, "official",
+                                        official ? official : "?", "voters", (json_int_t)nv,
+                                        "agreeing", (json_int_t)agree, "quorum_at_least",
+                                        (json_int_t)quorum, "pass", (int)pass, "votes", checked));
         json_decref(ident);
     }
     json_object_set_new(out, "pass", json_boolean(all_ok));
@@ -449,8 +448,7 @@ int ibpctl_cmd_audit(int argc, char **argv)
     if (all_ok)
         rc = 0;
     else
-        ibp_err_set(&err, IBP_E_BAD_SIGNATURE, "epoch %" PRIu64 " does not check out",
-                    x.s->epoch);
+        ibp_err_set(&err, IBP_E_BAD_SIGNATURE, "epoch %" PRIu64 " does not check out", x.s->epoch);
 done:
     if (rc)
         fprintf(stderr, "ibpctl audit: %s\n", err.msg[0] ? err.msg : "failed");

@@ -26,9 +26,12 @@ struct status_opts {
 static int parse_opts(int argc, char **argv, struct status_opts *o, const char *help)
 {
     static const struct option opts[] = {
-        {"nats", required_argument, 0, 'N'},   {"member", required_argument, 0, 'm'},
-        {"domain", required_argument, 0, 'd'}, {"count", required_argument, 0, 'c'},
-        {"timeout", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'},
+        {"nats", required_argument, 0, 'N'},
+        {"member", required_argument, 0, 'm'},
+        {"domain", required_argument, 0, 'd'},
+        {"count", required_argument, 0, 'c'},
+        {"timeout", required_argument, 0, 't'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     int c;
@@ -114,8 +117,7 @@ int ibpctl_cmd_status(int argc, char **argv)
         "usage: ibpctl status [--nats URL] [--member M] [--domain D]\n"
         "Prints the current official status (stream STATUS, the last message of every\n"
         "status subject) as a JSON array: sites, domains, endpoints and the override of\n"
-        "each member, filtered by member and/or domain. Default --nats " IBPCTL_DEFAULT_NATS
-        ".\n");
+        "each member, filtered by member and/or domain. Default --nats " IBPCTL_DEFAULT_NATS ".\n");
     if (rc)
         return rc < 0 ? 0 : rc;
     char filter[1024];
@@ -144,8 +146,7 @@ int ibpctl_cmd_status(int argc, char **argv)
     jsStreamStateSubjects *subs = si->State.Subjects;
     for (int i = 0; subs && i < subs->Count; i++) {
         natsMsg *m = NULL;
-        if (js_GetLastMsg(&m, js, IBP_STREAM_STATUS, subs->List[i].Subject, NULL, &jerr) !=
-            NATS_OK)
+        if (js_GetLastMsg(&m, js, IBP_STREAM_STATUS, subs->List[i].Subject, NULL, &jerr) != NATS_OK)
             continue; /* gone meanwhile */
         json_t *j = accept_msg(&o, natsMsg_GetData(m), natsMsg_GetDataLength(m));
         if (j) {

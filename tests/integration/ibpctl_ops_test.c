@@ -367,8 +367,8 @@ static void test_ops(void **state)
     assert_int_equal(json_integer_value(json_object_get(j, "epoch")), 1);
     assert_int_equal(json_array_size(json_object_get(j, "overrides")), 0);
     json_t *ch = json_array_get(json_object_get(j, "changed"), 0);
-    assert_string_equal(
-        json_string_value(json_object_get(json_object_get(ch, "key"), "endpoint")), ENDPOINT);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(ch, "key"), "endpoint")),
+                        ENDPOINT);
     assert_int_equal(json_array_size(json_object_get(ch, "votes")), 2);
     assert_int_equal(json_array_size(json_object_get(j, "entries")), 1);
     json_decref(j);
@@ -442,8 +442,8 @@ static void test_ops(void **state)
     json_decref(w);
     j = run_json(0, "snapshot --nats '%s' --roster '%s'", url, roster_path);
     assert_int_equal(json_integer_value(json_object_get(j, "epoch")), 3);
-    assert_int_equal(
-        json_integer_value(json_object_get(json_object_get(j, "counts"), "disabled")), 0);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "counts"), "disabled")),
+                     0);
     json_decref(j);
 
     /* A down flip (epoch 4) audits too: the two down votes are the quorum. */

@@ -171,8 +171,8 @@ static void test_documents(void **state)
         check_doc(d, verbs[v], "svc-1");
         assert_string_equal(json_string_value(json_object_get(d, "id")), id);
         assert_string_equal(json_string_value(json_object_get(d, "version")), "1.2.3");
-        assert_string_equal(
-            json_string_value(json_object_get(json_object_get(d, "metadata"), "k")), "v");
+        assert_string_equal(json_string_value(json_object_get(json_object_get(d, "metadata"), "k")),
+                            "v");
         if (v == 1) {
             assert_string_equal(json_string_value(json_object_get(d, "description")),
                                 "a test service");
@@ -323,8 +323,7 @@ static void test_ibp_node(void **state)
                 snprintf(id, sizeof id, "%s", got);
             assert_string_equal(got, id);
             assert_string_equal(
-                json_string_value(json_object_get(json_object_get(d, "metadata"), "node")),
-                "mon1");
+                json_string_value(json_object_get(json_object_get(d, "metadata"), "node")), "mon1");
             if (strcmp(verbs[v], "STATS") == 0) {
                 json_t *data = json_object_get(d, "data");
                 assert_true(json_is_object(data));

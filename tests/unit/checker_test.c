@@ -82,13 +82,13 @@ static const char MEMBERS[] =
 static char *services_json(unsigned relay_port)
 {
     char *s = xprintf("{\"Relay\": {\"Configuration\": {\"Name\": \"Relay\", \"ServiceType\": "
-                         "\"RPC\", \"Active\": 1, \"LevelRequired\": 1},"
-                         "  \"Providers\": {\"Demo\": {\"RpcUrls\": [\"ws://Relay.Demo.Test:%u/a\","
-                         " \"wss://relay.demo.test/b\"]}}},"
-                         " \"Other\": {\"Configuration\": {\"Name\": \"Other\", \"ServiceType\": "
-                         "\"RPC\", \"Active\": 0, \"LevelRequired\": 1},"
-                         "  \"Providers\": {\"Demo\": {\"RpcUrls\": [\"wss://other.demo.test\"]}}}}",
-                         relay_port);
+                      "\"RPC\", \"Active\": 1, \"LevelRequired\": 1},"
+                      "  \"Providers\": {\"Demo\": {\"RpcUrls\": [\"ws://Relay.Demo.Test:%u/a\","
+                      " \"wss://relay.demo.test/b\"]}}},"
+                      " \"Other\": {\"Configuration\": {\"Name\": \"Other\", \"ServiceType\": "
+                      "\"RPC\", \"Active\": 0, \"LevelRequired\": 1},"
+                      "  \"Providers\": {\"Demo\": {\"RpcUrls\": [\"wss://other.demo.test\"]}}}}",
+                      relay_port);
     return s;
 }
 
@@ -96,8 +96,8 @@ static ibp_network *load(const char *services, const char *checks)
 {
     ibp_network *net = NULL;
     ibp_err err = {0};
-    assert_ok(ibp_network_load_buffers(MEMBERS, strlen(MEMBERS), services, strlen(services),
-                                       checks, strlen(checks), &net, &err),
+    assert_ok(ibp_network_load_buffers(MEMBERS, strlen(MEMBERS), services, strlen(services), checks,
+                                       strlen(checks), &net, &err),
               err);
     return net;
 }
@@ -175,14 +175,14 @@ static void test_run_once(void **state)
     unsigned site_b = closed_port();
     char *svc = services_json(relay);
     char *checks = xprintf("{\"site\": {\"CheckType\": \"site\", \"Timeout\": 2,"
-                         "   \"ExtraOptions\": {\"ports\": {\"Alpha\": %u, \"Beta\": %u}}},"
-                         " \"ping\": {\"CheckType\": \"site\"},"
-                         " \"off\": {\"CheckType\": \"endpoint\", \"Enabled\": 0},"
-                         " \"dom\": {\"CheckType\": \"domain\", \"Timeout\": 2,"
-                         "   \"ExtraOptions\": {\"connect\": \"127.0.0.1\", \"port\": %u}},"
-                         " \"ep\": {\"CheckType\": \"endpoint\", \"Timeout\": 2,"
-                         "   \"ExtraOptions\": {\"connect\": \"127.0.0.1\"}}}",
-                         site_a, site_b, dom);
+                           "   \"ExtraOptions\": {\"ports\": {\"Alpha\": %u, \"Beta\": %u}}},"
+                           " \"ping\": {\"CheckType\": \"site\"},"
+                           " \"off\": {\"CheckType\": \"endpoint\", \"Enabled\": 0},"
+                           " \"dom\": {\"CheckType\": \"domain\", \"Timeout\": 2,"
+                           "   \"ExtraOptions\": {\"connect\": \"127.0.0.1\", \"port\": %u}},"
+                           " \"ep\": {\"CheckType\": \"endpoint\", \"Timeout\": 2,"
+                           "   \"ExtraOptions\": {\"connect\": \"127.0.0.1\"}}}",
+                           site_a, site_b, dom);
     ibp_network *net = load(svc, checks);
     ibp_store *store = NULL;
     assert_int_equal(ibp_store_new(NULL, &store), IBP_OK);

@@ -237,9 +237,9 @@ static void test_event(void **state)
 static void test_snapshot(void **state)
 {
     struct fixture *f = *state;
-    char *strings[] = {"",     "Stake Plus", "wss",       "rpc.example.net", "wss://",
-                       "/dot", "timeout",    "{\"a\":1}", "mon1",            "ops",
-                       "ping", "maint"};
+    char *strings[] = {"",       "Stake Plus", "wss",     "rpc.example.net",
+                       "wss://", "/dot",       "timeout", "{\"a\":1}",
+                       "mon1",   "ops",        "ping",    "maint"};
     Ibp__V1__SnapshotEntry e0 = IBP__V1__SNAPSHOT_ENTRY__INIT, e1 = IBP__V1__SNAPSHOT_ENTRY__INIT;
     e0.check_type = IBP__V1__CHECK_TYPE__CHECK_TYPE_ENDPOINT;
     e0.check_name = 2;
@@ -339,9 +339,8 @@ static void test_snapshot(void **state)
     uint8_t *msg;
     size_t len;
     ibp_err err;
-    assert_int_equal(ibp_signer_seal(f->rep, T(OFFICIAL_SNAPSHOT), &s.base, 1, &msg, &len, NULL,
-                                     &err),
-                     IBP_OK);
+    assert_int_equal(
+        ibp_signer_seal(f->rep, T(OFFICIAL_SNAPSHOT), &s.base, 1, &msg, &len, NULL, &err), IBP_OK);
     assert_int_equal(ibp_decode_json(msg, len, NULL, T(UNSPECIFIED), &j, &err),
                      IBP_E_PAYLOAD_DECODE);
     assert_null(j);
@@ -358,9 +357,8 @@ static void test_unverified_status_and_garbage(void **state)
     ibp_err err;
     json_t *j;
     /* A monitor may not send overrides: decoded, but not verified, with the reason. */
-    assert_int_equal(ibp_signer_seal(f->mon, T(MEMBER_OVERRIDE), &mo.base, 1, &msg, &len, NULL,
-                                     &err),
-                     IBP_OK);
+    assert_int_equal(
+        ibp_signer_seal(f->mon, T(MEMBER_OVERRIDE), &mo.base, 1, &msg, &len, NULL, &err), IBP_OK);
     assert_int_equal(ibp_decode_json(msg, len, f->roster, T(HEARTBEAT), &j, &err), IBP_OK);
     assert_true(json_is_false(json_object_get(j, "verified")));
     assert_non_null(strstr(PS(j, "reason"), "IBP_E_ROLE_DENIED"));

@@ -41,7 +41,7 @@ typedef struct ibp_config_nats {
     char *nkey_seed_file; /* secret */
     char *tls_ca_file;
     char *tls_cert_file;
-    char *tls_key_file; /* secret */
+    char *tls_key_file;      /* secret */
     int64_t stream_replicas; /* replicas of the streams this node creates (1, or 3 for a cluster) */
 } ibp_config_nats;
 
