@@ -11,6 +11,8 @@ packages=(
     libnats-dev libmariadb-dev libmaxminddb-dev libsodium-dev libjansson-dev
     # tests
     libcmocka-dev libmaxmind-db-writer-perl
+    # fuzz tests (tests/run-fuzz.sh): clang and its libFuzzer runtime
+    clang libclang-rt-14-dev
     # servers and their clients (the tests and the local cluster start their own)
     nats-server mariadb-server mariadb-client
 )

@@ -217,6 +217,14 @@ static ibp_status check_db(const MMDB_s *db, const char *role, const char *path,
     MMDB_free_entry_data_list(meta);
     if (rc != MMDB_SUCCESS)
         return corrupt(err, role, path, "metadata", rc);
+    /* libmaxminddb 1.7.1 reads search-tree nodes without checking them against
+     * the file size: a node_count that claims more tree than the file holds
+     * makes MMDB_read_node read past the mapping (found by tests/fuzz). Each
+     * node is two records of record_size bits; a 16-byte separator follows. */
+    uint64_t tree_bytes = (uint64_t)db->metadata.node_count * db->metadata.record_size / 4;
+    if (db->file_size < 0 || tree_bytes + 16 > (uint64_t)db->file_size)
+        return corrupt(err, role, path, "search tree larger than the file",
+                       MMDB_CORRUPT_SEARCH_TREE_ERROR);
     ibp_status st = walk_tree(db, role, path, err);
     if (st != IBP_OK)
         return st;
