@@ -4,11 +4,29 @@
 #include <stdlib.h>
 #include <string.h>
 
-static ibp_vote_status status_of(Ibp__V1__Status s)
+Ibp__V1__Status ibp_local_status_to_wire(ibp_vote_status s)
+{
+    return s == IBP_VOTE_UP     ? IBP__V1__STATUS__STATUS_UP
+           : s == IBP_VOTE_DOWN ? IBP__V1__STATUS__STATUS_DOWN
+                                : IBP__V1__STATUS__STATUS_UNSPECIFIED;
+}
+
+ibp_vote_status ibp_local_status_from_wire(Ibp__V1__Status s)
 {
     return s == IBP__V1__STATUS__STATUS_UP     ? IBP_VOTE_UP
            : s == IBP__V1__STATUS__STATUS_DOWN ? IBP_VOTE_DOWN
                                                : IBP_VOTE_NONE;
+}
+
+void ibp_local_key_to_wire(Ibp__V1__ResultKey *out, const ibp_vote_key *k)
+{
+    ibp__v1__result_key__init(out);
+    out->check_type = (Ibp__V1__CheckType)k->type;
+    out->check_name = (char *)(k->check_name ? k->check_name : "");
+    out->member = (char *)(k->member ? k->member : "");
+    out->domain = (char *)(k->domain ? k->domain : "");
+    out->endpoint = (char *)(k->endpoint ? k->endpoint : "");
+    out->ipv6 = k->ipv6;
 }
 
 ibp_status ibp_local_msg_from_verified(const ibp_verified *vm, uint64_t local_seq,
@@ -36,7 +54,7 @@ ibp_status ibp_local_msg_from_verified(const ibp_verified *vm, uint64_t local_se
                                           p->key->domain,
                                           p->key->endpoint,
                                           p->key->ipv6};
-            o[i].status = status_of(p->status);
+            o[i].status = ibp_local_status_from_wire(p->status);
             o[i].check_time_ms = p->check_time_ms;
             o[i].error = p->error;
             o[i].data_json = p->data_json;

@@ -141,24 +141,6 @@ static ibp_status with_retry(ibp_replica *r, const char *what,
     }
 }
 
-static void fill_key(Ibp__V1__ResultKey *k, const ibp_vote_key *vk)
-{
-    ibp__v1__result_key__init(k);
-    k->check_type = (Ibp__V1__CheckType)vk->type;
-    k->check_name = (char *)(vk->check_name ? vk->check_name : "");
-    k->member = (char *)(vk->member ? vk->member : "");
-    k->domain = (char *)(vk->domain ? vk->domain : "");
-    k->endpoint = (char *)(vk->endpoint ? vk->endpoint : "");
-    k->ipv6 = vk->ipv6;
-}
-
-static Ibp__V1__Status proto_status(ibp_vote_status s)
-{
-    return s == IBP_VOTE_UP     ? IBP__V1__STATUS__STATUS_UP
-           : s == IBP_VOTE_DOWN ? IBP__V1__STATUS__STATUS_DOWN
-                                : IBP__V1__STATUS__STATUS_UNSPECIFIED;
-}
-
 /* Builds the signed Event message of ev (with its headers); *out on success. */
 static ibp_status make_event_msg(ibp_replica *r, const ibp_vote_event *ev, natsMsg **out,
                                  ibp_err *err)
@@ -173,14 +155,14 @@ static ibp_status make_event_msg(ibp_replica *r, const ibp_vote_event *ev, natsM
     ibp_status st = ibp_err_set(err, IBP_E_NOMEM, "event: out of memory");
     if (!voters || !vp)
         goto out;
-    fill_key(&key, &ev->key);
+    ibp_local_key_to_wire(&key, &ev->key);
     if (ev->kind == IBP_VOTE_EVENT_OVERRIDE)
         key.check_name = "override";
     e.id = (char *)ev->id;
     e.kind = ev->kind == IBP_VOTE_EVENT_OVERRIDE ? IBP__V1__EVENT_KIND__EVENT_KIND_OVERRIDE
                                                  : IBP__V1__EVENT_KIND__EVENT_KIND_STATUS;
     e.key = &key;
-    e.status = proto_status(ev->status);
+    e.status = ibp_local_status_to_wire(ev->status);
     e.error = (char *)(ev->error ? ev->error : "");
     e.data_json = (char *)(ev->data_json ? ev->data_json : "");
     e.time_ms = ev->time_ms;
@@ -190,7 +172,7 @@ static ibp_status make_event_msg(ibp_replica *r, const ibp_vote_event *ev, natsM
         voters[i].node = (char *)ev->votes[i].node;
         voters[i].local_seq = ev->votes[i].local_seq;
         voters[i].batch_seq = ev->votes[i].batch_seq;
-        voters[i].status = proto_status(ev->votes[i].status);
+        voters[i].status = ibp_local_status_to_wire(ev->votes[i].status);
         vp[i] = &voters[i];
     }
     e.n_voters = ev->nvotes;
@@ -261,7 +243,7 @@ static ibp_status make_status_msg(ibp_replica *r, const struct status_arg *a, na
     const ibp_vote_change *ch = a->ch;
     Ibp__V1__ResultKey key;
     char subject[8192], msg_id[96];
-    fill_key(&key, &ch->key);
+    ibp_local_key_to_wire(&key, &ch->key);
     ibp_status st = ibp_subject_status(&key, subject, sizeof subject);
     if (st != IBP_OK)
         return ibp_err_set(err, st, "status subject for %s does not fit", key.member);

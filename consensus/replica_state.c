@@ -6,23 +6,10 @@
 
 #include "ibp/atomic_file.h"
 #include "ibp/ibp.pb-c.h"
+#include "ibp/local_msg.h"
 
 #define STATE_VERSION 1
 #define STATE_FILE_MAX ((size_t)2 * 1024 * 1024 * 1024)
-
-static Ibp__V1__Status st_to_proto(ibp_vote_status s)
-{
-    return s == IBP_VOTE_UP     ? IBP__V1__STATUS__STATUS_UP
-           : s == IBP_VOTE_DOWN ? IBP__V1__STATUS__STATUS_DOWN
-                                : IBP__V1__STATUS__STATUS_UNSPECIFIED;
-}
-
-static ibp_vote_status st_from_proto(Ibp__V1__Status s)
-{
-    return s == IBP__V1__STATUS__STATUS_UP     ? IBP_VOTE_UP
-           : s == IBP__V1__STATUS__STATUS_DOWN ? IBP_VOTE_DOWN
-                                               : IBP_VOTE_NONE;
-}
 
 static char *nzc(const char *s)
 {
@@ -76,7 +63,7 @@ ibp_status ibp_replica_state_save(const char *path, ibp_vote *e, const ibp_verif
         rkeys[i].ipv6 = k->key.ipv6;
         rk->key = &rkeys[i];
         rk->last_seen_ms = k->last_seen_ms;
-        rk->official = st_to_proto(k->official);
+        rk->official = ibp_local_status_to_wire(k->official);
         rk->check_time_ms = k->check_time_ms;
         rk->error = nzc(k->error);
         rk->data_json = nzc(k->data_json);
@@ -86,7 +73,7 @@ ibp_status ibp_replica_state_save(const char *path, ibp_vote *e, const ibp_verif
             const ibp_vote_state_obs *o = &k->obs[j];
             ibp__v1__replica_observation__init(&obs[oi]);
             obs[oi].monitor = o->monitor;
-            obs[oi].status = st_to_proto(o->status);
+            obs[oi].status = ibp_local_status_to_wire(o->status);
             obs[oi].check_time_ms = o->check_time_ms;
             obs[oi].stream_ms = o->stream_ms;
             obs[oi].local_seq = o->local_seq;
@@ -205,7 +192,7 @@ ibp_status ibp_replica_state_load(const char *path, const ibp_vote_config *cfg,
                                      k->key->endpoint,
                                      k->key->ipv6};
         keys[i].last_seen_ms = k->last_seen_ms;
-        keys[i].official = st_from_proto(k->official);
+        keys[i].official = ibp_local_status_from_wire(k->official);
         keys[i].check_time_ms = k->check_time_ms;
         keys[i].error = k->error;
         keys[i].data_json = k->data_json;
@@ -213,7 +200,7 @@ ibp_status ibp_replica_state_load(const char *path, const ibp_vote_config *cfg,
         keys[i].nobs = k->n_obs;
         for (size_t j = 0; j < k->n_obs; j++, oi++) {
             const Ibp__V1__ReplicaObservation *o = k->obs[j];
-            obs[oi] = (ibp_vote_state_obs){o->monitor,       st_from_proto(o->status),
+            obs[oi] = (ibp_vote_state_obs){o->monitor,       ibp_local_status_from_wire(o->status),
                                            o->check_time_ms, o->stream_ms,
                                            o->local_seq,     o->batch_seq,
                                            o->error,         o->data_json};

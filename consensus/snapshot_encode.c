@@ -7,6 +7,8 @@
 
 #include "ibp/envelope.h"
 #include "ibp/ibp.pb-c.h"
+#include "ibp/local_msg.h"
+#include "ibp/result.h"
 
 /* ---- string interning --------------------------------------------------- */
 
@@ -73,25 +75,14 @@ static void intern_free(struct intern *t)
 
 /* ---- keys --------------------------------------------------------------- */
 
-static const char *nz(const char *s)
-{
-    return s ? s : "";
-}
-
+/* Entries are ordered like the store orders results (ibp_result_key_cmp). */
 static int key_cmp(const ibp_vote_key *a, const ibp_vote_key *b)
 {
-    int c;
-    if (a->type != b->type)
-        return a->type < b->type ? -1 : 1;
-    if ((c = strcmp(nz(a->check_name), nz(b->check_name))) != 0)
-        return c;
-    if ((c = strcmp(nz(a->domain), nz(b->domain))) != 0)
-        return c;
-    if ((c = strcmp(nz(a->endpoint), nz(b->endpoint))) != 0)
-        return c;
-    if (a->ipv6 != b->ipv6)
-        return a->ipv6 ? 1 : -1;
-    return strcmp(nz(a->member), nz(b->member));
+    ibp_result_key ra = {
+        (ibp_check_type)a->type, a->check_name, a->member, a->domain, a->endpoint, a->ipv6};
+    ibp_result_key rb = {
+        (ibp_check_type)b->type, b->check_name, b->member, b->domain, b->endpoint, b->ipv6};
+    return ibp_result_key_cmp(&ra, &rb);
 }
 
 static int entry_cmp(const void *a, const void *b)
@@ -121,13 +112,6 @@ static bool split_url(const char *url, const char *domain, char *buf, size_t cap
     buf[slen] = '\0';
     *path = rest;
     return true;
-}
-
-static Ibp__V1__Status to_proto_status(ibp_vote_status s)
-{
-    return s == IBP_VOTE_UP     ? IBP__V1__STATUS__STATUS_UP
-           : s == IBP_VOTE_DOWN ? IBP__V1__STATUS__STATUS_DOWN
-                                : IBP__V1__STATUS__STATUS_UNSPECIFIED;
 }
 
 ibp_status ibp_snapshot_encode(const ibp_vote *e, const ibp_vote_update *update, uint8_t **out,
@@ -183,7 +167,7 @@ ibp_status ibp_snapshot_encode(const ibp_vote *e, const ibp_vote_update *update,
             x->endpoint = intern(&t, entries[i].key.endpoint);
         }
         x->ipv6 = entries[i].key.ipv6;
-        x->status = to_proto_status(entries[i].status);
+        x->status = ibp_local_status_to_wire(entries[i].status);
         x->check_time_ms = entries[i].check_time_ms;
         x->error = intern(&t, entries[i].error);
         x->data_json = intern(&t, entries[i].data_json);
@@ -222,13 +206,7 @@ ibp_status ibp_snapshot_encode(const ibp_vote *e, const ibp_vote_update *update,
         ibp__v1__snapshot_evidence__init(ev);
         if (ch->kind == IBP_VOTE_REMOVED) {
             Ibp__V1__ResultKey *rk = &removed[c];
-            ibp__v1__result_key__init(rk);
-            rk->check_type = (Ibp__V1__CheckType)ch->key.type;
-            rk->check_name = (char *)nz(ch->key.check_name);
-            rk->member = (char *)nz(ch->key.member);
-            rk->domain = (char *)nz(ch->key.domain);
-            rk->endpoint = (char *)nz(ch->key.endpoint);
-            rk->ipv6 = ch->key.ipv6;
+            ibp_local_key_to_wire(rk, &ch->key);
             ev->removed = rk;
         } else {
             ibp_vote_entry probe = {.key = ch->key};
@@ -244,7 +222,7 @@ ibp_status ibp_snapshot_encode(const ibp_vote *e, const ibp_vote_update *update,
                 goto nomem;
             v->local_seq = ch->votes[k].local_seq;
             v->batch_seq = ch->votes[k].batch_seq;
-            v->status = to_proto_status(ch->votes[k].status);
+            v->status = ibp_local_status_to_wire(ch->votes[k].status);
             votep[vi] = v;
         }
         ev->n_votes = ch->nvotes;

@@ -1,6 +1,7 @@
 /*
- * From a verified LOCAL envelope to the vote engine's plain message: the one
- * place where the wire format meets the engine's input.
+ * From a verified LOCAL envelope to the vote engine's plain message, and the
+ * status and key conversions between the engine's plain types and the wire
+ * format: the one place where the two meet.
  */
 #ifndef IBP_LOCAL_MSG_H
 #define IBP_LOCAL_MSG_H
@@ -21,5 +22,11 @@
  */
 ibp_status ibp_local_msg_from_verified(const ibp_verified *vm, uint64_t local_seq,
                                        int64_t stream_ms, ibp_vote_msg *out, ibp_vote_obs **obs);
+
+/* Status and key conversions between the engine and the wire (ibp.proto). */
+Ibp__V1__Status ibp_local_status_to_wire(ibp_vote_status s);
+ibp_vote_status ibp_local_status_from_wire(Ibp__V1__Status s);
+/* Fills *out from k; the strings are borrowed from k (NULL becomes ""). */
+void ibp_local_key_to_wire(Ibp__V1__ResultKey *out, const ibp_vote_key *k);
 
 #endif
