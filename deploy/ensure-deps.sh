@@ -13,6 +13,9 @@ packages=(
     libcmocka-dev libmaxmind-db-writer-perl
     # fuzz tests (tests/run-fuzz.sh): clang and its libFuzzer runtime
     clang libclang-rt-14-dev
+    # fault tests (tests/fault): a skewed clock, network namespaces, memcheck;
+    # TLS certificates for the NATS authentication tests
+    libfaketime iproute2 valgrind openssl
     # servers and their clients (the tests and the local cluster start their own)
     nats-server mariadb-server mariadb-client
 )
