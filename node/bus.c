@@ -9,6 +9,7 @@
 
 #include "ibp/atomic_file.h"
 #include "ibp/log.h"
+#include "ibp/nkey.h"
 #include "ibp/subject.h"
 
 #define NS_PER_MS INT64_C(1000000)
@@ -28,7 +29,7 @@ static ibp_status nats_error(ibp_err *err, natsStatus s, const char *fmt, ...)
 
 static ibp_status nats_error(ibp_err *err, natsStatus s, const char *fmt, ...)
 {
-    char what[256];
+    char what[400];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
@@ -61,6 +62,43 @@ static void on_reconnected(natsConnection *nc, void *closure)
     char url[256] = "";
     natsConnection_GetConnectedUrl(nc, url, sizeof url);
     IBP_LOG(IBP_LOG_INFO, "bus", "reconnected to NATS name=%s url=%s", (const char *)closure, url);
+}
+
+static bool set(const char *s)
+{
+    return s && *s;
+}
+
+/*
+ * nats.c's texts for a refused login or TLS handshake ("Authentication
+ * Violation", "SSL Error", or "Expected 'PONG'" when a TLS 1.3 server drops a
+ * client without a certificate after the handshake) do not say which setting
+ * to look at; this says it, worded as what most likely happened.
+ */
+static const char *connect_hint(const ibp_config_nats *cfg, natsStatus s)
+{
+    bool tls = set(cfg->tls_ca_file) || set(cfg->tls_cert_file);
+    switch (s) {
+    case NATS_CONNECTION_AUTH_FAILED:
+    case NATS_NOT_PERMITTED:
+        return ": authorization failed: the server refused the credentials (nats.user and "
+               "nats.password_file, nats.creds_file or nats.nkey_seed_file)";
+    case NATS_SSL_ERROR:
+        return ": TLS handshake failed: is the server's certificate signed by a CA in "
+               "nats.tls_ca_file, and valid for its address?";
+    case NATS_PROTOCOL_ERROR:
+    case NATS_CONNECTION_CLOSED:
+    case NATS_IO_ERROR:
+        if (!tls)
+            return "";
+        return set(cfg->tls_cert_file)
+                   ? ": the server closed the TLS connection: it may not accept the client "
+                     "certificate nats.tls_cert_file"
+                   : ": the server closed the TLS connection: it may require a client "
+                     "certificate (nats.tls_cert_file and nats.tls_key_file)";
+    default:
+        return "";
+    }
 }
 
 ibp_status ibp_bus_connect(const ibp_config_nats *cfg, const char *name, bool retry_at_start,
@@ -106,12 +144,18 @@ ibp_status ibp_bus_connect(const ibp_config_nats *cfg, const char *name, bool re
         goto out;
     }
     if (cfg->nkey_seed_file && *cfg->nkey_seed_file) {
-        /* nats.c needs the public key beside the seed file; deriving it from
-         * the seed is not written yet, so refuse clearly rather than half-work. */
-        st = ibp_err_set(err, IBP_E_CONFIG,
-                         "nats.nkey_seed_file is not supported yet; use nats.user with "
-                         "nats.password_file, or nats.creds_file");
-        goto out;
+        /* nats.c signs the server's nonce from the seed file at each connect
+         * but must be given the public key; derive it here, which also
+         * refuses a seed file others can read before anything is sent. */
+        char pub[IBP_NKEY_PUBLIC_SIZE];
+        if ((st = ibp_nkey_load_user_public(cfg->nkey_seed_file, pub, err)) != IBP_OK) {
+            ibp_err_wrap(err, "nats.nkey_seed_file");
+            goto out;
+        }
+        if ((s = natsOptions_SetNKeyFromSeed(o, pub, cfg->nkey_seed_file)) != NATS_OK) {
+            st = nats_error(err, s, "nkey seed file %s", cfg->nkey_seed_file);
+            goto out;
+        }
     }
     if (cfg->tls_ca_file && *cfg->tls_ca_file) {
         if ((s = natsOptions_SetSecure(o, true)) != NATS_OK ||
@@ -132,8 +176,9 @@ ibp_status ibp_bus_connect(const ibp_config_nats *cfg, const char *name, bool re
     if (s == NATS_NOT_YET_CONNECTED && retry_at_start)
         s = NATS_OK; /* connects in the background */
     if (s != NATS_OK)
-        st = nats_error(err, s, "connect to %s%s", cfg->servers.count ? cfg->servers.items[0] : "?",
-                        cfg->servers.count > 1 ? " (and others)" : "");
+        st = nats_error(err, s, "connect to %s%s%s",
+                        cfg->servers.count ? cfg->servers.items[0] : "?",
+                        cfg->servers.count > 1 ? " (and others)" : "", connect_hint(cfg, s));
 out:
     if (password) {
         memset(password, 0, strlen(password));

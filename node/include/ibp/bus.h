@@ -53,8 +53,13 @@ void ibp_bus_stream_opts_init(ibp_bus_stream_opts *opts);
  * send, see its journal). With retry_at_start the first connect also retries
  * in the background instead of failing (for daemons started before NATS).
  * *out is set on success (natsConnection_Destroy it).
+ * With nkey_seed_file, the public nkey is derived from the seed
+ * (ibp/nkey.h) before connecting.
  * Errors: IBP_E_IO (a credential file cannot be read; the message names it),
- * IBP_E_NATS (with nats.c's text and the servers tried).
+ * IBP_E_KEY_PERMS (the nkey seed file is readable by others),
+ * IBP_E_KEY_FORMAT (the nkey seed file holds no user seed), IBP_E_NATS (with
+ * nats.c's text and the servers tried; an "authorization failed" or "TLS"
+ * hint when the server refused the credentials or the TLS handshake failed).
  */
 ibp_status ibp_bus_connect(const ibp_config_nats *cfg, const char *name, bool retry_at_start,
                            natsConnection **out, ibp_err *err);
