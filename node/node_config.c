@@ -103,7 +103,8 @@ static const ibp_setting nats_settings[] = {
      .type = IBP_SETTING_PATH,
      .flags = IBP_SETTING_SECRET,
      .offset = IBP_SETTING_AT_STR(ibp_config_nats, nkey_seed_file),
-     .help = "File holding a NATS NKey seed."},
+     .help = "File holding a NATS user NKey seed ('SU...', mode 0600); the public key is "
+             "derived from it."},
     {.name = "nats.tls_ca_file",
      .type = IBP_SETTING_PATH,
      .offset = IBP_SETTING_AT_STR(ibp_config_nats, tls_ca_file),
