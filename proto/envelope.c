@@ -187,7 +187,8 @@ ibp_status ibp_signer_seal_bytes(ibp_signer *s, ibp_payload_type type, const uin
     if (!payload_info(type))
         return ibp_err_set(err, IBP_E_INVAL, "seal: unknown payload type %d", (int)type);
     if (payload_len > IBP_MESSAGE_MAX_DEFAULT)
-        return ibp_err_set(err, IBP_E_TOO_LARGE, "seal %s: payload of %zu bytes is over %u",
+        return ibp_err_set(err, IBP_E_TOO_LARGE,
+                           "seal %s: payload of %zu bytes is over the message limit of %u bytes",
                            ibp_payload_type_name(type), payload_len, IBP_MESSAGE_MAX_DEFAULT);
 
     Ibp__V1__Envelope env = IBP__V1__ENVELOPE__INIT;
@@ -196,6 +197,21 @@ ibp_status ibp_signer_seal_bytes(ibp_signer *s, ibp_payload_type type, const uin
     env.type = type;
     env.payload.data = (uint8_t *)payload;
     env.payload.len = payload_len;
+
+    /* Every receiver drops an envelope over the limit (ibp_verifier_check),
+     * so refuse to make one. Measured with the widest sequence number and a
+     * full signature, before a sequence number is spent on it. */
+    uint8_t sig_room[IBP_SIGNATURE_BYTES] = {0};
+    env.seq = UINT64_MAX;
+    env.signature.data = sig_room;
+    env.signature.len = sizeof sig_room;
+    size_t bound = ibp__v1__envelope__get_packed_size(&env);
+    if (bound > IBP_MESSAGE_MAX_DEFAULT)
+        return ibp_err_set(err, IBP_E_TOO_LARGE,
+                           "seal %s: envelope of up to %zu bytes (payload %zu) is over the message "
+                           "limit of %u bytes",
+                           ibp_payload_type_name(type), bound, payload_len,
+                           IBP_MESSAGE_MAX_DEFAULT);
 
     pthread_mutex_lock(&s->lock);
     ibp_status st = ibp_seqfile_next(s->seq, &seq, err);
@@ -229,7 +245,8 @@ ibp_status ibp_signer_seal(ibp_signer *s, ibp_payload_type type, const ProtobufC
         return ibp_err_set(err, IBP_E_INVAL, "seal: payload does not match type %d", (int)type);
     size_t len = protobuf_c_message_get_packed_size(payload);
     if (len > IBP_MESSAGE_MAX_DEFAULT)
-        return ibp_err_set(err, IBP_E_TOO_LARGE, "seal %s: payload of %zu bytes is over %u",
+        return ibp_err_set(err, IBP_E_TOO_LARGE,
+                           "seal %s: payload of %zu bytes is over the message limit of %u bytes",
                            pi->name, len, IBP_MESSAGE_MAX_DEFAULT);
     uint8_t *buf = malloc(len ? len : 1);
     if (!buf)
@@ -340,8 +357,8 @@ static ibp_status check(ibp_verifier *v, const uint8_t *data, size_t len, int st
     if (!data && len)
         return ibp_err_set(err, IBP_E_INVAL, "verify: no data");
     if (len > v->opts.max_message_bytes)
-        return reject(v, IBP_E_TOO_LARGE, NULL, err, "%zu bytes, limit %zu", len,
-                      v->opts.max_message_bytes);
+        return reject(v, IBP_E_TOO_LARGE, NULL, err, "%zu bytes, over the message limit of %zu",
+                      len, v->opts.max_message_bytes);
     env = ibp__v1__envelope__unpack(NULL, len, data);
     if (!env)
         return reject(v, IBP_E_DECODE, NULL, err, "%zu bytes are not an Envelope", len);

@@ -64,6 +64,8 @@ ibp_status ibp_signer_new(const char *node_id, const ibp_key *key, const char *s
  * Packs payload, takes the next sequence number and returns the encoded,
  * signed Envelope in *out (malloc'd; the caller frees it) and its length.
  * *seq_out (may be NULL) receives the sequence number used.
+ * IBP_E_TOO_LARGE, and no sequence number taken, when the envelope could be
+ * longer than IBP_MESSAGE_MAX_DEFAULT (every receiver would drop it).
  * Thread-safe: calls on one signer are serialised internally so sequence
  * numbers stay strictly increasing in the order envelopes are sealed.
  */

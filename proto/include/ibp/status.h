@@ -26,7 +26,7 @@
     X(IBP_E_KEY_PERMS, "key file is readable by others")                                           \
     X(IBP_E_KEY_FORMAT, "malformed key file")                                                      \
     X(IBP_E_CRYPTO, "cryptographic operation failed")                                              \
-    X(IBP_E_TOO_LARGE, "message over the size limit")                                              \
+    X(IBP_E_TOO_LARGE, "over a size or count limit")                                               \
     X(IBP_E_DECODE, "envelope does not decode")                                                    \
     X(IBP_E_UNKNOWN_SIGNER, "unknown signer")                                                      \
     X(IBP_E_BAD_SIGNATURE, "bad signature")                                                        \
