@@ -115,7 +115,8 @@ static json_t *parse_key(const json_t *req, ibp_result_key *key, char *domain_bu
     if (get_bool(req, "ipv6", &key->ipv6))
         return fail_answer("\"ipv6\" must be true or false");
     if (ibp_domain_normalize(domain ? domain : "", domain_buf, cap) != IBP_OK)
-        return fail_answer("\"domain\" is longer than %d bytes", IBP_DOMAIN_MAX);
+        return fail_answer("\"domain\" of %zu bytes is over the limit of %d (IBP_DOMAIN_MAX)",
+                           domain ? strlen(domain) : 0, IBP_DOMAIN_MAX);
     key->domain = domain_buf;
     return NULL;
 }

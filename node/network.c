@@ -12,6 +12,8 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "ibp/result.h"
+
 /* The upstream files are tens of kilobytes; refuse anything absurd. */
 #define NETWORK_FILE_MAX (16u * 1024u * 1024u)
 /* Key paths and echoed values in messages are cut to this. */
@@ -375,10 +377,15 @@ static ibp_status check_url(pctx *c, const char *path, const char *url, ibp_netw
     ibp_err e;
     ibp_err_clear(&e);
     ibp_network_url tmp;
-    if (ibp_network_url_parse(url, out ? out : &tmp, &e) == IBP_OK)
+    if (strlen(url) <= IBP_URL_MAX && ibp_network_url_parse(url, out ? out : &tmp, &e) == IBP_OK)
         return IBP_OK;
     char q[ECHO_MAX + 8];
     quote(url, q, sizeof q);
+    /* Endpoint URLs become part of result keys, which cap them. */
+    size_t len = strlen(url);
+    if (len > IBP_URL_MAX)
+        return bad(c, path, "URL %s of %zu bytes is over the limit of %d (IBP_URL_MAX)", q, len,
+                   IBP_URL_MAX);
     return bad(c, path, "%s is not a valid URL: %s", q, e.msg);
 }
 
@@ -560,6 +567,10 @@ static ibp_status parse_member(pctx *c, ibp_network_member *m, const char *key, 
     join_quoted(mp, "", key);
     if (!*key)
         return bad(c, mp, "empty member name");
+    /* Member names are part of result keys and usage rows, which cap them. */
+    if (strlen(key) > IBP_NAME_MAX)
+        return bad(c, mp, "member name of %zu bytes is over the limit of %d (IBP_NAME_MAX)",
+                   strlen(key), IBP_NAME_MAX);
     if (!(m->name = dup_str(key)))
         return nomem(c);
     if (!json_is_object(v))
@@ -828,6 +839,10 @@ static ibp_status parse_check(pctx *c, ibp_network_check *chk, const char *key, 
         if (!*key)
             return bad(c, cp, "empty check name");
     }
+    /* Check names are part of result keys, which cap them. */
+    if (strlen(chk->name) > IBP_NAME_MAX)
+        return bad(c, cp, "check name of %zu bytes is over the limit of %d (IBP_NAME_MAX)",
+                   strlen(chk->name), IBP_NAME_MAX);
 
     chk->enabled = true;
     if ((st = get_flag(c, v, "Enabled", cp, false, &chk->enabled)))

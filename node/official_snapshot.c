@@ -81,10 +81,13 @@ ibp_status ibp_official_snapshot_from_proto(const Ibp__V1__OfficialSnapshot *s,
             goto fail;
         }
         ibp_err e2;
-        if (ibp_result_new(&k, e->status == IBP__V1__STATUS__STATUS_UP, e->check_time_ms, error,
-                           data, &out->results.items[i], &e2) != IBP_OK) {
-            st = ibp_err_set(err, IBP_E_PAYLOAD_DECODE, "snapshot epoch %llu: entry %zu: %s",
-                             (unsigned long long)s->epoch, i, e2.msg);
+        ibp_status rst = ibp_result_new(&k, e->status == IBP__V1__STATUS__STATUS_UP,
+                                        e->check_time_ms, error, data, &out->results.items[i], &e2);
+        if (rst != IBP_OK) {
+            /* A string over its cap keeps its own status; the message names the limit. */
+            st = ibp_err_set(err, rst == IBP_E_TOO_LARGE ? rst : IBP_E_PAYLOAD_DECODE,
+                             "snapshot epoch %llu: entry %zu: %s", (unsigned long long)s->epoch, i,
+                             e2.msg);
             goto fail;
         }
         out->results.count++;
@@ -106,6 +109,14 @@ ibp_status ibp_official_snapshot_from_proto(const Ibp__V1__OfficialSnapshot *s,
             st = ibp_err_set(err, IBP_E_PAYLOAD_DECODE,
                              "snapshot epoch %llu: override %zu: bad member",
                              (unsigned long long)s->epoch, i);
+            goto fail;
+        }
+        size_t mlen = strlen(member);
+        if (mlen > IBP_NAME_MAX) {
+            st = ibp_err_set(err, IBP_E_TOO_LARGE,
+                             "snapshot epoch %llu: override %zu: member of %zu bytes is over the "
+                             "limit of %d (IBP_NAME_MAX)",
+                             (unsigned long long)s->epoch, i, mlen, IBP_NAME_MAX);
             goto fail;
         }
         if (!o->disabled)

@@ -35,22 +35,36 @@ static const char *nz(const char *s)
     return s ? s : "";
 }
 
+/* Checks one string of a key against its cap; see ibp_result_new. */
+static ibp_status check_len(const char *tn, const char *what, size_t len, size_t max,
+                            const char *limit, ibp_err *err)
+{
+    if (len <= max)
+        return IBP_OK;
+    /* The text itself is not echoed: it comes from outside and may be anything. */
+    return ibp_err_set(err, IBP_E_TOO_LARGE,
+                       "%s result: %s of %zu bytes is over the limit of %zu (%s)", tn, what, len,
+                       max, limit);
+}
+
 /* Checks the shape of a key against its type; see ibp_result_new. */
 static ibp_status check_key(const ibp_result_key *k, ibp_err *err)
 {
     const char *tn = ibp_check_type_name(k->type);
+    size_t clen = strlen(nz(k->check_name)), mlen = strlen(nz(k->member));
     size_t dlen = strlen(nz(k->domain)), elen = strlen(nz(k->endpoint));
+    ibp_status st;
     if (k->type != IBP_CHECK_SITE && k->type != IBP_CHECK_DOMAIN && k->type != IBP_CHECK_ENDPOINT)
         return ibp_err_set(err, IBP_E_INVAL, "result: unknown check type %d", (int)k->type);
-    if (!*nz(k->check_name) || strlen(k->check_name) > IBP_NAME_MAX)
-        return ibp_err_set(err, IBP_E_INVAL, "%s result: check name empty or over %d bytes", tn,
-                           IBP_NAME_MAX);
-    if (!*nz(k->member) || strlen(k->member) > IBP_NAME_MAX)
-        return ibp_err_set(err, IBP_E_INVAL, "%s result '%s': member empty or over %d bytes", tn,
-                           k->check_name, IBP_NAME_MAX);
-    if (dlen > IBP_DOMAIN_MAX || elen > IBP_URL_MAX)
-        return ibp_err_set(err, IBP_E_INVAL, "%s result '%s': domain or endpoint too long", tn,
-                           k->check_name);
+    if ((st = check_len(tn, "check name", clen, IBP_NAME_MAX, "IBP_NAME_MAX", err)) ||
+        (st = check_len(tn, "member", mlen, IBP_NAME_MAX, "IBP_NAME_MAX", err)) ||
+        (st = check_len(tn, "domain", dlen, IBP_DOMAIN_MAX, "IBP_DOMAIN_MAX", err)) ||
+        (st = check_len(tn, "endpoint URL", elen, IBP_URL_MAX, "IBP_URL_MAX", err)))
+        return st;
+    if (!clen)
+        return ibp_err_set(err, IBP_E_INVAL, "%s result: empty check name", tn);
+    if (!mlen)
+        return ibp_err_set(err, IBP_E_INVAL, "%s result '%s': empty member", tn, k->check_name);
     if (k->type == IBP_CHECK_SITE && (dlen || elen))
         return ibp_err_set(err, IBP_E_INVAL, "site result '%s': has a domain or endpoint",
                            k->check_name);
@@ -69,7 +83,9 @@ static ibp_status check_data(const char *data, ibp_err *err)
     if (len == 0)
         return IBP_OK;
     if (len > IBP_DATA_MAX)
-        return ibp_err_set(err, IBP_E_INVAL, "result data: %zu bytes, over %d", len, IBP_DATA_MAX);
+        return ibp_err_set(err, IBP_E_TOO_LARGE,
+                           "result data: %zu bytes of JSON is over the limit of %d (IBP_DATA_MAX)",
+                           len, IBP_DATA_MAX);
     json_error_t jerr;
     json_t *j = json_loadb(data, len, 0, &jerr);
     int ok = json_is_object(j);

@@ -3,7 +3,8 @@
  * takes, and checking it on the way: every string index in range, every entry
  * a valid result (ibp_result_new rules), no key twice, no override member
  * twice. A snapshot that fails any check is refused whole (IBP_E_PAYLOAD_DECODE
- * with the reason), never half applied.
+ * with the reason; IBP_E_TOO_LARGE when a key string, data or an override
+ * member is over its cap in ibp/result.h), never half applied.
  *
  * The snapshot carries the whole official state: swap it into the store with
  * ibp_official_snapshot_apply(), which uses one ibp_store_set_snapshot() call,
@@ -31,7 +32,10 @@ typedef struct ibp_official_snapshot {
     size_t n_overrides;
 } ibp_official_snapshot;
 
-/* Decodes and checks s into *out (zeroed first). Errors: IBP_E_PAYLOAD_DECODE, IBP_E_NOMEM. */
+/*
+ * Decodes and checks s into *out (zeroed first). Errors: IBP_E_PAYLOAD_DECODE, IBP_E_TOO_LARGE,
+ * IBP_E_NOMEM.
+ */
 ibp_status ibp_official_snapshot_from_proto(const Ibp__V1__OfficialSnapshot *s,
                                             ibp_official_snapshot *out, ibp_err *err);
 

@@ -60,11 +60,13 @@ typedef struct ibp_result {
 } ibp_result;
 
 /*
- * Makes a result (all strings copied). Errors (IBP_E_INVAL, message in err):
- * unknown type; empty check name or member; a site key with a domain or
- * endpoint; a domain key without a domain or with an endpoint; an endpoint key
- * without domain or endpoint; strings over their caps; data_json that is not
- * a JSON object. An error text over IBP_ERROR_MAX is cut, not refused.
+ * Makes a result (all strings copied). Errors (message in err):
+ * IBP_E_INVAL: unknown type; empty check name or member; a site key with a
+ * domain or endpoint; a domain key without a domain or with an endpoint; an
+ * endpoint key without domain or endpoint; data_json that is not a JSON
+ * object. IBP_E_TOO_LARGE: a key string or data_json over its cap above (the
+ * message names the field, its length and the limit). An error text over
+ * IBP_ERROR_MAX is cut, not refused (see docs/limits.md).
  */
 ibp_status ibp_result_new(const ibp_result_key *key, bool up, int64_t check_time_ms,
                           const char *error, const char *data_json, ibp_result **out, ibp_err *err);
