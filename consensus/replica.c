@@ -524,7 +524,7 @@ static void apply_msg(ibp_replica *r, natsMsg *m)
     ibp_vote_update u;
     ibp_vote_rc rc = ibp_vote_apply(r->engine, &msg, &u);
     if (rc != IBP_VOTE_OK) {
-        STATS(r, r->stats.engine_skipped++);
+        STATS(r, (r->stats.engine_skipped++, r->stats.engine_refused[rc]++));
         IBP_LOG(IBP_LOG_WARN, COMPONENT,
                 "engine refused message seq=%" PRIu64 " signer=%s rc=%s detail=\"%s\"", seq,
                 msg.signer, ibp_vote_rc_name(rc), ibp_vote_last_error(r->engine));

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "ibp/log.h"
+#include "ibp/monitor_publisher.h"
 #include "ibp/roster.h"
 
 #define SECOND_MS INT64_C(1000)
@@ -329,6 +330,39 @@ static const ibp_setting node_settings[] = {
      .max = 30 * DAY_MS,
      .offset = IBP_SETTING_AT_I64(ibp_node_config, consensus.expiry_ms),
      .help = "A key no active monitor observed for this long leaves the official state."},
+    /* Limits of the vote engine (docs/limits.md): a message over one is skipped whole, by
+     * every replica alike, so they too must be the same on every replica. */
+    {.name = "consensus.max_batch_obs",
+     .type = IBP_SETTING_INT64,
+     .default_text = "65536",
+     .min = IBP_MONITOR_MAX_BATCH_OBS_DEFAULT,
+     .max = INT64_C(1) << 31,
+     .offset = IBP_SETTING_AT_I64(ibp_node_config, consensus.max_batch_obs),
+     .help = "Observations in one batch; a larger batch is refused whole (monitors split at "
+             "5000)."},
+    {.name = "consensus.max_keys_per_node",
+     .type = IBP_SETTING_INT64,
+     .default_text = "250000",
+     .min = 1000,
+     .max = INT64_C(1) << 31,
+     .offset = IBP_SETTING_AT_I64(ibp_node_config, consensus.max_keys_per_node),
+     .help = "Keys one monitor may hold a live observation of; a batch that would pass it is "
+             "refused whole."},
+    {.name = "consensus.max_keys",
+     .type = IBP_SETTING_INT64,
+     .default_text = "2000000",
+     .min = 1000,
+     .max = INT64_C(1) << 31,
+     .offset = IBP_SETTING_AT_I64(ibp_node_config, consensus.max_keys),
+     .help = "Keys held by the engine in total; a batch that would pass it is refused whole."},
+    {.name = "usage.max_keys",
+     .type = IBP_SETTING_INT64,
+     .default_text = "1048576",
+     .min = 1024,
+     .max = INT64_C(1) << 32,
+     .offset = IBP_SETTING_AT_I64(ibp_node_config, usage.max_keys),
+     .help = "Distinct usage counters a dns node holds in memory; past it hits go to overflow "
+             "rows and an early flush starts."},
 };
 
 int64_t ibp_node_config_staleness_ms(const ibp_node_config *cfg)
@@ -370,6 +404,11 @@ static ibp_status validate_node(const void *base, const char *source, ibp_err *e
                            "%s: key 'intervals.heartbeat_ms': %" PRId64
                            " must be below consensus.active_window_ms (%" PRId64 ")",
                            source, cfg->intervals.heartbeat_ms, cfg->consensus.active_window_ms);
+    if (cfg->consensus.max_keys_per_node > cfg->consensus.max_keys)
+        return ibp_err_set(err, IBP_E_CONFIG,
+                           "%s: key 'consensus.max_keys_per_node': %" PRId64
+                           " is over consensus.max_keys (%" PRId64 ")",
+                           source, cfg->consensus.max_keys_per_node, cfg->consensus.max_keys);
     return validate_nats(&cfg->nats, source, err);
 }
 

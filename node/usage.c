@@ -149,6 +149,8 @@ struct ibp_usage {
     pthread_mutex_t reg_mu;
     shard *shards; /* under reg_mu */
     atomic_size_t keys;
+    /* Set by a hit that went to an overflow key: the next tick flushes early. */
+    atomic_bool early_wanted;
 
     pthread_mutex_t flush_mu; /* everything below */
     agg agg;
@@ -169,6 +171,7 @@ struct ibp_usage {
     ibp_usage_stats retired; /* counters of freed shards */
     uint64_t flushes;
     uint64_t flush_errors;
+    uint64_t early_flushes;
 
     bool thread_started;
     bool stop; /* under thr_mu */
@@ -696,6 +699,11 @@ ibp_status ibp_usage_record_dns_hit(ibp_usage *u, bool ipv6, const char *client_
     e->count++;
     s->hits++;
     s->overflow += overflowed;
+    /* Past max_keys: ask the flusher to empty the tables now rather than at the
+     * interval. A load first, so a flood of overflow hits does not keep
+     * writing the shared flag. */
+    if (overflowed && !atomic_load_explicit(&u->early_wanted, memory_order_relaxed))
+        atomic_store_explicit(&u->early_wanted, true, memory_order_relaxed);
     if (geo_st == IBP_E_INVAL) {
         s->bad_ip++;
         /* Logged later, by the flusher: no I/O here. */
@@ -1105,7 +1113,17 @@ ibp_status ibp_usage_tick(ibp_usage *u, ibp_err *err)
         if (st != IBP_OK)
             schedule_flush(u, now, st);
     }
-    if (now >= u->next_flush_ms) {
+    /* An early flush waits out a journal backoff like any other flush. */
+    bool early = atomic_exchange_explicit(&u->early_wanted, false, memory_order_relaxed) &&
+                 now < u->next_flush_ms && u->flush_backoff_ms == 0;
+    if (early) {
+        u->early_flushes++;
+        IBP_LOG(IBP_LOG_WARN, COMPONENT,
+                "usage counters reached max_keys=%zu: new keys go to overflow rows (country \?\?) "
+                "until this early flush empties the tables early_flushes=%" PRIu64,
+                u->max_keys, u->early_flushes);
+    }
+    if (early || now >= u->next_flush_ms) {
         st2 = flush_locked(u, FLUSH_ALL, 0, st == IBP_OK ? err : &e2);
         schedule_flush(u, now, st2);
         st = st != IBP_OK ? st : st2;
@@ -1122,6 +1140,8 @@ int64_t ibp_usage_next_due_ms(ibp_usage *u)
     pthread_mutex_lock(&u->flush_mu);
     int64_t now = u->clock(u->clock_user);
     int64_t due = u->next_flush_ms;
+    if (atomic_load_explicit(&u->early_wanted, memory_order_relaxed) && u->flush_backoff_ms == 0)
+        due = now;
     int64_t midnight = (u->last_day + 1) * IBP_USAGE_DAY_MS;
     if (midnight < due)
         due = midnight;
@@ -1190,6 +1210,7 @@ void ibp_usage_stats_get(ibp_usage *u, ibp_usage_stats *out)
     out->unjournaled_hits = u->held_hits;
     out->flushes = u->flushes;
     out->flush_errors = u->flush_errors;
+    out->early_flushes = u->early_flushes;
     ibp_usage_journal_stats_get(u->journal, &out->journal);
     pthread_mutex_unlock(&u->flush_mu);
 }
@@ -1305,6 +1326,7 @@ ibp_status ibp_usage_open(const ibp_usage_opts *opts, ibp_usage **out, ibp_err *
     pthread_cond_init(&u->thr_cv, &ca);
     pthread_condattr_destroy(&ca);
     atomic_init(&u->keys, 0);
+    atomic_init(&u->early_wanted, false);
 
     u->geo = opts->geo;
     u->sink = opts->sink;

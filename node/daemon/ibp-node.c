@@ -372,6 +372,7 @@ static int start_dns_usage(node *n, ibp_usage_opts *uo, ibp_err *err)
     uo->geo = n->geo;
     uo->sink = &n->sink;
     uo->flush_interval_ms = n->cfg.intervals.usage_flush_ms;
+    uo->max_keys = (size_t)n->cfg.usage.max_keys;
     return 0;
 }
 
@@ -476,6 +477,9 @@ static int node_start(node *n, const sigset_t *sigs)
         ro.vote.staleness_ms = ibp_node_config_staleness_ms(cfg);
         ro.vote.expiry_ms = cfg->consensus.expiry_ms;
         ro.vote.quorum_min = (uint32_t)cfg->consensus.quorum_min;
+        ro.vote.max_batch_obs = (size_t)cfg->consensus.max_batch_obs;
+        ro.vote.max_keys_per_node = (size_t)cfg->consensus.max_keys_per_node;
+        ro.vote.max_keys = (size_t)cfg->consensus.max_keys;
         ro.heartbeat_ms = cfg->intervals.heartbeat_ms;
         ro.stream_replicas = (int)cfg->nats.stream_replicas;
         if (ibp_vote_config_check(&ro.vote) != IBP_VOTE_OK) {

@@ -58,6 +58,10 @@ typedef struct ibp_replica_stats {
     uint64_t events_published;
     uint64_t rejected[IBP_STATUS_COUNT]; /* envelopes refused, by reason */
     uint64_t engine_skipped; /* verified messages the engine refused (limits, malformed) */
+    /* The same by ibp_vote_rc: IBP_VOTE_E_LIMIT over a limit of ibp_vote_config (batch size,
+     * keys per monitor, total keys, monitors, overrides), IBP_VOTE_E_INVAL malformed (a string
+     * over its cap included). Each refusal is also logged at WARN with the limit and value. */
+    uint64_t engine_refused[IBP_VOTE_RC_COUNT];
 } ibp_replica_stats;
 
 typedef struct ibp_replica ibp_replica;

@@ -90,7 +90,13 @@ typedef struct ibp_node_config {
         int64_t staleness_ms; /* 0: 3 x intervals.refresh_ms (ibp_node_config_staleness_ms) */
         int64_t quorum_min;
         int64_t expiry_ms;
+        int64_t max_batch_obs;     /* observations per batch (ibp_vote_config) */
+        int64_t max_keys_per_node; /* keys with a live observation per monitor */
+        int64_t max_keys;          /* keys held in total */
     } consensus;
+    struct {
+        int64_t max_keys; /* distinct usage counters in memory (ibp_usage_opts) */
+    } usage;
     ibp_config_events events;
     ibp_config_log log;
 } ibp_node_config;

@@ -22,7 +22,11 @@
  * "Unknown", empty ASN and network name; every such hit is counted in
  * ibp_usage_stats.overflow_hits. Overflow keys may take max_keys / 16 + 64 more
  * keys; past even that, hits go to one key per date and ipv6 with domain and
- * member "(overflow)". Nothing is dropped silently.
+ * member "(overflow)". No hit is lost and the hot path never waits: the first
+ * overflow hit only sets a flag, and the next ibp_usage_tick() flushes every
+ * date at once (an "early flush", counted in ibp_usage_stats.early_flushes and
+ * logged at WARN), which empties the tables so new keys get rows of their own
+ * again. While a journal error holds flushes back, the early flush waits too.
  *
  * A flush moves the counters into an aggregate, turns the rows of the dates
  * being flushed into HitBatch deltas (one batch per date, oldest date first,
@@ -97,6 +101,7 @@ typedef struct ibp_usage_stats {
     uint64_t unjournaled_hits; /* flushed from the shards but not yet journaled now */
     uint64_t flushes;          /* flushes that journaled everything they were asked to */
     uint64_t flush_errors;     /* flushes that could not journal (counts kept) */
+    uint64_t early_flushes;    /* flushes started early because max_keys was reached */
     ibp_usage_journal_stats journal;
 } ibp_usage_stats;
 
@@ -131,7 +136,8 @@ ibp_status ibp_usage_record_dns_hit(ibp_usage *u, bool ipv6, const char *client_
 
 /*
  * Does what is due at the clock's now: after a UTC midnight, flushes the dates
- * before today; when flush_interval_ms has passed, flushes everything; offers
+ * before today; when flush_interval_ms has passed, or when a hit went to an
+ * overflow key since the last tick (max_keys reached), flushes everything; offers
  * pending entries to the sink unless a retry backoff is running; logs (at most
  * once a minute) a summary of hits from bad client addresses and database
  * errors. Returns IBP_OK, or the first error (a flush that could not journal,
