@@ -202,6 +202,17 @@ int fc_nats_restart(fault_cluster *fc, int k)
     return nats_spawn(fc, k);
 }
 
+natsStatus fc_nats_options(const fault_cluster *fc, natsOptions *o)
+{
+    char urls[FC_MAX_NATS][80];
+    const char *list[FC_MAX_NATS];
+    for (int k = 0; k < fc->nats_n; k++) {
+        snprintf(urls[k], sizeof urls[k], "nats://%s:%u", fc->opts.nats_host, fc->nats_port[k]);
+        list[k] = urls[k];
+    }
+    return natsOptions_SetServers(o, list, fc->nats_n);
+}
+
 /* Waits until JetStream answers on every server (a cluster elects its meta leader). */
 static int nats_wait_jetstream(fault_cluster *fc)
 {
@@ -214,7 +225,7 @@ static int nats_wait_jetstream(fault_cluster *fc)
         jsErrCode jerr = 0;
         natsStatus s = natsOptions_Create(&o);
         if (s == NATS_OK)
-            s = natsOptions_SetURL(o, fc->nats_urls);
+            s = fc_nats_options(fc, o);
         if (s == NATS_OK)
             s = natsOptions_SetTimeout(o, 2000);
         if (s == NATS_OK)

@@ -26,6 +26,7 @@
 #include <sys/types.h>
 
 #include <jansson.h>
+#include <nats/nats.h>
 
 #include "ibp/roster.h"
 #include "testenv.h"
@@ -101,6 +102,9 @@ json_t *fc_ctl(const fault_cluster *fc, int i, json_t *req);
 
 /* The number at obj.a.b of node i's status answer (-1 when unavailable). */
 long long fc_status_num(const fault_cluster *fc, int i, const char *a, const char *b);
+
+/* Sets fc's nats-server URLs on o (natsOptions_SetServers). */
+natsStatus fc_nats_options(const fault_cluster *fc, natsOptions *o);
 
 /* Prints the last lines of node i's log to stderr. */
 void fc_dump_log(const fault_cluster *fc, int i);

@@ -34,7 +34,7 @@ static int conn_open(const fault_cluster *fc, conn *c)
     memset(c, 0, sizeof *c);
     natsStatus s = natsOptions_Create(&c->o);
     if (s == NATS_OK)
-        s = natsOptions_SetURL(c->o, fc->nats_urls);
+        s = fc_nats_options(fc, c->o);
     if (s == NATS_OK)
         s = natsOptions_SetTimeout(c->o, 3000);
     if (s == NATS_OK)
