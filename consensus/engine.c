@@ -103,7 +103,7 @@ void ibp_vote_config_init(ibp_vote_config *cfg)
     cfg->quorum_min = 2;
     cfg->max_batch_obs = 65536;
     cfg->max_keys_per_node = 250000;
-    cfg->max_keys = 2000000;
+    cfg->max_keys = 250000;
     cfg->max_monitors = 4096;
     cfg->max_overrides = 65536;
 }

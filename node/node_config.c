@@ -350,7 +350,7 @@ static const ibp_setting node_settings[] = {
              "refused whole."},
     {.name = "consensus.max_keys",
      .type = IBP_SETTING_INT64,
-     .default_text = "2000000",
+     .default_text = "250000",
      .min = 1000,
      .max = INT64_C(1) << 31,
      .offset = IBP_SETTING_AT_I64(ibp_node_config, consensus.max_keys),

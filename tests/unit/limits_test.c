@@ -632,7 +632,7 @@ static void test_settings(void **state)
     assert_int_equal(load_with("max_batch_obs", "65536", "5000", &cfg, &err), IBP_OK);
     assert_int_equal(cfg.consensus.max_batch_obs, 5000);
     assert_int_equal(cfg.consensus.max_keys_per_node, 250000);
-    assert_int_equal(cfg.consensus.max_keys, 2000000);
+    assert_int_equal(cfg.consensus.max_keys, 250000);
     assert_int_equal(cfg.usage.max_keys, 1048576);
     ibp_node_config_free(&cfg);
     /* Below what a monitor puts in one batch. */

@@ -181,7 +181,8 @@ typedef struct ibp_vote_config {
     uint32_t quorum_min;      /* 2; at least 1, and 1 lets one liar flip keys */
     size_t max_batch_obs;     /* 65536 observations per batch */
     size_t max_keys_per_node; /* 250000 keys with a live observation per monitor */
-    size_t max_keys;          /* 2000000 keys held in total */
+    size_t max_keys;          /* 250000 keys held in total (an official snapshot of that many
+                                 keys, about 27 bytes each, stays under the 8 MiB message limit) */
     size_t max_monitors;      /* 4096 distinct monitor ids ever seen */
     size_t max_overrides;     /* 65536 disabled members */
 } ibp_vote_config;
