@@ -186,7 +186,8 @@ static int ctl_connect(const char *path)
         return -1;
     memcpy(sa.sun_path, path, strlen(path) + 1);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct timeval tv = {.tv_sec = 5};
+    /* Long: an answer lost to a timeout would be a hit counted but not acknowledged. */
+    struct timeval tv = {.tv_sec = 30};
     if (fd < 0)
         return -1;
     if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0 ||
