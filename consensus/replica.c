@@ -706,9 +706,6 @@ void ibp_replica_stats_get(ibp_replica *r, ibp_replica_stats *out)
     pthread_mutex_lock(&r->stats_lock);
     *out = r->stats;
     pthread_mutex_unlock(&r->stats_lock);
-    for (int i = 0; i < IBP_STATUS_COUNT; i++)
-        if (ibp_verifier_rejected(r->verifier, (ibp_status)i))
-            out->rejected[i] = ibp_verifier_rejected(r->verifier, (ibp_status)i);
 }
 
 void ibp_replica_stop(ibp_replica *r)

@@ -46,10 +46,10 @@ static fx F;
 typedef struct publisher {
     pthread_t thread;
     atomic_bool stop;
-    uint64_t hits_sum; /* confirmed by PubAck */
-    uint64_t batches;
-    uint64_t events;  /* Event messages */
-    uint64_t outages; /* closed outages expected in member_events */
+    uint64_t hits_sum;        /* confirmed by PubAck */
+    _Atomic uint64_t batches; /* also read by the main thread while publishing */
+    uint64_t events;          /* Event messages */
+    uint64_t outages;         /* closed outages expected in member_events */
     uint64_t flaps;
     uint64_t seed;
 } publisher;
@@ -228,7 +228,7 @@ static void test_kill9_many_times(void **state)
                                             "persist_offsets WHERE stream = 'HITS'");
         printf("round %2d: killed after %3d ms; HITS applied up to %lld, published %" PRIu64
                " batches\n",
-               i + 1, wait_ms, applied, pub.batches);
+               i + 1, wait_ms, applied, atomic_load(&pub.batches));
         fflush(stdout);
     }
     atomic_store(&pub.stop, true);
