@@ -9,8 +9,9 @@
  *   kill9-consensus   kill -9 of con1 (a consensus replica), restarted 5 s later
  *   kill9-persist     kill -9 of ibp-persist, restarted 5 s later
  *   kill9-dns         kill -9 of dns1 (the DNS-role node), restarted 3 s later
- *   nats-server-loss  three clustered nats-servers, streams at R3: one is
- *                     killed (-9) and started again 15 s later
+ *   nats-server-loss  three clustered nats-servers, streams at R3: the one
+ *                     leading OFFICIAL's replicas is killed (-9) and started
+ *                     again 15 s later
  *   mariadb-down      MariaDB stopped for IBP_FAULT_DB_DOWN_S (default 120) s
  *   disk-full         dns1's work dir (a 4 MiB tmpfs) filled for 10 s while
  *                     it journals usage and saves caches, then freed
@@ -79,6 +80,7 @@ typedef struct run {
     bool fs_mounted;
     char filler[1100];
     bool dns_killed;
+    int nats_killed; /* index of the nats-server killed */
 } run;
 
 struct scenario {
@@ -169,13 +171,22 @@ static int prepare_nats3(run *r)
 }
 static int inject_nats_loss(run *r)
 {
-    printf("fault: kill -9 nats-server 2 of 3\n");
-    return fc_nats_kill(&r->fc, 1);
+    int replicas = 0;
+    int k = fw_stream_leader(&r->fc, "OFFICIAL", &replicas);
+    if (k < 0)
+        return -1;
+    if (replicas != 3) {
+        fprintf(stderr, "fault: OFFICIAL has %d replicas, not 3\n", replicas);
+        return -1;
+    }
+    r->nats_killed = k;
+    printf("fault: kill -9 nats-server %d of 3 (it leads OFFICIAL, R%d)\n", k + 1, replicas);
+    return fc_nats_kill(&r->fc, k);
 }
 static int restore_nats_loss(run *r)
 {
-    printf("fault: nats-server 2 starts again\n");
-    return fc_nats_restart(&r->fc, 1);
+    printf("fault: nats-server %d starts again\n", r->nats_killed + 1);
+    return fc_nats_restart(&r->fc, r->nats_killed);
 }
 
 static int inject_db_down(run *r)

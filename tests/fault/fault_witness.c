@@ -330,6 +330,29 @@ int fw_count(const fault_cluster *fc, fw_counts *out)
     return rc;
 }
 
+int fw_stream_leader(const fault_cluster *fc, const char *stream, int *replicas)
+{
+    conn c;
+    if (conn_open(fc, &c) != 0)
+        return -1;
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    int k = -1;
+    natsStatus s = js_GetStreamInfo(&si, c.js, stream, NULL, &jerr);
+    if (s != NATS_OK)
+        fprintf(stderr, "fault: stream %s: %s (%d)\n", stream, natsStatus_GetText(s), (int)jerr);
+    else if (!si->Cluster || !si->Cluster->Leader ||
+             sscanf(si->Cluster->Leader, "fault%d", &k) != 1 || k < 1 || k > fc->nats_n)
+        fprintf(stderr, "fault: stream %s has no leader among the suite's servers\n", stream);
+    else
+        k--;
+    if (si)
+        *replicas = (int)si->Config->Replicas;
+    jsStreamInfo_Destroy(si);
+    conn_close(&c);
+    return k;
+}
+
 /* Decodes the newest snapshot of OFFICIAL into *snap: 1, 0 when none, -1 on error. */
 static int newest_snapshot(conn *c, ibp_official_snapshot *snap)
 {

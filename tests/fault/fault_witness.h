@@ -41,6 +41,13 @@ typedef struct fw_counts {
 int fw_count(const fault_cluster *fc, fw_counts *out);
 
 /*
+ * The leader of stream's replicas: the index k of its nats-server
+ * ("fault<k+1>"), or -1 after printing why. *replicas gets the stream's
+ * replica count.
+ */
+int fw_stream_leader(const fault_cluster *fc, const char *stream, int *replicas);
+
+/*
  * The official status of the flapping keys in the newest snapshot: 1 up,
  * 0 down, -1 none yet or error.
  */
