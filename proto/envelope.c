@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "ibp/log.h"
+#include "ibp/pb_bound.h"
 #include "ibp/seqfile.h"
 
 /* ---- payload types ------------------------------------------------------ */
@@ -272,6 +273,7 @@ void ibp_verifier_opts_init(ibp_verifier_opts *opts)
 {
     memset(opts, 0, sizeof *opts);
     opts->max_message_bytes = IBP_MESSAGE_MAX_DEFAULT;
+    opts->max_decoded_bytes = IBP_DECODED_MAX_DEFAULT;
     opts->log_component = "verify";
 }
 
@@ -292,6 +294,8 @@ ibp_status ibp_verifier_new(const ibp_roster *roster, const ibp_verifier_opts *o
         ibp_verifier_opts_init(&v->opts);
     if (v->opts.max_message_bytes == 0)
         v->opts.max_message_bytes = IBP_MESSAGE_MAX_DEFAULT;
+    if (v->opts.max_decoded_bytes == 0)
+        v->opts.max_decoded_bytes = IBP_DECODED_MAX_DEFAULT;
     if (!v->opts.log_component)
         v->opts.log_component = "verify";
     size_t n = ibp_roster_count(roster);
@@ -391,6 +395,23 @@ static ibp_status check(ibp_verifier *v, const uint8_t *data, size_t len, int st
     size_t idx = roster_index(v, node);
     if (stateful && env->seq <= v->last_seq[idx]) {
         st = reject(v, IBP_E_REPLAY, env, err, "last accepted seq is %" PRIu64, v->last_seq[idx]);
+        goto fail;
+    }
+    /* Signed by a roster member, but still not decoded blindly: a payload of
+     * tiny sub-messages would take sixty times its size in memory. */
+    size_t decoded = 0;
+    ibp_err berr = {0};
+    ibp_status bst = ibp_pb_decoded_bound(pi->desc, env->payload.data, env->payload.len,
+                                          v->opts.max_decoded_bytes, &decoded, &berr);
+    if (bst == IBP_E_TOO_LARGE) {
+        st = reject(v, IBP_E_TOO_LARGE, env, err,
+                    "%s of %zu bytes would decode to more than %zu bytes", pi->name,
+                    env->payload.len, v->opts.max_decoded_bytes);
+        goto fail;
+    }
+    if (bst != IBP_OK) {
+        st = reject(v, IBP_E_PAYLOAD_DECODE, env, err, "%zu bytes are not a %s: %s",
+                    env->payload.len, pi->name, berr.msg);
         goto fail;
     }
     payload = protobuf_c_message_unpack(pi->desc, NULL, env->payload.len, env->payload.data);

@@ -638,9 +638,9 @@ static void test_settings(void **state)
     /* Below what a monitor puts in one batch. */
     assert_int_equal(load_with("max_batch_obs", "65536", "4999", &cfg, &err), IBP_E_CONFIG);
     assert_err_has(&err, "consensus.max_batch_obs");
-    assert_int_equal(load_with("max_keys_per_node", "250000", "2000000", &cfg, &err), IBP_OK);
+    assert_int_equal(load_with("max_keys_per_node", "250000", "100000", &cfg, &err), IBP_OK);
     ibp_node_config_free(&cfg);
-    assert_int_equal(load_with("max_keys_per_node", "250000", "2000001", &cfg, &err), IBP_E_CONFIG);
+    assert_int_equal(load_with("max_keys_per_node", "250000", "250001", &cfg, &err), IBP_E_CONFIG);
     assert_err_has(&err, "is over consensus.max_keys");
     assert_int_equal(load_with("max_keys", "1048576", "1024", &cfg, &err), IBP_OK);
     assert_int_equal(cfg.usage.max_keys, 1024);

@@ -38,6 +38,12 @@ typedef Ibp__V1__PayloadType ibp_payload_type;
 
 /* Default and hard upper limit for one bus message. */
 #define IBP_MESSAGE_MAX_DEFAULT (8u * 1024u * 1024u)
+/*
+ * Most memory a payload may take once decoded (ibp/pb_bound.h). An official
+ * snapshot of 250000 keys (consensus.max_keys) bounds at about 60 MiB; 8 MiB
+ * of empty Observations would take about 500 MB.
+ */
+#define IBP_DECODED_MAX_DEFAULT (128u * 1024u * 1024u)
 
 /* Name used in the Ibp-Type header ("ObservationBatch"); NULL for an unknown type. */
 const char *ibp_payload_type_name(ibp_payload_type type);
@@ -96,6 +102,8 @@ ibp_status ibp_envelope_sign_fields(const Ibp__V1__Envelope *env, const ibp_key 
 
 typedef struct ibp_verifier_opts {
     size_t max_message_bytes;  /* default IBP_MESSAGE_MAX_DEFAULT */
+    size_t max_decoded_bytes;  /* default IBP_DECODED_MAX_DEFAULT: refused (IBP_E_TOO_LARGE)
+                                  before decoding when the payload would take more */
     const char *log_component; /* default "verify" */
 } ibp_verifier_opts;
 
