@@ -5,6 +5,7 @@
  *   fault_suite SCENARIO
  *
  * Scenarios:
+ *   baseline          no fault (10 s of nothing): the figures to compare with
  *   kill9-monitor     kill -9 of mon2, restarted 5 s later
  *   kill9-consensus   kill -9 of con1 (a consensus replica), restarted 5 s later
  *   kill9-persist     kill -9 of ibp-persist, restarted 5 s later
@@ -122,6 +123,18 @@ static const char *faketime_lib(void)
 }
 
 /* ---- scenarios -------------------------------------------------------------- */
+
+static int no_fault(run *r)
+{
+    (void)r;
+    printf("fault: none (baseline)\n");
+    return 0;
+}
+static int nothing_to_restore(run *r)
+{
+    (void)r;
+    return 0;
+}
 
 static int kill_node(run *r, int i)
 {
@@ -339,6 +352,7 @@ static void cleanup_netns(run *r)
 }
 
 static const scenario SCENARIOS[] = {
+    {"baseline", NULL, no_fault, 10000, nothing_to_restore, NULL},
     {"kill9-monitor", NULL, inject_kill_mon, 5000, restore_kill_mon, NULL},
     {"kill9-consensus", NULL, inject_kill_con, 5000, restore_kill_con, NULL},
     {"kill9-persist", NULL, inject_kill_persist, 5000, restore_kill_persist, NULL},
