@@ -107,8 +107,8 @@ static Ibp__V1__OfficialSnapshot *make_snapshot(size_t n_entries, size_t n_strin
     s->n_strings = n_strings;
     s->strings = calloc(n_strings, sizeof *s->strings);
     for (size_t i = 0; i < n_strings; i++) {
-        s->strings[i] = malloc(32);
-        snprintf(s->strings[i], 32, "string-%zu.example.net", i);
+        s->strings[i] = malloc(48); /* room for any size_t */
+        snprintf(s->strings[i], 48, "string-%zu.example.net", i);
     }
     s->n_entries = n_entries;
     s->entries = calloc(n_entries, sizeof *s->entries);
