@@ -573,8 +573,9 @@ static ibp_status make_socket(ibp_control *c, ibp_err *err)
     if (fd < 0)
         return ibp_err_set(err, IBP_E_IO, "control socket: socket: %s", strerror(errno));
 
-    /* Bind in a private directory (mode 0700), set 0600, then rename into
-     * place: the socket is never reachable with a wider mode. */
+    /* Bind in a private directory (mode 0700), set 0600, listen, then rename
+     * into place: the socket is never reachable with a wider mode, and never
+     * refuses a client that finds it at its path. */
     char dir[sizeof c->path], tmp[sizeof c->path];
     const char *slash = strrchr(c->path, '/');
     int dn = slash ? (int)(slash - c->path) : 1;
@@ -593,10 +594,11 @@ static ibp_status make_socket(ibp_control *c, ibp_err *err)
         rc = ibp_err_set(err, IBP_E_IO, "control socket %s: bind: %s", bind_path, strerror(errno));
     } else if (chmod(bind_path, 0600) != 0) {
         rc = ibp_err_set(err, IBP_E_IO, "control socket %s: chmod: %s", bind_path, strerror(errno));
+    } else if (listen(fd, 16) != 0) {
+        rc =
+            ibp_err_set(err, IBP_E_IO, "control socket %s: listen: %s", bind_path, strerror(errno));
     } else if (private_dir && rename(tmp, c->path) != 0) {
         rc = ibp_err_set(err, IBP_E_IO, "control socket %s: rename: %s", c->path, strerror(errno));
-    } else if (listen(fd, 16) != 0) {
-        rc = ibp_err_set(err, IBP_E_IO, "control socket %s: listen: %s", c->path, strerror(errno));
     }
     if (private_dir) {
         unlink(tmp); /* gone after a successful rename */
