@@ -495,6 +495,22 @@ int fc_node_signal(fault_cluster *fc, int i, int sig)
     return rc;
 }
 
+/*
+ * dst = dir "/" name (or dir alone when name is NULL). Through a buffer of its
+ * own: dst and dir are often members of the same fault_cluster, which GCC's
+ * -Wrestrict cannot tell apart from an overlap.
+ */
+static void join(char *dst, size_t cap, const char *dir, const char *name)
+{
+    char tmp[1400];
+    snprintf(tmp, sizeof tmp, "%s%s%s", dir, name ? "/" : "", name ? name : "");
+    size_t n = strlen(tmp);
+    if (n >= cap)
+        n = cap - 1; /* not with the suite's mkdtemp paths */
+    memcpy(dst, tmp, n);
+    dst[n] = '\0';
+}
+
 /* ---- whole cluster ------------------------------------------------------------ */
 
 static int create_database(fault_cluster *fc)
@@ -550,14 +566,14 @@ int fc_start(fault_cluster *fc, const fc_opts *opts, const unsigned ports[FC_POR
         fc_node *n = &fc->node[i];
         snprintf(n->name, sizeof n->name, "%s", NODES[i].name);
         snprintf(n->roles, sizeof n->roles, "%s", NODES[i].roles);
-        snprintf(n->dir, sizeof n->dir, "%s/%s", fc->dir, n->name);
+        join(n->dir, sizeof n->dir, fc->dir, n->name);
         if (i == FC_DNS1 && opts->dns_work_dir)
-            snprintf(n->work, sizeof n->work, "%s", opts->dns_work_dir);
+            join(n->work, sizeof n->work, opts->dns_work_dir, NULL);
         else
-            snprintf(n->work, sizeof n->work, "%s/work", n->dir);
-        snprintf(n->config, sizeof n->config, "%s/config.json", n->dir);
-        snprintf(n->log, sizeof n->log, "%s/log", n->dir);
-        snprintf(n->sock, sizeof n->sock, "%s/control.sock", n->work);
+            join(n->work, sizeof n->work, n->dir, "work");
+        join(n->config, sizeof n->config, n->dir, "config.json");
+        join(n->log, sizeof n->log, n->dir, "log");
+        join(n->sock, sizeof n->sock, n->work, "control.sock");
         n->netns = i == FC_MON3 ? opts->mon3_netns : NULL;
         if (mkdir(n->dir, 0700) != 0) {
             fprintf(stderr, "fault: mkdir %s: %s\n", n->dir, strerror(errno));
