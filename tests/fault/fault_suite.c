@@ -24,7 +24,7 @@
  * Every run: the cluster starts, dns1 gets 100 hits/s, one member's endpoint
  * port flaps every 3 s (official status changes, events), the fault is
  * injected and removed, the flapping port is then held in the state opposite
- * to the one it had (a change the cluster must still notice), and converged_s
+ * to the official one (a change the cluster must still notice), and converged_s
  * is the time from the fault's removal until the newest official snapshot
  * matches the ports and dns1 serves it. The load stops, dns1 stops cleanly
  * (its last flush), persist catches up, and the witness counts. The last line
@@ -286,7 +286,17 @@ static int inject_skew(run *r)
         fc_node_signal(&r->fc, FC_MON2, SIGTERM) != 0 ||
         fc_node_start(&r->fc, FC_MON2, behind) != 0)
         return -1;
-    /* The skew must be real: the status answer carries the node's clock. */
+    /* The skew must be real: the envelopes they sign carry their clocks. */
+    int64_t ahead_ms = 0, behind_ms = 0;
+    if (fw_clock_offset(&r->fc, "mon1", 10000, &ahead_ms) != 0 ||
+        fw_clock_offset(&r->fc, "mon2", 10000, &behind_ms) != 0)
+        return -1;
+    printf("fault: mon1's messages are created %+.1f s off, mon2's %+.1f s\n",
+           (double)ahead_ms / 1000.0, (double)behind_ms / 1000.0);
+    if (ahead_ms < 6 * 60000 || behind_ms > -6 * 60000) {
+        fprintf(stderr, "fault: the clocks are not skewed (is libfaketime working?)\n");
+        return -1;
+    }
     return 0;
 }
 static int restore_skew(run *r)

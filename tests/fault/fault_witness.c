@@ -4,6 +4,7 @@
 #include "fault_witness.h"
 
 #include <inttypes.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 
 #include "ibp/envelope.h"
 #include "ibp/official_snapshot.h"
+#include "ibp/subject.h"
 
 typedef struct conn {
     natsOptions *o;
@@ -351,6 +353,52 @@ int fw_stream_leader(const fault_cluster *fc, const char *stream, int *replicas)
     jsStreamInfo_Destroy(si);
     conn_close(&c);
     return k;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int fw_clock_offset(const fault_cluster *fc, const char *node, int timeout_ms, int64_t *offset_ms)
+{
+    char subject[256];
+    if (ibp_subject_local(node, subject, sizeof subject) != IBP_OK)
+        return -1;
+    conn c;
+    if (conn_open(fc, &c) != 0)
+        return -1;
+    int64_t end = fc_mono_ms() + timeout_ms;
+    uint64_t first_seq = 0;
+    int rc = -1;
+    while (rc != 0 && fc_mono_ms() < end) {
+        natsMsg *m = NULL;
+        jsErrCode jerr = 0;
+        ibp_verified vm = {0};
+        ibp_err err = {0};
+        /* A message published after the call, so a restarted node's clock shows. */
+        if (js_GetLastMsg(&m, c.js, "LOCAL", subject, NULL, &jerr) == NATS_OK &&
+            ibp_verifier_check_stateless(c.v, (const uint8_t *)natsMsg_GetData(m),
+                                         (size_t)natsMsg_GetDataLength(m), &vm, &err) == IBP_OK) {
+            uint64_t seq = natsMsg_GetSequence(m);
+            if (first_seq == 0)
+                first_seq = seq;
+            else if (seq > first_seq) {
+                *offset_ms = vm.envelope->created_ms - wall_ms();
+                rc = 0;
+            }
+        }
+        ibp_verified_clear(&vm);
+        natsMsg_Destroy(m);
+        if (rc != 0)
+            fc_sleep_ms(100);
+    }
+    conn_close(&c);
+    if (rc != 0)
+        fprintf(stderr, "fault: no new message from %s on LOCAL within %d ms\n", node, timeout_ms);
+    return rc;
 }
 
 /* Decodes the newest snapshot of OFFICIAL into *snap: 1, 0 when none, -1 on error. */

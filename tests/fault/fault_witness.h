@@ -48,6 +48,13 @@ int fw_count(const fault_cluster *fc, fw_counts *out);
 int fw_stream_leader(const fault_cluster *fc, const char *stream, int *replicas);
 
 /*
+ * How far node's clock is off: the creation time its newest message on LOCAL
+ * carries minus the time now, in *offset_ms. Waits up to timeout_ms for a
+ * message published after the call. 0 or -1.
+ */
+int fw_clock_offset(const fault_cluster *fc, const char *node, int timeout_ms, int64_t *offset_ms);
+
+/*
  * The official status of the flapping keys in the newest snapshot: 1 up,
  * 0 down, -1 none yet or error.
  */
