@@ -309,12 +309,33 @@ static int restore_skew(run *r)
     return 0;
 }
 
+/* Deletes namespaces an earlier run left behind (killed before its cleanup). */
+static void remove_stale_netns(void)
+{
+    FILE *p = popen("ip netns list 2>/dev/null", "r");
+    char line[256];
+    while (p && fgets(line, sizeof line, p)) {
+        unsigned pid = 0;
+        char path[64];
+        if (sscanf(line, "ibpfault%u", &pid) != 1)
+            continue;
+        snprintf(path, sizeof path, "/proc/%u", pid);
+        if (access(path, F_OK) != 0) {
+            printf("fault: removing namespace ibpfault%u of a run that is gone\n", pid);
+            sh("ip netns del ibpfault%u", pid);
+        }
+    }
+    if (p)
+        pclose(p);
+}
+
 static int prepare_netns(run *r)
 {
     if (geteuid() != 0 || system("ip netns list >/dev/null 2>&1") != 0) {
         printf("fault: netns-partition needs root and iproute2 (ip netns); skipped\n");
         return EXIT_SKIP;
     }
+    remove_stale_netns();
     unsigned pid = (unsigned)getpid();
     srand((unsigned)time(NULL) ^ pid);
     /* 198.18.0.0/15 (RFC 2544, benchmarking): a /30 picked at random. */
