@@ -213,15 +213,39 @@ static int restore_db_down(run *r)
     return ibp_testenv_private_restart(&r->fc.servers, IBP_TESTENV_MYSQL);
 }
 
+/* Unmounts the small file systems of earlier runs that were killed before their cleanup. */
+static void remove_stale_mounts(void)
+{
+    FILE *f = fopen("/proc/mounts", "r");
+    char line[2048], dir[1024];
+    unsigned pid = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        if (sscanf(line, "ibp-fault-%u %1023s tmpfs", &pid, dir) != 2)
+            continue;
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%u", pid);
+        if (access(path, F_OK) == 0)
+            continue;
+        printf("fault: unmounting %s of a run that is gone\n", dir);
+        if (umount2(dir, MNT_DETACH) == 0)
+            rmdir(dir);
+    }
+    if (f)
+        fclose(f);
+}
+
 static int prepare_disk(run *r)
 {
     if (geteuid() != 0) {
         printf("fault: disk-full needs root to mount a tmpfs; skipped\n");
         return EXIT_SKIP;
     }
+    remove_stale_mounts();
     if (ibp_testenv_mkdtemp(r->fs, sizeof r->fs) != 0)
         return -1;
-    if (mount("ibp-fault", r->fs, "tmpfs", MS_NOSUID | MS_NODEV, "size=4m,mode=0700") != 0) {
+    char source[64]; /* names the run, so a later one can tell a leftover */
+    snprintf(source, sizeof source, "ibp-fault-%u", (unsigned)getpid());
+    if (mount(source, r->fs, "tmpfs", MS_NOSUID | MS_NODEV, "size=4m,mode=0700") != 0) {
         printf("fault: cannot mount a tmpfs on %s (%s); skipped\n", r->fs, strerror(errno));
         rmdir(r->fs);
         r->fs[0] = '\0';
