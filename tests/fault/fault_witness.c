@@ -73,6 +73,13 @@ static int last_seq(conn *c, const char *stream, uint64_t *out)
     return 0;
 }
 
+/* Checks a message's envelope and signature against the roster (sequence numbers not enforced). */
+static ibp_status verify(conn *c, natsMsg *m, ibp_verified *vm, ibp_err *err)
+{
+    return ibp_verifier_check_stateless(c->v, (const uint8_t *)natsMsg_GetData(m),
+                                        (size_t)natsMsg_GetDataLength(m), vm, err);
+}
+
 /*
  * Calls fn for every verified message of stream in order. Messages that fail
  * verification are counted in *bad (the suite expects none).
@@ -96,8 +103,7 @@ static int each_msg(conn *c, const char *stream, msg_fn fn, void *ctx, uint64_t 
         }
         ibp_verified vm = {0};
         ibp_err err = {0};
-        if (ibp_verifier_check_stateless(c->v, (const uint8_t *)natsMsg_GetData(m),
-                                         (size_t)natsMsg_GetDataLength(m), &vm, &err) != IBP_OK) {
+        if (verify(c, m, &vm, &err) != IBP_OK) {
             fprintf(stderr, "fault: %s seq %" PRIu64 " does not verify: %s\n", stream, seq,
                     err.msg);
             (*bad)++;
@@ -380,8 +386,7 @@ int fw_clock_offset(const fault_cluster *fc, const char *node, int timeout_ms, i
         ibp_err err = {0};
         /* A message published after the call, so a restarted node's clock shows. */
         if (js_GetLastMsg(&m, c.js, "LOCAL", subject, NULL, &jerr) == NATS_OK &&
-            ibp_verifier_check_stateless(c.v, (const uint8_t *)natsMsg_GetData(m),
-                                         (size_t)natsMsg_GetDataLength(m), &vm, &err) == IBP_OK) {
+            verify(&c, m, &vm, &err) == IBP_OK) {
             uint64_t seq = natsMsg_GetSequence(m);
             if (first_seq == 0)
                 first_seq = seq;
@@ -411,8 +416,7 @@ static int newest_snapshot(conn *c, ibp_official_snapshot *snap)
     ibp_verified vm = {0};
     ibp_err err = {0};
     int rc = 1;
-    if (ibp_verifier_check_stateless(c->v, (const uint8_t *)natsMsg_GetData(m),
-                                     (size_t)natsMsg_GetDataLength(m), &vm, &err) != IBP_OK) {
+    if (verify(c, m, &vm, &err) != IBP_OK) {
         fprintf(stderr, "fault: the newest snapshot does not verify: %s\n", err.msg);
         rc = -1;
     } else if (ibp_official_snapshot_from_proto((const Ibp__V1__OfficialSnapshot *)vm.payload, snap,
