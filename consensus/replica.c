@@ -16,6 +16,7 @@
 #include "ibp/clock.h"
 #include "ibp/local_msg.h"
 #include "ibp/log.h"
+#include "ibp/official_chain.h"
 #include "ibp/replica_state.h"
 #include "ibp/result.h"
 #include "ibp/snapshot_encode.h"
@@ -36,8 +37,10 @@ struct ibp_replica {
     atomic_int stop;
 
     /* What the OFFICIAL subject holds, as far as this replica knows. */
-    uint64_t last_snap_subject_seq; /* 0: none */
-    uint64_t last_snap_epoch;
+    uint64_t last_snap_subject_seq; /* the last message on the subject, valid or not; 0: none */
+    uint64_t last_snap_epoch;       /* the head of the chain; 0: none */
+    uint64_t foreign_counted_upto;  /* foreign messages up to this sequence are counted */
+    ibp_verifier *chain_verifier;   /* stateless checks of the snapshot subject */
 
     atomic_ulong async_failures; /* asynchronous publishes that failed */
 
@@ -67,58 +70,43 @@ void ibp_replica_opts_init(ibp_replica_opts *opts)
 
 /* ---- reading what OFFICIAL holds ---------------------------------------- */
 
-/* Decodes a stored snapshot message: epoch and digest. IBP_OK when it is one. */
-static ibp_status read_snapshot_msg(ibp_replica *r, natsMsg *m, uint64_t *epoch, uint8_t *digest,
-                                    size_t *digest_len)
+/*
+ * Finds the head of the snapshot chain in OFFICIAL (ibp/snapshot_chain.h):
+ * last_snap_epoch is the newest confirmed snapshot's epoch and
+ * last_snap_subject_seq the last message on the subject whatever it is, so
+ * the next publish goes after any foreign message instead of stalling on it.
+ * *head (may be NULL) receives the head. Foreign messages are counted once
+ * each and logged.
+ */
+static ibp_status refresh_last_snapshot(ibp_replica *r, ibp_chain_msg *head)
 {
-    ibp_verified vm = {0};
-    ibp_err err;
-    ibp_status st = ibp_verifier_check_stateless(r->verifier, (const uint8_t *)natsMsg_GetData(m),
-                                                 (size_t)natsMsg_GetDataLength(m), &vm, &err);
-    if (st != IBP_OK)
-        return st;
-    if (vm.envelope->type != IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_OFFICIAL_SNAPSHOT) {
-        ibp_verified_clear(&vm);
-        return IBP_E_PAYLOAD_DECODE;
-    }
-    const Ibp__V1__OfficialSnapshot *s = (const Ibp__V1__OfficialSnapshot *)vm.payload;
-    *epoch = s->epoch;
-    *digest_len =
-        s->state_digest.len < IBP_VOTE_DIGEST_SIZE ? s->state_digest.len : IBP_VOTE_DIGEST_SIZE;
-    memcpy(digest, s->state_digest.data, *digest_len);
-    ibp_verified_clear(&vm);
-    return IBP_OK;
-}
-
-/* Asks the stream for the last snapshot; updates last_snap_*. */
-static ibp_status refresh_last_snapshot(ibp_replica *r, uint8_t *digest, size_t *digest_len)
-{
-    natsMsg *m = NULL;
-    jsErrCode jerr = 0;
-    natsStatus s =
-        js_GetLastMsg(&m, r->js, IBP_STREAM_OFFICIAL, IBP_SUBJECT_OFFICIAL_SNAPSHOT, NULL, &jerr);
-    if (s == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr) {
-        r->last_snap_subject_seq = 0;
-        r->last_snap_epoch = 0;
-        return IBP_OK;
-    }
-    if (s != NATS_OK)
+    ibp_chain_head h;
+    ibp_err err = {0};
+    if (ibp_official_chain_head(r->js, r->chain_verifier, IBP_STREAM_OFFICIAL,
+                                IBP_SUBJECT_OFFICIAL_SNAPSHOT, &h, &err) != IBP_OK) {
+        IBP_LOG(IBP_LOG_WARN, COMPONENT, "cannot read the snapshot chain: %s", err.msg);
         return IBP_E_NATS;
-    uint64_t epoch = 0;
-    uint8_t d[IBP_VOTE_DIGEST_SIZE];
-    size_t dl = 0;
-    ibp_status st =
-        read_snapshot_msg(r, m, &epoch, digest ? digest : d, digest_len ? digest_len : &dl);
-    if (st == IBP_OK) {
-        r->last_snap_subject_seq = natsMsg_GetSequence(m);
-        r->last_snap_epoch = epoch;
-    } else {
-        IBP_LOG(IBP_LOG_ERROR, COMPONENT,
-                "last message on %s does not verify as a snapshot reason=%s seq=%" PRIu64,
-                IBP_SUBJECT_OFFICIAL_SNAPSHOT, ibp_status_name(st), natsMsg_GetSequence(m));
     }
-    natsMsg_Destroy(m);
-    return st;
+    r->last_snap_subject_seq = h.last_seq;
+    r->last_snap_epoch = h.found ? h.head.epoch : 0;
+    if (head)
+        *head = h.head;
+    uint64_t from = h.found ? h.head.stream_seq : 0;
+    if (from < r->foreign_counted_upto)
+        from = r->foreign_counted_upto;
+    if (h.last_seq > from) {
+        uint64_t n = h.last_seq - from;
+        STATS(r, r->stats.foreign_snapshots += n);
+        IBP_LOG(IBP_LOG_WARN, COMPONENT,
+                "skipping %" PRIu64 " foreign message(s) on %s: not a snapshot that continues the "
+                "chain; publishing after them head_epoch=%" PRIu64 " head_seq=%" PRIu64
+                " last_seq=%" PRIu64,
+                n, IBP_SUBJECT_OFFICIAL_SNAPSHOT, r->last_snap_epoch,
+                h.found ? h.head.stream_seq : 0, h.last_seq);
+    }
+    if (h.last_seq > r->foreign_counted_upto)
+        r->foreign_counted_upto = h.last_seq;
+    return IBP_OK;
 }
 
 /* ---- publishing ----------------------------------------------------------- */
@@ -307,17 +295,21 @@ struct snap_arg {
     const ibp_vote_update *u;
 };
 
+/* Attempts per call before the caller's retry with back-off: each failed
+ * attempt means another message landed on the subject meanwhile. */
+#define SNAPSHOT_ATTEMPTS 8
+
 static ibp_status publish_snapshot(ibp_replica *r, void *arg, ibp_err *err)
 {
     const ibp_vote_update *u = ((struct snap_arg *)arg)->u;
     uint8_t *payload = NULL, *sealed = NULL;
     size_t plen = 0, len = 0;
     uint64_t seq = 0, stream_seq = 0;
-    bool dup = false;
-    char msg_id[48];
+    bool dup = false, random_id = false;
+    char msg_id[64];
     ibp_status st;
 
-    for (int attempt = 0; attempt < 3; attempt++) {
+    for (int attempt = 0; attempt < SNAPSHOT_ATTEMPTS; attempt++) {
         if (u->epoch <= r->last_snap_epoch)
             return IBP_OK; /* published already (by us or a faster replica) */
         if ((st = ibp_snapshot_encode(r->engine, u, &payload, &plen, err)) != IBP_OK)
@@ -329,7 +321,14 @@ static ibp_status publish_snapshot(ibp_replica *r, void *arg, ibp_err *err)
         payload = NULL;
         if (st != IBP_OK)
             return st;
-        snprintf(msg_id, sizeof msg_id, "epoch-%" PRIu64, u->epoch);
+        /* The message id lets JetStream drop a resend of the same epoch. A
+         * foreign message may have taken that id first; then the expected
+         * last subject sequence alone keeps one snapshot per epoch. */
+        if (random_id)
+            snprintf(msg_id, sizeof msg_id, "epoch-%" PRIu64 "-%s-%" PRIu64, u->epoch,
+                     ibp_signer_id(r->opts.signer), seq);
+        else
+            snprintf(msg_id, sizeof msg_id, "epoch-%" PRIu64, u->epoch);
         st = ibp_bus_publish_envelope(r->js, IBP_SUBJECT_OFFICIAL_SNAPSHOT,
                                       IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_OFFICIAL_SNAPSHOT,
                                       ibp_signer_id(r->opts.signer), seq, sealed, len, msg_id,
@@ -341,25 +340,32 @@ static ibp_status publish_snapshot(ibp_replica *r, void *arg, ibp_err *err)
         if (st == IBP_OK && !dup) {
             r->last_snap_subject_seq = stream_seq;
             r->last_snap_epoch = u->epoch;
+            if (stream_seq > r->foreign_counted_upto)
+                r->foreign_counted_upto = stream_seq;
             STATS(r, r->stats.snapshots_published++);
             return IBP_OK;
         }
         if (st != IBP_OK && st != IBP_E_EXISTS)
             return st; /* NATS trouble: retried by the caller */
-        /* Someone else was first: look at what is there. */
-        uint8_t theirs[IBP_VOTE_DIGEST_SIZE];
-        size_t tlen = 0;
-        if ((st = refresh_last_snapshot(r, theirs, &tlen)) != IBP_OK)
-            return st == IBP_E_NATS ? st : IBP_OK;
+        /* Someone else was first, or the id was taken: look at the chain. */
+        ibp_chain_msg head;
+        memset(&head, 0, sizeof head);
+        if ((st = refresh_last_snapshot(r, &head)) != IBP_OK)
+            return st;
         if (r->last_snap_epoch == u->epoch) {
-            lost_race(r, u->epoch, u->digest, theirs, tlen);
+            lost_race(r, u->epoch, u->digest, head.digest, head.digest_len);
             return IBP_OK;
         }
         if (r->last_snap_epoch > u->epoch)
             return IBP_OK; /* behind: later epochs are there already */
-        /* An older epoch is last: our expectation was stale; try again. */
+        /* The chain is still below this epoch: a foreign message came first
+         * (or our expectation was stale). Publish after it. */
+        if (dup)
+            random_id = true;
     }
-    return ibp_err_set(err, IBP_E_NATS, "snapshot epoch %" PRIu64 ": could not publish", u->epoch);
+    return ibp_err_set(err, IBP_E_NATS,
+                       "snapshot epoch %" PRIu64 ": the subject kept changing over %d attempts",
+                       u->epoch, SNAPSHOT_ATTEMPTS);
 }
 
 /* The events and status messages of an update, built one by one. */
@@ -647,6 +653,13 @@ ibp_status ibp_replica_start(const ibp_replica_opts *opts, ibp_replica **out, ib
         ibp_err_set(err, st, "replica: verifier: %s", ibp_strerror(st));
         goto fail;
     }
+    ibp_verifier_opts cvo;
+    ibp_verifier_opts_init(&cvo);
+    cvo.log_component = "official-chain";
+    if ((st = ibp_verifier_new(opts->roster, &cvo, &r->chain_verifier)) != IBP_OK) {
+        ibp_err_set(err, st, "replica: verifier: %s", ibp_strerror(st));
+        goto fail;
+    }
     st = ibp_replica_state_load(r->state_path, &opts->vote, &r->engine, r->verifier, err);
     if (st == IBP_E_NOT_FOUND) {
         ibp_vote_rc rc = ibp_vote_new(&opts->vote, &r->engine);
@@ -660,7 +673,7 @@ ibp_status ibp_replica_start(const ibp_replica_opts *opts, ibp_replica **out, ib
     ibp_vote_info info;
     ibp_vote_get_info(r->engine, &info);
     r->saved_local_seq = info.local_seq;
-    if (refresh_last_snapshot(r, NULL, NULL) == IBP_E_NATS) {
+    if (refresh_last_snapshot(r, NULL) == IBP_E_NATS) {
         st = ibp_err_set(err, IBP_E_NATS, "replica: read the last snapshot of %s",
                          IBP_STREAM_OFFICIAL);
         goto fail;
@@ -695,6 +708,7 @@ fail:
     natsSubscription_Destroy(r->sub);
     ibp_vote_free(r->engine);
     ibp_verifier_free(r->verifier);
+    ibp_verifier_free(r->chain_verifier);
     jsCtx_Destroy(r->js);
     pthread_mutex_destroy(&r->stats_lock);
     free(r);
@@ -719,6 +733,7 @@ void ibp_replica_stop(ibp_replica *r)
     natsSubscription_Destroy(r->sub);
     ibp_vote_free(r->engine);
     ibp_verifier_free(r->verifier);
+    ibp_verifier_free(r->chain_verifier);
     jsCtx_Destroy(r->js);
     pthread_mutex_destroy(&r->stats_lock);
     free(r);

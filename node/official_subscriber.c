@@ -13,6 +13,7 @@
 
 #include "ibp/envelope.h"
 #include "ibp/log.h"
+#include "ibp/official_chain.h"
 #include "ibp/official_snapshot.h"
 #include "ibp/subject.h"
 
@@ -26,10 +27,13 @@ struct ibp_official_subscriber {
     char subject[NAME_MAX_LEN + 1];
     jsCtx *js;
     ibp_verifier *verifier;
+    ibp_verifier *chain_verifier; /* the thread's: walking the chain at (re)subscribe */
     natsSubscription *sub;    /* the thread's: snapshots (JetStream, ordered) */
     natsSubscription *hb_sub; /* the thread's: replica heartbeats (core NATS) */
     char hb_subject[NAME_MAX_LEN + 1];
     bool warned_behind; /* the thread's */
+    ibp_chain_follower chain; /* the thread's: which epochs continue the chain */
+    ibp_log_limit foreign_log; /* the thread's */
 
     pthread_t thread;
     pthread_mutex_t mu;
@@ -57,10 +61,41 @@ static void count_rejected(ibp_official_subscriber *s, ibp_status why)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* A snapshot that verifies but does not continue the chain (a far future
+ * epoch, say): counted and skipped, logged at a rate limit. */
+static void count_foreign(ibp_official_subscriber *s, const ibp_chain_msg *cm, uint64_t have)
+{
+    pthread_mutex_lock(&s->mu);
+    s->stats.foreign++;
+    pthread_mutex_unlock(&s->mu);
+    uint64_t suppressed = 0;
+    if (ibp_log_limit_allow(&s->foreign_log, ibp_clock_mono_ms(), &suppressed))
+        IBP_LOG(IBP_LOG_WARN, COMPONENT,
+                "skipping a snapshot that does not continue the chain epoch=%" PRIu64
+                " store_epoch=%" PRIu64 " signer=%s stream_seq=%" PRIu64
+                " suppressed_before=%" PRIu64,
+                cm->epoch, have, cm->signer, cm->stream_seq, suppressed);
+}
+
 static void handle_snapshot(ibp_official_subscriber *s, const ibp_verified *vm, uint64_t stream_seq)
 {
     const Ibp__V1__OfficialSnapshot *snap = (const Ibp__V1__OfficialSnapshot *)vm->payload;
     uint64_t have = ibp_store_official_epoch(s->opts.store);
+    ibp_chain_msg cm;
+    ibp_official_chain_from_verified(vm, stream_seq, &cm);
+    ibp_chain_follow_applied(&s->chain, have);
+    ibp_chain_verdict verdict = ibp_chain_follow(&s->chain, &cm);
+    if (verdict == IBP_CHAIN_FOREIGN) {
+        if (!cm.valid) {
+            IBP_LOG(IBP_LOG_WARN, COMPONENT,
+                    "rejected snapshot reason=%s signer=%s stream_seq=%" PRIu64,
+                    ibp_status_name(cm.why), vm->envelope->signer, stream_seq);
+            count_rejected(s, cm.why);
+        } else {
+            count_foreign(s, &cm, have);
+        }
+        return;
+    }
     if (snap->epoch <= have) {
         pthread_mutex_lock(&s->mu);
         s->stats.ignored++;
@@ -93,6 +128,7 @@ static void handle_snapshot(ibp_official_subscriber *s, const ibp_verified *vm, 
                 stream_seq, err.msg);
         count_rejected(s, st == IBP_E_NOMEM ? IBP_E_NOMEM : IBP_E_PAYLOAD_DECODE);
         ibp_official_snapshot_clear(&os);
+        ibp_chain_follow_applied(&s->chain, ibp_store_official_epoch(s->opts.store));
         return;
     }
     pthread_mutex_lock(&s->mu);
@@ -183,13 +219,80 @@ static bool is_stopping(ibp_official_subscriber *s)
     return stop;
 }
 
+/*
+ * Applies the head of the chain (ibp/snapshot_chain.h) when it is newer than
+ * the store, and says where to follow from. IBP_OK with *start_seq = the
+ * sequence after the last message of the stream (0: the stream is empty);
+ * IBP_E_NATS when the stream cannot be read (then the caller follows from the
+ * last message, as a reader without stream-read rights must).
+ */
+static ibp_status start_at_head(ibp_official_subscriber *s, uint64_t *start_seq)
+{
+    ibp_chain_head h;
+    ibp_err err = {0};
+    if (ibp_official_chain_head(s->js, s->chain_verifier, s->stream, s->subject, &h, &err) !=
+        IBP_OK) {
+        IBP_LOG(IBP_LOG_WARN, COMPONENT,
+                "cannot walk the snapshot chain, following from the last message: %s", err.msg);
+        return IBP_E_NATS;
+    }
+    uint64_t have = ibp_store_official_epoch(s->opts.store);
+    ibp_chain_follow_init(&s->chain, have);
+    if (h.foreign)
+        IBP_LOG(IBP_LOG_WARN, COMPONENT,
+                "skipped %" PRIu64 " message(s) after the head of the snapshot chain head_epoch=%" PRIu64
+                " head_seq=%" PRIu64 " last_seq=%" PRIu64,
+                h.foreign, h.found ? h.head.epoch : 0, h.found ? h.head.stream_seq : 0, h.last_seq);
+    if (h.found) {
+        s->chain.prev_valid_epoch = h.head.epoch;
+        s->chain.have_prev = true;
+        if (h.head.epoch > have) {
+            natsMsg *m = NULL;
+            jsErrCode jerr = 0;
+            if (js_GetMsg(&m, s->js, s->stream, h.head.stream_seq, NULL, &jerr) != NATS_OK)
+                return IBP_E_NATS;
+            ibp_verified vm = {0};
+            ibp_err verr = {0};
+            pthread_mutex_lock(&s->mu);
+            s->stats.received++;
+            pthread_mutex_unlock(&s->mu);
+            if (ibp_verifier_check_stateless(s->verifier, (const uint8_t *)natsMsg_GetData(m),
+                                             (size_t)natsMsg_GetDataLength(m), &vm,
+                                             &verr) == IBP_OK) {
+                /* The head is the next epoch for the follower by construction. */
+                ibp_chain_follow_init(&s->chain, h.head.epoch - 1);
+                s->chain.have_prev = false;
+                handle_snapshot(s, &vm, h.head.stream_seq);
+            }
+            ibp_verified_clear(&vm);
+            natsMsg_Destroy(m);
+            ibp_chain_follow_applied(&s->chain, ibp_store_official_epoch(s->opts.store));
+            s->chain.prev_valid_epoch = h.head.epoch;
+            s->chain.have_prev = true;
+        }
+    }
+    *start_seq = h.last_seq ? h.last_seq + 1 : 0;
+    return IBP_OK;
+}
+
 static natsStatus subscribe(ibp_official_subscriber *s, jsErrCode *jerr)
 {
     jsSubOptions so;
     jsSubOptions_Init(&so);
     so.Stream = s->stream;
     so.Ordered = true;
-    so.Config.DeliverPolicy = js_DeliverLast;
+    uint64_t start_seq = 0;
+    if (start_at_head(s, &start_seq) == IBP_OK) {
+        if (start_seq) {
+            so.Config.DeliverPolicy = js_DeliverByStartSequence;
+            so.Config.OptStartSeq = start_seq;
+        } else {
+            so.Config.DeliverPolicy = js_DeliverAll;
+        }
+    } else {
+        ibp_chain_follow_init(&s->chain, ibp_store_official_epoch(s->opts.store));
+        so.Config.DeliverPolicy = js_DeliverLast;
+    }
     natsStatus ns = js_SubscribeSync(&s->sub, s->js, s->subject, NULL, &so, jerr);
     if (ns == NATS_OK && s->hb_subject[0] && !s->hb_sub)
         ns = natsConnection_SubscribeSync(&s->hb_sub, s->opts.nc, s->hb_subject);
@@ -248,8 +351,9 @@ static void *subscriber_main(void *arg)
             pthread_mutex_lock(&s->mu);
             s->stats.subscribes++;
             pthread_mutex_unlock(&s->mu);
-            IBP_LOG(IBP_LOG_INFO, COMPONENT, "subscribed stream=%s subject=%s from=last", s->stream,
-                    s->subject);
+            IBP_LOG(IBP_LOG_INFO, COMPONENT,
+                    "subscribed stream=%s subject=%s epoch=%" PRIu64, s->stream, s->subject,
+                    ibp_store_official_epoch(s->opts.store));
         }
         drain_heartbeats(s);
         natsMsg *m = NULL;
@@ -320,7 +424,8 @@ ibp_status ibp_official_subscriber_start(const ibp_official_subscriber_opts *opt
     if (opts->max_message_bytes)
         vo.max_message_bytes = opts->max_message_bytes;
     vo.log_component = COMPONENT;
-    if ((st = ibp_verifier_new(opts->roster, &vo, &s->verifier)) != IBP_OK) {
+    if ((st = ibp_verifier_new(opts->roster, &vo, &s->verifier)) != IBP_OK ||
+        (st = ibp_verifier_new(opts->roster, &vo, &s->chain_verifier)) != IBP_OK) {
         ibp_err_set(err, st, "official subscriber: verifier: %s", ibp_strerror(st));
         goto fail;
     }
@@ -339,6 +444,7 @@ ibp_status ibp_official_subscriber_start(const ibp_official_subscriber_opts *opt
 fail:
     jsCtx_Destroy(s->js);
     ibp_verifier_free(s->verifier);
+    ibp_verifier_free(s->chain_verifier);
     pthread_cond_destroy(&s->applied);
     pthread_mutex_destroy(&s->mu);
     free(s);
@@ -386,6 +492,7 @@ void ibp_official_subscriber_stop(ibp_official_subscriber *s)
             s->stats.epoch, s->stats.heartbeats);
     jsCtx_Destroy(s->js);
     ibp_verifier_free(s->verifier);
+    ibp_verifier_free(s->chain_verifier);
     pthread_cond_destroy(&s->applied);
     pthread_mutex_destroy(&s->mu);
     free(s);

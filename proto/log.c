@@ -82,3 +82,20 @@ void ibp_log_emit(ibp_log_level level, const char *component, const char *fmt, .
     fprintf(stderr, "%s.%03ldZ %-5s %s %s\n", when, ts.tv_nsec / 1000000L,
             ibp_log_level_name(level), component ? component : "-", msg);
 }
+
+bool ibp_log_limit_allow(ibp_log_limit *l, int64_t now_ms, uint64_t *suppressed)
+{
+    if (l->window_start_ms == 0 || now_ms - l->window_start_ms >= IBP_LOG_LIMIT_WINDOW_MS) {
+        l->window_start_ms = now_ms ? now_ms : 1;
+        l->lines = 0;
+    }
+    if (l->lines >= IBP_LOG_LIMIT_BURST) {
+        l->suppressed++;
+        return false;
+    }
+    l->lines++;
+    if (suppressed)
+        *suppressed = l->suppressed;
+    l->suppressed = 0;
+    return true;
+}

@@ -214,8 +214,10 @@ static void replica_status(json_t *obj, void *user)
         "events_published", (json_int_t)s.events_published, "engine_skipped",
         (json_int_t)s.engine_skipped, "rejected_total", (json_int_t)total, "rejected",
         rej ? rej : json_null());
-    if (r)
+    if (r) {
+        json_object_set_new(r, "foreign_snapshots", json_integer((json_int_t)s.foreign_snapshots));
         json_object_set_new(obj, "replica", r);
+    }
 }
 
 static json_t *rejected_json(const uint64_t *rejected, uint64_t *total)
@@ -289,6 +291,9 @@ static void micro_stats(json_t *data, void *user)
             (json_int_t)s.snapshots_lost_race, "digest_mismatches", (json_int_t)s.digest_mismatches,
             "events_published", (json_int_t)s.events_published, "engine_skipped",
             (json_int_t)s.engine_skipped, "rejected_total", (json_int_t)total, "rejected", rej);
+        if (r)
+            json_object_set_new(r, "foreign_snapshots",
+                                json_integer((json_int_t)s.foreign_snapshots));
         if (r && local_last)
             json_object_set_new(
                 r, "consumer_lag",

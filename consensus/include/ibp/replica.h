@@ -55,6 +55,10 @@ typedef struct ibp_replica_stats {
     uint64_t snapshots_published; /* won the race */
     uint64_t snapshots_lost_race; /* another replica was first (digest matched) */
     uint64_t digest_mismatches;   /* another replica published a different state */
+    /* Messages on the snapshot subject that are not part of the chain (garbage, forged,
+     * replayed, an epoch that does not follow; ibp/snapshot_chain.h), each counted once
+     * and skipped: the next epoch is published after them. */
+    uint64_t foreign_snapshots;
     uint64_t events_published;
     uint64_t rejected[IBP_STATUS_COUNT]; /* envelopes refused, by reason */
     uint64_t engine_skipped; /* verified messages the engine refused (limits, malformed) */

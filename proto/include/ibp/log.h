@@ -13,6 +13,9 @@
 #ifndef IBP_LOG_H
 #define IBP_LOG_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 typedef enum ibp_log_level {
     IBP_LOG_DEBUG = 0,
     IBP_LOG_INFO = 1,
@@ -38,6 +41,28 @@ const char *ibp_log_level_name(ibp_log_level level);
 /* Formats and emits one message. Prefer the IBP_LOG macro, which checks the level first. */
 void ibp_log_emit(ibp_log_level level, const char *component, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/*
+ * Rate limit for lines that a hostile peer can cause at will (a rejected
+ * message, say): at most `burst` lines per window; the rest are counted and
+ * reported with the next line allowed. One limiter per thread or per object
+ * used by one thread at a time; not thread-safe.
+ */
+typedef struct ibp_log_limit {
+    int64_t window_start_ms;
+    unsigned lines;      /* lines allowed in the current window */
+    uint64_t suppressed; /* lines dropped since the last allowed one */
+} ibp_log_limit;
+
+#define IBP_LOG_LIMIT_BURST 10
+#define IBP_LOG_LIMIT_WINDOW_MS 10000
+
+/*
+ * True when a line may be written at now_ms (monotonic); *suppressed (may be
+ * NULL) receives how many lines were dropped since the last allowed one, and
+ * the count restarts. False: the line is counted as dropped.
+ */
+bool ibp_log_limit_allow(ibp_log_limit *l, int64_t now_ms, uint64_t *suppressed);
 
 #define IBP_LOG(level, component, ...)                                                             \
     do {                                                                                           \
