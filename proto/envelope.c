@@ -169,6 +169,27 @@ const char *ibp_signer_id(const ibp_signer *s)
     return s->id;
 }
 
+ibp_status ibp_signer_sign_detached(ibp_signer *s, const char *domain, const uint8_t *msg,
+                                    size_t len, uint8_t sig[IBP_SIGNATURE_BYTES])
+{
+    size_t dlen = domain ? strlen(domain) : 0;
+    if (!s || dlen == 0 || dlen > 64 || (!msg && len) ||
+        strcmp(domain, signing_domain) == 0) /* never an envelope's signing input */
+        return IBP_E_INVAL;
+    uint8_t *in = malloc(dlen + 1 + len);
+    if (!in)
+        return IBP_E_NOMEM;
+    memcpy(in, domain, dlen + 1);
+    if (len)
+        memcpy(in + dlen + 1, msg, len);
+    ibp_status st = crypto_sign_detached(sig, NULL, in, dlen + 1 + len, s->key.sk) == 0
+                        ? IBP_OK
+                        : IBP_E_CRYPTO;
+    sodium_memzero(in, dlen + 1 + len);
+    free(in);
+    return st;
+}
+
 void ibp_signer_free(ibp_signer *s)
 {
     if (!s)

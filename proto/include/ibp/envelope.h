@@ -86,6 +86,17 @@ ibp_status ibp_signer_seal_bytes(ibp_signer *s, ibp_payload_type type, const uin
 
 const char *ibp_signer_id(const ibp_signer *s);
 
+/*
+ * Signs domain || '\0' || msg (detached Ed25519) with the signer's key, for
+ * signed things that are not envelopes (ibp/status_sig.h). domain is a
+ * separator of 1-64 characters naming what is signed ("ibp.v1.status");
+ * the envelope's own separator "ibp.v1.envelope" is refused (IBP_E_INVAL), so
+ * a detached signature can never pass as an envelope signature. Takes no
+ * sequence number. Thread-safe. Errors: IBP_E_INVAL, IBP_E_NOMEM, IBP_E_CRYPTO.
+ */
+ibp_status ibp_signer_sign_detached(ibp_signer *s, const char *domain, const uint8_t *msg,
+                                    size_t len, uint8_t sig[IBP_SIGNATURE_BYTES]);
+
 /* Frees the signer and wipes its key; accepts NULL. */
 void ibp_signer_free(ibp_signer *s);
 
