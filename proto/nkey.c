@@ -1,4 +1,4 @@
-/* NATS user NKeys: seed decoding and public key derivation; see ibp/nkey.h. */
+/* NATS user NKeys: generation, encoding, decoding, seed files; see ibp/nkey.h. */
 #include "ibp/nkey.h"
 
 #include <errno.h>
@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ibp/atomic_file.h"
 #include "ibp/key.h"
 
 /* Prefix bytes of the NKey encoding (nkeys.go). */
@@ -264,5 +265,93 @@ ibp_status ibp_nkey_load_user_public(const char *path, char pub[IBP_NKEY_PUBLIC_
 out:
     sodium_memzero(buf, sizeof buf);
     close(fd);
+    return st;
+}
+
+ibp_status ibp_nkey_decode_user_public(const char *text, uint8_t pk[IBP_NKEY_RAW_BYTES],
+                                       ibp_err *err)
+{
+    uint8_t raw[PUBLIC_RAW_LEN];
+    if (!text)
+        return ibp_err_set(err, IBP_E_INVAL, "nkey: no public key");
+    size_t len = strlen(text);
+    if (len == IBP_NKEY_SEED_LEN && text[0] == 'S')
+        return ibp_err_set(err, IBP_E_KEY_FORMAT,
+                           "this looks like an nkey seed ('S...'), a secret: give the public key "
+                           "('U...') instead");
+    if (len != IBP_NKEY_PUBLIC_LEN)
+        return ibp_err_set(err, IBP_E_KEY_FORMAT,
+                           "not a public NATS user nkey: %zu characters, one has %d", len,
+                           IBP_NKEY_PUBLIC_LEN);
+    if (!b32_decode(text, len, raw, sizeof raw))
+        return ibp_err_set(err, IBP_E_KEY_FORMAT,
+                           "not a public NATS nkey: not base32 (A-Z, 2-7, no padding)");
+    uint16_t want = crc16_xmodem(raw, PUBLIC_RAW_LEN - 2);
+    uint16_t got = (uint16_t)(raw[PUBLIC_RAW_LEN - 2] | (raw[PUBLIC_RAW_LEN - 1] << 8));
+    if (want != got)
+        return ibp_err_set(err, IBP_E_KEY_FORMAT,
+                           "public NATS nkey has a bad checksum (CRC-16 %04x, expected %04x); is "
+                           "it complete and unchanged?",
+                           (unsigned)got, (unsigned)want);
+    if ((raw[0] & 0xf8u) == PREFIX_SEED)
+        return ibp_err_set(err, IBP_E_KEY_FORMAT, "an nkey seed, not a public key");
+    if (raw[0] != PREFIX_USER)
+        return ibp_err_set(err, IBP_E_KEY_FORMAT,
+                           "%s public nkey, not a user's ('U...'); NATS clients authenticate as "
+                           "users",
+                           prefix_name(raw[0]));
+    if (pk)
+        memcpy(pk, raw + 1, IBP_NKEY_RAW_BYTES);
+    return IBP_OK;
+}
+
+ibp_status ibp_nkey_generate_user(char seed[IBP_NKEY_SEED_SIZE], char pub[IBP_NKEY_PUBLIC_SIZE])
+{
+    uint8_t raw[IBP_NKEY_RAW_BYTES];
+    uint8_t pk[crypto_sign_PUBLICKEYBYTES];
+    uint8_t sk[crypto_sign_SECRETKEYBYTES];
+    if (!seed || !pub || ibp_crypto_init() != IBP_OK)
+        return IBP_E_CRYPTO;
+    randombytes_buf(raw, sizeof raw);
+    ibp_status st = IBP_OK;
+    if (crypto_sign_seed_keypair(pk, sk, raw) != 0) {
+        st = IBP_E_CRYPTO;
+        goto out;
+    }
+    ibp_nkey_encode_user_seed(raw, seed);
+    ibp_nkey_encode_user_public(pk, pub);
+out:
+    sodium_memzero(raw, sizeof raw);
+    sodium_memzero(sk, sizeof sk);
+    return st;
+}
+
+ibp_status ibp_nkey_save_user_seed(const char *path, const char seed[IBP_NKEY_SEED_SIZE],
+                                   ibp_err *err)
+{
+    char line[IBP_NKEY_SEED_SIZE + 1];
+    if (!path || !seed || strlen(seed) != IBP_NKEY_SEED_LEN)
+        return ibp_err_set(err, IBP_E_INVAL, "save nkey seed: no path or not a seed");
+    memcpy(line, seed, IBP_NKEY_SEED_LEN);
+    line[IBP_NKEY_SEED_LEN] = '\n';
+    ibp_status st = IBP_OK;
+    /* O_EXCL: an existing identity is never replaced by accident. */
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        st = ibp_err_set(err, errno == EEXIST ? IBP_E_EXISTS : IBP_E_IO,
+                         "%s: create nkey seed file: %s", path, strerror(errno));
+        goto out;
+    }
+    if (fchmod(fd, 0600) != 0 || write(fd, line, sizeof line - 1) != (ssize_t)(sizeof line - 1) ||
+        fsync(fd) != 0) {
+        st = ibp_err_set(err, IBP_E_IO, "%s: write nkey seed file: %s", path, strerror(errno));
+        close(fd);
+        unlink(path);
+        goto out;
+    }
+    close(fd);
+    st = ibp_file_sync_dir(path, err);
+out:
+    sodium_memzero(line, sizeof line);
     return st;
 }

@@ -173,6 +173,29 @@ void ibp_roster_free(ibp_roster *r)
     free(r);
 }
 
+ibp_status ibp_roster_set_nats_nkey(ibp_roster *r, const char *id, const char *nkey, ibp_err *err)
+{
+    ibp_roster_node *n = r ? (ibp_roster_node *)ibp_roster_find(r, id) : NULL;
+    if (!n)
+        return ibp_err_set(err, IBP_E_NOT_FOUND, "node '%s' is not in the roster",
+                           id ? id : "(null)");
+    if (!nkey || !*nkey) {
+        n->nats_nkey[0] = '\0';
+        return IBP_OK;
+    }
+    ibp_status st = ibp_nkey_decode_user_public(nkey, NULL, err);
+    if (st != IBP_OK)
+        return ibp_err_wrap(err, "node '%s'.nats_nkey", id);
+    for (size_t i = 0; i < r->count; i++)
+        if (&r->nodes[i] != n && strcmp(r->nodes[i].nats_nkey, nkey) == 0)
+            return ibp_err_set(err, IBP_E_EXISTS,
+                               "node '%s'.nats_nkey: node '%s' has the same one; each node needs "
+                               "a NATS identity of its own",
+                               id, r->nodes[i].id);
+    memcpy(n->nats_nkey, nkey, IBP_NKEY_PUBLIC_SIZE);
+    return IBP_OK;
+}
+
 static ibp_status load_node(ibp_roster *r, const char *path, size_t idx, json_t *jn, ibp_err *err)
 {
     if (!json_is_object(jn))
@@ -180,11 +203,13 @@ static ibp_status load_node(ibp_roster *r, const char *path, size_t idx, json_t 
     json_t *jid = json_object_get(jn, "id");
     json_t *jpk = json_object_get(jn, "public_key");
     json_t *jroles = json_object_get(jn, "roles");
+    json_t *jnkey = json_object_get(jn, "nats_nkey");
     const char *key;
     json_t *val;
     json_object_foreach(jn, key, val)
     {
-        if (strcmp(key, "id") && strcmp(key, "public_key") && strcmp(key, "roles"))
+        if (strcmp(key, "id") && strcmp(key, "public_key") && strcmp(key, "roles") &&
+            strcmp(key, "nats_nkey"))
             return ibp_err_set(err, IBP_E_CONFIG, "%s: nodes[%zu]: unknown key '%s'", path, idx,
                                key);
     }
@@ -217,11 +242,22 @@ static ibp_status load_node(ibp_roster *r, const char *path, size_t idx, json_t 
                                path, id, i);
         roles |= bit;
     }
+    if (jnkey && !json_is_string(jnkey))
+        return ibp_err_set(err, IBP_E_CONFIG,
+                           "%s: node '%s'.nats_nkey: expected a string (a public user nkey "
+                           "'U...')",
+                           path, id);
     ibp_status st = ibp_roster_add(r, id, pk, roles, err);
     if (st == IBP_E_EXISTS)
         return ibp_err_set(err, IBP_E_CONFIG, "%s: node '%s' is listed twice", path, id);
     if (st != IBP_OK)
         return ibp_err_wrap(err, "%s", path);
+    if (jnkey && ibp_roster_set_nats_nkey(r, id, json_string_value(jnkey), err) != IBP_OK) {
+        ibp_err_wrap(err, "%s", path);
+        if (err)
+            err->code = IBP_E_CONFIG;
+        return IBP_E_CONFIG;
+    }
     return IBP_OK;
 }
 
@@ -297,6 +333,8 @@ ibp_status ibp_roster_save(const ibp_roster *r, const char *path, ibp_err *err)
                 json_array_append_new(jroles, json_string(role_names[k].name));
         json_t *jn = json_pack("{s:s,s:s,s:o}", "id", n->id, "public_key", b64, "roles", jroles);
         if (!jn || json_array_append_new(jnodes, jn) != 0)
+            goto nomem;
+        if (n->nats_nkey[0] && json_object_set_new(jn, "nats_nkey", json_string(n->nats_nkey)))
             goto nomem;
     }
     text = json_dumps(root, JSON_INDENT(2));

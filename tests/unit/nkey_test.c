@@ -262,6 +262,109 @@ static void test_seed_file(void **state)
     test_rmdir(dir);
 }
 
+/* New keys: the seed derives the public key printed with it; each is new. */
+static void test_generate(void **state)
+{
+    (void)state;
+    char seed[IBP_NKEY_SEED_SIZE], pub[IBP_NKEY_PUBLIC_SIZE], derived[IBP_NKEY_PUBLIC_SIZE];
+    char seed2[IBP_NKEY_SEED_SIZE], pub2[IBP_NKEY_PUBLIC_SIZE];
+    ibp_err err;
+    assert_int_equal(ibp_nkey_generate_user(seed, pub), IBP_OK);
+    assert_int_equal(ibp_nkey_generate_user(seed2, pub2), IBP_OK);
+    assert_int_equal(strlen(seed), IBP_NKEY_SEED_LEN);
+    assert_int_equal(strlen(pub), IBP_NKEY_PUBLIC_LEN);
+    assert_memory_equal(seed, "SU", 2);
+    assert_int_equal(pub[0], 'U');
+    assert_int_equal(ibp_nkey_user_public_from_seed(seed, strlen(seed), derived, &err), IBP_OK);
+    assert_string_equal(derived, pub);
+    assert_string_not_equal(seed, seed2);
+    assert_string_not_equal(pub, pub2);
+    assert_int_equal(ibp_nkey_decode_user_public(pub, NULL, &err), IBP_OK);
+    sodium_memzero(seed, sizeof seed);
+    sodium_memzero(seed2, sizeof seed2);
+}
+
+/* Public keys: the documented one decodes to the key of its seed; others are refused. */
+static void test_decode_public(void **state)
+{
+    (void)state;
+    uint8_t raw[32], pk[32], sk[64];
+    ibp_err err;
+    assert_int_equal(ibp_nkey_decode_user_public(DOC_PUBLIC, pk, &err), IBP_OK);
+    /* The seed's Ed25519 key pair has that public key. */
+    char seed_raw_text[IBP_NKEY_PUBLIC_SIZE];
+    assert_int_equal(
+        ibp_nkey_user_public_from_seed(DOC_SEED, strlen(DOC_SEED), seed_raw_text, &err), IBP_OK);
+    assert_string_equal(seed_raw_text, DOC_PUBLIC);
+    randombytes_buf(raw, sizeof raw);
+    crypto_sign_seed_keypair(pk, sk, raw);
+    char enc[IBP_NKEY_PUBLIC_SIZE];
+    uint8_t back[32];
+    ibp_nkey_encode_user_public(pk, enc);
+    assert_int_equal(ibp_nkey_decode_user_public(enc, back, &err), IBP_OK);
+    assert_memory_equal(back, pk, 32);
+
+    struct {
+        const char *text, *expect;
+    } bad[] = {
+        {DOC_SEED, "seed"},
+        {"UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF", "55 characters"},
+        {"UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF5", "checksum"},
+        {"UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF1", "base32"},
+        {"udxu4rcsjnzoiqhznwxhxordprtgnjahahfrgzneejcpqtt2m7nlcnf4", "base32"},
+        {"", "0 characters"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ibp_err_clear(&err);
+        assert_int_equal(ibp_nkey_decode_user_public(bad[i].text, NULL, &err), IBP_E_KEY_FORMAT);
+        print_message("'%s': %s\n", bad[i].text, err.msg);
+        if (!strstr(err.msg, bad[i].expect))
+            fail_msg("'%s': error '%s' lacks '%s'", bad[i].text, err.msg, bad[i].expect);
+    }
+    /* An account's public key ('A...'): valid nkey, wrong kind. */
+    uint8_t acct[1 + 32 + 2];
+    acct[0] = 0;
+    memcpy(acct + 1, pk, 32);
+    char acct_text[80];
+    encode_raw(acct, 33, 0, acct_text);
+    assert_int_equal(acct_text[0], 'A');
+    assert_int_equal(ibp_nkey_decode_user_public(acct_text, NULL, &err), IBP_E_KEY_FORMAT);
+    print_message("account key: %s\n", err.msg);
+    assert_non_null(strstr(err.msg, "an account"));
+    assert_int_equal(ibp_nkey_decode_user_public(NULL, NULL, &err), IBP_E_INVAL);
+    sodium_memzero(sk, sizeof sk);
+}
+
+/* Seed files: written 0600, never over an existing file, and read back by the loader. */
+static void test_save_seed(void **state)
+{
+    (void)state;
+    char *dir = test_tmpdir();
+    char path[4200], seed[IBP_NKEY_SEED_SIZE], pub[IBP_NKEY_PUBLIC_SIZE],
+        loaded[IBP_NKEY_PUBLIC_SIZE];
+    ibp_err err;
+    struct stat sb;
+    test_path(path, sizeof path, dir, "node.nk");
+    assert_int_equal(ibp_nkey_generate_user(seed, pub), IBP_OK);
+    assert_int_equal(ibp_nkey_save_user_seed(path, seed, &err), IBP_OK);
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    assert_int_equal(sb.st_size, IBP_NKEY_SEED_LEN + 1);
+    assert_int_equal(ibp_nkey_load_user_public(path, loaded, &err), IBP_OK);
+    assert_string_equal(loaded, pub);
+    char seed2[IBP_NKEY_SEED_SIZE], pub2[IBP_NKEY_PUBLIC_SIZE];
+    assert_int_equal(ibp_nkey_generate_user(seed2, pub2), IBP_OK);
+    assert_int_equal(ibp_nkey_save_user_seed(path, seed2, &err), IBP_E_EXISTS);
+    assert_non_null(strstr(err.msg, path));
+    assert_int_equal(ibp_nkey_load_user_public(path, loaded, &err), IBP_OK);
+    assert_string_equal(loaded, pub); /* unchanged */
+    char shortseed[IBP_NKEY_SEED_SIZE] = "SUshort";
+    assert_int_equal(ibp_nkey_save_user_seed(path, shortseed, &err), IBP_E_INVAL);
+    sodium_memzero(seed, sizeof seed);
+    sodium_memzero(seed2, sizeof seed2);
+    test_rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -272,6 +375,9 @@ int main(void)
         cmocka_unit_test(test_wrong_prefix),
         cmocka_unit_test(test_bad_base32_and_truncated),
         cmocka_unit_test(test_seed_file),
+        cmocka_unit_test(test_generate),
+        cmocka_unit_test(test_decode_public),
+        cmocka_unit_test(test_save_seed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,9 +1,17 @@
 /*
- * NATS NKeys for user authentication (nats.nkey_seed_file).
+ * NATS NKeys for user authentication (nats.nkey_seed_file, the roster's
+ * "nats_nkey").
  *
  * nats.c signs the server's nonce with the seed file itself, but it must be
  * told the user's public key too; this module derives that public key from
- * the seed, so the configuration names one file only.
+ * the seed, so the configuration names one file only. It also makes new user
+ * nkeys (ibpctl keygen --nkey-out) and checks the public keys a roster lists.
+ *
+ * A node's NATS nkey is a key pair of its own, never its Ed25519 signing key
+ * (ibp/key.h): at each connect the server picks a nonce and the client signs
+ * it with the nkey. Were the two the same key, a server (or anyone posing as
+ * one) could choose "nonces" that are valid envelope signing inputs and have
+ * the node sign them: a cross-protocol signing oracle.
  *
  * Encoding (as the NATS tools write it): base32 (RFC 4648 alphabet, upper
  * case, no padding) of
@@ -77,5 +85,31 @@ void ibp_nkey_encode_user_seed(const uint8_t seed[IBP_NKEY_RAW_BYTES],
 /* Encodes a raw 32-byte Ed25519 public key as a public user nkey ("U...") into out. */
 void ibp_nkey_encode_user_public(const uint8_t pk[IBP_NKEY_RAW_BYTES],
                                  char out[IBP_NKEY_PUBLIC_SIZE]);
+
+/*
+ * Decodes a public user nkey ("U...", exactly IBP_NKEY_PUBLIC_LEN characters,
+ * NUL-terminated, no whitespace) into its raw Ed25519 public key; pk may be
+ * NULL to only check it. pk is written only on success.
+ * Errors: IBP_E_KEY_FORMAT (err->msg says why: length, base32, checksum, a
+ * seed, or a public key of another kind than a user), IBP_E_INVAL (NULL text).
+ */
+ibp_status ibp_nkey_decode_user_public(const char *text, uint8_t pk[IBP_NKEY_RAW_BYTES],
+                                       ibp_err *err);
+
+/*
+ * Makes a new user nkey from the system's random source: its seed ("SU...")
+ * into seed and its public key ("U...") into pub, both NUL-terminated. The
+ * caller wipes seed when done (sodium_memzero). Errors: IBP_E_CRYPTO.
+ */
+ibp_status ibp_nkey_generate_user(char seed[IBP_NKEY_SEED_SIZE], char pub[IBP_NKEY_PUBLIC_SIZE]);
+
+/*
+ * Writes a user seed file: the seed and a line end, mode 0600, created
+ * exclusively (an existing file is never overwritten) and synced with its
+ * directory. Errors: IBP_E_EXISTS (the file exists), IBP_E_IO (naming the
+ * file), IBP_E_INVAL.
+ */
+ibp_status ibp_nkey_save_user_seed(const char *path, const char seed[IBP_NKEY_SEED_SIZE],
+                                   ibp_err *err);
 
 #endif

@@ -3,7 +3,14 @@
  *
  * File format (JSON):
  *     {"version": 1,
- *      "nodes": [{"id": "mon1", "public_key": "<base64>", "roles": ["monitor", "consensus"]}]}
+ *      "nodes": [{"id": "mon1", "public_key": "<base64>", "roles": ["monitor", "consensus"],
+ *                 "nats_nkey": "U..."}]}
+ *
+ * "nats_nkey" (optional; rosters without it load as before) is the node's
+ * public NATS user nkey (ibp/nkey.h): the identity nats-server knows it by
+ * (`ibpctl nats-auth` renders one user per node that has one, with the
+ * permissions of its roles). It is a key of its own, never derived from the
+ * Ed25519 signing key "public_key". No two nodes may share one.
  *
  * Node ids are 1-64 characters of [A-Za-z0-9_-], so they are valid NATS
  * subject tokens as they are. A roster is immutable once loaded; concurrent
@@ -16,6 +23,7 @@
 #include <stdint.h>
 
 #include "ibp/key.h"
+#include "ibp/nkey.h"
 #include "ibp/status.h"
 
 #define IBP_NODE_ID_MAX 64
@@ -32,7 +40,8 @@ typedef enum ibp_role {
 typedef struct ibp_roster_node {
     char id[IBP_NODE_ID_MAX + 1];
     uint8_t pk[IBP_PUBKEY_BYTES];
-    unsigned roles; /* bit set of ibp_role */
+    unsigned roles;                       /* bit set of ibp_role */
+    char nats_nkey[IBP_NKEY_PUBLIC_SIZE]; /* public user nkey "U...", or "" for none */
 } ibp_roster_node;
 
 typedef struct ibp_roster ibp_roster;
@@ -58,6 +67,13 @@ ibp_status ibp_roster_new(ibp_roster **out);
  */
 ibp_status ibp_roster_add(ibp_roster *r, const char *id, const uint8_t pk[IBP_PUBKEY_BYTES],
                           unsigned roles, ibp_err *err);
+
+/*
+ * Sets (or, with NULL or "", removes) the NATS user nkey of node id.
+ * Errors: IBP_E_NOT_FOUND (no such node), IBP_E_KEY_FORMAT (not a public user
+ * nkey, see ibp_nkey_decode_user_public), IBP_E_EXISTS (another node has it).
+ */
+ibp_status ibp_roster_set_nats_nkey(ibp_roster *r, const char *id, const char *nkey, ibp_err *err);
 
 /* Loads a roster file. Errors name the file and the offending node/key (IBP_E_CONFIG, IBP_E_IO). */
 ibp_status ibp_roster_load(const char *path, ibp_roster **out, ibp_err *err);
