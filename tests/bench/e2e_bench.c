@@ -109,7 +109,7 @@ int main(void)
     }
     natsConnection *nc, *rnc[REPLICAS], *snc;
     jsCtx *js;
-    if (ibp_bus_connect_url(servers.env.nats_url, "bench", &nc, &err) != IBP_OK ||
+    if (ibp_bus_connect_url(servers.env.nats_auth_url, "bench", &nc, &err) != IBP_OK ||
         natsConnection_JetStream(&js, nc, NULL) != NATS_OK ||
         ibp_bus_ensure_streams(js, NULL, &err) != IBP_OK)
         return 1;
@@ -120,7 +120,7 @@ int main(void)
         snprintf(wd, sizeof wd, "%s/rep%d", dir, i);
         mkdir(wd, 0700);
         ibp_replica_opts_init(&o);
-        ibp_bus_connect_url(servers.env.nats_url, "replica", &rnc[i], &err);
+        ibp_bus_connect_url(servers.env.nats_auth_url, "replica", &rnc[i], &err);
         o.nc = rnc[i];
         o.roster = roster;
         o.signer = rep[i];
@@ -133,7 +133,7 @@ int main(void)
     struct subscriber sub = {0};
     ibp_store_new(NULL, &sub.store);
     ibp_verifier_new(roster, NULL, &sub.verifier);
-    ibp_bus_connect_url(servers.env.nats_url, "subscriber", &snc, &err);
+    ibp_bus_connect_url(servers.env.nats_auth_url, "subscriber", &snc, &err);
     natsSubscription *ssub = NULL;
     /* Snapshots are stored by JetStream and also delivered to plain
      * subscribers of the subject as they are published. */

@@ -407,7 +407,7 @@ int main(void)
     snprintf(path, sizeof path, "%s/cons1.seq", c.dir);
     if (ibp_signer_new("cons1", &c.cons, path, &c.s_cons, &e) != IBP_OK)
         DIE("signer: %s", e.msg);
-    if (ibp_bus_connect_url(c.srv.env.nats_url, "persist-bench", &c.nc, &e) != IBP_OK)
+    if (ibp_bus_connect_url(c.srv.env.nats_auth_url, "persist-bench", &c.nc, &e) != IBP_OK)
         DIE("nats: %s", e.msg);
     natsConnection_JetStream(&c.js, c.nc, NULL);
     if (ibp_bus_ensure_streams(c.js, NULL, &e) != IBP_OK)

@@ -8,8 +8,14 @@
 # start: makes a private directory ${TMPDIR:-/tmp}/ibp-test.XXXXXX, picks free
 # 127.0.0.1 ports (ibp-test-freeport), starts both servers in it, waits until
 # they accept connections, creates a MariaDB user for TCP, starts a watchdog
-# and writes <statefile> (KEY=VALUE lines, safe to `source` from a shell):
+# and writes <statefile> (KEY=VALUE lines, safe to `source` from a shell).
+# nats-server requires a login, as in production: its users (see "NATS users"
+# below) have random passwords in files of mode 0600 in the private
+# directory, which the state file names:
 #   IBP_TEST_DIR NATS_URL NATS_PORT NATS_PID NATS_SERVER_VERSION
+#   NATS_USER NATS_PASSWORD_FILE (the test administrator: every subject)
+#   NATS_<ROLE>_USER NATS_<ROLE>_PASSWORD_FILE for ROLE in MONITOR CONSENSUS
+#     DNS PERSIST ADMIN MONITOR_CONSENSUS (the permissions of DESIGN.md §13)
 #   MYSQL_HOST MYSQL_PORT MYSQL_SOCKET MYSQL_USER MYSQL_PASSWORD MYSQL_PID
 #   MARIADB_VERSION WATCHDOG_PID START_MS
 # stop: stops both servers (TERM, KILL after a timeout), the watchdog, and
@@ -163,6 +169,14 @@ do_stop() {
     local running=0
     if owned_pid "${NATS_PID:-}" "$dir" || owned_pid "${MYSQL_PID:-}" "$dir"; then running=1; fi
     stop_pids "$dir" 10 "${NATS_PID:-}" "${MYSQL_PID:-}"
+    # Refusals by the users' permissions, for whoever reads the test's log:
+    # a daemon refused a subject its role should allow, or a test that
+    # expects a refusal got it.
+    local violations
+    if violations=$(grep -hE 'Violation|authentication error' "$dir/nats.log" 2>/dev/null); then
+        log "nats-server refused $(wc -l <<<"$violations") operation(s); the last ones:"
+        tail -n 20 <<<"$violations" | sed 's/^/    /' >&2
+    fi
     safe_rm_dir "$dir"
     rm -f -- "$file"
     if ((running)); then
@@ -174,6 +188,7 @@ do_stop() {
 
 # ---- start ---------------------------------------------------------------------
 DIR=""
+NATS_USERS_CONF=""
 NATS_PID=""
 MYSQL_PID=""
 WATCHDOG_PID=""
@@ -203,9 +218,143 @@ freeport() {
     "$FREEPORT" 1 || die "$FREEPORT failed"
 }
 
+# ---- NATS users (DESIGN.md §13) ---------------------------------------------------
+#
+# The server requires a login, as in production. All users live in one
+# account, IBP, that has JetStream. `test` is the test administrator (no
+# permissions block: every subject), the identity of the tests' own
+# connections. The role users carry the permissions of their role, with
+# node-id wildcards since several test nodes share one user:
+#   monitor    publishes ibp.local.*        dns  publishes ibp.hits.*
+#   consensus  publishes ibp.official.>, ibp.status.>, ibp.events.>; reads LOCAL
+#   persist    pull consumers on HITS and EVENTS; answers on ibp.persist.>
+#   admin      overrides on ibp.local.*, queries on ibp.persist.>; reads every stream
+#   monitor_consensus  the union of monitor and consensus (a node with both roles)
+# Every ibp-node role keeps its official store current from OFFICIAL; every
+# daemon creates the streams when missing (ibp_bus_ensure_streams) and answers
+# $SRV.> (ADR-32).
+NATS_ROLES=(monitor consensus dns persist admin monitor_consensus)
+IBP_STREAMS=(LOCAL OFFICIAL STATUS EVENTS HITS)
+
+# Prints its arguments quoted and comma-separated.
+nats_subjects() {
+    local out="" s
+    for s in "$@"; do out+="${out:+, }\"$s\""; done
+    printf '%s' "$out"
+}
+
+# The JetStream subjects that read stream $1 through consumers (push or pull,
+# ephemeral or durable) and direct gets, with their acks and flow control.
+nats_js_read() {
+    local s=$1
+    printf '%s\n' "\$JS.API.CONSUMER.CREATE.$s" "\$JS.API.CONSUMER.CREATE.$s.>" \
+        "\$JS.API.CONSUMER.DURABLE.CREATE.$s.*" "\$JS.API.CONSUMER.INFO.$s.*" \
+        "\$JS.API.CONSUMER.DELETE.$s.*" "\$JS.API.CONSUMER.MSG.NEXT.$s.*" \
+        "\$JS.API.STREAM.MSG.GET.$s" "\$JS.API.DIRECT.GET.$s" "\$JS.API.DIRECT.GET.$s.>" \
+        "\$JS.ACK.$s.>" "\$JS.FC.$s.>"
+}
+
+# What every daemon publishes: replies, JetStream account and stream info,
+# and the creation of the streams.
+nats_daemon_base() {
+    local s
+    printf '%s\n' "_INBOX.>" "\$JS.API.INFO" "\$JS.API.STREAM.NAMES" "\$JS.API.STREAM.INFO.*"
+    for s in "${IBP_STREAMS[@]}"; do printf '%s\n' "\$JS.API.STREAM.CREATE.$s"; done
+}
+
+# The publish allow-list of role $1, one subject a line.
+nats_role_publish() {
+    local s
+    case $1 in
+    monitor)
+        nats_daemon_base
+        nats_js_read OFFICIAL
+        echo "ibp.local.*"
+        ;;
+    consensus)
+        nats_daemon_base
+        nats_js_read OFFICIAL
+        nats_js_read LOCAL
+        printf '%s\n' "ibp.official.>" "ibp.status.>" "ibp.events.>"
+        ;;
+    dns)
+        nats_daemon_base
+        nats_js_read OFFICIAL
+        echo "ibp.hits.*"
+        ;;
+    persist)
+        nats_daemon_base
+        nats_js_read HITS
+        nats_js_read EVENTS
+        ;;
+    admin)
+        printf '%s\n' "_INBOX.>" "\$JS.API.INFO" "\$JS.API.STREAM.NAMES" "\$JS.API.STREAM.INFO.*" \
+            "ibp.local.*" "ibp.persist.>" "\$SRV.>"
+        for s in "${IBP_STREAMS[@]}"; do nats_js_read "$s"; done
+        ;;
+    monitor_consensus)
+        { nats_role_publish monitor; nats_role_publish consensus; } | awk '!seen[$0]++'
+        ;;
+    esac
+}
+
+# The subscribe allow-list of role $1.
+nats_role_subscribe() {
+    case $1 in
+    persist) printf '%s\n' "_INBOX.>" "\$SRV.>" "ibp.persist.>" ;;
+    admin) printf '%s\n' "_INBOX.>" "ibp.>" ;;
+    *) printf '%s\n' "_INBOX.>" "\$SRV.>" "ibp.official.>" ;;
+    esac
+}
+
+# Makes a random password for user $1 in a file of the private directory
+# (mode 0600) and prints the file's path.
+nats_password_file() {
+    local file=$DIR/nats-$1.password
+    (umask 077 && head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$file")
+    echo "$file"
+}
+
+# Makes the users' passwords and sets NATS_USERS_CONF, the accounts block of
+# the server config. Once per start: a relaunch on another port keeps them.
+nats_users() {
+    [[ -n $NATS_USERS_CONF ]] && return 0
+    local role file users pub sub
+    file=$(nats_password_file test)
+    users="      {user: \"test\", password: \"$(<"$file")\"}"
+    for role in "${NATS_ROLES[@]}"; do
+        file=$(nats_password_file "$role")
+        mapfile -t pub < <(nats_role_publish "$role")
+        mapfile -t sub < <(nats_role_subscribe "$role")
+        users+="
+      {user: \"$role\", password: \"$(<"$file")\", permissions: {
+        publish: {allow: [$(nats_subjects "${pub[@]}")]}
+        subscribe: {allow: [$(nats_subjects "${sub[@]}")]}
+      }}"
+    done
+    NATS_USERS_CONF="accounts {
+  IBP {
+    jetstream: enabled
+    users: [
+$users
+    ]
+  }
+}"
+}
+
+# The state file's lines NATS_<ROLE>_USER and NATS_<ROLE>_PASSWORD_FILE.
+nats_role_state() {
+    local role up
+    for role in "${NATS_ROLES[@]}"; do
+        up=${role^^}
+        printf 'NATS_%s_USER=%s\nNATS_%s_PASSWORD_FILE=%s\n' "$up" "$role" "$up" "$DIR/nats-$role.password"
+    done
+}
+
 nats_launch() {
     NATS_PORT=$(freeport)
-    cat >"$DIR/nats.conf" <<EOF
+    nats_users
+    (umask 077 && cat >"$DIR/nats.conf") <<EOF
 # Private test server (tests/harness/servers.sh).
 listen: 127.0.0.1:$NATS_PORT
 server_name: ibp-test
@@ -218,6 +367,8 @@ jetstream {
   max_memory_store: 256MB
   max_file_store: 4GB
 }
+# A login is required (no anonymous connections).
+$NATS_USERS_CONF
 EOF
     : >"$DIR/nats.log"
     setsid nats-server -c "$DIR/nats.conf" </dev/null >>"$DIR/nats.out" 2>&1 &
@@ -475,6 +626,9 @@ NATS_URL=nats://127.0.0.1:$NATS_PORT
 NATS_PORT=$NATS_PORT
 NATS_PID=$NATS_PID
 NATS_SERVER_VERSION=$nats_version
+NATS_USER=test
+NATS_PASSWORD_FILE=$DIR/nats-test.password
+$(nats_role_state)
 MYSQL_HOST=127.0.0.1
 MYSQL_PORT=$MYSQL_PORT
 MYSQL_SOCKET=$DIR/mysqld.sock

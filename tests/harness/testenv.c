@@ -45,6 +45,55 @@ static int parse_port(const char *path, const char *key, const char *value, unsi
     return 0;
 }
 
+/* The users' names and the state-file key prefixes, by ibp_testenv_nats_role. */
+static const char *const role_name[IBP_TESTENV_NATS_ROLES] = {
+    "test", "monitor", "consensus", "dns", "persist", "admin", "monitor_consensus"};
+static const char *const role_key[IBP_TESTENV_NATS_ROLES] = {
+    "NATS",         "NATS_MONITOR", "NATS_CONSENSUS",        "NATS_DNS",
+    "NATS_PERSIST", "NATS_ADMIN",   "NATS_MONITOR_CONSENSUS"};
+
+const char *ibp_testenv_nats_role_name(ibp_testenv_nats_role role)
+{
+    return (unsigned)role < IBP_TESTENV_NATS_ROLES ? role_name[role] : "?";
+}
+
+/* Stores k=v when k is NATS_<ROLE>_USER or NATS_<ROLE>_PASSWORD_FILE: 1 stored, 0 not
+ * such a key, -1 error. */
+static int nats_user_key(const char *path, const char *k, const char *v, ibp_testenv *env)
+{
+    for (int r = 0; r < IBP_TESTENV_NATS_ROLES; r++) {
+        size_t n = strlen(role_key[r]);
+        if (strncmp(k, role_key[r], n) != 0 || k[n] != '_')
+            continue;
+        ibp_testenv_nats_user *u = &env->nats_users[r];
+        if (strcmp(k + n + 1, "USER") == 0)
+            return copy_value(path, k, v, u->user, sizeof u->user) == 0 ? 1 : -1;
+        if (strcmp(k + n + 1, "PASSWORD_FILE") == 0)
+            return copy_value(path, k, v, u->password_file, sizeof u->password_file) == 0 ? 1 : -1;
+    }
+    return 0;
+}
+
+/* Reads a one-line password file (without its line end) into buf. */
+static int read_password(const char *state, const char *file, char *buf, size_t cap)
+{
+    FILE *f = fopen(file, "r");
+    if (f == NULL) {
+        fprintf(stderr, "testenv: %s: NATS password file %s: %s\n", state, file, strerror(errno));
+        return -1;
+    }
+    size_t n = fread(buf, 1, cap, f);
+    fclose(f);
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        n--;
+    if (n == 0 || n >= cap) {
+        fprintf(stderr, "testenv: %s: NATS password file %s is empty or too long\n", state, file);
+        return -1;
+    }
+    buf[n] = '\0';
+    return 0;
+}
+
 int ibp_testenv_load_file(const char *path, ibp_testenv *env)
 {
     char line[2048];
@@ -98,6 +147,8 @@ int ibp_testenv_load_file(const char *path, ibp_testenv *env)
             r = copy_value(path, k, v, env->mysql_password, sizeof env->mysql_password);
         else if (strcmp(k, "MARIADB_VERSION") == 0)
             r = copy_value(path, k, v, env->mariadb_version, sizeof env->mariadb_version);
+        else if ((r = nats_user_key(path, k, v, env)) > 0)
+            r = 0;
         /* Other keys (pids, timings) are the script's business. */
         if (r != 0)
             goto out;
@@ -125,6 +176,21 @@ int ibp_testenv_load_file(const char *path, ibp_testenv *env)
             goto out;
         }
     }
+    for (int i = 0; i < IBP_TESTENV_NATS_ROLES; i++) {
+        ibp_testenv_nats_user *u = &env->nats_users[i];
+        if (u->user[0] == '\0' || u->password_file[0] == '\0') {
+            fprintf(stderr,
+                    "testenv: %s: required key %s_USER or %s_PASSWORD_FILE is missing (a state "
+                    "file of an older servers.sh? run the fixture again)\n",
+                    path, role_key[i], role_key[i]);
+            goto out;
+        }
+        if (read_password(path, u->password_file, u->password, sizeof u->password) != 0)
+            goto out;
+    }
+    if (ibp_testenv_nats_url(env, IBP_TESTENV_NATS_TEST, env->nats_auth_url,
+                             sizeof env->nats_auth_url) != 0)
+        goto out;
     rc = 0;
 out:
     fclose(f);
@@ -150,8 +216,9 @@ int ibp_testenv_load(ibp_testenv *env)
 void ibp_testenv_print(const ibp_testenv *env)
 {
     printf("testenv: state file %s\n", env->path);
-    printf("testenv: nats-server %s at %s\n",
-           env->nats_version[0] ? env->nats_version : "(version unknown)", env->nats_url);
+    printf("testenv: nats-server %s at %s (login required; tests log in as %s)\n",
+           env->nats_version[0] ? env->nats_version : "(version unknown)", env->nats_url,
+           env->nats_users[IBP_TESTENV_NATS_TEST].user);
     printf("testenv: mariadb %s at %s:%u (user %s)\n",
            env->mariadb_version[0] ? env->mariadb_version : "(version unknown)", env->mysql_host,
            env->mysql_port, env->mysql_user);
@@ -187,24 +254,78 @@ int ibp_testenv_unique_name(const char *prefix, char *buf, size_t cap)
     return 0;
 }
 
-natsStatus ibp_testenv_nats_connect(const ibp_testenv *env, natsConnection **out)
+/* Connects to url as user (NULL: anonymously) with a timeout of timeout_ms. */
+static natsStatus nats_login(const char *url, const ibp_testenv_nats_user *user, int timeout_ms,
+                             natsConnection **out)
 {
     natsOptions *opts = NULL;
     natsStatus s = natsOptions_Create(&opts);
     if (s == NATS_OK)
-        s = natsOptions_SetURL(opts, env->nats_url);
+        s = natsOptions_SetURL(opts, url);
+    if (s == NATS_OK && user != NULL)
+        s = natsOptions_SetUserInfo(opts, user->user, user->password);
     if (s == NATS_OK)
-        s = natsOptions_SetTimeout(opts, 2000);
+        s = natsOptions_SetTimeout(opts, timeout_ms);
     if (s == NATS_OK)
         s = natsOptions_SetMaxReconnect(opts, 0);
     if (s == NATS_OK)
         s = natsConnection_Connect(out, opts);
-    if (s != NATS_OK) {
-        fprintf(stderr, "testenv: cannot connect to nats-server at %s: %s (%s)\n", env->nats_url,
-                natsStatus_GetText(s), nats_GetLastError(NULL));
-    }
     natsOptions_Destroy(opts);
     return s;
+}
+
+natsStatus ibp_testenv_nats_connect_as(const ibp_testenv *env, ibp_testenv_nats_role role,
+                                       natsConnection **out)
+{
+    if ((unsigned)role >= IBP_TESTENV_NATS_ROLES) {
+        fprintf(stderr, "testenv: no NATS user for role %d\n", (int)role);
+        return NATS_INVALID_ARG;
+    }
+    natsStatus s = nats_login(env->nats_url, &env->nats_users[role], 2000, out);
+    if (s != NATS_OK) {
+        fprintf(stderr, "testenv: cannot connect to nats-server at %s as %s: %s (%s)\n",
+                env->nats_url, env->nats_users[role].user, natsStatus_GetText(s),
+                nats_GetLastError(NULL));
+    }
+    return s;
+}
+
+natsStatus ibp_testenv_nats_connect(const ibp_testenv *env, natsConnection **out)
+{
+    return ibp_testenv_nats_connect_as(env, IBP_TESTENV_NATS_TEST, out);
+}
+
+int ibp_testenv_nats_url(const ibp_testenv *env, ibp_testenv_nats_role role, char *buf, size_t cap)
+{
+    if ((unsigned)role >= IBP_TESTENV_NATS_ROLES) {
+        fprintf(stderr, "testenv: no NATS user for role %d\n", (int)role);
+        return -1;
+    }
+    const ibp_testenv_nats_user *u = &env->nats_users[role];
+    /* The user names and the passwords (hex) need no escaping in a URL. */
+    int n = snprintf(buf, cap, "nats://%s:%s@127.0.0.1:%u", u->user, u->password, env->nats_port);
+    if (n < 0 || (size_t)n >= cap) {
+        fprintf(stderr, "testenv: NATS URL of user %s does not fit %zu bytes\n", u->user, cap);
+        return -1;
+    }
+    return 0;
+}
+
+int ibp_testenv_nats_json(const ibp_testenv *env, ibp_testenv_nats_role role, char *buf, size_t cap)
+{
+    if ((unsigned)role >= IBP_TESTENV_NATS_ROLES) {
+        fprintf(stderr, "testenv: no NATS user for role %d\n", (int)role);
+        return -1;
+    }
+    const ibp_testenv_nats_user *u = &env->nats_users[role];
+    int n = snprintf(
+        buf, cap, "\"nats\": {\"servers\": [\"%s\"], \"user\": \"%s\", \"password_file\": \"%s\"}",
+        env->nats_url, u->user, u->password_file);
+    if (n < 0 || (size_t)n >= cap) {
+        fprintf(stderr, "testenv: nats config of user %s does not fit %zu bytes\n", u->user, cap);
+        return -1;
+    }
+    return 0;
 }
 
 int ibp_testenv_nats_server_version(const ibp_testenv *env, char *buf, size_t cap)
@@ -610,13 +731,9 @@ static int wait_ready(ibp_testenv_private *p, ibp_testenv_server which)
                 return 0;
         } else {
             natsConnection *nc = NULL;
-            natsOptions *o = NULL;
-            natsOptions_Create(&o);
-            natsOptions_SetURL(o, p->env.nats_url);
-            natsOptions_SetTimeout(o, 1000);
-            natsOptions_SetMaxReconnect(o, 0);
             bool ok = false;
-            if (natsConnection_Connect(&nc, o) == NATS_OK) {
+            if (nats_login(p->env.nats_url, &p->env.nats_users[IBP_TESTENV_NATS_TEST], 1000, &nc) ==
+                NATS_OK) {
                 jsCtx *js = NULL;
                 jsAccountInfo *ai = NULL;
                 if (natsConnection_JetStream(&js, nc, NULL) == NATS_OK &&
@@ -626,7 +743,6 @@ static int wait_ready(ibp_testenv_private *p, ibp_testenv_server which)
                 jsCtx_Destroy(js);
                 natsConnection_Destroy(nc);
             }
-            natsOptions_Destroy(o);
             if (ok)
                 return 0;
         }

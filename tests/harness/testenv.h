@@ -22,12 +22,43 @@
 
 #define IBP_TESTENV_VAR "IBP_TEST_SERVERS_ENV"
 
+/*
+ * The NATS users of the test servers (servers.sh, "NATS users"). The server
+ * requires a login. TEST is the test administrator (every subject), the
+ * identity of the tests' own connections; the others carry the permissions
+ * of their role (DESIGN.md §13) with node-id wildcards, for the daemons a
+ * test starts. MONITOR_CONSENSUS is the union of the two, for a node with
+ * both roles.
+ */
+typedef enum ibp_testenv_nats_role {
+    IBP_TESTENV_NATS_TEST = 0,          /* NATS_USER, NATS_PASSWORD_FILE */
+    IBP_TESTENV_NATS_MONITOR,           /* NATS_MONITOR_USER, NATS_MONITOR_PASSWORD_FILE */
+    IBP_TESTENV_NATS_CONSENSUS,         /* NATS_CONSENSUS_... */
+    IBP_TESTENV_NATS_DNS,               /* NATS_DNS_... */
+    IBP_TESTENV_NATS_PERSIST,           /* NATS_PERSIST_... */
+    IBP_TESTENV_NATS_ADMIN,             /* NATS_ADMIN_... (operator: overrides, queries) */
+    IBP_TESTENV_NATS_MONITOR_CONSENSUS, /* NATS_MONITOR_CONSENSUS_... */
+    IBP_TESTENV_NATS_ROLES              /* how many */
+} ibp_testenv_nats_role;
+
+typedef struct ibp_testenv_nats_user {
+    char user[64];            /* NATS_<ROLE>_USER */
+    char password_file[1024]; /* NATS_<ROLE>_PASSWORD_FILE (mode 0600) */
+    char password[128];       /* its contents, read by ibp_testenv_load */
+} ibp_testenv_nats_user;
+
 typedef struct ibp_testenv {
-    char path[1024];           /* the state file read */
-    char dir[1024];            /* IBP_TEST_DIR: the servers' private directory */
-    char nats_url[256];        /* NATS_URL, "nats://127.0.0.1:<port>" */
-    unsigned nats_port;        /* NATS_PORT */
-    char nats_version[64];     /* NATS_SERVER_VERSION, e.g. "v2.9.10" */
+    char path[1024];       /* the state file read */
+    char dir[1024];        /* IBP_TEST_DIR: the servers' private directory */
+    char nats_url[256];    /* NATS_URL, "nats://127.0.0.1:<port>" */
+    unsigned nats_port;    /* NATS_PORT */
+    char nats_version[64]; /* NATS_SERVER_VERSION, e.g. "v2.9.10" */
+    /* The NATS users, indexed by ibp_testenv_nats_role. */
+    ibp_testenv_nats_user nats_users[IBP_TESTENV_NATS_ROLES];
+    /* nats_url with the test administrator's credentials,
+     * "nats://<user>:<password>@127.0.0.1:<port>": for ibp_bus_connect_url and
+     * the --nats option of ibpctl. */
+    char nats_auth_url[512];
     char mysql_host[64];       /* MYSQL_HOST, always "127.0.0.1" */
     unsigned mysql_port;       /* MYSQL_PORT */
     char mysql_socket[1024];   /* MYSQL_SOCKET */
@@ -58,11 +89,36 @@ void ibp_testenv_print(const ibp_testenv *env);
 int ibp_testenv_unique_name(const char *prefix, char *buf, size_t cap);
 
 /*
- * Connects to the test nats-server (2 s timeout, no reconnect wait beyond the
- * test's life). The caller destroys *out with natsConnection_Destroy.
- * Returns the nats.c status; on failure prints it with the URL.
+ * Connects to the test nats-server as the test administrator (2 s timeout,
+ * no reconnect wait beyond the test's life). The caller destroys *out with
+ * natsConnection_Destroy. Returns the nats.c status; on failure prints it
+ * with the URL and the user.
  */
 natsStatus ibp_testenv_nats_connect(const ibp_testenv *env, natsConnection **out);
+
+/* As ibp_testenv_nats_connect, as the user of role. */
+natsStatus ibp_testenv_nats_connect_as(const ibp_testenv *env, ibp_testenv_nats_role role,
+                                       natsConnection **out);
+
+/* The user's name of role in the state file's keys ("test", "monitor", ...). */
+const char *ibp_testenv_nats_role_name(ibp_testenv_nats_role role);
+
+/*
+ * Writes the URL of the test nats-server with the credentials of role
+ * ("nats://<user>:<password>@127.0.0.1:<port>") into buf. Returns 0, or -1
+ * after printing why (cap too small).
+ */
+int ibp_testenv_nats_url(const ibp_testenv *env, ibp_testenv_nats_role role, char *buf, size_t cap);
+
+/*
+ * Writes the "nats" member of a daemon's JSON config (ibp-node, ibp-persist)
+ * that logs in as the user of role, with no leading or trailing comma:
+ *   "nats": {"servers": ["nats://127.0.0.1:<port>"], "user": "<user>",
+ *            "password_file": "<file>"}
+ * Returns 0, or -1 after printing why (cap too small).
+ */
+int ibp_testenv_nats_json(const ibp_testenv *env, ibp_testenv_nats_role role, char *buf,
+                          size_t cap);
 
 /*
  * Asks the test nats-server for its version: connects over TCP and reads the
@@ -138,7 +194,8 @@ typedef struct ibp_testenv_private {
 
 /*
  * Starts a private nats-server and MariaDB (servers.sh start, typically
- * 0.3-2 s). Returns 0, or -1 after printing why. Always call
+ * 0.3-2 s), with the same users as the fixture's (p->env.nats_users, each
+ * with a fresh password). Returns 0, or -1 after printing why. Always call
  * ibp_testenv_private_stop afterwards, also after a failure.
  */
 int ibp_testenv_private_start(ibp_testenv_private *p);

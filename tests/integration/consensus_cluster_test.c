@@ -246,9 +246,15 @@ static void wait_replicas(uint64_t seq)
 
 /* ---- setup: keys, roster, configs, servers, daemons ---------------------- */
 
-static void write_config(int i, const char *nats_url)
+static void write_config(int i, const ibp_testenv *env)
 {
-    char path[1300], wd[1200];
+    char path[1300], wd[1200], nats[2048];
+    /* A replica is monitor and consensus: its NATS user has the union of both. */
+    assert_int_equal(ibp_testenv_nats_json(env,
+                                           i < REPLICAS ? IBP_TESTENV_NATS_MONITOR_CONSENSUS
+                                                        : IBP_TESTENV_NATS_MONITOR,
+                                           nats, sizeof nats),
+                     0);
     snprintf(wd, sizeof wd, "%s/mon%d", dir, i + 1);
     snprintf(path, sizeof path, "%s/node.json", wd);
     FILE *f = fopen(path, "w");
@@ -256,14 +262,14 @@ static void write_config(int i, const char *nats_url)
     fprintf(f,
             "{\"node\": {\"id\": \"mon%d\", \"key_file\": \"%s/key\", \"roster_file\": "
             "\"%s/roster.json\", \"work_dir\": \"%s/work\", \"roles\": \"%s\"},\n"
-            " \"nats\": {\"servers\": [\"%s\"]},\n"
+            " %s,\n"
             " \"network\": {\"members_file\": \"%s/tests/data/network/members.json\",\n"
             "             \"services_file\": \"%s/tests/data/network/services.json\"},\n"
             " \"intervals\": {\"publish_ms\": 150, \"refresh_ms\": 2000, \"heartbeat_ms\": 500},\n"
             " \"consensus\": {\"active_window_ms\": 20000, \"staleness_ms\": 6000,\n"
             "               \"quorum_min\": 2, \"expiry_ms\": 600000},\n"
             " \"log\": {\"level\": \"info\"}}\n",
-            i + 1, wd, dir, wd, i < REPLICAS ? "monitor,consensus" : "monitor", nats_url,
+            i + 1, wd, dir, wd, i < REPLICAS ? "monitor,consensus" : "monitor", nats,
             IBP_SOURCE_DIR, IBP_SOURCE_DIR);
     assert_int_equal(fclose(f), 0);
 }
@@ -336,12 +342,12 @@ static int setup(void **state)
     must(ibp_roster_save(roster, path, &err), &err);
 
     for (int i = 0; i < NODES; i++)
-        write_config(i, servers.env.nats_url);
+        write_config(i, &servers.env);
     for (int i = 0; i < NODES; i++)
         start_node(i);
     for (int i = 0; i < NODES; i++)
         wait_node(i);
-    must(ibp_bus_connect_url(servers.env.nats_url, "cluster-test", &nc, &err), &err);
+    must(ibp_bus_connect_url(servers.env.nats_auth_url, "cluster-test", &nc, &err), &err);
     assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
     return 0;
 }
@@ -702,7 +708,7 @@ static void test_cluster(void **state)
     natsConnection *late = NULL;
     jsCtx *ljs = NULL;
     ibp_err err = {0};
-    must(ibp_bus_connect_url(servers.env.nats_url, "late", &late, &err), &err);
+    must(ibp_bus_connect_url(servers.env.nats_auth_url, "late", &late, &err), &err);
     assert_int_equal(natsConnection_JetStream(&ljs, late, NULL), NATS_OK);
     Ibp__V1__ResultKey k = IBP__V1__RESULT_KEY__INIT;
     k.check_type = IBP__V1__CHECK_TYPE__CHECK_TYPE_ENDPOINT;

@@ -238,7 +238,12 @@ static void test_ops(void **state)
     ibp_log_set_level(IBP_LOG_ERROR);
     assert_int_equal(ibp_testenv_private_start(&servers), 0);
     assert_int_equal(ibp_testenv_mkdtemp(dir, sizeof dir), 0);
-    url = servers.env.nats_url;
+    /* ibpctl runs as the operator (the admin role's NATS user); the test's
+     * own connections and its replicas as the test administrator. */
+    static char admin_url[512];
+    assert_int_equal(
+        ibp_testenv_nats_url(&servers.env, IBP_TESTENV_NATS_ADMIN, admin_url, sizeof admin_url), 0);
+    url = admin_url;
 
     ibp_roster_new(&roster);
     for (int i = 0; i < MONITORS; i++) {
@@ -256,11 +261,11 @@ static void test_ops(void **state)
     must(ibp_roster_save(roster, roster_path, &err), &err);
     must(ibp_key_save(&admin_key, admin_key_path, &err), &err);
 
-    must(ibp_bus_connect_url(url, "test", &pub_nc, &err), &err);
+    must(ibp_bus_connect_url(servers.env.nats_auth_url, "test", &pub_nc, &err), &err);
     assert_int_equal(natsConnection_JetStream(&js, pub_nc, NULL), NATS_OK);
     must(ibp_bus_ensure_streams(js, NULL, &err), &err);
     for (int i = 0; i < 2; i++)
-        must(ibp_bus_connect_url(url, "replica", &rep_nc[i], &err), &err);
+        must(ibp_bus_connect_url(servers.env.nats_auth_url, "replica", &rep_nc[i], &err), &err);
     ibp_replica *reps[2] = {start_replica(0), start_replica(1)};
 
     /* Before any snapshot: snapshot fails cleanly. */

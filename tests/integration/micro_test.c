@@ -284,20 +284,25 @@ static void test_ibp_node(void **state)
     must(ibp_roster_save(roster, path, &err), &err);
     ibp_roster_free(roster);
 
+    /* A monitor and consensus node: its NATS user has the union of both roles. */
+    char nats[2048];
+    assert_int_equal(
+        ibp_testenv_nats_json(&servers.env, IBP_TESTENV_NATS_MONITOR_CONSENSUS, nats, sizeof nats),
+        0);
     snprintf(path, sizeof path, "%s/node.json", dir);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     fprintf(f,
             "{\"node\": {\"id\": \"mon1\", \"key_file\": \"%s/key\", \"roster_file\": "
             "\"%s/roster.json\", \"work_dir\": \"%s/work\", \"roles\": \"monitor,consensus\"},\n"
-            " \"nats\": {\"servers\": [\"%s\"]},\n"
+            " %s,\n"
             " \"network\": {\"members_file\": \"%s/tests/data/network/members.json\",\n"
             "             \"services_file\": \"%s/tests/data/network/services.json\"},\n"
             " \"intervals\": {\"publish_ms\": 150, \"refresh_ms\": 2000, \"heartbeat_ms\": 500},\n"
             " \"consensus\": {\"active_window_ms\": 20000, \"staleness_ms\": 6000,\n"
             "               \"quorum_min\": 2, \"expiry_ms\": 600000},\n"
             " \"log\": {\"level\": \"info\"}}\n",
-            dir, dir, dir, servers.env.nats_url, IBP_SOURCE_DIR, IBP_SOURCE_DIR);
+            dir, dir, dir, nats, IBP_SOURCE_DIR, IBP_SOURCE_DIR);
     assert_int_equal(fclose(f), 0);
     snprintf(logpath, sizeof logpath, "%s/log", dir);
     char *argv[] = {(char *)IBP_NODE_BIN, "--config", path, NULL};
@@ -305,7 +310,7 @@ static void test_ibp_node(void **state)
     assert_true(pid > 0);
 
     natsConnection *nc = NULL;
-    must(ibp_bus_connect_url(servers.env.nats_url, "micro-test", &nc, &err), &err);
+    must(ibp_bus_connect_url(servers.env.nats_auth_url, "micro-test", &nc, &err), &err);
 
     static const char *const verbs[] = {"PING", "INFO", "STATS"};
     char id[64] = "";

@@ -134,7 +134,7 @@ static void test_reconnects(void **state)
     snprintf(path, sizeof path, "%s/signer.seq", dir);
     must(ibp_signer_new(NODE, &key, path, &signer, &err), &err);
     must(ibp_store_new(NULL, &store), NULL);
-    must(ibp_bus_connect_url(servers.env.nats_url, "publisher-it", &nc, &err), &err);
+    must(ibp_bus_connect_url(servers.env.nats_auth_url, "publisher-it", &nc, &err), &err);
     assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
     must(ibp_bus_ensure_streams(js, NULL, &err), &err);
 

@@ -6,7 +6,8 @@
  * roster, and check that a tampered copy and a replay are rejected.
  *
  * Uses a stream and subject of its own ("it.<unique>.local.mon1"), so it can
- * run beside other tests on the same server.
+ * run beside other tests on the same server. First, the server refuses a
+ * connection without a login.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -413,9 +414,63 @@ static void test_envelope_roundtrip(void **state)
     free(env2);
 }
 
+/* Connects to url with user and password (NULL: none); returns the status. */
+static natsStatus try_login(const char *what, const char *url, const char *user,
+                            const char *password)
+{
+    natsOptions *o = NULL;
+    natsConnection *nc = NULL;
+    natsStatus s = natsOptions_Create(&o);
+    if (s == NATS_OK)
+        s = natsOptions_SetURL(o, url);
+    if (s == NATS_OK && user != NULL)
+        s = natsOptions_SetUserInfo(o, user, password);
+    if (s == NATS_OK)
+        s = natsOptions_SetTimeout(o, 2000);
+    if (s == NATS_OK)
+        s = natsOptions_SetMaxReconnect(o, 0);
+    if (s == NATS_OK)
+        s = natsConnection_Connect(&nc, o);
+    printf("  login %s -> %s\n", what, natsStatus_GetText(s));
+    fflush(stdout);
+    natsConnection_Destroy(nc);
+    natsOptions_Destroy(o);
+    return s;
+}
+
+/*
+ * The harness server requires a login, as in production (DESIGN.md §13): an
+ * anonymous connection and a wrong password are refused; the test
+ * administrator's credentials, given as options or in the URL, are accepted.
+ */
+static void test_login_required(void **state)
+{
+    (void)state;
+    ibp_testenv env;
+    assert_int_equal(ibp_testenv_load(&env), 0);
+    const ibp_testenv_nats_user *admin = &env.nats_users[IBP_TESTENV_NATS_TEST];
+
+    assert_int_equal(try_login("anonymous", env.nats_url, NULL, NULL), NATS_CONNECTION_AUTH_FAILED);
+    assert_int_equal(try_login("with a wrong password", env.nats_url, admin->user, "wrong"),
+                     NATS_CONNECTION_AUTH_FAILED);
+    assert_int_equal(
+        try_login("as the test administrator", env.nats_url, admin->user, admin->password),
+        NATS_OK);
+
+    natsConnection *nc = NULL;
+    assert_int_equal(try_login("with the credentials in the URL", env.nats_auth_url, NULL, NULL),
+                     NATS_OK);
+    for (int r = 0; r < IBP_TESTENV_NATS_ROLES; r++) {
+        assert_int_equal(ibp_testenv_nats_connect_as(&env, (ibp_testenv_nats_role)r, &nc), NATS_OK);
+        natsConnection_Destroy(nc);
+        nc = NULL;
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_login_required),
         cmocka_unit_test_setup_teardown(test_envelope_roundtrip, setup, teardown),
     };
     return cmocka_run_group_tests_name("nats_envelope", tests, NULL, NULL);

@@ -113,8 +113,8 @@ static int setup(void **state)
     pt_keys_init(&F.k);
     ibp_err e;
     ibp_err_clear(&e);
-    if (ibp_bus_connect_url(F.srv.env.nats_url, "it-persist", &F.nc, &e) != IBP_OK ||
-        ibp_bus_connect_url(F.srv.env.nats_url, "it-publisher", &F.pnc, &e) != IBP_OK) {
+    if (ibp_bus_connect_url(F.srv.env.nats_auth_url, "it-persist", &F.nc, &e) != IBP_OK ||
+        ibp_bus_connect_url(F.srv.env.nats_auth_url, "it-publisher", &F.pnc, &e) != IBP_OK) {
         fprintf(stderr, "connect: %s\n", e.msg);
         return -1;
     }

@@ -148,7 +148,7 @@ static int setup(void **state)
     }
     F.db = pt_db_create(&F.srv.env, "ibp");
     snprintf(F.config, sizeof F.config, "%s",
-             pt_write_config(&F.k, &F.srv.env, "ibp",
+             pt_write_config(&F.k, &F.srv.env, IBP_TESTENV_NATS_PERSIST, "ibp",
                              "\"persist\": {\"batch_size\": 16, \"fetch_wait_ms\": 50},\n"
                              " \"log\": {\"level\": \"info\"}"));
     snprintf(F.log, sizeof F.log, "%s/ibp-persist.log", F.k.dir);

@@ -67,7 +67,7 @@ static int setup(void **state)
     snprintf(s, sizeof s, "%s.>", F.esubj);
     pt_stream_create(F.js, F.events, s);
     snprintf(F.config, sizeof F.config, "%s",
-             pt_write_config(&F.k, &F.env, F.live,
+             pt_write_config(&F.k, &F.env, IBP_TESTENV_NATS_TEST, F.live,
                              "\"persist\": {\"batch_size\": 10, \"fetch_wait_ms\": 50}"));
     return 0;
 }

@@ -404,11 +404,12 @@ void pt_wait_offset(MYSQL *db, const char *stream, uint64_t seq, int timeout_ms)
     }
 }
 
-const char *pt_write_config(const pt_keys *k, const ibp_testenv *env, const char *database,
-                            const char *extra_json)
+const char *pt_write_config(const pt_keys *k, const ibp_testenv *env, ibp_testenv_nats_role role,
+                            const char *database, const char *extra_json)
 {
     static char path[1200];
-    char pw[1200];
+    char pw[1200], nats[2048];
+    assert_int_equal(ibp_testenv_nats_json(env, role, nats, sizeof nats), 0);
     snprintf(pw, sizeof pw, "%s/mysql.password", k->dir);
     int fd = open(pw, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     assert_true(fd >= 0);
@@ -420,11 +421,11 @@ const char *pt_write_config(const pt_keys *k, const ibp_testenv *env, const char
     assert_non_null(f);
     fprintf(f,
             "{\"node\": {\"id\": \"persist1\", \"roster_file\": \"%s\", \"work_dir\": \"%s\"},\n"
-            " \"nats\": {\"servers\": [\"%s\"]},\n"
+            " %s,\n"
             " \"mysql\": {\"host\": \"%s\", \"port\": %u, \"user\": \"%s\",\n"
             "           \"password_file\": \"%s\", \"database\": \"%s\"}%s%s}\n",
-            k->roster_path, k->dir, env->nats_url, env->mysql_host, env->mysql_port,
-            env->mysql_user, pw, database, extra_json ? ",\n " : "", extra_json ? extra_json : "");
+            k->roster_path, k->dir, nats, env->mysql_host, env->mysql_port, env->mysql_user, pw,
+            database, extra_json ? ",\n " : "", extra_json ? extra_json : "");
     assert_int_equal(fclose(f), 0);
     return path;
 }

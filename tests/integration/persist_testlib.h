@@ -112,9 +112,15 @@ void pt_wait_applied(ibp_persist *p, ibp_persist_kind kind, uint64_t last_seq, i
 /* Waits until SELECT last_seq FROM persist_offsets of stream reaches seq. */
 void pt_wait_offset(MYSQL *db, const char *stream, uint64_t seq, int timeout_ms);
 
-/* Writes an ibp-persist config file for env into k->dir; returns its path (static buffer). */
-const char *pt_write_config(const pt_keys *k, const ibp_testenv *env, const char *database,
-                            const char *extra_json);
+/*
+ * Writes an ibp-persist config file for env into k->dir, logging in to NATS as
+ * the user of role: IBP_TESTENV_NATS_PERSIST on the real streams and subjects,
+ * IBP_TESTENV_NATS_TEST when the test gives the daemon streams and a service
+ * prefix of its own (the persist role may only read HITS and EVENTS and
+ * answer on ibp.persist.>). Returns its path (static buffer).
+ */
+const char *pt_write_config(const pt_keys *k, const ibp_testenv *env, ibp_testenv_nats_role role,
+                            const char *database, const char *extra_json);
 
 long long pt_now_ms(void);
 void pt_sleep_ms(int ms);

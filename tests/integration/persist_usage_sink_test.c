@@ -75,7 +75,7 @@ static int setup(void **state)
         return -1;
     ibp_err e;
     ibp_err_clear(&e);
-    if (ibp_bus_connect_url(F.srv.env.nats_url, "it-usage-sink", &F.nc, &e) != IBP_OK) {
+    if (ibp_bus_connect_url(F.srv.env.nats_auth_url, "it-usage-sink", &F.nc, &e) != IBP_OK) {
         fprintf(stderr, "%s\n", e.msg);
         return -1;
     }

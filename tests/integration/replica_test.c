@@ -200,11 +200,11 @@ static void test_replicas(void **state)
     ibp_key_generate(&forger_key);
     forger = make_signer("mallory", &forger_key);
 
-    must(ibp_bus_connect_url(servers.env.nats_url, "test", &pub_nc, &err), &err);
+    must(ibp_bus_connect_url(servers.env.nats_auth_url, "test", &pub_nc, &err), &err);
     assert_int_equal(natsConnection_JetStream(&js, pub_nc, NULL), NATS_OK);
     must(ibp_bus_ensure_streams(js, NULL, &err), &err);
     for (int i = 0; i < 2; i++)
-        must(ibp_bus_connect_url(servers.env.nats_url, "replica", &rep_nc[i], &err), &err);
+        must(ibp_bus_connect_url(servers.env.nats_auth_url, "replica", &rep_nc[i], &err), &err);
     ibp_replica *reps[2] = {start_replica(0), start_replica(1)};
 
     /* All five up: the key becomes official (epoch 1). */
