@@ -99,8 +99,7 @@ ibp_status ibp_official_chain_head(jsCtx *js, ibp_verifier *v, const char *strea
     if (msgs == 0)
         last = 0;
     struct fetch_ctx c = {js, v, stream, subject, NATS_OK, 0};
-    ibp_status st =
-        ibp_chain_find_head(fetch, &c, first, last, IBP_OFFICIAL_CHAIN_SCAN_MAX, out);
+    ibp_status st = ibp_chain_find_head(fetch, &c, first, last, IBP_OFFICIAL_CHAIN_SCAN_MAX, out);
     if (st != IBP_OK)
         return ibp_err_set(err, st, "read %s at the end of stream %s: %s (jetstream error %d)",
                            subject, stream, natsStatus_GetText(c.last_error), (int)c.last_jerr);

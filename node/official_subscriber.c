@@ -28,11 +28,11 @@ struct ibp_official_subscriber {
     jsCtx *js;
     ibp_verifier *verifier;
     ibp_verifier *chain_verifier; /* the thread's: walking the chain at (re)subscribe */
-    natsSubscription *sub;    /* the thread's: snapshots (JetStream, ordered) */
-    natsSubscription *hb_sub; /* the thread's: replica heartbeats (core NATS) */
+    natsSubscription *sub;        /* the thread's: snapshots (JetStream, ordered) */
+    natsSubscription *hb_sub;     /* the thread's: replica heartbeats (core NATS) */
     char hb_subject[NAME_MAX_LEN + 1];
-    bool warned_behind; /* the thread's */
-    ibp_chain_follower chain; /* the thread's: which epochs continue the chain */
+    bool warned_behind;        /* the thread's */
+    ibp_chain_follower chain;  /* the thread's: which epochs continue the chain */
     ibp_log_limit foreign_log; /* the thread's */
 
     pthread_t thread;
@@ -77,14 +77,19 @@ static void count_foreign(ibp_official_subscriber *s, const ibp_chain_msg *cm, u
                 cm->epoch, have, cm->signer, cm->stream_seq, suppressed);
 }
 
-static void handle_snapshot(ibp_official_subscriber *s, const ibp_verified *vm, uint64_t stream_seq)
+/* A verified snapshot message. is_head: the head of the chain found at
+ * (re)subscribe (ibp/snapshot_chain.h), trusted as such; any other message
+ * must continue the chain. */
+static void handle_snapshot(ibp_official_subscriber *s, const ibp_verified *vm, uint64_t stream_seq,
+                            bool is_head)
 {
     const Ibp__V1__OfficialSnapshot *snap = (const Ibp__V1__OfficialSnapshot *)vm->payload;
     uint64_t have = ibp_store_official_epoch(s->opts.store);
     ibp_chain_msg cm;
     ibp_official_chain_from_verified(vm, stream_seq, &cm);
     ibp_chain_follow_applied(&s->chain, have);
-    ibp_chain_verdict verdict = ibp_chain_follow(&s->chain, &cm);
+    ibp_chain_verdict verdict =
+        is_head && cm.valid ? IBP_CHAIN_APPLY : ibp_chain_follow(&s->chain, &cm);
     if (verdict == IBP_CHAIN_FOREIGN) {
         if (!cm.valid) {
             IBP_LOG(IBP_LOG_WARN, COMPONENT,
@@ -204,7 +209,7 @@ static void handle_msg(ibp_official_subscriber *s, natsMsg *m, bool is_heartbeat
     if (st != IBP_OK) {
         count_rejected(s, st);
     } else if (is_snapshot) {
-        handle_snapshot(s, &vm, stream_seq);
+        handle_snapshot(s, &vm, stream_seq, false);
     } else {
         handle_heartbeat(s, subject, &vm);
     }
@@ -240,7 +245,8 @@ static ibp_status start_at_head(ibp_official_subscriber *s, uint64_t *start_seq)
     ibp_chain_follow_init(&s->chain, have);
     if (h.foreign)
         IBP_LOG(IBP_LOG_WARN, COMPONENT,
-                "skipped %" PRIu64 " message(s) after the head of the snapshot chain head_epoch=%" PRIu64
+                "skipped %" PRIu64
+                " message(s) after the head of the snapshot chain head_epoch=%" PRIu64
                 " head_seq=%" PRIu64 " last_seq=%" PRIu64,
                 h.foreign, h.found ? h.head.epoch : 0, h.found ? h.head.stream_seq : 0, h.last_seq);
     if (h.found) {
@@ -259,10 +265,7 @@ static ibp_status start_at_head(ibp_official_subscriber *s, uint64_t *start_seq)
             if (ibp_verifier_check_stateless(s->verifier, (const uint8_t *)natsMsg_GetData(m),
                                              (size_t)natsMsg_GetDataLength(m), &vm,
                                              &verr) == IBP_OK) {
-                /* The head is the next epoch for the follower by construction. */
-                ibp_chain_follow_init(&s->chain, h.head.epoch - 1);
-                s->chain.have_prev = false;
-                handle_snapshot(s, &vm, h.head.stream_seq);
+                handle_snapshot(s, &vm, h.head.stream_seq, true);
             }
             ibp_verified_clear(&vm);
             natsMsg_Destroy(m);
@@ -351,9 +354,8 @@ static void *subscriber_main(void *arg)
             pthread_mutex_lock(&s->mu);
             s->stats.subscribes++;
             pthread_mutex_unlock(&s->mu);
-            IBP_LOG(IBP_LOG_INFO, COMPONENT,
-                    "subscribed stream=%s subject=%s epoch=%" PRIu64, s->stream, s->subject,
-                    ibp_store_official_epoch(s->opts.store));
+            IBP_LOG(IBP_LOG_INFO, COMPONENT, "subscribed stream=%s subject=%s epoch=%" PRIu64,
+                    s->stream, s->subject, ibp_store_official_epoch(s->opts.store));
         }
         drain_heartbeats(s);
         natsMsg *m = NULL;

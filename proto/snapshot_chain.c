@@ -83,8 +83,8 @@ ibp_chain_verdict ibp_chain_follow(ibp_chain_follower *f, const ibp_chain_msg *m
 {
     if (!m->valid)
         return IBP_CHAIN_FOREIGN;
-    bool follows_prev = f->have_prev && f->prev_valid_epoch != UINT64_MAX &&
-                        m->epoch == f->prev_valid_epoch + 1;
+    bool follows_prev =
+        f->have_prev && f->prev_valid_epoch != UINT64_MAX && m->epoch == f->prev_valid_epoch + 1;
     f->prev_valid_epoch = m->epoch;
     f->have_prev = true;
     if (m->epoch <= f->applied_epoch)

@@ -96,7 +96,7 @@ typedef enum ibp_chain_verdict {
 } ibp_chain_verdict;
 
 typedef struct ibp_chain_follower {
-    uint64_t applied_epoch;   /* the epoch the reader holds (0: none) */
+    uint64_t applied_epoch;    /* the epoch the reader holds (0: none) */
     uint64_t prev_valid_epoch; /* epoch of the last valid message seen (0: none) */
     bool have_prev;
 } ibp_chain_follower;
