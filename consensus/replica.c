@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include "ibp/replica_state.h"
 #include "ibp/result.h"
 #include "ibp/snapshot_encode.h"
+#include "ibp/status_sig.h"
 #include "ibp/subject.h"
 
 #define COMPONENT "replica"
@@ -43,6 +45,14 @@ struct ibp_replica {
     ibp_verifier *chain_verifier;   /* stateless checks of the snapshot subject */
 
     atomic_ulong async_failures; /* asynchronous publishes that failed */
+
+    /* Events and status messages of epochs this replica computed but did not
+     * win, oldest first, until it has checked that they are in the streams
+     * (publish_epoch, cover_pending). Bounded by PENDING_MAX_*. */
+    struct side_batch *pending, *pending_tail;
+    size_t pending_epochs, pending_msgs;
+    int64_t cover_delay_ms;  /* this replica's wait before the check, within side_cover_ms */
+    bool die_after_snapshot; /* tests only: IBP_TEST_REPLICA_DIE_AFTER_SNAPSHOT */
 
     int64_t last_heartbeat_ms;
     int64_t last_save_ms;
@@ -209,14 +219,22 @@ static json_t *votes_json(const ibp_vote_vote *v, size_t n)
     return a;
 }
 
-/* A status message: JSON text with the common headers and a message id. */
+/* A status message: JSON text with the common headers, its signature over
+ * subject and text (ibp/status_sig.h) and a message id. */
 static ibp_status make_json_msg(ibp_replica *r, const char *subject, const char *text,
                                 const char *msg_id, natsMsg **out, ibp_err *err)
 {
     natsMsg *m = NULL;
-    if (natsMsg_Create(&m, subject, NULL, text, (int)strlen(text)) != NATS_OK ||
+    char sig[IBP_STATUS_SIG_B64_SIZE];
+    size_t len = strlen(text);
+    ibp_status st =
+        ibp_status_sig_sign(r->opts.signer, subject, (const uint8_t *)text, len, sig, err);
+    if (st != IBP_OK)
+        return st;
+    if (natsMsg_Create(&m, subject, NULL, text, (int)len) != NATS_OK ||
         natsMsgHeader_Set(m, IBP_HDR_TYPE, "Status") != NATS_OK ||
         natsMsgHeader_Set(m, IBP_HDR_SIGNER, ibp_signer_id(r->opts.signer)) != NATS_OK ||
+        natsMsgHeader_Set(m, IBP_HDR_SIGNATURE, sig) != NATS_OK ||
         natsMsgHeader_Set(m, IBP_HDR_MSG_ID, msg_id) != NATS_OK) {
         natsMsg_Destroy(m);
         return ibp_err_set(err, IBP_E_NOMEM, "status %s: cannot build the message", subject);
@@ -372,9 +390,6 @@ static ibp_status publish_snapshot(ibp_replica *r, void *arg, ibp_err *err)
 static ibp_status make_side_msg(ibp_replica *r, const ibp_vote_update *u, size_t i, natsMsg **out,
                                 ibp_err *err)
 {
-    size_t n_ovr_status = 0;
-    for (size_t k = 0; k < u->nevents; k++)
-        n_ovr_status += u->events[k].kind == IBP_VOTE_EVENT_OVERRIDE;
     if (i < u->nevents)
         return make_event_msg(r, &u->events[i], out, err);
     i -= u->nevents;
@@ -386,7 +401,6 @@ static ibp_status make_side_msg(ibp_replica *r, const ibp_vote_update *u, size_t
     for (size_t k = 0; k < u->nevents; k++)
         if (u->events[k].kind == IBP_VOTE_EVENT_OVERRIDE && i-- == 0)
             return make_override_status_msg(r, &u->events[k], out, err);
-    (void)n_ovr_status;
     return IBP_E_NOT_FOUND;
 }
 
@@ -398,22 +412,95 @@ static size_t side_msg_count(const ibp_vote_update *u)
     return n;
 }
 
-struct side_arg {
-    const ibp_vote_update *u;
-    size_t i;
-};
+/*
+ * The side messages of one epoch, built (and signed) when the epoch is
+ * computed: the engine's update does not outlive the LOCAL message that made
+ * it, and a held epoch must be published exactly as its winner would have.
+ * Events first, then status messages, in make_side_msg order.
+ */
+typedef struct side_batch {
+    uint64_t epoch;
+    int64_t due_ms; /* monotonic clock: when a replica that did not win checks */
+    size_t nevents; /* of n */
+    size_t n;
+    natsMsg **msgs;
+    struct side_batch *next;
+} side_batch;
+
+/* Bounds of what a replica holds: past them the oldest epoch is checked at once. */
+#define PENDING_MAX_EPOCHS 1024
+#define PENDING_MAX_MSGS 262144
+/* Held epochs checked per turn of the replica loop (one request each). */
+#define COVER_CHECKS_PER_TURN 4
+
+static void side_batch_free(side_batch *b)
+{
+    if (!b)
+        return;
+    for (size_t i = 0; i < b->n; i++)
+        natsMsg_Destroy(b->msgs[i]);
+    free(b->msgs);
+    free(b);
+}
+
+/* Builds every side message of u; one that cannot be built is logged and left out. */
+static side_batch *side_batch_build(ibp_replica *r, const ibp_vote_update *u)
+{
+    size_t n = side_msg_count(u);
+    side_batch *b = calloc(1, sizeof *b);
+    if (b)
+        b->msgs = calloc(n ? n : 1, sizeof *b->msgs);
+    if (!b || !b->msgs) {
+        free(b);
+        IBP_LOG(IBP_LOG_ERROR, COMPONENT,
+                "out of memory for the events and status messages of epoch=%" PRIu64, u->epoch);
+        return NULL;
+    }
+    b->epoch = u->epoch;
+    for (size_t i = 0; i < n; i++) {
+        natsMsg *m = NULL;
+        ibp_err err;
+        ibp_err_clear(&err);
+        if (make_side_msg(r, u, i, &m, &err) != IBP_OK) {
+            IBP_LOG(IBP_LOG_ERROR, COMPONENT, "epoch=%" PRIu64 ": %s", u->epoch, err.msg);
+            continue;
+        }
+        b->nevents += i < u->nevents;
+        b->msgs[b->n++] = m;
+    }
+    return b;
+}
+
+/* A copy of m (subject, data, headers): asynchronous publishing consumes its message. */
+static natsMsg *clone_msg(natsMsg *m)
+{
+    natsMsg *c = NULL;
+    const char **keys = NULL;
+    int nkeys = 0;
+    if (natsMsg_Create(&c, natsMsg_GetSubject(m), NULL, natsMsg_GetData(m),
+                       natsMsg_GetDataLength(m)) != NATS_OK)
+        return NULL;
+    natsStatus s = natsMsgHeader_Keys(m, &keys, &nkeys);
+    for (int k = 0; s == NATS_OK && k < nkeys; k++) {
+        const char *v = NULL;
+        s = natsMsgHeader_Get(m, keys[k], &v);
+        if (s == NATS_OK)
+            s = natsMsgHeader_Set(c, keys[k], v);
+    }
+    free((void *)keys);
+    if (s != NATS_OK && s != NATS_NOT_FOUND) {
+        natsMsg_Destroy(c);
+        return NULL;
+    }
+    return c;
+}
 
 static ibp_status publish_side_sync(ibp_replica *r, void *arg, ibp_err *err)
 {
-    struct side_arg *a = arg;
-    natsMsg *m = NULL;
+    natsMsg *m = arg; /* still ours: js_PublishMsg does not take it */
     jsPubAck *pa = NULL;
     jsErrCode jerr = 0;
-    ibp_status st = make_side_msg(r, a->u, a->i, &m, err);
-    if (st != IBP_OK)
-        return st;
     natsStatus s = js_PublishMsg(&pa, r->js, m, NULL, &jerr);
-    natsMsg_Destroy(m);
     jsPubAck_Destroy(pa);
     if (s != NATS_OK)
         return ibp_err_set(err, IBP_E_NATS, "publish event/status: %s (jetstream error %d)",
@@ -437,16 +524,13 @@ static void on_async_error(jsCtx *js, jsPubAckErr *pae, void *closure)
  * If any failed, all of them go again one by one: their message ids make
  * JetStream drop the ones that were stored already.
  */
-static void publish_side(ibp_replica *r, const ibp_vote_update *u)
+static void publish_side(ibp_replica *r, side_batch *b)
 {
-    size_t n = side_msg_count(u);
     unsigned long failures = atomic_load(&r->async_failures);
     bool ok = true;
-    for (size_t i = 0; i < n && ok; i++) {
-        natsMsg *m = NULL;
-        ibp_err err;
-        if (make_side_msg(r, u, i, &m, &err) != IBP_OK ||
-            js_PublishMsgAsync(r->js, &m, NULL) != NATS_OK) {
+    for (size_t i = 0; i < b->n && ok; i++) {
+        natsMsg *m = clone_msg(b->msgs[i]);
+        if (!m || js_PublishMsgAsync(r->js, &m, NULL) != NATS_OK) {
             natsMsg_Destroy(m);
             ok = false;
         }
@@ -458,17 +542,147 @@ static void publish_side(ibp_replica *r, const ibp_vote_update *u)
         ok = false;
     if (atomic_load(&r->async_failures) != failures)
         ok = false;
-    if (ok) {
-        STATS(r, r->stats.events_published += u->nevents);
-        return;
+    if (!ok) {
+        IBP_LOG(IBP_LOG_WARN, COMPONENT,
+                "pipelined events failed; publishing one by one epoch=%" PRIu64, b->epoch);
+        for (size_t i = 0; i < b->n && !atomic_load(&r->stop); i++)
+            with_retry(r, "event/status", publish_side_sync, b->msgs[i]);
     }
-    IBP_LOG(IBP_LOG_WARN, COMPONENT,
-            "pipelined events failed; publishing one by one epoch=%" PRIu64, u->epoch);
-    for (size_t i = 0; i < n && !atomic_load(&r->stop); i++) {
-        struct side_arg a = {u, i};
-        with_retry(r, "event/status", publish_side_sync, &a);
+    STATS(r, r->stats.events_published += b->nevents);
+}
+
+/*
+ * 1 when the stream holds, as the last message of m's subject, a verified
+ * message of epoch >= epoch (m itself, or a later change that superseded it);
+ * 0 when it does not; -1 when NATS did not answer.
+ */
+static int side_stored(ibp_replica *r, natsMsg *m, uint64_t epoch)
+{
+    const char *subject = natsMsg_GetSubject(m);
+    bool is_status = strncmp(subject, "ibp.status.", 11) == 0;
+    natsMsg *last = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetLastMsg(&last, r->js, is_status ? IBP_STREAM_STATUS : IBP_STREAM_EVENTS,
+                                 subject, NULL, &jerr);
+    if (s == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr)
+        return 0;
+    if (s != NATS_OK)
+        return -1;
+    const uint8_t *data = (const uint8_t *)natsMsg_GetData(last);
+    size_t len = (size_t)natsMsg_GetDataLength(last);
+    uint64_t have = 0;
+    if (is_status) {
+        /* Verified, so a forged message with a high epoch cannot stop the cover. */
+        const char *signer = NULL, *sig = NULL;
+        natsMsgHeader_Get(last, IBP_HDR_SIGNER, &signer);
+        natsMsgHeader_Get(last, IBP_HDR_SIGNATURE, &sig);
+        if (ibp_status_sig_verify(r->opts.roster, subject, signer, sig, data, len, NULL, NULL) ==
+            IBP_OK) {
+            json_t *j = json_loadb((const char *)data, len, 0, NULL);
+            json_t *e = json_object_get(j, "epoch");
+            if (json_is_integer(e) && json_integer_value(e) > 0)
+                have = (uint64_t)json_integer_value(e);
+            json_decref(j);
+        }
+    } else {
+        ibp_verified vm = {0};
+        if (ibp_verifier_check_stateless(r->verifier, data, len, &vm, NULL) == IBP_OK &&
+            vm.envelope->type == IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_EVENT)
+            have = ((const Ibp__V1__Event *)vm.payload)->epoch;
+        ibp_verified_clear(&vm);
     }
-    STATS(r, r->stats.events_published += u->nevents);
+    natsMsg_Destroy(last);
+    return have >= epoch ? 1 : 0;
+}
+
+static side_batch *pending_pop(ibp_replica *r)
+{
+    side_batch *b = r->pending;
+    if (!b)
+        return NULL;
+    r->pending = b->next;
+    if (!r->pending)
+        r->pending_tail = NULL;
+    r->pending_epochs--;
+    r->pending_msgs -= b->n;
+    STATS(r, r->stats.side_pending = r->pending_epochs);
+    return b;
+}
+
+/*
+ * Checks held epochs, oldest first, and publishes an epoch's side messages
+ * when its last one is not in its stream (the winner died, or could not
+ * publish): those below `below` whatever their time, or (due_only) those
+ * whose time has come; at most max of them. A replica about to publish epoch
+ * E itself first settles every held epoch below E, so that the streams get
+ * the changes of a key in epoch order (STATUS keeps only the last).
+ * Checking the last message suffices: a winner publishes in order and
+ * retries until every message is stored.
+ */
+static void cover_pending(ibp_replica *r, uint64_t below, bool due_only, size_t max)
+{
+    int64_t now = ibp_clock_mono_ms();
+    for (size_t done = 0; r->pending && done < max && !atomic_load(&r->stop); done++) {
+        side_batch *b = r->pending;
+        if (b->epoch >= below || (due_only && b->due_ms > now))
+            return;
+        int stored = b->n ? side_stored(r, b->msgs[b->n - 1], b->epoch) : 1;
+        if (stored < 0 && due_only) {
+            b->due_ms = now + NEXT_MSG_WAIT_MS; /* NATS is away: again next turn */
+            return;
+        }
+        pending_pop(r);
+        if (stored == 1) {
+            STATS(r, r->stats.side_checked++);
+        } else {
+            IBP_LOG(IBP_LOG_WARN, COMPONENT,
+                    "the events and status messages of epoch=%" PRIu64
+                    " are not in the streams; publishing them messages=%zu",
+                    b->epoch, b->n);
+            publish_side(r, b);
+            STATS(r, r->stats.side_covered++);
+        }
+        side_batch_free(b);
+    }
+}
+
+/* Holds b until this replica's check time; past the bounds, checks the oldest at once. */
+static void pending_push(ibp_replica *r, side_batch *b)
+{
+    b->due_ms = ibp_clock_mono_ms() + r->cover_delay_ms;
+    if (r->pending_tail)
+        r->pending_tail->next = b;
+    else
+        r->pending = b;
+    r->pending_tail = b;
+    r->pending_epochs++;
+    r->pending_msgs += b->n;
+    STATS(r, r->stats.side_pending = r->pending_epochs);
+    while (r->pending && r->pending != b &&
+           (r->pending_epochs > PENDING_MAX_EPOCHS || r->pending_msgs > PENDING_MAX_MSGS))
+        cover_pending(r, UINT64_MAX, false, 1);
+}
+
+/*
+ * When a replica that did not win checks: within [side_cover_ms / 2,
+ * side_cover_ms), staggered by its place among the roster's consensus nodes,
+ * so that the first to check covers a dead winner and the others find the
+ * messages there instead of publishing them again.
+ */
+static int64_t cover_delay_ms(const ibp_replica_opts *o)
+{
+    size_t c = 0, mine = 0;
+    for (size_t i = 0; o->roster && i < ibp_roster_count(o->roster); i++) {
+        const ibp_roster_node *n = ibp_roster_at(o->roster, i);
+        if (!(n->roles & IBP_ROLE_CONSENSUS))
+            continue;
+        if (o->signer && strcmp(n->id, ibp_signer_id(o->signer)) == 0)
+            mine = c;
+        c++;
+    }
+    if (c == 0)
+        c = 1;
+    return o->side_cover_ms * (int64_t)(c + mine) / (int64_t)(2 * c);
 }
 
 static void publish_epoch(ibp_replica *r, const ibp_vote_update *u)
@@ -476,9 +690,12 @@ static void publish_epoch(ibp_replica *r, const ibp_vote_update *u)
     if (u->epoch <= r->last_snap_epoch)
         return; /* behind the stream: the epoch is out there already */
     /* The snapshot first: it is what subscribers wait for. Then the events and
-     * status messages, from every replica that is not behind, so that a
-     * winner dying between the two loses nothing (duplicates are dropped by
-     * their message ids). */
+     * status messages, once per change: the replica whose publish stored the
+     * snapshot sends them at once; every other replica that computed the
+     * same epoch holds them and, after cover_delay_ms, publishes what is not
+     * in the streams, so a winner dying between the two loses nothing
+     * (duplicates are dropped by their message ids). */
+    uint64_t won = r->stats.snapshots_published, mismatches = r->stats.digest_mismatches;
     struct snap_arg sa = {u};
     ibp_status st = with_retry(r, "snapshot", publish_snapshot, &sa);
     if (st != IBP_OK) {
@@ -489,7 +706,28 @@ static void publish_epoch(ibp_replica *r, const ibp_vote_update *u)
     }
     if (r->last_snap_epoch > u->epoch)
         return;
-    publish_side(r, u);
+    /* Only this thread writes the stats: reading them here needs no lock. */
+    bool winner = r->stats.snapshots_published != won;
+    if (!winner && r->stats.digest_mismatches != mismatches)
+        return; /* our state differs from the stored one: our messages would be wrong */
+    if (winner && r->die_after_snapshot) {
+        IBP_LOG(IBP_LOG_WARN, COMPONENT,
+                "IBP_TEST_REPLICA_DIE_AFTER_SNAPSHOT: dying before the events and status "
+                "messages of epoch=%" PRIu64,
+                u->epoch);
+        raise(SIGKILL);
+    }
+    side_batch *b = side_batch_build(r, u);
+    if (!b)
+        return;
+    if (!winner) {
+        pending_push(r, b);
+        return;
+    }
+    cover_pending(r, u->epoch, false, SIZE_MAX);
+    publish_side(r, b);
+    STATS(r, r->stats.side_published++);
+    side_batch_free(b);
 }
 
 /* ---- applying LOCAL ------------------------------------------------------- */
@@ -612,6 +850,8 @@ static void *replica_main(void *arg)
             save_state(r);
             r->last_save_ms = now;
         }
+        /* A few held epochs per turn: each check is one request to the stream. */
+        cover_pending(r, UINT64_MAX, true, COVER_CHECKS_PER_TURN);
     }
     return NULL;
 }
@@ -631,6 +871,11 @@ ibp_status ibp_replica_start(const ibp_replica_opts *opts, ibp_replica **out, ib
         r->opts.heartbeat_ms = 5000;
     if (r->opts.state_save_ms <= 0)
         r->opts.state_save_ms = 30000;
+    if (r->opts.side_cover_ms <= 0)
+        r->opts.side_cover_ms = IBP_REPLICA_SIDE_COVER_MS_DEFAULT;
+    r->cover_delay_ms = cover_delay_ms(&r->opts);
+    const char *die = getenv("IBP_TEST_REPLICA_DIE_AFTER_SNAPSHOT");
+    r->die_after_snapshot = die && strcmp(die, "1") == 0;
     pthread_mutex_init(&r->stats_lock, NULL);
     snprintf(r->state_path, sizeof r->state_path, "%s/consensus.state",
              opts->work_dir ? opts->work_dir : ".");
@@ -728,6 +973,9 @@ void ibp_replica_stop(ibp_replica *r)
         return;
     atomic_store(&r->stop, 1);
     pthread_join(r->thread, NULL);
+    /* Held epochs go: the other replicas that computed them check them. */
+    while (r->pending)
+        side_batch_free(pending_pop(r));
     save_state(r);
     natsSubscription_Unsubscribe(r->sub);
     natsSubscription_Destroy(r->sub);

@@ -355,6 +355,15 @@ static const ibp_setting node_settings[] = {
      .max = INT64_C(1) << 31,
      .offset = IBP_SETTING_AT_I64(ibp_node_config, consensus.max_keys),
      .help = "Keys held by the engine in total; a batch that would pass it is refused whole."},
+    /* Not a vote rule: replicas may differ, and it only bounds a recovery. */
+    {.name = "consensus.side_cover_ms",
+     .type = IBP_SETTING_DURATION_MS,
+     .default_text = "2000",
+     .min = 100,
+     .max = 60 * SECOND_MS,
+     .offset = IBP_SETTING_AT_I64(ibp_node_config, consensus.side_cover_ms),
+     .help = "A replica that did not win an epoch's snapshot publishes the epoch's events and "
+             "status messages if they are not in the streams this long after it."},
     {.name = "usage.max_keys",
      .type = IBP_SETTING_INT64,
      .default_text = "1048576",

@@ -216,6 +216,10 @@ static void replica_status(json_t *obj, void *user)
         rej ? rej : json_null());
     if (r) {
         json_object_set_new(r, "foreign_snapshots", json_integer((json_int_t)s.foreign_snapshots));
+        json_object_set_new(r, "side_published", json_integer((json_int_t)s.side_published));
+        json_object_set_new(r, "side_checked", json_integer((json_int_t)s.side_checked));
+        json_object_set_new(r, "side_covered", json_integer((json_int_t)s.side_covered));
+        json_object_set_new(r, "side_pending", json_integer((json_int_t)s.side_pending));
         json_object_set_new(obj, "replica", r);
     }
 }
@@ -487,6 +491,7 @@ static int node_start(node *n, const sigset_t *sigs)
         ro.vote.max_keys = (size_t)cfg->consensus.max_keys;
         ro.heartbeat_ms = cfg->intervals.heartbeat_ms;
         ro.stream_replicas = (int)cfg->nats.stream_replicas;
+        ro.side_cover_ms = cfg->consensus.side_cover_ms;
         if (ibp_vote_config_check(&ro.vote) != IBP_VOTE_OK) {
             ibp_err_set(&err, IBP_E_CONFIG,
                         "consensus settings are inconsistent (staleness %" PRId64

@@ -7,17 +7,44 @@
  * accepts and rejects the same messages), hands observation batches and
  * heartbeats from monitors and overrides from admins to the engine, and for
  * each message that advances the epoch:
- *   - publishes every status change as JSON to its ibp.status.<...> subject
- *     (stream STATUS, last value per subject) and as a signed Event to
- *     ibp.events.<member> (stream EVENTS) with Nats-Msg-Id = the event id;
  *   - publishes the signed OfficialSnapshot to ibp.official.snapshot with
  *     Nats-Msg-Id "epoch-<E>" and the expected last subject sequence of the
  *     previous snapshot, so exactly one message exists per epoch however many
  *     replicas race; a replica that loses the race compares the winner's
- *     digest with its own and logs an ERROR on a mismatch.
+ *     digest with its own and logs an ERROR on a mismatch;
+ *   - then its side messages: every status change as a signed Event to
+ *     ibp.events.<member> (stream EVENTS) with Nats-Msg-Id = the event id, and
+ *     as JSON to its ibp.status.<...> subject (stream STATUS, last value per
+ *     subject), signed in the headers Ibp-Signer and Ibp-Signature
+ *     (ibp/status_sig.h).
  * A replica that is behind (the stream already holds epoch >= E) publishes
  * nothing for E. Every heartbeat_ms it publishes a signed Heartbeat (epoch,
  * LOCAL sequence applied) to ibp.official.heartbeat.<node>.
+ *
+ * One message per change. Only the replica whose publish stored the snapshot
+ * of epoch E (the winner) publishes E's side messages, at once, so a plain
+ * NATS subscriber of ibp.status.> or ibp.events.> gets each change once. Every
+ * other replica that computed E holds E's side messages (built and signed)
+ * and, after a delay within [side_cover_ms / 2, side_cover_ms) staggered by
+ * its place among the roster's consensus nodes, asks the stream for the last
+ * message of E's last side message's subject: if it is not there with an
+ * epoch >= E (the winner died between its snapshot and its side messages,
+ * or could not publish them), it publishes all of E's side messages
+ * (JetStream drops those already stored by their message ids). Bound: as long
+ * as one replica that computed E runs, E's side messages are in the streams
+ * within side_cover_ms plus one turn of the replica loop (200 ms) and the
+ * publish after E's snapshot; a core subscriber then sees them late, and may
+ * see some twice when the winner's publish was only slow. Before a replica
+ * publishes side messages of its own epoch it settles every held epoch below
+ * it at once, so the changes of a key reach the streams in epoch order.
+ * The checks run in the replica thread's housekeeping, a few per turn (one
+ * request each); held epochs are dropped once checked, and at most 1024
+ * epochs or 262144 messages are held (past that the oldest is checked at
+ * once). A replica that stops drops what it holds.
+ *
+ * Tests only: with IBP_TEST_REPLICA_DIE_AFTER_SNAPSHOT=1 in its environment a
+ * replica kills itself (SIGKILL) right after winning a snapshot, before its
+ * side messages, to show that the others cover them.
  *
  * State: the engine export plus the verifier's per-signer sequences are saved
  * to <work dir>/consensus.state (atomically) every state_save_ms and at stop;
@@ -46,7 +73,11 @@ typedef struct ibp_replica_opts {
     int64_t heartbeat_ms;     /* default 5000 */
     int64_t state_save_ms;    /* default 30000 */
     int stream_replicas;      /* replicas of the streams created when missing; default 1 */
+    int64_t side_cover_ms;    /* bound for covering a dead winner's side messages (see
+                                 "One message per change"); <= 0: the default */
 } ibp_replica_opts;
+
+#define IBP_REPLICA_SIDE_COVER_MS_DEFAULT 2000
 
 typedef struct ibp_replica_stats {
     uint64_t epoch;
@@ -60,6 +91,10 @@ typedef struct ibp_replica_stats {
      * and skipped: the next epoch is published after them. */
     uint64_t foreign_snapshots;
     uint64_t events_published;
+    uint64_t side_published; /* epochs whose side messages it published as the winner */
+    uint64_t side_checked;   /* held epochs it found in the streams (published by the winner) */
+    uint64_t side_covered;   /* held epochs it published because they were not there */
+    uint64_t side_pending;   /* epochs held now */
     uint64_t rejected[IBP_STATUS_COUNT]; /* envelopes refused, by reason */
     uint64_t engine_skipped; /* verified messages the engine refused (limits, malformed) */
     /* The same by ibp_vote_rc: IBP_VOTE_E_LIMIT over a limit of ibp_vote_config (batch size,
