@@ -68,13 +68,10 @@ static void count_foreign(ibp_official_subscriber *s, const ibp_chain_msg *cm, u
     pthread_mutex_lock(&s->mu);
     s->stats.foreign++;
     pthread_mutex_unlock(&s->mu);
-    uint64_t suppressed = 0;
-    if (ibp_log_limit_allow(&s->foreign_log, ibp_clock_mono_ms(), &suppressed))
-        IBP_LOG(IBP_LOG_WARN, COMPONENT,
-                "skipping a snapshot that does not continue the chain epoch=%" PRIu64
-                " store_epoch=%" PRIu64 " signer=%s stream_seq=%" PRIu64
-                " suppressed_before=%" PRIu64,
-                cm->epoch, have, cm->signer, cm->stream_seq, suppressed);
+    IBP_LOG_LIMITED(&s->foreign_log, IBP_LOG_WARN, COMPONENT,
+                    "skipping a snapshot that does not continue the chain epoch=%" PRIu64
+                    " store_epoch=%" PRIu64 " signer=%s stream_seq=%" PRIu64,
+                    cm->epoch, have, cm->signer, cm->stream_seq);
 }
 
 /* A verified snapshot message. is_head: the head of the chain found at
@@ -92,7 +89,7 @@ static void handle_snapshot(ibp_official_subscriber *s, const ibp_verified *vm, 
         is_head && cm.valid ? IBP_CHAIN_APPLY : ibp_chain_follow(&s->chain, &cm);
     if (verdict == IBP_CHAIN_FOREIGN) {
         if (!cm.valid) {
-            IBP_LOG(IBP_LOG_WARN, COMPONENT,
+            IBP_LOG_LIMITED(&s->foreign_log, IBP_LOG_WARN, COMPONENT,
                     "rejected snapshot reason=%s signer=%s stream_seq=%" PRIu64,
                     ibp_status_name(cm.why), vm->envelope->signer, stream_seq);
             count_rejected(s, cm.why);
@@ -126,7 +123,7 @@ static void handle_snapshot(ibp_official_subscriber *s, const ibp_verified *vm, 
     if (st == IBP_OK)
         st = ibp_official_snapshot_apply(s->opts.store, &os, &err);
     if (st != IBP_OK) {
-        IBP_LOG(IBP_LOG_WARN, COMPONENT,
+        IBP_LOG_LIMITED(&s->foreign_log, IBP_LOG_WARN, COMPONENT,
                 "rejected snapshot reason=%s signer=%s seq=%" PRIu64 " epoch=%" PRIu64
                 " stream_seq=%" PRIu64 " error=%s",
                 ibp_status_name(st), vm->envelope->signer, vm->envelope->seq, snap->epoch,
@@ -158,7 +155,8 @@ static void handle_heartbeat(ibp_official_subscriber *s, const char *subject,
     const char *dot = strrchr(subject, '.');
     const char *node = dot ? dot + 1 : subject; /* ibp.official.heartbeat.<node> */
     if (!(vm->signer->roles & IBP_ROLE_CONSENSUS) || strcmp(node, vm->envelope->signer) != 0) {
-        IBP_LOG(IBP_LOG_WARN, COMPONENT, "rejected heartbeat reason=%s signer=%s subject=%s",
+        IBP_LOG_LIMITED(&s->foreign_log, IBP_LOG_WARN, COMPONENT,
+                        "rejected heartbeat reason=%s signer=%s subject=%s",
                 ibp_status_name(IBP_E_ROLE_DENIED), vm->envelope->signer, subject);
         count_rejected(s, IBP_E_ROLE_DENIED);
         return;
@@ -196,7 +194,7 @@ static void handle_msg(ibp_official_subscriber *s, natsMsg *m, bool is_heartbeat
         ibp_payload_type want = is_snapshot ? IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_OFFICIAL_SNAPSHOT
                                             : IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_HEARTBEAT;
         if (vm.envelope->type != want) {
-            IBP_LOG(IBP_LOG_WARN, COMPONENT,
+            IBP_LOG_LIMITED(&s->foreign_log, IBP_LOG_WARN, COMPONENT,
                     "rejected message reason=wrong-type signer=%s type=%d subject=%s",
                     vm.envelope->signer, (int)vm.envelope->type, subject);
             st = IBP_E_ROLE_DENIED;

@@ -104,6 +104,7 @@ struct ibp_persist_applier {
     char stream[NAME_MAX_CHARS + 1];
     char consumer[NAME_MAX_CHARS + 1];
     ibp_verifier *verifier;
+    ibp_log_limit dead_log; /* dead letters are logged at a rate limit */
     bool is_mariadb;
     unsigned last_errno;
 
@@ -704,9 +705,9 @@ static ibp_status dead_letter(ibp_persist_applier *a, const item *it, ibp_status
     p[5].buffer = (void *)it->m->data;
     p[5].buffer_length = (unsigned long)it->m->len;
     p[5].length = &p[5].buffer_length;
-    IBP_LOG(IBP_LOG_WARN, COMPONENT,
-            "dead letter stream=%s seq=%" PRIu64 " reason=%s detail=\"%s\"", a->stream, seq,
-            ibp_status_name(reason), det);
+    IBP_LOG_LIMITED(&a->dead_log, IBP_LOG_WARN, COMPONENT,
+                    "dead letter stream=%s seq=%" PRIu64 " reason=%s detail=\"%s\"", a->stream,
+                    seq, ibp_status_name(reason), det);
     return exec_stmt(a, a->st_dead, p, "write dead_letters", err);
 }
 
