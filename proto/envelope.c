@@ -288,6 +288,7 @@ struct ibp_verifier {
     uint64_t *last_seq; /* indexed like the roster */
     uint64_t rejected[IBP_STATUS_COUNT];
     uint64_t accepted;
+    ibp_log_limit log_limit; /* rejections are logged at a rate limit */
 };
 
 void ibp_verifier_opts_init(ibp_verifier_opts *opts)
@@ -365,9 +366,9 @@ static ibp_status reject(ibp_verifier *v, ibp_status reason, const Ibp__V1__Enve
         }
         signer[i ? i : 1] = '\0';
     }
-    IBP_LOG(IBP_LOG_WARN, v->opts.log_component,
-            "rejected envelope reason=%s signer=%s seq=%" PRIu64 " detail=\"%s\"",
-            ibp_status_name(reason), signer, env ? env->seq : 0, detail);
+    IBP_LOG_LIMITED(&v->log_limit, IBP_LOG_WARN, v->opts.log_component,
+                    "rejected envelope reason=%s signer=%s seq=%" PRIu64 " detail=\"%s\"",
+                    ibp_status_name(reason), signer, env ? env->seq : 0, detail);
     return ibp_err_set(err, reason, "%s: %s (signer=%s seq=%" PRIu64 ")", ibp_strerror(reason),
                        detail, signer, env ? env->seq : 0);
 }
