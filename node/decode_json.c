@@ -4,8 +4,11 @@
 #include <ctype.h>
 #include <sodium.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "ibp/status_sig.h"
 
 /* "STATUS_UP" of enum "Status" -> "up": drops the enum's upper-snake prefix, lower-cases. */
 static json_t *enum_json(const ProtobufCEnumDescriptor *d, int value)
@@ -297,6 +300,53 @@ static bool looks_like_json(const uint8_t *data, size_t len)
     while (i < len && isspace(data[i]))
         i++;
     return i < len && data[i] == '{';
+}
+
+static json_t *str_or_null(const char *s)
+{
+    return s ? str_json(s) : json_null();
+}
+
+ibp_status ibp_decode_status_json(const uint8_t *data, size_t len, const char *subject,
+                                  const char *signer, const char *signature,
+                                  const ibp_roster *roster, json_t **out, bool *verified,
+                                  ibp_err *err)
+{
+    *out = NULL;
+    json_error_t jerr;
+    json_t *doc = looks_like_json(data, len) ? json_loadb((const char *)data, len, 0, &jerr) : NULL;
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        return ibp_err_set(err, IBP_E_DECODE, "not a JSON object (%zu bytes)", len);
+    }
+    ibp_status st = IBP_E_INVAL;
+    ibp_err verr = {0};
+    if (!roster)
+        ibp_err_set(&verr, IBP_E_INVAL, "no roster to verify against (--roster FILE)");
+    else if (!subject || !*subject)
+        ibp_err_set(&verr, IBP_E_INVAL, "the signature covers the subject, and none was given");
+    else
+        st = ibp_status_sig_verify(roster, subject, signer, signature, data, len, NULL, &verr);
+    json_t *j = json_object();
+    if (!j) {
+        json_decref(doc);
+        return ibp_err_set(err, IBP_E_NOMEM, "decode: out of memory");
+    }
+    json_object_set_new(j, "type", json_string("Status"));
+    json_object_set_new(j, "subject", str_or_null(subject));
+    json_object_set_new(j, "signer", str_or_null(signer));
+    json_object_set_new(j, "signature", str_or_null(signature));
+    json_object_set_new(j, "verified", json_boolean(st == IBP_OK));
+    if (st != IBP_OK) {
+        char reason[sizeof verr.msg + 64];
+        snprintf(reason, sizeof reason, "%s: %s", ibp_status_name(st), verr.msg);
+        json_object_set_new(j, "reason", str_json(reason));
+    }
+    json_object_set_new(j, "payload", doc);
+    if (verified)
+        *verified = st == IBP_OK;
+    *out = j;
+    return IBP_OK;
 }
 
 ibp_status ibp_decode_json(const uint8_t *data, size_t len, const ibp_roster *roster,

@@ -1,17 +1,22 @@
 /*
  * `ibpctl status` and `ibpctl watch`: the official status of members and
  * domains from stream STATUS (the last message of each ibp.status.<...>
- * subject), and its changes as they happen.
+ * subject), and its changes as they happen. Every message is verified
+ * against the roster (ibp/status_sig.h); one that does not verify is shown
+ * as such and never as an official status.
  */
 #include <getopt.h>
 #include <jansson.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "ibp/bus.h"
+#include "ibp/roster.h"
+#include "ibp/status_sig.h"
 #include "ibp/subject.h"
 #include "ibpctl.h"
 
@@ -19,6 +24,7 @@
 
 struct status_opts {
     const char *url, *member, *domain;
+    const char *roster_path; /* status messages are verified against it */
     long count;
     long timeout_ms;
 };
@@ -31,13 +37,14 @@ static int parse_opts(int argc, char **argv, struct status_opts *o, const char *
         {"domain", required_argument, 0, 'd'},
         {"count", required_argument, 0, 'c'},
         {"timeout", required_argument, 0, 't'},
+        {"roster", required_argument, 0, 'R'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     int c;
     char *end;
     o->url = IBPCTL_DEFAULT_NATS;
-    while ((c = getopt_long(argc, argv, "N:m:d:c:t:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "N:m:d:c:t:R:h", opts, NULL)) != -1) {
         switch (c) {
         case 'N':
             o->url = optarg;
@@ -61,6 +68,9 @@ static int parse_opts(int argc, char **argv, struct status_opts *o, const char *
                 o->timeout_ms = v;
             break;
         }
+        case 'R':
+            o->roster_path = optarg;
+            break;
         case 'h':
             fputs(help, stdout);
             return -1;
@@ -70,6 +80,11 @@ static int parse_opts(int argc, char **argv, struct status_opts *o, const char *
     }
     if (optind < argc) {
         fprintf(stderr, "ibpctl: unexpected argument '%s'\n", argv[optind]);
+        return EXIT_USAGE;
+    }
+    if (!o->roster_path) {
+        fprintf(stderr, "ibpctl: --roster FILE is required: status messages are verified "
+                        "against the roster\n");
         return EXIT_USAGE;
     }
     return 0;
@@ -90,14 +105,24 @@ static int filter_subject(const struct status_opts *o, char *buf, size_t cap)
     return 0;
 }
 
-/* A status message as JSON if it passes the filters (member, domain); NULL otherwise. */
-static json_t *accept_msg(const struct status_opts *o, const char *data, int len)
+/*
+ * A status message as JSON if it passes the filters (member, domain); NULL
+ * otherwise. It is verified against the roster (ibp/status_sig.h): a
+ * verified message is its status document with "verified": true and
+ * "signed_by" (the replica); any other is {"verified": false, "reason": ...,
+ * "unverified": <document or null>}, so nothing unverified reads as an
+ * official status. *verified says which.
+ */
+static json_t *accept_msg(const struct status_opts *o, const ibp_roster *roster, natsMsg *msg,
+                          const char *subject, bool *verified)
 {
+    const char *data = natsMsg_GetData(msg);
+    size_t len = (size_t)natsMsg_GetDataLength(msg);
     json_error_t jerr;
-    json_t *j = json_loadb(data, (size_t)len, 0, &jerr);
+    json_t *j = json_loadb(data, len, 0, &jerr);
     if (!json_is_object(j)) {
         json_decref(j);
-        return NULL;
+        j = NULL;
     }
     const char *m = json_string_value(json_object_get(j, "member"));
     const char *d = json_string_value(json_object_get(j, "domain"));
@@ -106,7 +131,28 @@ static json_t *accept_msg(const struct status_opts *o, const char *data, int len
         json_decref(j);
         return NULL;
     }
-    return j;
+    const char *signer = NULL, *sig = NULL;
+    natsMsgHeader_Get(msg, IBP_HDR_SIGNER, &signer);
+    natsMsgHeader_Get(msg, IBP_HDR_SIGNATURE, &sig);
+    ibp_err verr = {0};
+    const ibp_roster_node *node = NULL;
+    ibp_status st = ibp_status_sig_verify(roster, subject, signer, sig, (const uint8_t *)data, len,
+                                          &node, &verr);
+    if (st == IBP_OK && !j)
+        st = ibp_err_set(&verr, IBP_E_DECODE, "signed, but not a JSON status document");
+    *verified = st == IBP_OK;
+    if (st == IBP_OK) {
+        json_object_set_new(j, "verified", json_true());
+        json_object_set_new(j, "signed_by", json_string(node->id));
+        return j;
+    }
+    char reason[sizeof verr.msg + 64];
+    snprintf(reason, sizeof reason, "%s: %s", ibp_status_name(st), verr.msg);
+    json_t *u = json_pack("{s:b, s:s, s:o}", "verified", 0, "reason", reason, "unverified",
+                          j ? j : json_null());
+    if (!u)
+        json_decref(j);
+    return u;
 }
 
 int ibpctl_cmd_status(int argc, char **argv)
@@ -114,10 +160,13 @@ int ibpctl_cmd_status(int argc, char **argv)
     struct status_opts o = {0};
     int rc = parse_opts(
         argc, argv, &o,
-        "usage: ibpctl status [--nats URL] [--member M] [--domain D]\n"
+        "usage: ibpctl status --roster FILE [--nats URL] [--member M] [--domain D]\n"
         "Prints the current official status (stream STATUS, the last message of every\n"
         "status subject) as a JSON array: sites, domains, endpoints and the override of\n"
-        "each member, filtered by member and/or domain. Default --nats " IBPCTL_DEFAULT_NATS ".\n");
+        "each member, filtered by member and/or domain. Default --nats " IBPCTL_DEFAULT_NATS ".\n"
+        "--roster FILE (required): each message's signature (Ibp-Signer, Ibp-Signature)\n"
+        "is checked; one that does not verify is listed as {\"verified\": false,\n"
+        "\"reason\": ..., \"unverified\": {...}} and is not official.\n");
     if (rc)
         return rc < 0 ? 0 : rc;
     char filter[1024];
@@ -130,7 +179,10 @@ int ibpctl_cmd_status(int argc, char **argv)
     jsCtx *js = NULL;
     jsStreamInfo *si = NULL;
     json_t *out = json_array();
+    ibp_roster *roster = NULL;
     rc = 1;
+    if (ibp_roster_load(o.roster_path, &roster, &err) != IBP_OK)
+        goto out;
     if (ibpctl_js_connect(o.url, &nc, &js, &err) != IBP_OK)
         goto out;
     jsOptions jo;
@@ -148,7 +200,8 @@ int ibpctl_cmd_status(int argc, char **argv)
         natsMsg *m = NULL;
         if (js_GetLastMsg(&m, js, IBP_STREAM_STATUS, subs->List[i].Subject, NULL, &jerr) != NATS_OK)
             continue; /* gone meanwhile */
-        json_t *j = accept_msg(&o, natsMsg_GetData(m), natsMsg_GetDataLength(m));
+        bool verified = false;
+        json_t *j = accept_msg(&o, roster, m, subs->List[i].Subject, &verified);
         if (j) {
             json_object_set_new(j, "subject", json_string(subs->List[i].Subject));
             json_object_set_new(j, "stream_seq", json_integer((json_int_t)natsMsg_GetSequence(m)));
@@ -163,6 +216,7 @@ out:
     if (rc)
         fprintf(stderr, "ibpctl status: %s\n", err.msg[0] ? err.msg : "failed");
     json_decref(out);
+    ibp_roster_free(roster);
     jsStreamInfo_Destroy(si);
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
@@ -182,11 +236,13 @@ int ibpctl_cmd_watch(int argc, char **argv)
     struct status_opts o = {0};
     int rc = parse_opts(
         argc, argv, &o,
-        "usage: ibpctl watch [--nats URL] [--member M] [--domain D] [--count N]\n"
-        "                    [--timeout MS]\n"
+        "usage: ibpctl watch --roster FILE [--nats URL] [--member M] [--domain D]\n"
+        "                    [--count N] [--timeout MS]\n"
         "Prints each official status change (ibp.status.>) as one JSON line until\n"
         "interrupted, after --count changes, or after --timeout ms without one (exit 1).\n"
-        "Default --nats " IBPCTL_DEFAULT_NATS ".\n");
+        "--roster FILE (required): each message's signature is checked; one that does\n"
+        "not verify is printed as {\"verified\": false, \"reason\": ..., \"unverified\": {...}}\n"
+        "and is not counted as a change. Default --nats " IBPCTL_DEFAULT_NATS ".\n");
     if (rc)
         return rc < 0 ? 0 : rc;
     char filter[1024];
@@ -197,7 +253,10 @@ int ibpctl_cmd_watch(int argc, char **argv)
     ibp_err err = {0};
     natsConnection *nc = NULL;
     natsSubscription *sub = NULL;
+    ibp_roster *roster = NULL;
     rc = 1;
+    if (ibp_roster_load(o.roster_path, &roster, &err) != IBP_OK)
+        goto out;
     if (ibp_bus_connect_url(o.url, "ibpctl-watch", &nc, &err) != IBP_OK)
         goto out;
     natsStatus s = natsConnection_SubscribeSync(&sub, nc, filter);
@@ -234,20 +293,22 @@ int ibpctl_cmd_watch(int argc, char **argv)
             break;
         }
         idle_ms = 0;
-        json_t *j = accept_msg(&o, natsMsg_GetData(m), natsMsg_GetDataLength(m));
+        bool verified = false;
+        json_t *j = accept_msg(&o, roster, m, natsMsg_GetSubject(m), &verified);
         if (j) {
             json_object_set_new(j, "subject", json_string(natsMsg_GetSubject(m)));
             json_dumpf(j, stdout, JSON_COMPACT);
             putchar('\n');
             fflush(stdout);
             json_decref(j);
-            seen++;
+            seen += verified; /* only official changes count */
         }
         natsMsg_Destroy(m);
     }
 out:
     if (rc)
         fprintf(stderr, "ibpctl watch: %s\n", err.msg[0] ? err.msg : "failed");
+    ibp_roster_free(roster);
     natsSubscription_Destroy(sub);
     natsConnection_Destroy(nc);
     return rc;

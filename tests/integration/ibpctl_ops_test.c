@@ -29,6 +29,7 @@
 #include "ibp/bus.h"
 #include "ibp/log.h"
 #include "ibp/replica.h"
+#include "ibp/status_sig.h"
 #include "ibp/subject.h"
 #include "testenv.h"
 
@@ -131,8 +132,16 @@ static json_t *decode_stored(const char *stream, uint64_t seq, const char *want_
     natsMsgHeader_Get(m, IBP_HDR_TYPE, &hdr);
     char type[64];
     snprintf(type, sizeof type, "%s", hdr ? hdr : "");
+    /* A status message is signed over its subject and body in its headers. */
+    const char *signer = NULL, *sig = NULL;
+    natsMsgHeader_Get(m, IBP_HDR_SIGNER, &signer);
+    natsMsgHeader_Get(m, IBP_HDR_SIGNATURE, &sig);
+    char status_args[2048] = "";
+    if (strcmp(type, "Status") == 0)
+        snprintf(status_args, sizeof status_args, "--subject '%s' --signer '%s' --signature '%s'",
+                 natsMsg_GetSubject(m), signer ? signer : "", sig ? sig : "");
     natsMsg_Destroy(m);
-    json_t *j = run_json(0, "decode --roster '%s' < '%s'", roster_path, path);
+    json_t *j = run_json(0, "decode --roster '%s' %s < '%s'", roster_path, status_args, path);
     (void)type;
     if (want_type) {
         /* The header agrees with the envelope, and the envelope verifies. */
@@ -324,8 +333,10 @@ static void test_ops(void **state)
     json_decref(j);
     /* decode: a STATUS message passes through. */
     j = decode_stored(IBP_STREAM_STATUS, last_seq(IBP_STREAM_STATUS), NULL);
-    assert_string_equal(json_string_value(json_object_get(j, "status")), "up");
-    assert_string_equal(json_string_value(json_object_get(j, "endpoint")), ENDPOINT);
+    assert_true(json_is_true(json_object_get(j, "verified")));
+    json_t *sp = json_object_get(j, "payload");
+    assert_string_equal(json_string_value(json_object_get(sp, "status")), "up");
+    assert_string_equal(json_string_value(json_object_get(sp, "endpoint")), ENDPOINT);
     json_decref(j);
     /* decode: garbage is refused with exit 1. */
     assert_int_equal(run(NULL, "decode < /dev/null 2>/dev/null"), 1);
@@ -393,7 +404,7 @@ static void test_ops(void **state)
     }
 
     /* status: the member's endpoint (up) and its override (disabled). */
-    j = run_json(0, "status --nats '%s' --member '%s'", url, MEMBER);
+    j = run_json(0, "status --nats '%s' --roster '%s' --member '%s'", url, roster_path, MEMBER);
     assert_int_equal(json_array_size(j), 2);
     bool saw_endpoint = false, saw_override = false;
     size_t i;
@@ -410,10 +421,11 @@ static void test_ops(void **state)
     }
     assert_true(saw_endpoint && saw_override);
     json_decref(j);
-    j = run_json(0, "status --nats '%s' --domain rpc.example.net", url);
+    j = run_json(0, "status --nats '%s' --roster '%s' --domain rpc.example.net", url,
+                 roster_path);
     assert_int_equal(json_array_size(j), 1);
     json_decref(j);
-    j = run_json(0, "status --nats '%s' --member Nobody", url);
+    j = run_json(0, "status --nats '%s' --roster '%s' --member Nobody", url, roster_path);
     assert_int_equal(json_array_size(j), 0);
     json_decref(j);
 
@@ -421,8 +433,9 @@ static void test_ops(void **state)
     char watch_out[1300], cmd[4096];
     snprintf(watch_out, sizeof watch_out, "%s/watch.out", dir);
     snprintf(cmd, sizeof cmd,
-             "'%s' watch --nats '%s' --member '%s' --count 1 --timeout 15000 > '%s' 2>&1 &",
-             IBP_CTL_BIN, url, MEMBER, watch_out);
+             "'%s' watch --nats '%s' --roster '%s' --member '%s' --count 1 --timeout 15000 "
+             "> '%s' 2>&1 &",
+             IBP_CTL_BIN, url, roster_path, MEMBER, watch_out);
     assert_int_equal(system(cmd), 0);
     sleep_ms(1000);
     j = run_json(0, "override enable '%s' --key '%s' --node ops --nats '%s'", MEMBER,

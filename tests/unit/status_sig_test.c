@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ibp/decode_json.h"
 #include "ibp/envelope.h"
 #include "ibp/log.h"
 #include "ibp/status_sig.h"
@@ -260,6 +261,60 @@ static void test_domains(void **state)
     free(out);
 }
 
+/* `ibpctl decode` of a status message: verified only with roster, subject and headers. */
+static void test_decode_json(void **state)
+{
+    struct fixture *f = *state;
+    char sig[IBP_STATUS_SIG_B64_SIZE];
+    json_t *j = NULL;
+    bool ok = true;
+    ibp_err err = {0};
+    const uint8_t *body = (const uint8_t *)BODY;
+    sign_rep(f, SUBJECT, BODY, strlen(BODY), sig);
+    assert_int_equal(ibp_decode_status_json(body, strlen(BODY), SUBJECT, "rep1", sig, f->roster,
+                                            &j, &ok, &err),
+                     IBP_OK);
+    assert_true(ok);
+    assert_true(json_is_true(json_object_get(j, "verified")));
+    assert_null(json_object_get(j, "reason"));
+    assert_null(json_object_get(j, "status")); /* only under "payload" */
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(j, "payload"), "status")), "down");
+    json_decref(j);
+    struct {
+        const char *subject, *signer, *sig;
+        const ibp_roster *roster;
+        const char *reason;
+    } bad[] = {
+        {SUBJECT, "rep1", sig, NULL, "IBP_E_INVAL: no roster"},
+        {NULL, "rep1", sig, f->roster, "IBP_E_INVAL: the signature covers the subject"},
+        {SUBJECT, NULL, NULL, f->roster, "IBP_E_NOT_FOUND: unsigned"},
+        {SUBJECT, "ghost", sig, f->roster, "IBP_E_UNKNOWN_SIGNER"},
+        {SUBJECT ".x", "rep1", sig, f->roster, "IBP_E_BAD_SIGNATURE"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ok = true;
+        assert_int_equal(ibp_decode_status_json(body, strlen(BODY), bad[i].subject,
+                                                bad[i].signer, bad[i].sig, bad[i].roster, &j,
+                                                &ok, &err),
+                         IBP_OK);
+        assert_false(ok);
+        assert_true(json_is_false(json_object_get(j, "verified")));
+        const char *reason = json_string_value(json_object_get(j, "reason"));
+        assert_non_null(reason);
+        if (strncmp(reason, bad[i].reason, strlen(bad[i].reason)) != 0)
+            fail_msg("case %zu: reason '%s', want '%s...'", i, reason, bad[i].reason);
+        assert_null(json_object_get(j, "status"));
+        json_decref(j);
+    }
+    /* Not a JSON object: IBP_E_DECODE (the caller tries an envelope). */
+    j = (json_t *)1;
+    assert_int_equal(ibp_decode_status_json((const uint8_t *)"[1]", 3, SUBJECT, "rep1", sig,
+                                            f->roster, &j, &ok, &err),
+                     IBP_E_DECODE);
+    assert_null(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -272,6 +327,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_changed_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_ambiguity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_domains, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_decode_json, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,9 +2,11 @@
  * Decoding bus messages to JSON (`ibpctl decode`, `snapshot`, `audit`).
  *
  * A bus message is either a signed Envelope (proto/ibp.proto) or, on
- * ibp.status.*, a plain JSON document. ibp_decode_json() tells them apart,
- * decodes the envelope and its payload (every payload type) and, with a
- * roster, checks the signature statelessly (no sequence numbers).
+ * ibp.status.*, a plain JSON document signed in its headers
+ * (ibp/status_sig.h). ibp_decode_json() tells them apart, decodes the
+ * envelope and its payload (every payload type) and, with a roster, checks
+ * the signature statelessly (no sequence numbers); ibp_decode_status_json()
+ * checks a status message with its subject and headers.
  *
  * JSON shape of an envelope:
  *   {"signer": "...", "seq": N, "created_ms": N, "type": "ObservationBatch",
@@ -23,6 +25,7 @@
 #define IBP_DECODE_JSON_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,6 +46,25 @@
  */
 ibp_status ibp_decode_json(const uint8_t *data, size_t len, const ibp_roster *roster,
                            ibp_payload_type type_hint, json_t **out, ibp_err *err);
+
+/*
+ * Decodes a status message (a JSON object body on ibp.status.<...>) with the
+ * headers that sign it (ibp/status_sig.h) and verifies it against roster:
+ *   {"type": "Status", "subject": S, "signer": <Ibp-Signer>|null,
+ *    "signature": <Ibp-Signature>|null, "verified": true|false,
+ *    "reason": "IBP_E_...: why", "payload": {the status document}}
+ * The document is only ever under "payload", so nothing unverified reads as
+ * an official status. "reason" is there when not verified: no roster, no
+ * subject, or the verification's status (IBP_E_NOT_FOUND for an unsigned
+ * message, IBP_E_UNKNOWN_SIGNER, IBP_E_BAD_SIGNATURE, IBP_E_ROLE_DENIED).
+ * subject, signer, signature and roster may be NULL. *verified (may be NULL)
+ * says whether it passed. Errors: IBP_E_DECODE (the body is not a JSON
+ * object; it may be an envelope), IBP_E_NOMEM.
+ */
+ibp_status ibp_decode_status_json(const uint8_t *data, size_t len, const char *subject,
+                                  const char *signer, const char *signature,
+                                  const ibp_roster *roster, json_t **out, bool *verified,
+                                  ibp_err *err);
 
 /* A decoded payload of type as JSON (NULL on out-of-range snapshot indices or no memory). */
 json_t *ibp_payload_to_json(ibp_payload_type type, const ProtobufCMessage *payload);
