@@ -2,12 +2,15 @@
 #include "ibp/bus.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "ibp/atomic_file.h"
+#include "ibp/clock.h"
 #include "ibp/log.h"
 #include "ibp/nkey.h"
 #include "ibp/subject.h"
@@ -15,8 +18,34 @@
 #define NS_PER_MS INT64_C(1000000)
 #define DAY_MS INT64_C(86400000)
 
+/* The streams ibp_bus_stream_opts_init names: the process's roles' (see bus.h). */
+static _Atomic unsigned process_streams = IBP_BUS_STREAMS_ALL;
+
+unsigned ibp_bus_streams_for_roles(unsigned roles)
+{
+    unsigned s = 0;
+    if (roles & IBP_ROLE_MONITOR)
+        s |= IBP_BUS_STREAM_LOCAL | IBP_BUS_STREAM_OFFICIAL;
+    if (roles & IBP_ROLE_CONSENSUS)
+        s |= IBP_BUS_STREAM_LOCAL | IBP_BUS_STREAM_OFFICIAL | IBP_BUS_STREAM_STATUS |
+             IBP_BUS_STREAM_EVENTS;
+    if (roles & IBP_ROLE_DNS)
+        s |= IBP_BUS_STREAM_OFFICIAL | IBP_BUS_STREAM_HITS;
+    if (roles & IBP_ROLE_PERSIST)
+        s |= IBP_BUS_STREAM_HITS | IBP_BUS_STREAM_EVENTS;
+    if (roles & IBP_ROLE_ADMIN)
+        s |= IBP_BUS_STREAMS_ALL;
+    return s;
+}
+
+void ibp_bus_streams_set_default(unsigned streams)
+{
+    process_streams = streams & IBP_BUS_STREAMS_ALL;
+}
+
 void ibp_bus_stream_opts_init(ibp_bus_stream_opts *opts)
 {
+    opts->streams = process_streams;
     opts->replicas = 1;
     opts->local_max_age_ms = 7 * DAY_MS;
     opts->official_max_age_ms = 7 * DAY_MS;
@@ -51,9 +80,154 @@ static ibp_status read_secret(const char *path, char **out, ibp_err *err)
     return IBP_OK;
 }
 
+/* ---- refusals by the server ------------------------------------------------
+ *
+ * nats-server answers a publish or subscribe that the identity's permissions
+ * do not allow with "-ERR 'Permissions Violation for Publish to "<subject>"'"
+ * and keeps the connection: nats.c records it as the connection's last error
+ * and calls the error handler; the publish itself (a JetStream publish or API
+ * request) just never gets an answer and times out. So the handler logs one
+ * clear line per refused subject (at most once a minute each: a daemon
+ * retries), and remembers the refusal so that a timed-out JetStream call can
+ * say "refused" instead of "timeout" (refused_since).
+ */
+
+#define REFUSALS 32
+#define REFUSAL_LOG_EVERY_MS 60000
+
+struct refusal {
+    char subject[256];
+    char perm[16]; /* "publish", "subscribe" */
+    int64_t last_ms;
+    int64_t logged_ms;
+    uint64_t count;
+    uint64_t unlogged;
+};
+
+static pthread_mutex_t refusals_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct refusal refusals[REFUSALS];
+static unsigned refusals_next;
+
+/*
+ * Parses nats.c's "Permissions Violation for Publish to "x"" (quotes may be
+ * gone, nats_NormalizeErr strips some) into perm and subject. False when
+ * text is not one.
+ */
+static bool parse_violation(const char *text, char *perm, size_t perm_cap, char *subject,
+                            size_t subject_cap)
+{
+    static const struct {
+        const char *needle, *perm;
+    } kinds[] = {{"for publish to ", "publish"}, {"for subscription to ", "subscribe"}};
+    if (!text || !strstr(text, "ermissions Violation"))
+        return false;
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        const char *p = NULL;
+        size_t n = strlen(kinds[k].needle);
+        for (const char *q = text; *q && !p; q++)
+            if (strncasecmp(q, kinds[k].needle, n) == 0)
+                p = q + n;
+        if (!p)
+            continue;
+        while (*p == '"' || *p == '\'' || *p == ' ')
+            p++;
+        size_t len = strcspn(p, "\"' \t\r\n");
+        if (len == 0 || len >= subject_cap)
+            return false;
+        memcpy(subject, p, len);
+        subject[len] = '\0';
+        snprintf(perm, perm_cap, "%s", kinds[k].perm);
+        return true;
+    }
+    return false;
+}
+
+static void note_refusal(const char *conn_name, const char *perm, const char *subject)
+{
+    int64_t now = ibp_clock_mono_ms();
+    bool log = false;
+    uint64_t unlogged = 0, count = 0;
+    pthread_mutex_lock(&refusals_lock);
+    struct refusal *r = NULL;
+    for (unsigned i = 0; i < REFUSALS && !r; i++)
+        if (refusals[i].count && strcmp(refusals[i].subject, subject) == 0 &&
+            strcmp(refusals[i].perm, perm) == 0)
+            r = &refusals[i];
+    if (!r) {
+        r = &refusals[refusals_next++ % REFUSALS];
+        memset(r, 0, sizeof *r);
+        snprintf(r->subject, sizeof r->subject, "%s", subject);
+        snprintf(r->perm, sizeof r->perm, "%s", perm);
+    }
+    r->count++;
+    r->last_ms = now;
+    if (r->logged_ms == 0 || now - r->logged_ms >= REFUSAL_LOG_EVERY_MS) {
+        log = true;
+        unlogged = r->unlogged;
+        count = r->count;
+        r->unlogged = 0;
+        r->logged_ms = now;
+    } else {
+        r->unlogged++;
+    }
+    pthread_mutex_unlock(&refusals_lock);
+    if (log)
+        IBP_LOG(IBP_LOG_ERROR, "bus",
+                "NATS refused a %s: this identity may not %s on %s (nats-server permissions; "
+                "see `ibpctl nats-auth`) name=%s permission=%s subject=%s refusals=%" PRIu64
+                " not_logged=%" PRIu64,
+                perm, perm, subject, conn_name ? conn_name : "?", perm, subject, count, unlogged);
+}
+
+/* True when the server refused perm on subject at or after since_ms (monotonic). */
+static bool refused_since(const char *perm, const char *subject, int64_t since_ms)
+{
+    bool found = false;
+    pthread_mutex_lock(&refusals_lock);
+    for (unsigned i = 0; i < REFUSALS && !found; i++)
+        found = refusals[i].count && refusals[i].last_ms >= since_ms &&
+                strcmp(refusals[i].perm, perm) == 0 && strcmp(refusals[i].subject, subject) == 0;
+    pthread_mutex_unlock(&refusals_lock);
+    return found;
+}
+
+/* Other asynchronous errors (slow consumer...): one line per kind per minute. */
+static void note_async_error(const char *conn_name, natsStatus err, const char *text)
+{
+    static _Atomic int64_t last_ms[4];
+    unsigned slot = err == NATS_SLOW_CONSUMER ? 0 : err == NATS_MISMATCH ? 1 : 2;
+    int64_t now = ibp_clock_mono_ms();
+    int64_t prev = last_ms[slot];
+    if (prev && now - prev < REFUSAL_LOG_EVERY_MS)
+        return;
+    last_ms[slot] = now;
+    IBP_LOG(IBP_LOG_WARN, "bus", "NATS error name=%s status=%s error=%s",
+            conn_name ? conn_name : "?", natsStatus_GetText(err), text && *text ? text : "-");
+}
+
+/* nats.c's error handler (its own thread): logs and records, nothing more. */
+static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
+{
+    (void)sub;
+    const char *text = NULL;
+    natsStatus last = natsConnection_GetLastError(nc, &text);
+    char perm[16], subject[256];
+    if ((err == NATS_NOT_PERMITTED || last == NATS_NOT_PERMITTED) &&
+        parse_violation(text, perm, sizeof perm, subject, sizeof subject))
+        note_refusal((const char *)closure, perm, subject);
+    else
+        note_async_error((const char *)closure, err, text);
+}
+
+bool ibp_bus_refused(const char *subject, int64_t since_ms)
+{
+    return subject && refused_since("publish", subject, since_ms);
+}
+
 static void on_disconnected(natsConnection *nc, void *closure)
 {
-    (void)nc;
+    if (natsConnection_IsClosed(nc))
+        return; /* closed by its owner: not news */
     IBP_LOG(IBP_LOG_WARN, "bus", "disconnected from NATS name=%s", (const char *)closure);
 }
 
@@ -123,6 +297,8 @@ ibp_status ibp_bus_connect(const ibp_config_nats *cfg, const char *name, bool re
         s = natsOptions_SetDisconnectedCB(o, on_disconnected, (void *)name);
     if (s == NATS_OK)
         s = natsOptions_SetReconnectedCB(o, on_reconnected, (void *)name);
+    if (s == NATS_OK)
+        s = natsOptions_SetErrorHandler(o, on_async_error, (void *)name);
     if (s == NATS_OK && retry_at_start)
         s = natsOptions_SetRetryOnFailedConnect(o, true, NULL, NULL);
     if (s != NATS_OK) {
@@ -200,18 +376,54 @@ ibp_status ibp_bus_connect_url(const char *url, const char *name, natsConnection
 }
 
 struct stream_spec {
+    unsigned bit;
     const char *name;
     const char *subject;
     int64_t max_age_ms;
     int64_t max_msgs_per_subject;
 };
 
+/* A JetStream API call failed: say "refused" when the server refused its subject. */
+static ibp_status js_api_error(ibp_err *err, natsStatus s, jsErrCode jerr, const char *api,
+                               const char *stream, int64_t since_ms, const char *what)
+{
+    char subject[200];
+    snprintf(subject, sizeof subject, "$JS.API.%s.%s", api, stream);
+    if (refused_since("publish", subject, since_ms))
+        return ibp_err_set(err, IBP_E_NATS,
+                           "nats: %s stream %s: refused by the server: this identity may not "
+                           "publish to %s (nats-server permissions; see `ibpctl nats-auth`)",
+                           what, stream, subject);
+    return nats_error(err, s, "%s stream %s (jetstream error %d)", what, stream, (int)jerr);
+}
+
+/*
+ * Checks the stream first and creates it only when it is missing: a daemon
+ * whose identity may read a stream but not create it (streams created by the
+ * operator beforehand) never asks for what it may not do. Two daemons that
+ * both find it missing both create it; JetStream accepts the second identical
+ * create, and a different one fails as "exists", which is fine here too.
+ */
 static ibp_status ensure_stream(jsCtx *js, const struct stream_spec *sp,
                                 const ibp_bus_stream_opts *o, ibp_err *err)
 {
     jsStreamConfig cfg;
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
+    int64_t t0 = ibp_clock_mono_ms();
+    natsStatus s = js_GetStreamInfo(&si, js, sp->name, NULL, &jerr);
+    if (s == NATS_OK) {
+        bool ours =
+            si->Config->SubjectsLen == 1 && strcmp(si->Config->Subjects[0], sp->subject) == 0;
+        if (!ours)
+            IBP_LOG(IBP_LOG_WARN, "bus", "stream exists with other subjects name=%s expected=%s",
+                    sp->name, sp->subject);
+        jsStreamInfo_Destroy(si);
+        return IBP_OK;
+    }
+    if (!(s == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr))
+        return js_api_error(err, s, jerr, "STREAM.INFO", sp->name, t0, "check");
+
     const char *subjects[1] = {sp->subject};
     jsStreamConfig_Init(&cfg);
     cfg.Name = sp->name;
@@ -225,25 +437,18 @@ static ibp_status ensure_stream(jsCtx *js, const struct stream_spec *sp,
     cfg.Duplicates = o->duplicate_window_ms * NS_PER_MS;
     cfg.MaxMsgSize = (int32_t)IBP_MESSAGE_MAX_DEFAULT;
     cfg.AllowDirect = true;
-    natsStatus s = js_AddStream(&si, js, &cfg, NULL, &jerr);
+    t0 = ibp_clock_mono_ms();
+    jerr = 0;
+    s = js_AddStream(&si, js, &cfg, NULL, &jerr);
     if (s == NATS_OK) {
         IBP_LOG(IBP_LOG_INFO, "bus", "created stream name=%s subjects=%s replicas=%d", sp->name,
                 sp->subject, (int)cfg.Replicas);
         jsStreamInfo_Destroy(si);
         return IBP_OK;
     }
-    if (jerr != JSStreamNameExistErr)
-        return nats_error(err, s, "create stream %s (jetstream error %d)", sp->name, (int)jerr);
-    /* It exists: check it still takes our subjects. */
-    s = js_GetStreamInfo(&si, js, sp->name, NULL, &jerr);
-    if (s != NATS_OK)
-        return nats_error(err, s, "stream info %s", sp->name);
-    bool ours = si->Config->SubjectsLen == 1 && strcmp(si->Config->Subjects[0], sp->subject) == 0;
-    if (!ours)
-        IBP_LOG(IBP_LOG_WARN, "bus", "stream exists with other subjects name=%s expected=%s",
-                sp->name, sp->subject);
-    jsStreamInfo_Destroy(si);
-    return IBP_OK;
+    if (jerr == JSStreamNameExistErr)
+        return IBP_OK; /* created meanwhile by another daemon */
+    return js_api_error(err, s, jerr, "STREAM.CREATE", sp->name, t0, "create");
 }
 
 ibp_status ibp_bus_ensure_streams(jsCtx *js, const ibp_bus_stream_opts *opts, ibp_err *err)
@@ -254,13 +459,16 @@ ibp_status ibp_bus_ensure_streams(jsCtx *js, const ibp_bus_stream_opts *opts, ib
     else
         ibp_bus_stream_opts_init(&o);
     const struct stream_spec specs[] = {
-        {IBP_STREAM_LOCAL, "ibp.local.>", o.local_max_age_ms, 0},
-        {IBP_STREAM_OFFICIAL, IBP_SUBJECT_OFFICIAL_SNAPSHOT, o.official_max_age_ms, 0},
-        {IBP_STREAM_STATUS, "ibp.status.>", 0, 1},
-        {IBP_STREAM_EVENTS, "ibp.events.>", o.history_max_age_ms, 0},
-        {IBP_STREAM_HITS, "ibp.hits.>", o.history_max_age_ms, 0},
+        {IBP_BUS_STREAM_LOCAL, IBP_STREAM_LOCAL, "ibp.local.>", o.local_max_age_ms, 0},
+        {IBP_BUS_STREAM_OFFICIAL, IBP_STREAM_OFFICIAL, IBP_SUBJECT_OFFICIAL_SNAPSHOT,
+         o.official_max_age_ms, 0},
+        {IBP_BUS_STREAM_STATUS, IBP_STREAM_STATUS, "ibp.status.>", 0, 1},
+        {IBP_BUS_STREAM_EVENTS, IBP_STREAM_EVENTS, "ibp.events.>", o.history_max_age_ms, 0},
+        {IBP_BUS_STREAM_HITS, IBP_STREAM_HITS, "ibp.hits.>", o.history_max_age_ms, 0},
     };
     for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+        if (!(o.streams & specs[i].bit))
+            continue;
         ibp_status st = ensure_stream(js, &specs[i], &o, err);
         if (st != IBP_OK)
             return st;
@@ -301,6 +509,7 @@ ibp_status ibp_bus_publish_envelope(jsCtx *js, const char *subject, ibp_payload_
         po.ExpectNoMessage = true;
     else
         po.ExpectLastSubjectSeq = expect_last_subject_seq;
+    int64_t t0 = ibp_clock_mono_ms();
     s = js_PublishMsg(&pa, js, msg, &po, &jerr);
     natsMsg_Destroy(msg);
     if (s != NATS_OK) {
@@ -309,6 +518,12 @@ ibp_status ibp_bus_publish_envelope(jsCtx *js, const char *subject, ibp_payload_
             return ibp_err_set(err, IBP_E_EXISTS,
                                "publish %s to %s: another publisher was first (msg id %s)", tname,
                                subject, msg_id);
+        if (refused_since("publish", subject, t0))
+            return ibp_err_set(err, IBP_E_NATS,
+                               "nats: publish %s to %s: refused by the server: this identity may "
+                               "not publish to %s (nats-server permissions; see `ibpctl "
+                               "nats-auth`)",
+                               tname, subject, subject);
         return nats_error(err, s, "publish %s to %s (jetstream error %d)", tname, subject,
                           (int)jerr);
     }

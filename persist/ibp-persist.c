@@ -398,6 +398,7 @@ int main(int argc, char **argv)
             ibp_err_clear(&se);
             ibp_bus_stream_opts so;
             ibp_bus_stream_opts_init(&so);
+            so.streams = ibp_bus_streams_for_roles(IBP_ROLE_PERSIST); /* HITS, EVENTS */
             so.replicas = (int)cfg.nats.stream_replicas;
             if (ibp_bus_ensure_streams(js, &so, &se) != IBP_OK)
                 IBP_LOG(IBP_LOG_WARN, COMPONENT,

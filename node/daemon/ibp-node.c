@@ -425,6 +425,8 @@ static int node_start(node *n, const sigset_t *sigs)
         ibp_err_set(&err, IBP_E_NATS, "JetStream context");
         return start_failure(&err, EXIT_RUNTIME);
     }
+    /* Only the streams of this node's roles: its NATS identity may touch no others. */
+    ibp_bus_streams_set_default(ibp_bus_streams_for_roles(cfg->roles));
     if (ensure_streams(n, sigs) != 0)
         return -1; /* asked to stop while waiting: a clean stop */
 

@@ -1,8 +1,10 @@
 /*
  * ibpctl: the operator's command-line tool.
  *
- *   ibpctl keygen --out FILE [--node ID] [--roles LIST] [--roster FILE]
+ *   ibpctl keygen [--out FILE] [--nkey-out FILE] [--node ID] [--roles LIST] [--roster FILE]
  *   ibpctl roster add --roster FILE --node ID --roles LIST (--key FILE | --public-key B64)
+ *                     [--nats-nkey U...]
+ *   ibpctl nats-auth --roster FILE [--account NAME] [--admin-id ID] | --role-users DIR
  *   ibpctl roster list --roster FILE
  *   ibpctl smoke --nats URL --mysql-host H --mysql-port P --mysql-user U ...
  *   ibpctl observe --socket PATH --type T --check C --member M ... --up|--down
@@ -12,17 +14,24 @@
  *   ibpctl audit EPOCH --roster FILE [--nats URL]
  *   ibpctl status|watch [--nats URL] [--member M] [--domain D]
  *
+ * Every command that talks to NATS takes --nats URL and the credentials of
+ * nats_opts.c (--nats-nkey, --nats-creds, --nats-user ..., --nats-ca ...),
+ * with defaults from the environment (NATS_URL, IBP_NATS_NKEY_FILE, ...).
+ *
  * Exit codes: 0 success, 1 the operation failed, 2 bad usage.
  * Machine-readable output (roster list, smoke) is JSON on stdout; progress
  * and errors go to stderr.
  */
 #include <getopt.h>
+#include <sodium.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ibp/key.h"
 #include "ibp/log.h"
+#include "ibp/nkey.h"
 #include "ibp/roster.h"
 #include "ibpctl.h"
 
@@ -33,9 +42,10 @@ static void usage_main(FILE *out)
     fprintf(out, "usage: ibpctl <command> [options]\n"
                  "\n"
                  "commands:\n"
-                 "  keygen       generate an Ed25519 key file (mode 0600) and optionally add it "
-                 "to a roster\n"
+                 "  keygen       generate an Ed25519 key file and/or a NATS nkey seed (mode 0600) "
+                 "and optionally record them in a roster\n"
                  "  roster add   add a node and its public key to a roster file\n"
+                 "  nats-auth    render the nats-server users and permissions of a roster\n"
                  "  roster list  print a roster as JSON\n"
                  "  events       outage and override events of a member (from ibp-persist)\n"
                  "  usage        DNS hits by domain, member or country (from ibp-persist)\n"
@@ -51,7 +61,9 @@ static void usage_main(FILE *out)
                  "  status       current official status of members and domains (STATUS)\n"
                  "  watch        print official status changes as they happen\n"
                  "\n"
-                 "Each command takes --help. Exit codes: 0 ok, 1 failed, 2 bad usage.\n");
+                 "Each command takes --help. Exit codes: 0 ok, 1 failed, 2 bad usage.\n"
+                 "Commands that talk to NATS authenticate with --nats-nkey/--nats-creds/\n"
+                 "--nats-user or IBP_NATS_NKEY_FILE, IBP_NATS_CREDS, ... (see their --help).\n");
 }
 
 static int fail(const ibp_err *err)
@@ -64,17 +76,24 @@ static int fail(const ibp_err *err)
 
 static int cmd_keygen(int argc, char **argv)
 {
-    const char *out = NULL, *node = NULL, *roles_text = NULL, *roster_path = NULL;
+    const char *out = NULL, *nkey_out = NULL, *node = NULL, *roles_text = NULL, *roster_path = NULL;
     static const struct option opts[] = {
-        {"out", required_argument, 0, 'o'},   {"node", required_argument, 0, 'n'},
-        {"roles", required_argument, 0, 'r'}, {"roster", required_argument, 0, 'R'},
-        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0},
+        {"out", required_argument, 0, 'o'},
+        {"nkey-out", required_argument, 0, 'k'},
+        {"node", required_argument, 0, 'n'},
+        {"roles", required_argument, 0, 'r'},
+        {"roster", required_argument, 0, 'R'},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
     };
     int c;
-    while ((c = getopt_long(argc, argv, "o:n:r:R:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "o:k:n:r:R:h", opts, NULL)) != -1) {
         switch (c) {
         case 'o':
             out = optarg;
+            break;
+        case 'k':
+            nkey_out = optarg;
             break;
         case 'n':
             node = optarg;
@@ -86,39 +105,93 @@ static int cmd_keygen(int argc, char **argv)
             roster_path = optarg;
             break;
         case 'h':
-            printf("usage: ibpctl keygen --out FILE [--node ID --roles LIST --roster FILE]\n"
-                   "Writes a new secret key to FILE (mode 0600, never overwrites) and prints\n"
-                   "the public key. With --roster, also adds ID with LIST (e.g.\n"
-                   "monitor,consensus) to the roster file, creating it if needed.\n");
+            printf("usage: ibpctl keygen [--out FILE] [--nkey-out FILE]\n"
+                   "                     [--node ID [--roles LIST] --roster FILE]\n"
+                   "--out writes a new Ed25519 signing key to FILE and prints its public key\n"
+                   "(base64). --nkey-out writes a new NATS user nkey seed ('SU...') to FILE and\n"
+                   "prints its public key ('U...'): the node's NATS identity, a key of its own\n"
+                   "(never the signing key). Files get mode 0600 and are never overwritten.\n"
+                   "With --roster: --out adds ID with LIST (e.g. monitor,consensus) to the roster\n"
+                   "(created if needed); --nkey-out records the nkey as the node's nats_nkey\n"
+                   "(alone, for a node already in the roster). Render the nats-server\n"
+                   "permissions from the roster with `ibpctl nats-auth`.\n");
             return 0;
         default:
             return EXIT_USAGE;
         }
     }
-    if (!out || (roster_path && (!node || !roles_text))) {
-        fprintf(stderr, "ibpctl keygen: --out is required; --roster needs --node and --roles\n");
+    if ((!out && !nkey_out) || (roster_path && (!node || (out && !roles_text)))) {
+        fprintf(stderr, "ibpctl keygen: --out and/or --nkey-out is required; --roster needs "
+                        "--node, and --roles with --out\n");
         return EXIT_USAGE;
     }
-    ibp_key key;
     ibp_err err = {0};
     unsigned roles = 0;
     if (roles_text && ibp_roles_parse_list(roles_text, &roles, &err) != IBP_OK)
         return fail(&err);
-    if (ibp_key_generate(&key) != IBP_OK || ibp_key_save(&key, out, &err) != IBP_OK) {
-        ibp_key_wipe(&key);
-        return err.msg[0] ? fail(&err) : 1;
+    if (roster_path && !out) {
+        /* Only an nkey: the node must be in the roster already (checked before writing). */
+        ibp_roster *r = NULL;
+        if (ibp_roster_load(roster_path, &r, &err) != IBP_OK)
+            return fail(&err);
+        bool known = ibp_roster_find(r, node) != NULL;
+        ibp_roster_free(r);
+        if (!known) {
+            fprintf(stderr,
+                    "ibpctl keygen: node '%s' is not in %s (add it with --out or "
+                    "`ibpctl roster add`)\n",
+                    node, roster_path);
+            return 1;
+        }
     }
-    char b64[IBP_PUBKEY_B64_SIZE];
-    ibp_key_public_b64(key.pk, b64);
-    ibp_key_wipe(&key);
-    printf("%s\n", b64);
-    if (roster_path)
-        return ibpctl_roster_add_key(roster_path, node, roles, key.pk, &err) == IBP_OK ? 0
-                                                                                       : fail(&err);
+    uint8_t pk[IBP_PUBKEY_BYTES];
+    if (out) {
+        ibp_key key;
+        if (ibp_key_generate(&key) != IBP_OK || ibp_key_save(&key, out, &err) != IBP_OK) {
+            ibp_key_wipe(&key);
+            return err.msg[0] ? fail(&err) : 1;
+        }
+        memcpy(pk, key.pk, sizeof pk);
+        ibp_key_wipe(&key);
+        char b64[IBP_PUBKEY_B64_SIZE];
+        ibp_key_public_b64(pk, b64);
+        printf("%s\n", b64);
+    }
+    char nkey_pub[IBP_NKEY_PUBLIC_SIZE] = "";
+    if (nkey_out) {
+        char seed[IBP_NKEY_SEED_SIZE];
+        ibp_status st = ibp_nkey_generate_user(seed, nkey_pub);
+        if (st == IBP_OK)
+            st = ibp_nkey_save_user_seed(nkey_out, seed, &err);
+        sodium_memzero(seed, sizeof seed);
+        if (st != IBP_OK)
+            return err.msg[0] ? fail(&err) : 1;
+        printf("%s\n", nkey_pub);
+    }
+    if (!roster_path)
+        return 0;
+    if (out && ibpctl_roster_add_key(roster_path, node, roles, pk, &err) != IBP_OK)
+        return fail(&err);
+    if (nkey_out && ibpctl_roster_set_nkey(roster_path, node, nkey_pub, &err) != IBP_OK)
+        return fail(&err);
     return 0;
 }
 
 /* ---- roster ------------------------------------------------------------- */
+
+ibp_status ibpctl_roster_set_nkey(const char *path, const char *node, const char *nkey,
+                                  ibp_err *err)
+{
+    ibp_roster *r = NULL;
+    ibp_status st = ibp_roster_load(path, &r, err);
+    if (st != IBP_OK)
+        return st;
+    st = ibp_roster_set_nats_nkey(r, node, nkey, err);
+    if (st == IBP_OK)
+        st = ibp_roster_save(r, path, err);
+    ibp_roster_free(r);
+    return st;
+}
 
 ibp_status ibpctl_roster_add_key(const char *path, const char *node, unsigned roles,
                                  const uint8_t pk[IBP_PUBKEY_BYTES], ibp_err *err)
@@ -143,18 +216,20 @@ ibp_status ibpctl_roster_add_key(const char *path, const char *node, unsigned ro
 
 static int cmd_roster_add(int argc, char **argv)
 {
-    const char *path = NULL, *node = NULL, *roles_text = NULL, *key_file = NULL, *pub = NULL;
+    const char *path = NULL, *node = NULL, *roles_text = NULL, *key_file = NULL, *pub = NULL,
+               *nkey = NULL;
     static const struct option opts[] = {
         {"roster", required_argument, 0, 'R'},
         {"node", required_argument, 0, 'n'},
         {"roles", required_argument, 0, 'r'},
         {"key", required_argument, 0, 'k'},
         {"public-key", required_argument, 0, 'p'},
+        {"nats-nkey", required_argument, 0, 'N'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     int c;
-    while ((c = getopt_long(argc, argv, "R:n:r:k:p:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "R:n:r:k:p:N:h", opts, NULL)) != -1) {
         switch (c) {
         case 'R':
             path = optarg;
@@ -171,11 +246,16 @@ static int cmd_roster_add(int argc, char **argv)
         case 'p':
             pub = optarg;
             break;
+        case 'N':
+            nkey = optarg;
+            break;
         case 'h':
             printf("usage: ibpctl roster add --roster FILE --node ID --roles LIST\n"
                    "                         (--key SECRET_FILE | --public-key BASE64)\n"
+                   "                         [--nats-nkey U...]\n"
                    "Adds a node to the roster file (created if missing). Roles: monitor,\n"
-                   "consensus, dns, persist, admin (comma-separated).\n");
+                   "consensus, dns, persist, admin (comma-separated). --nats-nkey records the\n"
+                   "node's public NATS user nkey (its NATS identity, see `ibpctl nats-auth`).\n");
             return 0;
         default:
             return EXIT_USAGE;
@@ -201,7 +281,15 @@ static int cmd_roster_add(int argc, char **argv)
         fprintf(stderr, "ibpctl roster add: --public-key is not base64 of 32 bytes\n");
         return EXIT_USAGE;
     }
-    return ibpctl_roster_add_key(path, node, roles, pk, &err) == IBP_OK ? 0 : fail(&err);
+    if (nkey && ibp_nkey_decode_user_public(nkey, NULL, &err) != IBP_OK) {
+        fprintf(stderr, "ibpctl roster add: --nats-nkey: %s\n", err.msg);
+        return EXIT_USAGE;
+    }
+    if (ibpctl_roster_add_key(path, node, roles, pk, &err) != IBP_OK)
+        return fail(&err);
+    if (nkey && ibpctl_roster_set_nkey(path, node, nkey, &err) != IBP_OK)
+        return fail(&err);
+    return 0;
 }
 
 static int cmd_roster_list(int argc, char **argv)
@@ -236,8 +324,11 @@ static int cmd_roster_list(int argc, char **argv)
         char b64[IBP_PUBKEY_B64_SIZE], roles[64];
         ibp_key_public_b64(n->pk, b64);
         ibp_roles_format(n->roles, roles, sizeof roles);
-        printf("%s\n  {\"id\": \"%s\", \"public_key\": \"%s\", \"roles\": \"%s\"}", i ? "," : "",
+        printf("%s\n  {\"id\": \"%s\", \"public_key\": \"%s\", \"roles\": \"%s\"", i ? "," : "",
                n->id, b64, roles);
+        if (n->nats_nkey[0])
+            printf(", \"nats_nkey\": \"%s\"", n->nats_nkey);
+        printf("}");
     }
     printf("\n]\n");
     ibp_roster_free(r);
@@ -263,6 +354,7 @@ static const struct command {
 } commands[] = {
     {"keygen", cmd_keygen},
     {"roster", cmd_roster},
+    {"nats-auth", ibpctl_cmd_nats_auth},
     {"smoke", ibpctl_cmd_smoke},
     {"observe", ibpctl_cmd_observe},
     {"events", ibpctl_cmd_events},
@@ -289,6 +381,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "ibpctl: libsodium failed to initialise\n");
         return 1;
     }
+    ibpctl_nats_scan_argv(argc - 1, argv + 1);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0)
             return commands[i].fn(argc - 1, argv + 1);

@@ -15,6 +15,13 @@
 ibp_status ibpctl_roster_add_key(const char *path, const char *node, unsigned roles,
                                  const uint8_t pk[IBP_PUBKEY_BYTES], ibp_err *err);
 
+/* Sets the public NATS user nkey of node in the roster at path (which must exist). */
+ibp_status ibpctl_roster_set_nkey(const char *path, const char *node, const char *nkey,
+                                  ibp_err *err);
+
+/* `ibpctl nats-auth`: see nats_auth.c. */
+int ibpctl_cmd_nats_auth(int argc, char **argv);
+
 /* `ibpctl smoke`: see smoke.c. */
 int ibpctl_cmd_smoke(int argc, char **argv);
 
@@ -42,7 +49,62 @@ int ibpctl_cmd_audit(int argc, char **argv);
 int ibpctl_cmd_status(int argc, char **argv);
 int ibpctl_cmd_watch(int argc, char **argv);
 
-/* Connects to url and makes a JetStream context (see snapshot.c). */
+/* ---- the NATS connection of every command (nats_opts.c) ---------------------
+ *
+ * A command adds IBPCTL_NATS_LONG_OPTIONS to its getopt_long table, passes
+ * every option its switch does not know to ibpctl_nats_opt, prints
+ * IBPCTL_NATS_HELP in its --help, and connects with ibpctl_nats_connect or
+ * ibpctl_js_connect. Defaults come from the environment (NATS_URL,
+ * IBP_NATS_NKEY_FILE, IBP_NATS_CREDS, IBP_NATS_USER, IBP_NATS_PASSWORD_FILE,
+ * IBP_NATS_CA, IBP_NATS_CERT, IBP_NATS_KEY); see nats_opts.c.
+ */
+enum {
+    IBPCTL_OPT_NATS_NKEY = 0x4e00, /* beyond every short option character */
+    IBPCTL_OPT_NATS_CREDS,
+    IBPCTL_OPT_NATS_USER,
+    IBPCTL_OPT_NATS_PASSWORD_FILE,
+    IBPCTL_OPT_NATS_CA,
+    IBPCTL_OPT_NATS_CERT,
+    IBPCTL_OPT_NATS_KEY,
+};
+
+#define IBPCTL_NATS_LONG_OPTIONS                                                                   \
+    {"nats-nkey", required_argument, 0, IBPCTL_OPT_NATS_NKEY},                                     \
+        {"nats-creds", required_argument, 0, IBPCTL_OPT_NATS_CREDS},                               \
+        {"nats-user", required_argument, 0, IBPCTL_OPT_NATS_USER},                                 \
+        {"nats-password-file", required_argument, 0, IBPCTL_OPT_NATS_PASSWORD_FILE},               \
+        {"nats-ca", required_argument, 0, IBPCTL_OPT_NATS_CA},                                     \
+        {"nats-cert", required_argument, 0, IBPCTL_OPT_NATS_CERT},                                 \
+    {                                                                                              \
+        "nats-key", required_argument, 0, IBPCTL_OPT_NATS_KEY                                      \
+    }
+
+#define IBPCTL_NATS_HELP                                                                           \
+    "NATS (an option wins over its environment variable):\n"                                       \
+    "  --nats URL                 server ($NATS_URL, else " IBPCTL_DEFAULT_NATS ")\n"              \
+    "  --nats-nkey FILE           user nkey seed file, mode 0600 ($IBP_NATS_NKEY_FILE)\n"          \
+    "  --nats-creds FILE          credentials file ($IBP_NATS_CREDS)\n"                            \
+    "  --nats-user U              user name ($IBP_NATS_USER) with\n"                               \
+    "  --nats-password-file F     its password file ($IBP_NATS_PASSWORD_FILE)\n"                   \
+    "  --nats-ca FILE             CA certificates verifying the server ($IBP_NATS_CA)\n"           \
+    "  --nats-cert F --nats-key F client certificate and key ($IBP_NATS_CERT, $IBP_NATS_KEY)\n"
+
+/* Notes whether --nats was given (else $NATS_URL wins over a command's default). */
+void ibpctl_nats_scan_argv(int argc, char **argv);
+
+/* Takes one getopt_long result; 1 when it was a NATS credential option (stored), else 0. */
+int ibpctl_nats_opt(int c, const char *arg);
+
+/*
+ * Connects to url (or $NATS_URL when --nats was not given) with the
+ * credentials of the options and environment, through ibp_bus_connect.
+ * Errors: IBP_E_CONFIG (two ways to authenticate, half a client
+ * certificate), and those of ibp_bus_connect.
+ */
+ibp_status ibpctl_nats_connect(const char *url, const char *name, natsConnection **nc,
+                               ibp_err *err);
+
+/* ibpctl_nats_connect, then a JetStream context. */
 ibp_status ibpctl_js_connect(const char *url, natsConnection **nc, jsCtx **js, ibp_err *err);
 
 #endif

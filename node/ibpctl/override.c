@@ -27,8 +27,9 @@ static void usage(FILE *out)
             "in the replicas' roster) and publishes it to ibp.local.<ADMIN_ID> (stream\n"
             "LOCAL). disable takes MEMBER out of DNS, enable puts it back. The signer's\n"
             "sequence numbers are kept in --seq-file (default KEY_FILE.seq). Prints the\n"
-            "stream sequence as JSON. Default --nats %s.\n",
-            IBPCTL_DEFAULT_NATS);
+            "stream sequence as JSON. The NATS identity must be the admin's (allowed to\n"
+            "publish to ibp.local.<ADMIN_ID>, see `ibpctl nats-auth`).\n%s",
+            IBPCTL_NATS_HELP);
 }
 
 int ibpctl_cmd_override(int argc, char **argv)
@@ -42,6 +43,7 @@ int ibpctl_cmd_override(int argc, char **argv)
         {"nats", required_argument, 0, 'N'},
         {"seq-file", required_argument, 0, 's'},
         {"help", no_argument, 0, 'h'},
+        IBPCTL_NATS_LONG_OPTIONS,
         {0, 0, 0, 0},
     };
     int c;
@@ -66,6 +68,8 @@ int ibpctl_cmd_override(int argc, char **argv)
             usage(stdout);
             return 0;
         default:
+            if (ibpctl_nats_opt(c, optarg))
+                break;
             return EXIT_USAGE;
         }
     }

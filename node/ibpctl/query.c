@@ -11,9 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ibp/bus.h"
+#include "ibp/clock.h"
 #include "ibpctl.h"
 
-#define DEFAULT_NATS "nats://127.0.0.1:4222"
 #define DEFAULT_TIMEOUT_MS 10000
 
 /* Sends request to subject and prints the answer; returns the exit code. */
@@ -27,16 +28,22 @@ static int ask(const char *url, const char *subject, json_t *request, int64_t ti
         fprintf(stderr, "ibpctl: out of memory\n");
         return 1;
     }
-    natsStatus s = natsConnection_ConnectTo(&nc, url);
-    if (s != NATS_OK) {
-        fprintf(stderr, "ibpctl: cannot connect to %s: %s\n", url, natsStatus_GetText(s));
+    ibp_err err = {0};
+    if (ibpctl_nats_connect(url, "ibpctl", &nc, &err) != IBP_OK) {
+        fprintf(stderr, "ibpctl: %s\n", err.msg);
         free(text);
         return 1;
     }
-    s = natsConnection_RequestString(&reply, nc, subject, text, timeout_ms);
+    int64_t t0 = ibp_clock_mono_ms();
+    natsStatus s = natsConnection_RequestString(&reply, nc, subject, text, timeout_ms);
     free(text);
     int rc = 1;
-    if (s == NATS_NO_RESPONDERS || s == NATS_TIMEOUT) {
+    if (s == NATS_TIMEOUT && ibp_bus_refused(subject, t0)) {
+        fprintf(stderr,
+                "ibpctl: request %s: refused by the server: this NATS identity may not publish "
+                "to it (see `ibpctl nats-auth`)\n",
+                subject);
+    } else if (s == NATS_NO_RESPONDERS || s == NATS_TIMEOUT) {
         fprintf(stderr, "ibpctl: no answer on %s (%s): is ibp-persist running?\n", subject,
                 natsStatus_GetText(s));
     } else if (s != NATS_OK) {
@@ -75,7 +82,8 @@ static void set_opt(json_t *obj, const char *key, const char *val)
 
 int ibpctl_cmd_events(int argc, char **argv)
 {
-    const char *url = DEFAULT_NATS, *member = NULL, *domain = NULL, *start = NULL, *end = NULL;
+    const char *url = IBPCTL_DEFAULT_NATS, *member = NULL, *domain = NULL, *start = NULL,
+               *end = NULL;
     static const struct option opts[] = {
         {"nats", required_argument, 0, 'n'},
         {"member", required_argument, 0, 'm'},
@@ -83,6 +91,7 @@ int ibpctl_cmd_events(int argc, char **argv)
         {"start", required_argument, 0, 's'},
         {"end", required_argument, 0, 'e'},
         {"help", no_argument, 0, 'h'},
+        IBPCTL_NATS_LONG_OPTIONS,
         {0, 0, 0, 0},
     };
     int c;
@@ -108,9 +117,13 @@ int ibpctl_cmd_events(int argc, char **argv)
                    "[--nats URL]\n"
                    "Outage and override events of a member (optionally one domain) that overlap\n"
                    "[start, end], from ibp-persist (ibp.persist.events). Times are RFC 3339\n"
-                   "(2025-01-01T00:00:00Z), dates (2025-01-01) or Unix milliseconds.\n");
+                   "(2025-01-01T00:00:00Z), dates (2025-01-01) or Unix milliseconds.\n"
+                   "%s",
+                   IBPCTL_NATS_HELP);
             return 0;
         default:
+            if (ibpctl_nats_opt(c, optarg))
+                break;
             return 2;
         }
     }
@@ -128,15 +141,21 @@ int ibpctl_cmd_events(int argc, char **argv)
 
 int ibpctl_cmd_usage(int argc, char **argv)
 {
-    const char *url = DEFAULT_NATS, *by = "domain", *start = NULL, *end = NULL;
+    const char *url = IBPCTL_DEFAULT_NATS, *by = "domain", *start = NULL, *end = NULL;
     const char *domain = NULL, *member = NULL, *country = NULL;
     int per_day = 0;
     static const struct option opts[] = {
-        {"nats", required_argument, 0, 'n'},    {"by", required_argument, 0, 'b'},
-        {"start", required_argument, 0, 's'},   {"end", required_argument, 0, 'e'},
-        {"domain", required_argument, 0, 'd'},  {"member", required_argument, 0, 'm'},
-        {"country", required_argument, 0, 'c'}, {"per-day", no_argument, 0, 'p'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0},
+        {"nats", required_argument, 0, 'n'},
+        {"by", required_argument, 0, 'b'},
+        {"start", required_argument, 0, 's'},
+        {"end", required_argument, 0, 'e'},
+        {"domain", required_argument, 0, 'd'},
+        {"member", required_argument, 0, 'm'},
+        {"country", required_argument, 0, 'c'},
+        {"per-day", no_argument, 0, 'p'},
+        {"help", no_argument, 0, 'h'},
+        IBPCTL_NATS_LONG_OPTIONS,
+        {0, 0, 0, 0},
     };
     int c;
     while ((c = getopt_long(argc, argv, "n:b:s:e:d:m:c:ph", opts, NULL)) != -1) {
@@ -170,9 +189,12 @@ int ibpctl_cmd_usage(int argc, char **argv)
                    "                    [--domain D] [--member M] [--country CC] [--per-day] "
                    "[--nats URL]\n"
                    "DNS hits for a date range (inclusive), IPv4, IPv6 and together, grouped by\n"
-                   "domain, member or country, from ibp-persist (ibp.persist.usage).\n");
+                   "domain, member or country, from ibp-persist (ibp.persist.usage).\n%s",
+                   IBPCTL_NATS_HELP);
             return 0;
         default:
+            if (ibpctl_nats_opt(c, optarg))
+                break;
             return 2;
         }
     }

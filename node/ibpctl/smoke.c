@@ -118,10 +118,8 @@ static ibp_status smoke_bus(const struct smoke_opts *o, ibp_err *err, char *repo
                               now_ms(), &sealed, &sealed_len, &seq, err)) != IBP_OK)
         goto out;
 
-    if ((s = natsConnection_ConnectTo(&nc, o->nats_url)) != NATS_OK) {
-        st = nats_fail(err, o->nats_url, s, 0);
+    if ((st = ibpctl_nats_connect(o->nats_url, "ibpctl-smoke", &nc, err)) != IBP_OK)
         goto out;
-    }
     natsConnection_GetConnectedServerId(nc, server_id, sizeof server_id);
     if ((s = natsConnection_JetStream(&js, nc, NULL)) != NATS_OK) {
         st = nats_fail(err, "jetstream context", s, 0);
@@ -269,7 +267,7 @@ out:
 int ibpctl_cmd_smoke(int argc, char **argv)
 {
     struct smoke_opts o = {
-        .nats_url = "nats://127.0.0.1:4222",
+        .nats_url = IBPCTL_DEFAULT_NATS,
         .mysql_host = "127.0.0.1",
         .mysql_port = 3306,
         .mysql_user = "root",
@@ -287,6 +285,7 @@ int ibpctl_cmd_smoke(int argc, char **argv)
         {"work-dir", required_argument, 0, 'w'},
         {"sql-dir", required_argument, 0, 's'},
         {"help", no_argument, 0, 'h'},
+        IBPCTL_NATS_LONG_OPTIONS,
         {0, 0, 0, 0},
     };
     int c;
@@ -324,9 +323,13 @@ int ibpctl_cmd_smoke(int argc, char **argv)
                    "Signs a heartbeat, round-trips it through a JetStream stream (SMOKE) and\n"
                    "verifies it, then applies the schema to the MariaDB database and reads it\n"
                    "back. The MariaDB password, if any, is read from $IBP_MYSQL_PASSWORD.\n"
-                   "Prints a JSON report; exit 0 when every step passed.\n");
+                   "Prints a JSON report; exit 0 when every step passed. The NATS identity\n"
+                   "needs the admin's rights (stream SMOKE, subjects ibp.smoke.>).\n%s",
+                   IBPCTL_NATS_HELP);
             return 0;
         default:
+            if (ibpctl_nats_opt(c, optarg))
+                break;
             return 2;
         }
     }

@@ -17,21 +17,6 @@
 
 #define EXIT_USAGE 2
 
-ibp_status ibpctl_js_connect(const char *url, natsConnection **nc, jsCtx **js, ibp_err *err)
-{
-    *js = NULL;
-    ibp_status st = ibp_bus_connect_url(url, "ibpctl", nc, err);
-    if (st != IBP_OK)
-        return st;
-    natsStatus s = natsConnection_JetStream(js, *nc, NULL);
-    if (s != NATS_OK) {
-        natsConnection_Destroy(*nc);
-        *nc = NULL;
-        return ibp_err_set(err, IBP_E_NATS, "JetStream context: %s", natsStatus_GetText(s));
-    }
-    return IBP_OK;
-}
-
 /* A snapshot message: envelope and payload decoded (not verified). */
 struct snap {
     natsMsg *msg;
@@ -171,12 +156,17 @@ static int parse_u64(const char *s, uint64_t *out)
 static int parse_snap_opts(int argc, char **argv, struct snap_opts *o, const char *help)
 {
     static const struct option opts[] = {
-        {"nats", required_argument, 0, 'N'},  {"roster", required_argument, 0, 'R'},
-        {"epoch", required_argument, 0, 'e'}, {"full", no_argument, 0, 'f'},
-        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0},
+        {"nats", required_argument, 0, 'N'},
+        {"roster", required_argument, 0, 'R'},
+        {"epoch", required_argument, 0, 'e'},
+        {"full", no_argument, 0, 'f'},
+        {"help", no_argument, 0, 'h'},
+        IBPCTL_NATS_LONG_OPTIONS,
+        {0, 0, 0, 0},
     };
     int c;
     o->url = IBPCTL_DEFAULT_NATS;
+    o->roster_path = getenv("IBP_ROSTER"); /* deploy/local-cluster.sh's cluster.env */
     while ((c = getopt_long(argc, argv, "N:R:e:fh", opts, NULL)) != -1) {
         switch (c) {
         case 'N':
@@ -196,8 +186,11 @@ static int parse_snap_opts(int argc, char **argv, struct snap_opts *o, const cha
             break;
         case 'h':
             fputs(help, stdout);
+            fputs(IBPCTL_NATS_HELP, stdout);
             return -1;
         default:
+            if (ibpctl_nats_opt(c, optarg))
+                break;
             return EXIT_USAGE;
         }
     }

@@ -39,11 +39,13 @@ static int parse_opts(int argc, char **argv, struct status_opts *o, const char *
         {"timeout", required_argument, 0, 't'},
         {"roster", required_argument, 0, 'R'},
         {"help", no_argument, 0, 'h'},
+        IBPCTL_NATS_LONG_OPTIONS,
         {0, 0, 0, 0},
     };
     int c;
     char *end;
     o->url = IBPCTL_DEFAULT_NATS;
+    o->roster_path = getenv("IBP_ROSTER"); /* deploy/local-cluster.sh's cluster.env */
     while ((c = getopt_long(argc, argv, "N:m:d:c:t:R:h", opts, NULL)) != -1) {
         switch (c) {
         case 'N':
@@ -73,8 +75,11 @@ static int parse_opts(int argc, char **argv, struct status_opts *o, const char *
             break;
         case 'h':
             fputs(help, stdout);
+            fputs(IBPCTL_NATS_HELP, stdout);
             return -1;
         default:
+            if (ibpctl_nats_opt(c, optarg))
+                break;
             return EXIT_USAGE;
         }
     }
@@ -257,7 +262,7 @@ int ibpctl_cmd_watch(int argc, char **argv)
     rc = 1;
     if (ibp_roster_load(o.roster_path, &roster, &err) != IBP_OK)
         goto out;
-    if (ibp_bus_connect_url(o.url, "ibpctl-watch", &nc, &err) != IBP_OK)
+    if (ibpctl_nats_connect(o.url, "ibpctl-watch", &nc, &err) != IBP_OK)
         goto out;
     natsStatus s = natsConnection_SubscribeSync(&sub, nc, filter);
     if (s == NATS_OK)

@@ -3,7 +3,8 @@
  * of DESIGN.md §5, and publishing signed envelopes with their headers.
  *
  * Streams (created by ibp_bus_ensure_streams when missing; an existing stream
- * is left as it is, and a difference in its subjects is logged):
+ * is left as it is, and a difference in its subjects is logged; each daemon
+ * checks only the streams its roles use, see ibp_bus_streams_for_roles):
  *
  *   name      subjects                    keeps                               why
  *   LOCAL     ibp.local.>                 limits, max age (7 d), all msgs     replay, audit
@@ -21,8 +22,14 @@
  * Replica heartbeats (ibp.official.heartbeat.<node>) are plain NATS messages,
  * kept by no stream: they say "alive" now and are worthless later.
  *
- * Thread safety: nats.c connections and contexts are thread-safe; these
- * functions keep no state of their own.
+ * Refusals: a connection made here has an error handler that logs one line
+ * when nats-server refuses a publish or subscribe for permissions (naming the
+ * subject and the permission; at most once a minute per subject), and
+ * JetStream calls that the server refused fail naming the subject instead of
+ * only timing out.
+ *
+ * Thread safety: nats.c connections and contexts are thread-safe; the
+ * refusal record and the process's default stream set are guarded.
  */
 #ifndef IBP_BUS_H
 #define IBP_BUS_H
@@ -34,9 +41,19 @@
 
 #include "ibp/envelope.h"
 #include "ibp/node_config.h"
+#include "ibp/roster.h"
 #include "ibp/status.h"
 
+/* Stream bits of ibp_bus_stream_opts.streams. */
+#define IBP_BUS_STREAM_LOCAL 0x01u
+#define IBP_BUS_STREAM_OFFICIAL 0x02u
+#define IBP_BUS_STREAM_STATUS 0x04u
+#define IBP_BUS_STREAM_EVENTS 0x08u
+#define IBP_BUS_STREAM_HITS 0x10u
+#define IBP_BUS_STREAMS_ALL 0x1fu
+
 typedef struct ibp_bus_stream_opts {
+    unsigned streams;         /* which to check/create; default: the process's (see below) */
     int replicas;             /* default 1; 3 for a three-server cluster */
     int64_t local_max_age_ms; /* default 7 days */
     int64_t official_max_age_ms;
@@ -44,7 +61,27 @@ typedef struct ibp_bus_stream_opts {
     int64_t duplicate_window_ms; /* default 120000 */
 } ibp_bus_stream_opts;
 
+/* Fills the defaults; streams is the process default (all five unless set below). */
 void ibp_bus_stream_opts_init(ibp_bus_stream_opts *opts);
+
+/*
+ * The streams a node with these roles (ibp/roster.h bits) reads or writes,
+ * and so checks and creates when missing:
+ *   monitor    LOCAL (writes), OFFICIAL (reads)
+ *   consensus  LOCAL (reads), OFFICIAL, STATUS, EVENTS (writes)
+ *   dns        OFFICIAL (reads), HITS (writes)
+ *   persist    HITS, EVENTS (reads)
+ *   admin      all five
+ * Its nats-server permissions (`ibpctl nats-auth`) allow exactly these.
+ */
+unsigned ibp_bus_streams_for_roles(unsigned roles);
+
+/*
+ * Sets the streams that ibp_bus_stream_opts_init fills in from now on, for
+ * the whole process: a daemon calls it once at start with its roles' set,
+ * so every part of it that ensures streams asks only for those.
+ */
+void ibp_bus_streams_set_default(unsigned streams);
 
 /*
  * Connects to the servers of cfg with its credentials (user + password file,
@@ -68,7 +105,11 @@ ibp_status ibp_bus_connect(const ibp_config_nats *cfg, const char *name, bool re
 ibp_status ibp_bus_connect_url(const char *url, const char *name, natsConnection **out,
                                ibp_err *err);
 
-/* Creates the five streams when missing. IBP_E_NATS naming the stream on error. */
+/*
+ * Checks the streams of opts->streams (stream info) and creates the missing
+ * ones. IBP_E_NATS naming the stream on error, and saying "refused" when the
+ * server refused this identity the check or the creation.
+ */
 ibp_status ibp_bus_ensure_streams(jsCtx *js, const ibp_bus_stream_opts *opts, ibp_err *err);
 
 /*
@@ -79,13 +120,23 @@ ibp_status ibp_bus_ensure_streams(jsCtx *js, const ibp_bus_stream_opts *opts, ib
  * one (UINT64_MAX means "the subject must be empty").
  * *stream_seq (may be NULL) receives the sequence the stream stored it at;
  * *duplicate (may be NULL) whether JetStream dropped it as a duplicate.
- * Errors: IBP_E_NATS; IBP_E_EXISTS when the expectation failed (someone else
- * published first: the caller compares what is there).
+ * Errors: IBP_E_NATS (naming the subject, and saying "refused" when the
+ * server refused this identity the subject); IBP_E_EXISTS when the
+ * expectation failed (someone else published first: the caller compares
+ * what is there).
  */
 ibp_status ibp_bus_publish_envelope(jsCtx *js, const char *subject, ibp_payload_type type,
                                     const char *signer, uint64_t seq, const uint8_t *data,
                                     size_t len, const char *msg_id,
                                     uint64_t expect_last_subject_seq, uint64_t *stream_seq,
                                     bool *duplicate, ibp_err *err);
+
+/*
+ * True when nats-server refused a publish to subject, on any connection made
+ * by ibp_bus_connect, at or after since_ms (ibp_clock_mono_ms). For callers
+ * that publish with nats.c directly and want to tell a refusal from a
+ * timeout. Thread-safe.
+ */
+bool ibp_bus_refused(const char *subject, int64_t since_ms);
 
 #endif
