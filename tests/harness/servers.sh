@@ -30,6 +30,9 @@
 #
 # Environment:
 #   IBP_TEST_FREEPORT        path of ibp-test-freeport (default: next to <statefile>)
+#   IBP_TEST_IBPCTL          the ibpctl that renders the NATS role users
+#                            (default: <build>/node/ibpctl/ibpctl, found from
+#                            ibp-test-freeport); "none": the lists of this script
 #   IBP_TEST_START_TIMEOUT_S readiness timeout per server (default 30)
 #   IBP_TEST_MAX_LIFETIME_S  watchdog lifetime (default 7200)
 #   IBP_TEST_CACHE_DIR       where the bootstrapped MariaDB system tables are
@@ -189,6 +192,7 @@ do_stop() {
 # ---- start ---------------------------------------------------------------------
 DIR=""
 NATS_USERS_CONF=""
+NATS_USERS_FROM=""
 NATS_PID=""
 MYSQL_PID=""
 WATCHDOG_PID=""
@@ -224,7 +228,9 @@ freeport() {
 # account, IBP, that has JetStream. `test` is the test administrator (no
 # permissions block: every subject), the identity of the tests' own
 # connections. The role users carry the permissions of their role, with
-# node-id wildcards since several test nodes share one user:
+# node-id wildcards since several test nodes share one user. They are
+# rendered by `ibpctl nats-auth --role-users` (see nats_users); the lists
+# below are what this script writes when that command is not available:
 #   monitor    publishes ibp.local.*        dns  publishes ibp.hits.*
 #   consensus  publishes ibp.official.>, ibp.status.>, ibp.events.>; reads LOCAL
 #   persist    pull consumers on HITS and EVENTS; answers on ibp.persist.>
@@ -307,30 +313,82 @@ nats_role_subscribe() {
     esac
 }
 
-# Makes a random password for user $1 in a file of the private directory
-# (mode 0600) and prints the file's path.
+# Makes a random password for user $1 in $DIR/nats-users (mode 0600) unless
+# it is there, and prints the file's path.
 nats_password_file() {
-    local file=$DIR/nats-$1.password
-    (umask 077 && head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$file")
+    local file=$DIR/nats-users/$1.password
+    [[ -s $file ]] || (umask 077 && head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$file")
     echo "$file"
 }
 
+# Prints the subjects of the allow list of user $2's $3 (publish or subscribe)
+# in $1, a users block as `ibpctl nats-auth` renders it (one subject a line).
+nats_rendered_allow() {
+    awk -v user="$2" -v sect="$3" '
+        /user: "/ { match($0, /user: "[^"]*"/); cur = substr($0, RSTART + 7, RLENGTH - 8) }
+        /publish: *\{/ { s = "publish" }
+        /subscribe: *\{/ { s = "subscribe" }
+        /allow: *\[/ { in_list = (cur == user && s == sect); next }
+        /deny: *\[/ { in_list = 0; next }
+        /\]/ { in_list = 0 }
+        in_list && /"/ { gsub(/^[ \t]*"|"[ \t,]*$/, ""); print }
+    ' "$1"
+}
+
+# Prints one user entry: name, password file, then the publish and the
+# subscribe allow lists as two newline-separated strings.
+nats_user_entry() {
+    local pub sub
+    mapfile -t pub <<<"$3"
+    mapfile -t sub <<<"$4"
+    printf '      {user: "%s", password: "%s", permissions: {\n' "$1" "$(<"$2")"
+    printf '        publish: {allow: [%s]}\n' "$(nats_subjects "${pub[@]}")"
+    printf '        subscribe: {allow: [%s]}\n' "$(nats_subjects "${sub[@]}")"
+    printf '        allow_responses: true\n      }}\n'
+}
+
 # Makes the users' passwords and sets NATS_USERS_CONF, the accounts block of
-# the server config. Once per start: a relaunch on another port keeps them.
+# the server config, and NATS_USERS_FROM. Once per start: a relaunch on
+# another port keeps them.
+#
+# The role users come from `ibpctl nats-auth --role-users` when the ibpctl of
+# the build has it (IBP_TEST_IBPCTL, default <build>/node/ibpctl/ibpctl
+# beside ibp-test-freeport; "none": never), so the tests run with the
+# permissions that production renders from the roster; the union user is
+# the union of its monitor and consensus lists. Without it, the lists above.
 nats_users() {
     [[ -n $NATS_USERS_CONF ]] && return 0
-    local role file users pub sub
+    local role file pub sub union="" rendered=$DIR/nats-roles.conf
+    mkdir -m 700 "$DIR/nats-users"
     file=$(nats_password_file test)
-    users="      {user: \"test\", password: \"$(<"$file")\"}"
+    local admin_entry="      # the test administrator: every subject
+      {user: \"test\", password: \"$(<"$file")\"}"
+    if [[ $IBPCTL != none && -x $IBPCTL ]] && "$IBPCTL" nats-auth --help >/dev/null 2>&1; then
+        "$IBPCTL" nats-auth --role-users "$DIR/nats-users" --out "$rendered" ||
+            die "$IBPCTL nats-auth --role-users failed"
+        pub=$( (nats_rendered_allow "$rendered" monitor publish
+            nats_rendered_allow "$rendered" consensus publish) | awk '!seen[$0]++')
+        sub=$( (nats_rendered_allow "$rendered" monitor subscribe
+            nats_rendered_allow "$rendered" consensus subscribe) | awk '!seen[$0]++')
+        [[ $pub == *ibp.local.* && $pub == *ibp.official.* && $sub == *_INBOX.* ]] ||
+            die "cannot read the monitor and consensus permissions from $rendered (ibpctl nats-auth output)"
+        file=$(nats_password_file monitor_consensus)
+        union="      # monitor and consensus (a node with both roles): the union of the two
+$(nats_user_entry monitor_consensus "$file" "$pub" "$sub")"
+        grep -q 'users: \[' "$rendered" || die "no users list in $rendered (ibpctl nats-auth output)"
+        # The test administrator and the union user go first in the list.
+        NATS_USERS_CONF="$(sed -n '1,/users: \[/p' "$rendered")
+$admin_entry
+$union
+$(sed '1,/users: \[/d' "$rendered")"
+        NATS_USERS_FROM="ibpctl nats-auth --role-users"
+        return 0
+    fi
+    local users=$admin_entry
     for role in "${NATS_ROLES[@]}"; do
         file=$(nats_password_file "$role")
-        mapfile -t pub < <(nats_role_publish "$role")
-        mapfile -t sub < <(nats_role_subscribe "$role")
         users+="
-      {user: \"$role\", password: \"$(<"$file")\", permissions: {
-        publish: {allow: [$(nats_subjects "${pub[@]}")]}
-        subscribe: {allow: [$(nats_subjects "${sub[@]}")]}
-      }}"
+$(nats_user_entry "$role" "$file" "$(nats_role_publish "$role")" "$(nats_role_subscribe "$role")")"
     done
     NATS_USERS_CONF="accounts {
   IBP {
@@ -340,6 +398,7 @@ $users
     ]
   }
 }"
+    NATS_USERS_FROM="servers.sh (no ibpctl nats-auth at '$IBPCTL')"
 }
 
 # The state file's lines NATS_<ROLE>_USER and NATS_<ROLE>_PASSWORD_FILE.
@@ -347,7 +406,7 @@ nats_role_state() {
     local role up
     for role in "${NATS_ROLES[@]}"; do
         up=${role^^}
-        printf 'NATS_%s_USER=%s\nNATS_%s_PASSWORD_FILE=%s\n' "$up" "$role" "$up" "$DIR/nats-$role.password"
+        printf 'NATS_%s_USER=%s\nNATS_%s_PASSWORD_FILE=%s\n' "$up" "$role" "$up" "$DIR/nats-users/$role.password"
     done
 }
 
@@ -529,6 +588,7 @@ do_start() {
         command -v "$cmd" >/dev/null || die "$cmd not found in PATH (install nats-server and mariadb-server)"
     done
     FREEPORT=${IBP_TEST_FREEPORT:-$(dirname "$file")/ibp-test-freeport}
+    IBPCTL=${IBP_TEST_IBPCTL:-$(dirname "$FREEPORT")/../../node/ibpctl/ibpctl}
     [[ -x $FREEPORT ]] || die "ibp-test-freeport not found at $FREEPORT (build target ibp-test-freeport or set IBP_TEST_FREEPORT)"
     TIMEOUT_S=${IBP_TEST_START_TIMEOUT_S:-30}
     local max_s=${IBP_TEST_MAX_LIFETIME_S:-7200}
@@ -627,7 +687,7 @@ NATS_PORT=$NATS_PORT
 NATS_PID=$NATS_PID
 NATS_SERVER_VERSION=$nats_version
 NATS_USER=test
-NATS_PASSWORD_FILE=$DIR/nats-test.password
+NATS_PASSWORD_FILE=$DIR/nats-users/test.password
 $(nats_role_state)
 MYSQL_HOST=127.0.0.1
 MYSQL_PORT=$MYSQL_PORT
@@ -645,6 +705,7 @@ EOF
     local how=bootstrapped
     ((MYSQL_FROM_TEMPLATE)) && how="copied from template"
     log "nats-server $nats_version ready at nats://127.0.0.1:$NATS_PORT (JetStream in $DIR/js; seen ready $((t_nats - t0)) ms into the start)"
+    log "nats-server requires a login; role users from $NATS_USERS_FROM; passwords in $DIR/nats-users"
     log "mariadb $version ready at 127.0.0.1:$MYSQL_PORT (datadir $how in $((t_prep - t0)) ms) after $((t_mysql - t0)) ms"
     log "started in $((t_mysql - t0)) ms; state in $file; watchdog pid $WATCHDOG_PID (lifetime ${max_s}s$([[ $parent != 0 ]] && echo ", parent $parent"))"
 }
