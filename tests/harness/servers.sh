@@ -361,7 +361,8 @@ nats_users() {
     local role file pub sub union="" rendered=$DIR/nats-roles.conf
     mkdir -m 700 "$DIR/nats-users"
     file=$(nats_password_file test)
-    local admin_entry="      # the test administrator: every subject
+    local admin_entry
+    admin_entry="      # the test administrator: every subject
       {user: \"test\", password: \"$(<"$file")\"}"
     if [[ $IBPCTL != none && -x $IBPCTL ]] && "$IBPCTL" nats-auth --help >/dev/null 2>&1; then
         "$IBPCTL" nats-auth --role-users "$DIR/nats-users" --out "$rendered" ||
