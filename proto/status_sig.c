@@ -60,8 +60,7 @@ static void to_b64(const uint8_t sig[IBP_SIGNATURE_BYTES], char out[IBP_STATUS_S
 }
 
 ibp_status ibp_status_sig_sign(ibp_signer *s, const char *subject, const uint8_t *body,
-                               size_t body_len, char sig_b64[IBP_STATUS_SIG_B64_SIZE],
-                               ibp_err *err)
+                               size_t body_len, char sig_b64[IBP_STATUS_SIG_B64_SIZE], ibp_err *err)
 {
     uint8_t *tail = NULL, sig[IBP_SIGNATURE_BYTES];
     size_t n = 0;

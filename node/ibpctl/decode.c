@@ -55,21 +55,22 @@ int ibpctl_cmd_decode(int argc, char **argv)
             pretty = 1;
             break;
         case 'h':
-            printf("usage: ibpctl decode [--roster FILE] [--type NAME] [--subject S]\n"
-                   "                     [--signer ID] [--signature B64] [--pretty] < MESSAGE\n"
-                   "Reads one bus message body on stdin and prints it as JSON (one line;\n"
-                   "--pretty indents). Envelopes show signer, seq, created_ms, type and the\n"
-                   "decoded payload (snapshots with their string table resolved); with\n"
-                   "--roster the signature and role are checked (\"verified\", \"reason\").\n"
-                   "Status messages (plain JSON) are signed in their headers over their\n"
-                   "subject and body: give --subject, --signer (Ibp-Signer) and --signature\n"
-                   "(Ibp-Signature), or $IBP_SUBJECT, $IBP_SIGNER, $IBP_SIGNATURE; they show\n"
-                   "as {\"type\": \"Status\", \"verified\", \"reason\", \"payload\": {...}}, never\n"
-                   "verified without --roster. --type (or $IBP_TYPE) is the Ibp-Type header,\n"
-                   "compared with the envelope's type (\"header_type\" on a mismatch).\n"
-                   "Exit 0 decoded (and verified, with --roster), 1 not a bus message or, with\n"
-                   "--roster, not verified (the JSON is printed all the same), 2 bad usage.\n"
-                   "Use: nats sub 'ibp.>' --translate 'ibpctl decode'\n");
+            printf(
+                "usage: ibpctl decode [--roster FILE] [--type NAME] [--subject S]\n"
+                "                     [--signer ID] [--signature B64] [--pretty] < MESSAGE\n"
+                "Reads one bus message body on stdin and prints it as JSON (one line;\n"
+                "--pretty indents). Envelopes show signer, seq, created_ms, type and the\n"
+                "decoded payload (snapshots with their string table resolved); with\n"
+                "--roster the signature and role are checked (\"verified\", \"reason\").\n"
+                "Status messages (plain JSON) are signed in their headers over their\n"
+                "subject and body: give --subject, --signer (Ibp-Signer) and --signature\n"
+                "(Ibp-Signature), or $IBP_SUBJECT, $IBP_SIGNER, $IBP_SIGNATURE; they show\n"
+                "as {\"type\": \"Status\", \"verified\", \"reason\", \"payload\": {...}}, never\n"
+                "verified without --roster. --type (or $IBP_TYPE) is the Ibp-Type header,\n"
+                "compared with the envelope's type (\"header_type\" on a mismatch).\n"
+                "Exit 0 decoded (and verified, with --roster), 1 not a bus message or, with\n"
+                "--roster, not verified (the JSON is printed all the same), 2 bad usage.\n"
+                "Use: nats sub 'ibp.>' --translate 'ibpctl decode'\n");
             return 0;
         default:
             return EXIT_USAGE;

@@ -421,8 +421,7 @@ static void test_ops(void **state)
     }
     assert_true(saw_endpoint && saw_override);
     json_decref(j);
-    j = run_json(0, "status --nats '%s' --roster '%s' --domain rpc.example.net", url,
-                 roster_path);
+    j = run_json(0, "status --nats '%s' --roster '%s' --domain rpc.example.net", url, roster_path);
     assert_int_equal(json_array_size(j), 1);
     json_decref(j);
     j = run_json(0, "status --nats '%s' --roster '%s' --member Nobody", url, roster_path);

@@ -65,8 +65,8 @@ static ibp_status verify(struct fixture *f, const char *subject, const char *sig
                          const char *sig, const char *body, size_t len)
 {
     ibp_err err = {0};
-    ibp_status st =
-        ibp_status_sig_verify(f->roster, subject, signer, sig, (const uint8_t *)body, len, NULL, &err);
+    ibp_status st = ibp_status_sig_verify(f->roster, subject, signer, sig, (const uint8_t *)body,
+                                          len, NULL, &err);
     if (st != IBP_OK)
         assert_true(err.msg[0] != '\0'); /* every rejection says why */
     return st;
@@ -156,8 +156,8 @@ static void test_unknown_signer(void **state)
     struct fixture *f = *state;
     char sig[IBP_STATUS_SIG_B64_SIZE];
     ibp_err err = {0};
-    assert_int_equal(ibp_status_sig_sign_key(&f->other_key, "ghost", SUBJECT,
-                                             (const uint8_t *)BODY, strlen(BODY), sig, &err),
+    assert_int_equal(ibp_status_sig_sign_key(&f->other_key, "ghost", SUBJECT, (const uint8_t *)BODY,
+                                             strlen(BODY), sig, &err),
                      IBP_OK);
     assert_int_equal(verify(f, SUBJECT, "ghost", sig, BODY, strlen(BODY)), IBP_E_UNKNOWN_SIGNER);
     assert_int_equal(verify(f, SUBJECT, "a b\n", sig, BODY, strlen(BODY)), IBP_E_UNKNOWN_SIGNER);
@@ -169,8 +169,8 @@ static void test_bad_signature(void **state)
     char sig[IBP_STATUS_SIG_B64_SIZE];
     ibp_err err = {0};
     /* rep1's id, another key. */
-    assert_int_equal(ibp_status_sig_sign_key(&f->other_key, "rep1", SUBJECT,
-                                             (const uint8_t *)BODY, strlen(BODY), sig, &err),
+    assert_int_equal(ibp_status_sig_sign_key(&f->other_key, "rep1", SUBJECT, (const uint8_t *)BODY,
+                                             strlen(BODY), sig, &err),
                      IBP_OK);
     assert_int_equal(verify(f, SUBJECT, "rep1", sig, BODY, strlen(BODY)), IBP_E_BAD_SIGNATURE);
     /* Not base64, too short, too long, one bit off. */
@@ -194,9 +194,9 @@ static void test_role_denied(void **state)
     struct fixture *f = *state;
     char sig[IBP_STATUS_SIG_B64_SIZE];
     ibp_err err = {0};
-    assert_int_equal(ibp_status_sig_sign(f->mon, SUBJECT, (const uint8_t *)BODY, strlen(BODY), sig,
-                                         &err),
-                     IBP_OK);
+    assert_int_equal(
+        ibp_status_sig_sign(f->mon, SUBJECT, (const uint8_t *)BODY, strlen(BODY), sig, &err),
+        IBP_OK);
     assert_int_equal(verify(f, SUBJECT, "mon1", sig, BODY, strlen(BODY)), IBP_E_ROLE_DENIED);
 }
 
@@ -208,14 +208,12 @@ static void test_changed_bytes(void **state)
     for (size_t i = 0; i < strlen(SUBJECT); i++) {
         snprintf(subject, sizeof subject, "%s", SUBJECT);
         subject[i] ^= 0x01;
-        assert_int_equal(verify(f, subject, "rep1", sig, BODY, strlen(BODY)),
-                         IBP_E_BAD_SIGNATURE);
+        assert_int_equal(verify(f, subject, "rep1", sig, BODY, strlen(BODY)), IBP_E_BAD_SIGNATURE);
     }
     for (size_t i = 0; i < strlen(BODY); i++) {
         memcpy(body, BODY, strlen(BODY));
         body[i] ^= 0x01;
-        assert_int_equal(verify(f, SUBJECT, "rep1", sig, body, strlen(BODY)),
-                         IBP_E_BAD_SIGNATURE);
+        assert_int_equal(verify(f, SUBJECT, "rep1", sig, body, strlen(BODY)), IBP_E_BAD_SIGNATURE);
     }
     /* One byte more or less. */
     assert_int_equal(verify(f, SUBJECT, "rep1", sig, BODY, strlen(BODY) - 1), IBP_E_BAD_SIGNATURE);
@@ -243,8 +241,7 @@ static void test_domains(void **state)
     struct fixture *f = *state;
     uint8_t sig[IBP_SIGNATURE_BYTES];
     const uint8_t msg[] = "x";
-    assert_int_equal(ibp_signer_sign_detached(f->rep, "ibp.v1.envelope", msg, 1, sig),
-                     IBP_E_INVAL);
+    assert_int_equal(ibp_signer_sign_detached(f->rep, "ibp.v1.envelope", msg, 1, sig), IBP_E_INVAL);
     assert_int_equal(ibp_signer_sign_detached(f->rep, "", msg, 1, sig), IBP_E_INVAL);
     assert_int_equal(ibp_signer_sign_detached(f->rep, NULL, msg, 1, sig), IBP_E_INVAL);
     assert_int_equal(ibp_signer_sign_detached(f->rep, IBP_STATUS_SIG_DOMAIN, msg, 1, sig), IBP_OK);
@@ -271,15 +268,15 @@ static void test_decode_json(void **state)
     ibp_err err = {0};
     const uint8_t *body = (const uint8_t *)BODY;
     sign_rep(f, SUBJECT, BODY, strlen(BODY), sig);
-    assert_int_equal(ibp_decode_status_json(body, strlen(BODY), SUBJECT, "rep1", sig, f->roster,
-                                            &j, &ok, &err),
-                     IBP_OK);
+    assert_int_equal(
+        ibp_decode_status_json(body, strlen(BODY), SUBJECT, "rep1", sig, f->roster, &j, &ok, &err),
+        IBP_OK);
     assert_true(ok);
     assert_true(json_is_true(json_object_get(j, "verified")));
     assert_null(json_object_get(j, "reason"));
     assert_null(json_object_get(j, "status")); /* only under "payload" */
-    assert_string_equal(
-        json_string_value(json_object_get(json_object_get(j, "payload"), "status")), "down");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "payload"), "status")),
+                        "down");
     json_decref(j);
     struct {
         const char *subject, *signer, *sig;
@@ -294,9 +291,8 @@ static void test_decode_json(void **state)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         ok = true;
-        assert_int_equal(ibp_decode_status_json(body, strlen(BODY), bad[i].subject,
-                                                bad[i].signer, bad[i].sig, bad[i].roster, &j,
-                                                &ok, &err),
+        assert_int_equal(ibp_decode_status_json(body, strlen(BODY), bad[i].subject, bad[i].signer,
+                                                bad[i].sig, bad[i].roster, &j, &ok, &err),
                          IBP_OK);
         assert_false(ok);
         assert_true(json_is_false(json_object_get(j, "verified")));
