@@ -16,17 +16,27 @@
 # ibp), demo-listeners (the members' servers on loopback; one member's
 # endpoint port goes down for a while on a schedule) and demo-ctl sending DNS
 # hits to dns1. Logs are in run/logs, control sockets in run/nodes/<node>/.
-# It writes run/cluster.env (NATS_URL, MYSQL_*, IBP_ROSTER, IBP_ADMIN_KEY,
-# IBP_*_SOCKET, ...) for scripts. Running `up` twice is safe: what already
-# runs is kept. Everything listens on 127.0.0.1 only, on ports chosen free at
-# the first start and kept afterwards.
+# nats-server requires authentication: every node has a NATS user nkey of its
+# own (run/keys/<node>.nk, next to its signing key <node>.key) recorded in the
+# roster, and the server's users and per-role permissions are rendered from
+# the roster by `ibpctl nats-auth` (run/nats/auth.conf, DESIGN.md §13).
+# ibpctl uses the admin identity (run/keys/admin.nk).
+# It writes run/cluster.env (NATS_URL, IBP_NATS_NKEY_FILE, MYSQL_*,
+# IBP_ROSTER, IBP_ADMIN_KEY, IBP_*_SOCKET, ...); the three ibpctl reads are
+# exported, so that after `source run/cluster.env` ibpctl needs no flags. Running `up` twice is safe:
+# what already runs is kept, and what an older version of this script did
+# not make (nkeys, the server's authentication) is added. Everything listens
+# on 127.0.0.1 only, on ports chosen free at the first start and kept
+# afterwards.
 #
 # Environment: IBP_RUN_DIR (default <checkout>/run), IBP_BUILD_DIR (default
 # <checkout>/build), IBP_DEMO_PERIOD and IBP_DEMO_DOWN (outage schedule of the
 # flapping port, seconds; default 120 and 40), IBP_DEMO_OFFSET (first outage,
 # default period - down), IBP_DEMO_MIN_OFFLINE_MS (events.min_offline_ms,
 # default 30000), IBP_DEMO_HITS (hits per second, default 20),
-# IBP_SKIP_DEPS=1 (do not run ensure-deps.sh), IBP_SKIP_BUILD=1.
+# IBP_SKIP_DEPS=1 (do not run ensure-deps.sh), IBP_SKIP_BUILD=1,
+# IBP_NATS_TRACE=1 (nats-server logs every protocol line, permission
+# refusals included, to run/nats/nats.log).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -70,11 +80,14 @@ listen: 127.0.0.1:$NATS_PORT
 server_name: ibp-local
 max_payload: 8MB
 log_file: "$run/nats/nats.log"
+${IBP_NATS_TRACE:+trace: true}
 jetstream {
   store_dir: "$run/nats/js"
   max_file_store: 2GB
   max_memory_store: 256MB
 }
+# Users (one nkey per node) and their permissions: ibpctl nats-auth --roster.
+include ./auth.conf
 CONF
     setsid nats-server -c "$run/nats/nats.conf" </dev/null >>"$run/nats/nats.out" 2>&1 &
     NATS_PID=$!
@@ -129,7 +142,9 @@ daemons=(listeners mon1 mon2 mon3 dns1 persist1 hits)
 
 pid_of() { [[ -s $run/pids/$1.pid ]] && cat "$run/pids/$1.pid" || true; }
 
-# Keys and the roster, once (a new roster would orphan the nodes' sequence files).
+# Keys and the roster, once (a new roster would orphan the nodes' sequence files):
+# per node a signing key (<id>.key) and a NATS user nkey (<id>.nk), a key pair of
+# its own; a run dir of an older version gets the nkeys it lacks.
 make_keys() {
     mkdir -p "$run/keys"
     chmod 700 "$run/keys"
@@ -137,11 +152,34 @@ make_keys() {
     for spec in mon1:monitor,consensus mon2:monitor,consensus mon3:monitor,consensus \
         dns1:dns persist1:persist admin:admin; do
         id=${spec%%:*} roles=${spec#*:}
-        [[ -f $run/keys/$id.key ]] && continue
-        "$bin_ctl" keygen --out "$run/keys/$id.key" --node "$id" --roles "$roles" \
-            --roster "$run/keys/roster.json" >/dev/null || die "ibpctl keygen $id failed"
+        if [[ ! -f $run/keys/$id.key ]]; then
+            "$bin_ctl" keygen --out "$run/keys/$id.key" --nkey-out "$run/keys/$id.nk" \
+                --node "$id" --roles "$roles" --roster "$run/keys/roster.json" >/dev/null ||
+                die "ibpctl keygen $id failed"
+        elif [[ ! -f $run/keys/$id.nk ]]; then
+            "$bin_ctl" keygen --nkey-out "$run/keys/$id.nk" --node "$id" \
+                --roster "$run/keys/roster.json" >/dev/null || die "ibpctl keygen --nkey-out $id failed"
+            log "$id: new NATS nkey $run/keys/$id.nk"
+        fi
     done
     log "keys and roster in $run/keys (mon1..mon3 monitor+consensus, dns1, persist1, admin)"
+}
+
+# The server's users and permissions from the roster (run/nats/auth.conf); a
+# running server re-reads it when it changed.
+render_auth() {
+    mkdir -p "$run/nats"
+    "$bin_ctl" nats-auth --roster "$run/keys/roster.json" --admin-id admin \
+        --out "$run/nats/auth.conf.new" || die "ibpctl nats-auth failed"
+    if cmp -s "$run/nats/auth.conf.new" "$run/nats/auth.conf"; then
+        rm -f "$run/nats/auth.conf.new"
+        return 0
+    fi
+    mv -f "$run/nats/auth.conf.new" "$run/nats/auth.conf"
+    log "nats-server users and permissions in $run/nats/auth.conf"
+    if alive "$NATS_PID"; then
+        kill -HUP "$NATS_PID" && log "nats-server reloads its users (pid $NATS_PID)"
+    fi
 }
 
 # The demo network, with the template's loopback ports replaced by free ones (once).
@@ -194,7 +232,7 @@ write_node_config() { # write_node_config ID ROLES
     cat >"$wd/node.json" <<CONF
 {"node": {"id": "$id", "key_file": "$run/keys/$id.key", "roster_file": "$run/keys/roster.json",
           "work_dir": "$wd", "roles": "$roles"},
- "nats": {"servers": ["nats://127.0.0.1:$NATS_PORT"]},
+ "nats": {"servers": ["nats://127.0.0.1:$NATS_PORT"], "nkey_seed_file": "$run/keys/$id.nk"},
 $geo
  "network": {"members_file": "$run/network/members.json",
              "services_file": "$run/network/services.json",
@@ -213,7 +251,8 @@ write_persist_config() {
     cat >"$wd/persist.json" <<CONF
 {"node": {"id": "persist1", "key_file": "$run/keys/persist1.key",
           "roster_file": "$run/keys/roster.json", "work_dir": "$wd"},
- "nats": {"servers": ["nats://127.0.0.1:$NATS_PORT"]},
+ "nats": {"servers": ["nats://127.0.0.1:$NATS_PORT"],
+          "nkey_seed_file": "$run/keys/persist1.nk"},
  "mysql": {"host": "127.0.0.1", "port": $MYSQL_PORT, "user": "ibp",
            "password_file": "$run/mariadb/ibp.password", "database": "ibp"},
  "events": {"min_offline_ms": ${IBP_DEMO_MIN_OFFLINE_MS:-30000}},
@@ -291,7 +330,6 @@ start_daemon() { # start_daemon NAME
 
 start_cluster() {
     mkdir -p "$run/logs" "$run/pids" "$run/nodes"
-    make_keys
     make_network
     make_geo
     local id
@@ -324,8 +362,10 @@ stop_cluster() { # stops the cluster's processes (reverse order); prints what it
 write_env() {
     local tmp="$env_file.tmp"
     cat >"$tmp" <<ENV
-# Written by deploy/local-cluster.sh; source it from a shell.
-NATS_URL=nats://127.0.0.1:$NATS_PORT
+# Written by deploy/local-cluster.sh; source it from a shell. ibpctl reads the
+# exported three: the server, the admin's NATS identity, the roster.
+export NATS_URL=nats://127.0.0.1:$NATS_PORT
+export IBP_NATS_NKEY_FILE=$run/keys/admin.nk
 NATS_PORT=$NATS_PORT
 NATS_PID=$NATS_PID
 MYSQL_HOST=127.0.0.1
@@ -336,7 +376,7 @@ MYSQL_PASSWORD_FILE=$run/mariadb/ibp.password
 MYSQL_DATABASE=ibp
 MYSQL_PID=$MYSQL_PID
 IBP_RUN_DIR=$run
-IBP_ROSTER=$run/keys/roster.json
+export IBP_ROSTER=$run/keys/roster.json
 IBP_ADMIN_KEY=$run/keys/admin.key
 IBP_MON1_SOCKET=$run/nodes/mon1/control.sock
 IBP_MON2_SOCKET=$run/nodes/mon2/control.sock
@@ -359,6 +399,17 @@ cmd_up() {
     mkdir -p "$run"
     chmod 700 "$run"
     load_env
+    make_keys
+    if alive "$NATS_PID" && ! grep -qF 'include ./auth.conf' "$run/nats/nats.conf" 2>/dev/null; then
+        # Started by an older version of this script, without authentication:
+        # its daemons connect without an identity, so all go and come back.
+        log "nats-server (pid $NATS_PID) runs without authentication: restarting the cluster with it"
+        stop_cluster >/dev/null
+        kill -TERM "$NATS_PID"
+        for ((i = 0; i < 100; i++)); do alive "$NATS_PID" || break; sleep 0.1; done
+        alive "$NATS_PID" && kill -KILL "$NATS_PID"
+    fi
+    render_auth
     if alive "$NATS_PID"; then log "nats-server already runs (pid $NATS_PID)"; else start_nats; fi
     write_env
     if alive "$MYSQL_PID"; then log "mariadbd already runs (pid $MYSQL_PID)"; else start_mariadb; fi
@@ -367,7 +418,7 @@ cmd_up() {
     log "smoke check: signed message through JetStream, schema into MariaDB"
     mkdir -p "$run/smoke"
     IBP_MYSQL_PASSWORD=$(cat "$run/mariadb/ibp.password") "$bin_ctl" smoke \
-        --nats "nats://127.0.0.1:$NATS_PORT" --mysql-host 127.0.0.1 --mysql-port "$MYSQL_PORT" \
+        --nats "nats://127.0.0.1:$NATS_PORT" --nats-nkey "$run/keys/admin.nk" --mysql-host 127.0.0.1 --mysql-port "$MYSQL_PORT" \
         --mysql-user ibp --database ibp --work-dir "$run/smoke"
     start_cluster
     write_env
@@ -378,7 +429,8 @@ cmd_up() {
     cat <<DONE
 
 The local cluster runs on 127.0.0.1:
-  NATS      nats://127.0.0.1:$NATS_PORT   (JetStream data in $r/nats/js)
+  NATS      nats://127.0.0.1:$NATS_PORT   (JetStream data in $r/nats/js; users and
+            permissions per node in $r/nats/auth.conf; NATS identities $r/keys/<node>.nk)
   MariaDB   127.0.0.1:$MYSQL_PORT, socket $r/mariadb/mysqld.sock, database ibp,
             user ibp, password in $r/mariadb/ibp.password
   Nodes     mon1 mon2 mon3 (monitor+consensus), dns1 (dns), persist1 (ibp-persist);
@@ -389,11 +441,12 @@ The local cluster runs on 127.0.0.1:
   Settings  $r/cluster.env
 
 Look around:
-  source $r/cluster.env
-  $bin_ctl status --nats \$NATS_URL --member 'Beta Infra'
-  $bin_ctl watch --nats \$NATS_URL
-  $bin_ctl events --nats \$NATS_URL --member 'Beta Infra' --start $today --end $tomorrow
-  $bin_ctl usage --nats \$NATS_URL --start $today --end $today --by member
+  source $r/cluster.env     (NATS_URL, and IBP_NATS_NKEY_FILE: ibpctl acts as admin)
+  $bin_ctl status --member 'Beta Infra'
+  $bin_ctl watch
+  $bin_ctl snapshot --roster \$IBP_ROSTER
+  $bin_ctl events --member 'Beta Infra' --start $today --end $tomorrow
+  $bin_ctl usage --start $today --end $today --by member
   $bin_democtl --socket \$IBP_MON1_SOCKET '{"cmd":"status"}'
   $bin_democtl --socket \$IBP_DNS_SOCKET '{"cmd":"member_online","domain":"polkadot.ibp.demo","member":"Beta Infra"}'
   mariadb --no-defaults -h127.0.0.1 -P\$MYSQL_PORT -uibp -p\$(cat \$MYSQL_PASSWORD_FILE) ibp \\
@@ -441,7 +494,7 @@ case ${1:-up} in
 up | start) cmd_up ;;
 down | stop) cmd_down ;;
 status) cmd_status ;;
--h | --help | help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//' ;;
+-h | --help | help) sed -n '2,/^set -e/{/^#/p}' "$0" | sed 's/^# \{0,1\}//' ;;
 *)
     echo "usage: $0 up|down|status" >&2
     exit 2
