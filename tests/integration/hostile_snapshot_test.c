@@ -317,6 +317,8 @@ static void test_hostile_snapshots(void **state)
     pub_nc = connect_as(IBP_TESTENV_NATS_TEST, "test");
     assert_int_equal(natsConnection_JetStream(&js, pub_nc, NULL), NATS_OK);
     must(ibp_bus_ensure_streams(js, NULL, &err), &err);
+    /* The replicas log in with the consensus role: they check only its streams. */
+    ibp_bus_streams_set_default(ibp_bus_streams_for_roles(IBP_ROLE_CONSENSUS));
     evil_nc = connect_as(IBP_TESTENV_NATS_CONSENSUS, "attacker");
     assert_int_equal(natsConnection_JetStream(&evil_js, evil_nc, NULL), NATS_OK);
     dns_nc = connect_as(IBP_TESTENV_NATS_DNS, "dns");
