@@ -374,6 +374,78 @@ static const ibp_setting node_settings[] = {
              "rows and an early flush starts."},
 };
 
+/* The dns role's PowerDNS remote backend (node/dns, ibp/dns_service.h). */
+static const ibp_setting dns_settings[] = {
+    {.name = "dns.unix_socket",
+     .type = IBP_SETTING_PATH,
+     .offset = IBP_SETTING_AT_STR(ibp_node_config, dns.unix_socket),
+     .help = "Unix socket of the remote backend (pdns.conf: remote-connection-string=unix:path=); "
+             "unset: <node.work_dir>/dns-backend.sock."},
+    {.name = "dns.http_address",
+     .type = IBP_SETTING_STRING,
+     .default_text = "127.0.0.1",
+     .offset = IBP_SETTING_AT_STR(ibp_node_config, dns.http_address),
+     .help = "Address of the HTTP connector of the remote backend (an IP literal)."},
+    {.name = "dns.http_port",
+     .type = IBP_SETTING_INT64,
+     .default_text = "0",
+     .min = 0,
+     .max = 65535,
+     .offset = IBP_SETTING_AT_I64(ibp_node_config, dns.http_port),
+     .help = "Port of the HTTP connector (remote-connection-string=http:url=http://ADDR:PORT/dns,"
+             "post=1,post_json=1); 0: none (the unix socket is faster)."},
+    {.name = "dns.http_threads",
+     .type = IBP_SETTING_INT64,
+     .default_text = "4",
+     .min = 1,
+     .max = 64,
+     .offset = IBP_SETTING_AT_I64(ibp_node_config, dns.http_threads),
+     .help = "Threads of the HTTP connector."},
+    {.name = "dns.static_records_file",
+     .type = IBP_SETTING_PATH,
+     .offset = IBP_SETTING_AT_STR(ibp_node_config, dns.static_records_file),
+     .help = "Static records (upstream geodns-static.json format: qname, qtype, content, ttl, "
+             "auth), served as they are."},
+    {.name = "dns.zones",
+     .type = IBP_SETTING_STRING_LIST,
+     .offset = IBP_SETTING_AT_LIST(ibp_node_config, dns.zones),
+     .help = "Zones served besides those derived (owners of static NS records, else the last "
+             "two labels of each name)."},
+    {.name = "dns.ttl_s",
+     .type = IBP_SETTING_INT64,
+     .default_text = "30",
+     .min = 1,
+     .max = 86400,
+     .offset = IBP_SETTING_AT_I64(ibp_node_config, dns.ttl_s),
+     .help = "TTL of the A and AAAA answers of service host names."},
+    {.name = "dns.last_resort_ttl_s",
+     .type = IBP_SETTING_INT64,
+     .default_text = "5",
+     .min = 1,
+     .max = 3600,
+     .offset = IBP_SETTING_AT_I64(ibp_node_config, dns.last_resort_ttl_s),
+     .help = "TTL of a last-resort answer (no member healthy: the nearest one anyway)."},
+    {.name = "dns.negative_ttl_s",
+     .type = IBP_SETTING_INT64,
+     .default_text = "60",
+     .min = 0,
+     .max = 86400,
+     .offset = IBP_SETTING_AT_I64(ibp_node_config, dns.negative_ttl_s),
+     .help = "SOA minimum of every zone: how long resolvers cache a name that does not exist."},
+    {.name = "dns.country_overrides",
+     .type = IBP_SETTING_STRING_LIST,
+     .offset = IBP_SETTING_AT_LIST(ibp_node_config, dns.country_overrides),
+     .help = "Per-country answers: \"CC=member name\" (that member while it is eligible) or "
+             "\"CC=address\" (that address for its family)."},
+    {.name = "dns.max_request_bytes",
+     .type = IBP_SETTING_INT64,
+     .default_text = "65536",
+     .min = 1024,
+     .max = INT64_C(16) << 20,
+     .offset = IBP_SETTING_AT_I64(ibp_node_config, dns.max_request_bytes),
+     .help = "Largest remote backend request accepted; larger ones are refused and counted."},
+};
+
 int64_t ibp_node_config_staleness_ms(const ibp_node_config *cfg)
 {
     if (!cfg)
@@ -427,6 +499,7 @@ static const ibp_settings_group node_groups[] = {
     {nats_settings, COUNT(nats_settings), offsetof(ibp_node_config, nats)},
     {mysql_settings, COUNT(mysql_settings), offsetof(ibp_node_config, mysql)},
     {node_settings, COUNT(node_settings), 0},
+    {dns_settings, COUNT(dns_settings), 0},
     {events_settings, COUNT(events_settings), offsetof(ibp_node_config, events)},
     {log_settings, COUNT(log_settings), offsetof(ibp_node_config, log)},
 };

@@ -8,7 +8,8 @@
  *   monitor      the monitor publisher (local store -> LOCAL) and the built-in
  *                TCP-connect checker (network checks -> local store)
  *   consensus    a consensus replica (LOCAL -> vote -> OFFICIAL, STATUS, EVENTS)
- *   dns          usage statistics delivered to HITS (optional MaxMind lookups)
+ *   dns          the PowerDNS remote backend (node/dns: answers from the official
+ *                store) and usage statistics delivered to HITS (MaxMind lookups)
  *
  *   ibp-node --config FILE
  *   ibp-node --help                   usage and every config key
@@ -39,6 +40,7 @@
 #include "ibp/clock.h"
 #include "ibp/control.h"
 #include "ibp/data.h"
+#include "ibp/dns_service.h"
 #include "ibp/envelope.h"
 #include "ibp/geo.h"
 #include "ibp/key.h"
@@ -84,6 +86,8 @@ typedef struct node {
     ibp_checker *checker;
     ibp_replica *replica;
     ibp_control *control;
+    ibp_dns_service *dns;      /* dns role: the PowerDNS remote backend */
+    char dns_socket[PATH_CAP]; /* its unix socket path */
     ibp_micro *micro;
     char roles_text[96];
     _Atomic uint64_t local_last_seq; /* LOCAL's last sequence (main loop), 0: unknown */
@@ -305,6 +309,7 @@ static void micro_stats(json_t *data, void *user)
                     (json_int_t)(local_last > s.local_seq ? local_last - s.local_seq : 0)));
         json_object_set_new(data, "replica", r);
     }
+    ibp_dns_service_stats_json(n->dns, data);
     ibp_usage *u = n->data ? ibp_data_usage(n->data) : NULL;
     if (u) {
         ibp_usage_stats s;
@@ -524,6 +529,17 @@ static int node_start(node *n, const sigset_t *sigs)
     co.status_user = n;
     if (ibp_control_start(&co, &n->control, &err) != IBP_OK)
         return start_failure(&err, err.code == IBP_E_INVAL ? EXIT_CONFIG : EXIT_RUNTIME);
+    if (cfg->roles & IBP_ROLE_DNS) {
+        ibp_dns_service_opts dso;
+        ibp_dns_service_opts_from_config(&dso, cfg, n->dns_socket, sizeof n->dns_socket);
+        dso.network = n->network;
+        dso.store = store;
+        dso.usage = ibp_data_usage(n->data);
+        st = ibp_dns_service_start(&dso, &n->dns, &err);
+        if (st != IBP_OK)
+            return start_failure(&err, st == IBP_E_NOMEM || st == IBP_E_INVAL ? EXIT_RUNTIME
+                                                                              : EXIT_CONFIG);
+    }
 
     ibp_roles_format(cfg->roles, n->roles_text, sizeof n->roles_text);
     ibp_micro_opts mo;
@@ -555,6 +571,8 @@ static bool node_stop(node *n)
     ibp_err err = {0};
     ibp_micro_stop(n->micro); /* first: its STATS reads every part */
     n->micro = NULL;
+    ibp_dns_service_stop(n->dns); /* stops recording hits into usage */
+    n->dns = NULL;
     ibp_control_stop(n->control);
     n->control = NULL;
     ibp_checker_stop(n->checker);

@@ -79,6 +79,19 @@ typedef struct ibp_node_config {
         char *checks_file;
     } network;
     struct {
+        char *unix_socket;          /* the PowerDNS remote backend's socket (default in work dir) */
+        char *http_address;         /* HTTP connector address */
+        int64_t http_port;          /* 0: no HTTP connector */
+        int64_t http_threads;
+        char *static_records_file;  /* upstream geodns-static.json format */
+        ibp_strlist zones;          /* explicit zones (others are derived) */
+        int64_t ttl_s;              /* TTL of dynamic answers */
+        int64_t last_resort_ttl_s;  /* TTL of last-resort answers */
+        int64_t negative_ttl_s;     /* SOA minimum */
+        ibp_strlist country_overrides; /* "CC=member" or "CC=address" */
+        int64_t max_request_bytes;  /* one remote backend request */
+    } dns;
+    struct {
         int64_t publish_ms;
         int64_t refresh_ms;
         int64_t heartbeat_ms;
