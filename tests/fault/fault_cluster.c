@@ -145,15 +145,17 @@ static int nats_write_conf(fault_cluster *fc, int k)
     char conf[1200];
     snprintf(conf, sizeof conf, "%s/nats%d.conf", fc->dir, k + 1);
     memcpy(fc->nats_conf[k], conf, sizeof conf);
+    /* auth.conf: the users of `ibpctl nats-auth` (make_keys). */
     if (fc->nats_n == 1)
         return write_file(fc->nats_conf[k], 0600,
                           "server_name: fault1\nlisten: %s:%u\nmax_payload: 8MB\n"
-                          "jetstream { store_dir: \"%s\" }\n",
+                          "jetstream { store_dir: \"%s\" }\ninclude ./auth.conf\n",
                           host, fc->nats_port[k], js);
     return write_file(fc->nats_conf[k], 0600,
                       "server_name: fault%d\nlisten: %s:%u\nmax_payload: 8MB\n"
                       "jetstream { store_dir: \"%s\" }\n"
-                      "cluster { name: ibpfault, listen: %s:%u, routes: [%s] }\n",
+                      "cluster { name: ibpfault, listen: %s:%u, routes: [%s] }\n"
+                      "include ./auth.conf\n",
                       k + 1, host, fc->nats_port[k], js, host, fc->nats_route_port[k], routes);
 }
 
@@ -210,7 +212,10 @@ natsStatus fc_nats_options(const fault_cluster *fc, natsOptions *o)
         snprintf(urls[k], sizeof urls[k], "nats://%s:%u", fc->opts.nats_host, fc->nats_port[k]);
         list[k] = urls[k];
     }
-    return natsOptions_SetServers(o, list, fc->nats_n);
+    natsStatus s = natsOptions_SetServers(o, list, fc->nats_n);
+    if (s == NATS_OK)
+        s = natsOptions_SetNKeyFromSeed(o, fc->witness_pub, fc->witness_nkey);
+    return s;
 }
 
 /* Waits until JetStream answers on every server (a cluster elects its meta leader). */
@@ -251,28 +256,61 @@ static int nats_wait_jetstream(fault_cluster *fc)
 
 /* ---- files: keys, roster, network, configs -------------------------------- */
 
+/*
+ * A signing key and a NATS nkey (a key pair of its own) for name, added to
+ * the roster; the nkey seed goes to nkey_path.
+ */
+static int make_identity(fault_cluster *fc, const char *name, ibp_role role, const char *key_path,
+                         const char *nkey_path, char pub[IBP_NKEY_PUBLIC_SIZE])
+{
+    ibp_err err = {0};
+    ibp_key k;
+    char seed[IBP_NKEY_SEED_SIZE];
+    int rc = -1;
+    if (ibp_key_generate(&k) != IBP_OK || ibp_key_save(&k, key_path, &err) != IBP_OK ||
+        ibp_roster_add(fc->roster, name, k.pk, role, &err) != IBP_OK ||
+        ibp_nkey_generate_user(seed, pub) != IBP_OK ||
+        ibp_nkey_save_user_seed(nkey_path, seed, &err) != IBP_OK ||
+        ibp_roster_set_nats_nkey(fc->roster, name, pub, &err) != IBP_OK)
+        fprintf(stderr, "fault: identity of %s: %s\n", name, err.msg);
+    else
+        rc = 0;
+    ibp_key_wipe(&k);
+    memset(seed, 0, sizeof seed);
+    return rc;
+}
+
 static int make_keys(fault_cluster *fc)
 {
     ibp_err err = {0};
+    char pub[IBP_NKEY_PUBLIC_SIZE];
     if (ibp_roster_new(&fc->roster) != IBP_OK)
         return -1;
     for (int i = 0; i < FC_NODES; i++) {
         fc_node *n = &fc->node[i];
-        char path[1300];
-        ibp_key k;
+        char path[1300], nkey[1300];
         snprintf(path, sizeof path, "%s/key", n->dir);
-        if (ibp_key_generate(&k) != IBP_OK || ibp_key_save(&k, path, &err) != IBP_OK ||
-            ibp_roster_add(fc->roster, n->name, k.pk, NODES[i].role, &err) != IBP_OK) {
-            fprintf(stderr, "fault: key of %s: %s\n", n->name, err.msg);
-            ibp_key_wipe(&k);
+        snprintf(nkey, sizeof nkey, "%s/nkey", n->dir);
+        if (make_identity(fc, n->name, NODES[i].role, path, nkey, pub) != 0)
             return -1;
-        }
-        ibp_key_wipe(&k);
     }
     char path[1100];
+    snprintf(path, sizeof path, "%s/witness.key", fc->dir);
+    snprintf(fc->witness_nkey, sizeof fc->witness_nkey, "%s/witness.nk", fc->dir);
+    if (make_identity(fc, "witness", IBP_ROLE_ADMIN, path, fc->witness_nkey, fc->witness_pub) != 0)
+        return -1;
     snprintf(path, sizeof path, "%s/roster.json", fc->dir);
     if (ibp_roster_save(fc->roster, path, &err) != IBP_OK) {
         fprintf(stderr, "fault: roster: %s\n", err.msg);
+        return -1;
+    }
+    /* The servers' users and permissions, as an operator renders them. */
+    char cmd[4000];
+    snprintf(cmd, sizeof cmd,
+             "'%s' nats-auth --roster '%s/roster.json' --admin-id witness --out '%s/auth.conf'",
+             IBP_CTL_BIN, fc->dir, fc->dir);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "fault: %s failed\n", cmd);
         return -1;
     }
     return 0;
@@ -314,18 +352,20 @@ static int write_node_config(fault_cluster *fc, int i)
             n->config, 0600,
             "{\"node\": {\"id\": \"%s\", \"key_file\": \"%s/key\", \"roster_file\": "
             "\"%s/roster.json\", \"work_dir\": \"%s\"},\n"
-            " \"nats\": {\"servers\": [%s], \"stream_replicas\": %d},\n"
+            " \"nats\": {\"servers\": [%s], \"stream_replicas\": %d,\n"
+            "          \"nkey_seed_file\": \"%s/nkey\"},\n"
             " \"mysql\": {\"host\": \"127.0.0.1\", \"port\": %u, \"user\": \"%s\",\n"
             "           \"password_file\": \"%s/mysql.password\", \"database\": \"%s\"},\n"
             " \"events\": {\"min_offline_ms\": 0},\n"
             " \"log\": {\"level\": \"info\"}}\n",
-            n->name, n->dir, fc->dir, n->work, urls, fc->nats_n, fc->servers.env.mysql_port,
+            n->name, n->dir, fc->dir, n->work, urls, fc->nats_n, n->dir, fc->servers.env.mysql_port,
             fc->servers.env.mysql_user, fc->dir, fc->database);
     return write_file(
         n->config, 0600,
         "{\"node\": {\"id\": \"%s\", \"key_file\": \"%s/key\", \"roster_file\": "
         "\"%s/roster.json\", \"work_dir\": \"%s\", \"roles\": \"%s\"},\n"
-        " \"nats\": {\"servers\": [%s], \"stream_replicas\": %d},\n"
+        " \"nats\": {\"servers\": [%s], \"stream_replicas\": %d,\n"
+        "          \"nkey_seed_file\": \"%s/nkey\"},\n"
         " \"network\": {\"members_file\": \"%s/deploy/local/members.json\",\n"
         "             \"services_file\": \"%s/deploy/local/services.json\",\n"
         "             \"checks_file\": \"%s/checks.json\"},\n"
@@ -335,7 +375,7 @@ static int write_node_config(fault_cluster *fc, int i)
         "               \"quorum_min\": 2, \"expiry_ms\": 3600000},\n"
         " \"events\": {\"min_offline_ms\": 0},\n"
         " \"log\": {\"level\": \"info\"}}\n",
-        n->name, n->dir, fc->dir, n->work, n->roles, urls, fc->nats_n, IBP_SOURCE_DIR,
+        n->name, n->dir, fc->dir, n->work, n->roles, urls, fc->nats_n, n->dir, IBP_SOURCE_DIR,
         IBP_SOURCE_DIR, fc->dir);
 }
 
@@ -554,14 +594,6 @@ int fc_start(fault_cluster *fc, const fc_opts *opts, const unsigned ports[FC_POR
             (size_t)snprintf(fc->nats_urls + used, sizeof fc->nats_urls - used, "%snats://%s:%u",
                              k ? "," : "", fc->opts.nats_host, fc->nats_port[k]);
     }
-    for (int k = 0; k < fc->nats_n; k++)
-        if (nats_write_conf(fc, k) != 0 || nats_spawn(fc, k) != 0)
-            return -1;
-    if (nats_wait_jetstream(fc) != 0)
-        return -1;
-    printf("fault: nats-server x%d at %s, MariaDB at 127.0.0.1:%u database %s\n", fc->nats_n,
-           fc->nats_urls, fc->servers.env.mysql_port, fc->database);
-
     for (int i = 0; i < FC_NODES; i++) {
         fc_node *n = &fc->node[i];
         snprintf(n->name, sizeof n->name, "%s", NODES[i].name);
@@ -582,6 +614,14 @@ int fc_start(fault_cluster *fc, const fc_opts *opts, const unsigned ports[FC_POR
     }
     if (make_keys(fc) != 0 || write_checks(fc) != 0)
         return -1;
+    for (int k = 0; k < fc->nats_n; k++)
+        if (nats_write_conf(fc, k) != 0 || nats_spawn(fc, k) != 0)
+            return -1;
+    if (nats_wait_jetstream(fc) != 0)
+        return -1;
+    printf("fault: nats-server x%d at %s, MariaDB at 127.0.0.1:%u database %s\n", fc->nats_n,
+           fc->nats_urls, fc->servers.env.mysql_port, fc->database);
+
     for (int i = 0; i < FC_NODES; i++)
         if (write_node_config(fc, i) != 0)
             return -1;

@@ -8,6 +8,11 @@
  *   dns1         ibp-node, role dns (usage counted, flushed to HITS)
  *   persist1     ibp-persist (HITS and EVENTS into MariaDB)
  *
+ * nats-server requires authentication: every node has a NATS nkey of its own
+ * in the roster, and the servers' users and permissions are those that
+ * `ibpctl nats-auth` renders from it (DESIGN.md §13); the suite reads the
+ * streams as the roster's admin node "witness".
+ *
  * The network is the local cluster's demo network (deploy/local) with a
  * checks file whose TCP ports are the fault suite's own listeners
  * (fault_load.h). Everything lives in one private temporary directory and
@@ -28,6 +33,7 @@
 #include <jansson.h>
 #include <nats/nats.h>
 
+#include "ibp/nkey.h"
 #include "ibp/roster.h"
 #include "testenv.h"
 
@@ -72,6 +78,10 @@ typedef struct fault_cluster {
     char database[64];
     fc_node node[FC_NODES];
     ibp_roster *roster; /* every node's public key (for the witness) */
+    /* The suite's own NATS identity (the roster's admin node "witness"):
+     * reads every stream; fc_nats_options signs in with it. */
+    char witness_nkey[1100];
+    char witness_pub[IBP_NKEY_PUBLIC_SIZE];
 } fault_cluster;
 
 /* Starts servers and daemons and waits until each is ready. 0 or -1. */
@@ -103,7 +113,10 @@ json_t *fc_ctl(const fault_cluster *fc, int i, json_t *req);
 /* The number at obj.a.b of node i's status answer (-1 when unavailable). */
 long long fc_status_num(const fault_cluster *fc, int i, const char *a, const char *b);
 
-/* Sets fc's nats-server URLs on o (natsOptions_SetServers). */
+/*
+ * Sets fc's nats-server URLs on o (natsOptions_SetServers) and the suite's
+ * NATS identity (the witness's nkey): nats-server requires one.
+ */
 natsStatus fc_nats_options(const fault_cluster *fc, natsOptions *o);
 
 /* Prints the last lines of node i's log to stderr. */
