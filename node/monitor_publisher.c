@@ -186,6 +186,28 @@ out:
     return st;
 }
 
+void ibp_monitor_publisher_filter(ibp_result_list *list, int64_t now_ms, int64_t max_age_ms,
+                                  bool (*keep_fn)(const ibp_result *r, void *user), void *user,
+                                  uint64_t *stale, uint64_t *unwanted)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < list->count; i++) {
+        ibp_result *r = list->items[i];
+        bool old = max_age_ms > 0 && r->check_time_ms < now_ms - max_age_ms;
+        bool refused = !old && keep_fn && !keep_fn(r, user);
+        if (old || refused) {
+            if (old && stale)
+                (*stale)++;
+            if (refused && unwanted)
+                (*unwanted)++;
+            ibp_result_free(r);
+            continue;
+        }
+        list->items[kept++] = r;
+    }
+    list->count = kept;
+}
+
 /* ---- queue -------------------------------------------------------------- */
 
 static void queue_push(ibp_monitor_publisher *p, pending *e)
@@ -306,6 +328,15 @@ static void build_due(ibp_monitor_publisher *p, int64_t now, bool forced)
             if (full)
                 p->next_refresh = now + p->opts.publish_ms;
             return;
+        }
+        uint64_t stale = 0, unwanted = 0;
+        ibp_monitor_publisher_filter(&list, ibp_clock_wall_ms(), p->opts.max_age_ms,
+                                     p->opts.keep_fn, p->opts.keep_user, &stale, &unwanted);
+        if (stale || unwanted) {
+            pthread_mutex_lock(&p->mu);
+            p->stats.stale_skipped += stale;
+            p->stats.unwanted_skipped += unwanted;
+            pthread_mutex_unlock(&p->mu);
         }
         if (list.count > 0)
             st = seal_results(p, &list, full, &err);
@@ -474,7 +505,8 @@ ibp_status ibp_monitor_publisher_start(const ibp_monitor_publisher_opts *opts,
                            "publisher: nc, signer, store and work_dir are required");
     if (opts->publish_ms < IBP_MONITOR_PUBLISH_MS_MIN ||
         opts->heartbeat_ms < IBP_MONITOR_PUBLISH_MS_MIN || opts->refresh_ms < opts->publish_ms ||
-        opts->ack_timeout_ms <= 0 || opts->max_batch_obs == 0 || opts->max_batch_bytes < 1024)
+        opts->ack_timeout_ms <= 0 || opts->max_batch_obs == 0 || opts->max_batch_bytes < 1024 ||
+        opts->max_age_ms < 0)
         return ibp_err_set(
             err, IBP_E_INVAL,
             "publisher: intervals out of range (publish %" PRId64 " ms and heartbeat %" PRId64

@@ -5,8 +5,9 @@
  *   every role   the data library (stores, cache files), the NATS connection
  *                and streams, the official subscriber (OFFICIAL -> store),
  *                the local control socket (<work dir>/control.sock)
- *   monitor      the monitor publisher (local store -> LOCAL) and the built-in
- *                TCP-connect checker (network checks -> local store)
+ *   monitor      the checker (member checks of the network config -> local
+ *                store, ibp_monitor) and the monitor publisher (local store ->
+ *                LOCAL); SIGHUP reloads the members, services and checks files
  *   consensus    a consensus replica (LOCAL -> vote -> OFFICIAL, STATUS, EVENTS)
  *   dns          the PowerDNS remote backend (node/dns: answers from the official
  *                store) and usage statistics delivered to HITS (MaxMind lookups)
@@ -84,6 +85,7 @@ typedef struct node {
     ibp_official_subscriber *subscriber;
     ibp_monitor_publisher *publisher;
     ibp_checker *checker;
+    ibp_network *checks_network; /* the network of the last reload (the store keeps the first) */
     ibp_replica *replica;
     ibp_control *control;
     ibp_dns_service *dns;      /* dns role: the PowerDNS remote backend */
@@ -274,6 +276,17 @@ static void micro_stats(json_t *data, void *user)
                       (json_int_t)(s.heartbeat_epoch > s.epoch ? s.heartbeat_epoch - s.epoch : 0),
                       "last_heartbeat_ms", (json_int_t)s.last_heartbeat_ms));
     }
+    if (n->checker) {
+        ibp_checker_stats s;
+        ibp_checker_stats_get(n->checker, &s);
+        json_object_set_new(data, "checker",
+                            json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "targets",
+                                      (json_int_t)s.targets, "cannot_run", (json_int_t)s.cannot_run,
+                                      "runs", (json_int_t)s.runs, "failed", (json_int_t)s.failed,
+                                      "retried", (json_int_t)s.retried, "in_flight",
+                                      (json_int_t)s.in_flight, "overdue", (json_int_t)s.overdue,
+                                      "reloads", (json_int_t)s.reloads));
+    }
     if (n->publisher) {
         ibp_monitor_publisher_stats s;
         ibp_monitor_publisher_stats_get(n->publisher, &s);
@@ -286,6 +299,12 @@ static void micro_stats(json_t *data, void *user)
                                       (json_int_t)s.publish_failures, "dropped",
                                       (json_int_t)s.dropped, "queued", (json_int_t)s.queued,
                                       "last_stream_seq", (json_int_t)s.last_stream_seq));
+        json_t *pj = json_object_get(data, "publisher");
+        if (pj) {
+            json_object_set_new(pj, "stale_skipped", json_integer((json_int_t)s.stale_skipped));
+            json_object_set_new(pj, "unwanted_skipped",
+                                json_integer((json_int_t)s.unwanted_skipped));
+        }
     }
     if (n->replica) {
         ibp_replica_stats s;
@@ -390,6 +409,42 @@ static int start_dns_usage(node *n, ibp_usage_opts *uo, ibp_err *err)
     return 0;
 }
 
+static bool checker_wants(const ibp_result *r, void *user)
+{
+    return ibp_checker_wants(user, r);
+}
+
+/*
+ * SIGHUP: reads the members, services and checks files again and hands them
+ * to the checker, which keeps the schedule of unchanged targets. A file that
+ * does not load (or bad ExtraOptions) is refused and the old config stays.
+ * Only the checks follow: the rest of the node (the store's member list, the
+ * dns role) keeps the network it started with until a restart.
+ */
+static void reload_network(node *n)
+{
+    const ibp_node_config *cfg = &n->cfg;
+    if (!n->checker) {
+        IBP_LOG(IBP_LOG_INFO, COMPONENT, "SIGHUP: nothing to reload (not a monitor)");
+        return;
+    }
+    ibp_network *net = NULL;
+    ibp_err err = {0};
+    if (ibp_network_load(cfg->network.members_file, cfg->network.services_file,
+                         cfg->network.checks_file, &net, &err) != IBP_OK ||
+        ibp_checker_reload(n->checker, net, &err) != IBP_OK) {
+        IBP_LOG(IBP_LOG_ERROR, COMPONENT, "reload refused, the old config stays: %s", err.msg);
+        ibp_network_free(net);
+        return;
+    }
+    ibp_network_free(n->checks_network);
+    n->checks_network = net;
+    IBP_LOG(IBP_LOG_INFO, COMPONENT,
+            "reloaded the network config members=%zu checks=%zu targets=%zu",
+            ibp_network_member_count(net), ibp_network_check_count(net),
+            ibp_checker_target_count(n->checker));
+}
+
 /* Starts every part; returns 0 or an exit code (the caller takes down what started). */
 static int node_start(node *n, const sigset_t *sigs)
 {
@@ -462,6 +517,19 @@ static int node_start(node *n, const sigset_t *sigs)
         return start_failure(&err, EXIT_RUNTIME);
 
     if (cfg->roles & IBP_ROLE_MONITOR) {
+        /* The member checks of the network config (none without a checks file). */
+        ibp_checker_opts ko;
+        ibp_checker_opts_init(&ko);
+        ko.network = n->network;
+        ko.store = store;
+        ko.max_in_flight = (size_t)cfg->checks.max_in_flight;
+        ko.retries = cfg->checks.retries;
+        ko.retry_delay_ms = cfg->checks.retry_delay_ms;
+        ko.max_response_bytes = (size_t)cfg->checks.max_response_bytes;
+        ko.ca_file = cfg->checks.ca_file;
+        ko.stale_ms = ibp_node_config_staleness_ms(cfg);
+        if (ibp_checker_start(&ko, &n->checker, &err) != IBP_OK)
+            return start_failure(&err, err.code == IBP_E_CONFIG ? EXIT_CONFIG : EXIT_RUNTIME);
         ibp_monitor_publisher_opts po;
         ibp_monitor_publisher_opts_init(&po);
         po.nc = n->nc;
@@ -472,15 +540,13 @@ static int node_start(node *n, const sigset_t *sigs)
         po.publish_ms = cfg->intervals.publish_ms;
         po.refresh_ms = cfg->intervals.refresh_ms;
         po.heartbeat_ms = cfg->intervals.heartbeat_ms;
+        /* Fresh votes only: nothing older than the staleness limit, nothing of a
+         * target that left the config (cached results included). */
+        po.max_age_ms = ibp_node_config_staleness_ms(cfg);
+        po.keep_fn = checker_wants;
+        po.keep_user = n->checker;
         if (ibp_monitor_publisher_start(&po, &n->publisher, &err) != IBP_OK)
             return start_failure(&err, err.code == IBP_E_INVAL ? EXIT_CONFIG : EXIT_RUNTIME);
-        /* The built-in TCP-connect checks of the network config (none without a checks file). */
-        ibp_checker_opts ko;
-        ibp_checker_opts_init(&ko);
-        ko.network = n->network;
-        ko.store = store;
-        if (ibp_checker_start(&ko, &n->checker, &err) != IBP_OK)
-            return start_failure(&err, err.code == IBP_E_CONFIG ? EXIT_CONFIG : EXIT_RUNTIME);
     }
     if (cfg->roles & IBP_ROLE_CONSENSUS) {
         ibp_replica_opts ro;
@@ -575,10 +641,10 @@ static bool node_stop(node *n)
     n->dns = NULL;
     ibp_control_stop(n->control);
     n->control = NULL;
+    ibp_monitor_publisher_stop(n->publisher); /* before the checker: it asks it what to keep */
+    n->publisher = NULL;
     ibp_checker_stop(n->checker);
     n->checker = NULL;
-    ibp_monitor_publisher_stop(n->publisher);
-    n->publisher = NULL;
     ibp_replica_stop(n->replica);
     n->replica = NULL;
     ibp_official_subscriber_stop(n->subscriber);
@@ -597,6 +663,7 @@ static bool node_stop(node *n)
         natsConnection_Destroy(n->nc);
     }
     ibp_signer_free(n->signer);
+    ibp_network_free(n->checks_network);
     ibp_network_free(n->network);
     ibp_roster_free(n->roster);
     ibp_key_wipe(&n->key);
@@ -663,8 +730,7 @@ int main(int argc, char **argv)
                 break;
             }
             if (sig == SIGHUP)
-                IBP_LOG(IBP_LOG_WARN, COMPONENT,
-                        "SIGHUP ignored: reloading the config is not supported; restart");
+                reload_network(&n);
             refresh_local_info(&n);
             ibp_err terr = {0};
             if (ibp_data_tick(n.data, &terr) != IBP_OK)

@@ -1,562 +1,524 @@
-/* The built-in TCP-connect checker (see ibp/checker.h). */
+/* The checker: the scheduler and its workers (see ibp/checker.h). */
 #include "ibp/checker.h"
 
-#include <arpa/inet.h>
-#include <ctype.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
-#include <jansson.h>
-
+#include "ibp/check_plan.h"
+#include "ibp/check_run.h"
+#include "ibp/check_sched.h"
+#include "ibp/clock.h"
 #include "ibp/log.h"
-#include "ibp/result.h"
 
 #define COMPONENT "checker"
+#define OVERDUE_GRACE_MS 1000
+#define FIRST_ROUND_SPREAD_MS 1000
 
-typedef struct target {
-    ibp_check_type type;
-    const char *check;  /* borrowed from the network */
-    const char *member; /* borrowed */
-    char *domain;       /* owned, "" for site */
-    char *endpoint;     /* owned, "" unless endpoint */
-    char *addr;         /* owned: what to connect to */
-    unsigned port;
-    bool ipv6;
-    int64_t timeout_ms;
-    int64_t interval_ms;
-    int64_t next_ms;
-} target;
-
-typedef struct target_list {
-    target *items;
-    size_t count, cap;
-} target_list;
+/* One target and its place in the schedule. */
+typedef struct slot {
+    ibp_check_target *t; /* owned */
+    int64_t due_ms;      /* when its current round is due */
+    int64_t attempt;     /* failures tried again in this round */
+    bool running;
+    bool removed; /* left the config while running: freed by its worker */
+} slot;
 
 struct ibp_checker {
     ibp_store *store;
-    target_list targets;
-    pthread_t thread;
-    pthread_mutex_t mu;
+    ibp_check_env env;
+    char *ca_file;
+    int64_t retries, retry_delay_ms;
+    size_t workers;
+    pthread_t *threads;
+    size_t started;
+
+    pthread_mutex_t mu; /* guards everything below */
     pthread_cond_t cond;
     bool stopping;
-    uint64_t runs;
+    slot **slots; /* the current targets */
+    size_t count;
+    char **keys; /* sorted key strings of the targets, for ibp_checker_wants */
+    size_t key_count;
+    char **checks; /* sorted names of the configured checks */
+    size_t check_count;
+    ibp_check_sched sched;
+    ibp_checker_stats stats;
 };
-
-static int64_t now_ms(clockid_t clk)
-{
-    struct timespec ts;
-    clock_gettime(clk, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void ibp_checker_opts_init(ibp_checker_opts *opts)
 {
     memset(opts, 0, sizeof *opts);
+    opts->max_in_flight = IBP_CHECKER_MAX_IN_FLIGHT_DEFAULT;
+    opts->retries = 1;
+    opts->retry_delay_ms = 2000;
+    opts->max_response_bytes = IBP_CHECK_MAX_RESPONSE_DEFAULT;
 }
 
-static void targets_free(target_list *l)
+/* ---- keys --------------------------------------------------------------- */
+
+static char *key_text(ibp_check_type type, const char *check, const char *member,
+                      const char *domain, const char *endpoint, bool ipv6)
 {
-    for (size_t i = 0; i < l->count; i++) {
-        free(l->items[i].domain);
-        free(l->items[i].endpoint);
-        free(l->items[i].addr);
-    }
-    free(l->items);
-    memset(l, 0, sizeof *l);
+    size_t n = strlen(check) + strlen(member) + strlen(domain) + strlen(endpoint) + 16;
+    char *s = malloc(n);
+    if (s)
+        snprintf(s, n, "%d\x1f%s\x1f%s\x1f%s\x1f%s\x1f%d", (int)type, check, member, domain,
+                 endpoint, ipv6);
+    return s;
 }
 
-static bool is_ip(const char *s, bool *v6)
+static int cmp_str(const void *a, const void *b)
 {
-    unsigned char buf[sizeof(struct in6_addr)];
-    if (inet_pton(AF_INET, s, buf) == 1) {
-        *v6 = false;
-        return true;
-    }
-    if (inet_pton(AF_INET6, s, buf) == 1) {
-        *v6 = true;
-        return true;
-    }
-    return false;
+    return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Parsed ExtraOptions of one check. */
-typedef struct check_opts {
-    json_t *root;        /* owned */
-    unsigned port;       /* 0: none */
-    json_t *ports;       /* borrowed from root, object or NULL */
-    const char *connect; /* borrowed from root or NULL */
-    bool connect_v6;
-} check_opts;
-
-static ibp_status port_value(json_t *v, const char *check, const char *what, unsigned *out,
-                             ibp_err *err)
+static void free_strs(char **v, size_t n)
 {
-    if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 65535)
-        return ibp_err_set(err, IBP_E_CONFIG, "check %s: ExtraOptions.%s: expected a port 1..65535",
-                           check, what);
-    *out = (unsigned)json_integer_value(v);
-    return IBP_OK;
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
 }
 
-static ibp_status check_opts_parse(const ibp_network_check *chk, check_opts *o, ibp_err *err)
+/* Sorted key strings of the plan's targets and names of net's enabled checks. */
+static ibp_status make_index(const ibp_check_plan *plan, const ibp_network *net, char ***keys,
+                             char ***checks, size_t *check_count)
 {
-    memset(o, 0, sizeof *o);
-    json_error_t jerr;
-    o->root = json_loads(chk->extra_options, 0, &jerr);
-    if (!json_is_object(o->root)) {
-        json_decref(o->root);
-        o->root = NULL;
-        return ibp_err_set(err, IBP_E_CONFIG, "check %s: ExtraOptions is not a JSON object",
-                           chk->name);
+    *keys = calloc(plan->count + 1, sizeof **keys);
+    size_t nc = ibp_network_check_count(net);
+    *checks = calloc(nc + 1, sizeof **checks);
+    *check_count = 0;
+    if (!*keys || !*checks)
+        goto nomem;
+    for (size_t i = 0; i < plan->count; i++) {
+        const ibp_check_target *t = plan->targets[i];
+        if (!((*keys)[i] = key_text(t->type, t->check, t->member, t->domain, t->endpoint, t->ipv6)))
+            goto nomem;
     }
-    json_t *v = json_object_get(o->root, "port");
-    if (v && port_value(v, chk->name, "port", &o->port, err) != IBP_OK)
-        return IBP_E_CONFIG;
-    v = json_object_get(o->root, "ports");
-    if (v) {
-        if (!json_is_object(v))
-            return ibp_err_set(err, IBP_E_CONFIG,
-                               "check %s: ExtraOptions.ports: expected an object of ports",
-                               chk->name);
-        const char *k;
-        json_t *pv;
-        json_object_foreach(v, k, pv)
-        {
-            unsigned p;
-            if (port_value(pv, chk->name, "ports", &p, err) != IBP_OK)
-                return IBP_E_CONFIG;
-        }
-        o->ports = v;
-    }
-    v = json_object_get(o->root, "connect");
-    if (v) {
-        if (!json_is_string(v) || !is_ip(json_string_value(v), &o->connect_v6))
-            return ibp_err_set(err, IBP_E_CONFIG,
-                               "check %s: ExtraOptions.connect: expected an IP address", chk->name);
-        o->connect = json_string_value(v);
-    }
-    return IBP_OK;
-}
-
-/* The port the options give for member, 0 when none. */
-static unsigned opts_port(const check_opts *o, const char *member)
-{
-    json_t *v = o->ports ? json_object_get(o->ports, member) : NULL;
-    if (v)
-        return (unsigned)json_integer_value(v);
-    return o->port;
-}
-
-static unsigned scheme_port(const char *scheme)
-{
-    if (strcmp(scheme, "wss") == 0 || strcmp(scheme, "https") == 0)
-        return 443;
-    if (strcmp(scheme, "ws") == 0 || strcmp(scheme, "http") == 0)
-        return 80;
-    return 0;
-}
-
-static ibp_status push(target_list *l, const target *t)
-{
-    for (size_t i = 0; i < l->count; i++) { /* the same key twice: keep the first */
-        const target *o = &l->items[i];
-        if (o->type == t->type && o->ipv6 == t->ipv6 && strcmp(o->check, t->check) == 0 &&
-            strcmp(o->member, t->member) == 0 && strcmp(o->domain, t->domain) == 0 &&
-            strcmp(o->endpoint, t->endpoint) == 0)
-            return IBP_OK;
-    }
-    if (l->count == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        target *items = realloc(l->items, cap * sizeof *items);
-        if (!items)
-            return IBP_E_NOMEM;
-        l->items = items;
-        l->cap = cap;
-    }
-    target *n = &l->items[l->count];
-    *n = *t;
-    n->domain = strdup(t->domain);
-    n->endpoint = strdup(t->endpoint);
-    n->addr = strdup(t->addr);
-    if (!n->domain || !n->endpoint || !n->addr) {
-        free(n->domain);
-        free(n->endpoint);
-        free(n->addr);
-        return IBP_E_NOMEM;
-    }
-    l->count++;
-    return IBP_OK;
-}
-
-/* Adds the target in each family that applies. addr4/addr6 NULL or "" means none. */
-static ibp_status push_families(target_list *l, target *t, const check_opts *o,
-                                const ibp_network_member *m, const char *addr4, const char *addr6)
-{
-    ibp_status st = IBP_OK;
-    if (o->connect) {
-        t->ipv6 = o->connect_v6;
-        t->addr = (char *)o->connect;
-        return push(l, t);
-    }
-    if (addr4 && addr4[0]) {
-        t->ipv6 = false;
-        t->addr = (char *)addr4;
-        if ((st = push(l, t)) != IBP_OK)
-            return st;
-    }
-    if (m->ipv6[0] && addr6 && addr6[0]) {
-        t->ipv6 = true;
-        t->addr = (char *)addr6;
-        st = push(l, t);
-    }
-    return st;
-}
-
-static ibp_status build_targets(const ibp_network *net, target_list *l, ibp_err *err)
-{
-    ibp_status st = IBP_OK;
-    for (size_t ci = 0; ci < ibp_network_check_count(net); ci++) {
-        const ibp_network_check *chk = ibp_network_check_at(net, ci);
+    qsort(*keys, plan->count, sizeof **keys, cmp_str);
+    for (size_t i = 0; i < nc; i++) {
+        const ibp_network_check *chk = ibp_network_check_at(net, i);
         if (!chk->enabled)
             continue;
-        check_opts o;
-        if ((st = check_opts_parse(chk, &o, err)) != IBP_OK) {
-            json_decref(o.root);
-            return st;
-        }
-        for (size_t mi = 0; mi < ibp_network_member_count(net) && st == IBP_OK; mi++) {
-            const ibp_network_member *m = ibp_network_member_at(net, mi);
-            if (!m->active)
-                continue;
-            target t = {.check = chk->name,
-                        .member = m->name,
-                        .domain = "",
-                        .endpoint = "",
-                        .timeout_ms = chk->timeout_s * 1000,
-                        .interval_ms = chk->min_interval_s * 1000};
-            unsigned mport = opts_port(&o, m->name);
-            if (chk->type == IBP_NETWORK_CHECK_SITE) {
-                if (!mport)
-                    continue;
-                t.type = IBP_CHECK_SITE;
-                t.port = mport;
-                st = push_families(l, &t, &o, m, m->ipv4, m->ipv6);
-                continue;
-            }
-            for (size_t si = 0; si < m->service_count && st == IBP_OK; si++) {
-                const ibp_network_service *svc = ibp_network_service_find(net, m->services[si]);
-                if (!svc || !svc->active)
-                    continue;
-                if (chk->type == IBP_NETWORK_CHECK_DOMAIN) {
-                    for (size_t di = 0; di < svc->domain_count && st == IBP_OK; di++) {
-                        const ibp_network_domain *d =
-                            ibp_network_domain_find(net, svc->domains[di]);
-                        unsigned port = mport;
-                        for (size_t ui = 0; d && !port && ui < d->url_count; ui++) {
-                            ibp_network_url u;
-                            ibp_err perr = {0};
-                            if (ibp_network_url_parse(d->urls[ui], &u, &perr) == IBP_OK)
-                                port = u.port;
-                        }
-                        if (!port && d && d->url_count) {
-                            ibp_network_url u;
-                            ibp_err perr = {0};
-                            if (ibp_network_url_parse(d->urls[0], &u, &perr) == IBP_OK)
-                                port = scheme_port(u.scheme);
-                        }
-                        if (!port)
-                            continue;
-                        t.type = IBP_CHECK_DOMAIN;
-                        t.domain = svc->domains[di];
-                        t.port = port;
-                        st = push_families(l, &t, &o, m, svc->domains[di], svc->domains[di]);
-                    }
-                    continue;
-                }
-                for (size_t pi = 0; pi < svc->provider_count && st == IBP_OK; pi++) {
-                    const ibp_network_provider *p = &svc->providers[pi];
-                    for (size_t ui = 0; ui < p->rpc_url_count && st == IBP_OK; ui++) {
-                        ibp_network_url u;
-                        ibp_err perr = {0};
-                        if (ibp_network_url_parse(p->rpc_urls[ui], &u, &perr) != IBP_OK)
-                            continue;
-                        unsigned port = mport ? mport : u.port ? u.port : scheme_port(u.scheme);
-                        if (!port)
-                            continue;
-                        t.type = IBP_CHECK_ENDPOINT;
-                        t.domain = u.host;
-                        t.endpoint = p->rpc_urls[ui];
-                        t.port = port;
-                        st = push_families(l, &t, &o, m, u.host, u.host);
-                    }
-                }
-            }
-        }
-        json_decref(o.root);
-        if (st != IBP_OK)
-            return ibp_err_set(err, st, "checker: building the targets: %s", ibp_strerror(st));
+        if (!((*checks)[*check_count] = strdup(chk->name)))
+            goto nomem;
+        (*check_count)++;
     }
+    qsort(*checks, *check_count, sizeof **checks, cmp_str);
     return IBP_OK;
+nomem:
+    free_strs(*keys, plan->count);
+    free_strs(*checks, nc);
+    *keys = *checks = NULL;
+    return IBP_E_NOMEM;
 }
 
-static void format_addr(char *buf, size_t cap, const char *addr, unsigned port)
+bool ibp_checker_wants(ibp_checker *c, const ibp_result *r)
 {
-    if (strchr(addr, ':'))
-        snprintf(buf, cap, "[%s]:%u", addr, port);
-    else
-        snprintf(buf, cap, "%s:%u", addr, port);
+    if (!c || !r)
+        return true;
+    char *k = key_text(r->type, r->check_name, r->member, r->domain, r->endpoint, r->ipv6);
+    if (!k)
+        return true;
+    const char *name = r->check_name;
+    pthread_mutex_lock(&c->mu);
+    bool configured = bsearch(&name, c->checks, c->check_count, sizeof *c->checks, cmp_str);
+    bool want = !configured || bsearch(&k, c->keys, c->key_count, sizeof *c->keys, cmp_str);
+    pthread_mutex_unlock(&c->mu);
+    free(k);
+    return want;
 }
 
-/* Lower-cases the first letter of strerror's text ("Connection refused"). */
-static void errtext(char *buf, size_t cap, const char *where, int e)
-{
-    char msg[128];
-    snprintf(msg, sizeof msg, "%s", strerror(e));
-    msg[0] = (char)tolower((unsigned char)msg[0]);
-    snprintf(buf, cap, "connect %s: %s", where, msg);
-}
+/* ---- running ------------------------------------------------------------ */
 
-bool ibp_checker_connect(const char *addr, unsigned port, bool ipv6, int64_t timeout_ms,
-                         int64_t *connect_ms, char *errbuf, size_t errcap)
+static void store_outcome(ibp_checker *c, const ibp_check_target *t, const ibp_check_outcome *o)
 {
-    char where[300];
-    format_addr(where, sizeof where, addr, port);
-    struct addrinfo hints = {.ai_family = ipv6 ? AF_INET6 : AF_INET, .ai_socktype = SOCK_STREAM};
-    struct addrinfo *ai = NULL;
-    char service[8];
-    snprintf(service, sizeof service, "%u", port);
-    int64_t t0 = now_ms(CLOCK_MONOTONIC);
-    int g = getaddrinfo(addr, service, &hints, &ai);
-    if (g != 0 || !ai) {
-        snprintf(errbuf, errcap, "resolve %s (%s): %s", addr, ipv6 ? "IPv6" : "IPv4",
-                 g ? gai_strerror(g) : "no address");
-        if (ai)
-            freeaddrinfo(ai);
-        return false;
-    }
-    if (ai->ai_family == AF_INET || ai->ai_family == AF_INET6) { /* the address actually used */
-        char ip[INET6_ADDRSTRLEN];
-        const void *a = ai->ai_family == AF_INET
-                            ? (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr
-                            : (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
-        if (inet_ntop(ai->ai_family, a, ip, sizeof ip))
-            format_addr(where, sizeof where, ip, port);
-    }
-    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        errtext(errbuf, errcap, where, errno);
-        freeaddrinfo(ai);
-        return false;
-    }
-    bool ok = false;
-    int rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
-    freeaddrinfo(ai);
-    if (rc == 0) {
-        ok = true;
-    } else if (errno != EINPROGRESS) {
-        errtext(errbuf, errcap, where, errno);
-    } else {
-        int64_t deadline = t0 + timeout_ms;
-        for (;;) {
-            int64_t left = deadline - now_ms(CLOCK_MONOTONIC);
-            if (left <= 0) {
-                snprintf(errbuf, errcap, "connect %s: timed out after %" PRId64 " ms", where,
-                         timeout_ms);
-                break;
-            }
-            struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-            int pr = poll(&pfd, 1, (int)(left > 1000 ? 1000 : left));
-            if (pr < 0 && errno == EINTR)
-                continue;
-            if (pr < 0) {
-                errtext(errbuf, errcap, where, errno);
-                break;
-            }
-            if (pr == 0)
-                continue;
-            int soerr = 0;
-            socklen_t len = sizeof soerr;
-            if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0)
-                soerr = errno;
-            if (soerr)
-                errtext(errbuf, errcap, where, soerr);
-            else
-                ok = true;
-            break;
-        }
-    }
-    close(fd);
-    if (ok) {
-        *connect_ms = now_ms(CLOCK_MONOTONIC) - t0;
-        if (errcap)
-            errbuf[0] = '\0';
-    }
-    return ok;
-}
-
-static void run_target(ibp_store *store, const target *t)
-{
-    char error[512] = "";
-    int64_t ms = 0;
-    bool up =
-        ibp_checker_connect(t->addr, t->port, t->ipv6, t->timeout_ms, &ms, error, sizeof error);
-    char data[64] = "";
-    if (up)
-        snprintf(data, sizeof data, "{\"connect_ms\": %" PRId64 "}", ms);
-    ibp_result_key key = {.type = t->type,
-                          .check_name = t->check,
-                          .member = t->member,
-                          .domain = t->domain,
-                          .endpoint = t->endpoint,
-                          .ipv6 = t->ipv6};
+    ibp_result_key key = ibp_check_target_key(t);
     ibp_result *r = NULL;
     ibp_err err = {0};
-    if (ibp_result_new(&key, up, now_ms(CLOCK_REALTIME), error, data, &r, &err) != IBP_OK ||
-        ibp_store_update_local(store, r, &err) != IBP_OK)
+    if (ibp_result_new(&key, o->up, ibp_clock_wall_ms(), o->error, o->data_json, &r, &err) !=
+            IBP_OK ||
+        ibp_store_update_local(c->store, r, &err) != IBP_OK)
         IBP_LOG(IBP_LOG_WARN, COMPONENT, "cannot store check=%s member=%s error=%s", t->check,
                 t->member, err.msg);
     else
-        IBP_LOG(IBP_LOG_DEBUG, COMPONENT, "check=%s type=%s member=%s domain=%s ipv6=%d up=%d %s",
-                t->check, ibp_check_type_name(t->type), t->member, t->domain, t->ipv6, up, error);
+        IBP_LOG(IBP_LOG_DEBUG, COMPONENT,
+                "check=%s module=%s type=%s member=%s domain=%s addr=%s ipv6=%d up=%d ms=%" PRId64
+                " %s",
+                t->check, ibp_check_module_name(t->module), ibp_check_type_name(t->type), t->member,
+                t->domain, t->addr, t->ipv6, o->up, o->duration_ms, o->error);
     ibp_result_free(r);
 }
 
-static void *checker_main(void *arg)
+static void cond_wait_until(ibp_checker *c, int64_t until_mono_ms)
+{
+    int64_t wait = until_mono_ms - ibp_clock_mono_ms();
+    if (wait <= 0)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t ns = (int64_t)ts.tv_nsec + (wait % 1000) * 1000000;
+    ts.tv_sec += (time_t)(wait / 1000 + ns / 1000000000);
+    ts.tv_nsec = (long)(ns % 1000000000);
+    pthread_cond_timedwait(&c->cond, &c->mu, &ts);
+}
+
+static void *worker_main(void *arg)
 {
     ibp_checker *c = arg;
     pthread_mutex_lock(&c->mu);
     while (!c->stopping) {
-        int64_t now = now_ms(CLOCK_MONOTONIC);
-        int64_t next = now + 60000;
-        target *due = NULL;
-        for (size_t i = 0; i < c->targets.count; i++) {
-            target *t = &c->targets.items[i];
-            if (t->next_ms <= now && (!due || t->next_ms < due->next_ms))
-                due = t;
-            if (t->next_ms < next)
-                next = t->next_ms;
-        }
-        if (due) {
-            pthread_mutex_unlock(&c->mu);
-            run_target(c->store, due);
-            pthread_mutex_lock(&c->mu);
-            due->next_ms = (due->next_ms + due->interval_ms > now_ms(CLOCK_MONOTONIC))
-                               ? due->next_ms + due->interval_ms
-                               : now_ms(CLOCK_MONOTONIC) + due->interval_ms;
-            c->runs++;
+        const ibp_check_sched_entry *top = ibp_check_sched_peek(&c->sched);
+        if (!top) {
+            pthread_cond_wait(&c->cond, &c->mu);
             continue;
         }
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        int64_t wait = next - now;
-        ts.tv_sec += (time_t)(wait / 1000);
-        ts.tv_nsec += (long)(wait % 1000) * 1000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
+        if (top->due_ms > ibp_clock_mono_ms()) {
+            cond_wait_until(c, top->due_ms);
+            continue;
         }
-        pthread_cond_timedwait(&c->cond, &c->mu, &ts);
+        ibp_check_sched_entry e;
+        ibp_check_sched_pop(&c->sched, &e);
+        slot *s = e.item;
+        s->running = true;
+        c->stats.in_flight++;
+        pthread_mutex_unlock(&c->mu);
+
+        ibp_check_outcome o;
+        ibp_check_run(s->t, &c->env, &o);
+
+        pthread_mutex_lock(&c->mu);
+        bool retry = !o.up && s->attempt < c->retries && !s->removed && !c->stopping;
+        bool store = !retry && !s->removed && !c->stopping;
+        pthread_mutex_unlock(&c->mu);
+        if (store)
+            store_outcome(c, s->t, &o);
+        ibp_check_outcome_clear(&o);
+        pthread_mutex_lock(&c->mu);
+        c->stats.in_flight--;
+        s->running = false;
+        int64_t now = ibp_clock_mono_ms();
+        if (s->removed) {
+            ibp_check_target_free(s->t);
+            free(s);
+            continue;
+        }
+        if (retry) {
+            s->attempt++;
+            c->stats.retried++;
+            ibp_check_sched_push(&c->sched, now + c->retry_delay_ms, s);
+            continue;
+        }
+        if (store) {
+            c->stats.runs++;
+            c->stats.failed += !o.up;
+        }
+        s->attempt = 0;
+        int64_t next = s->due_ms + s->t->interval_ms;
+        s->due_ms = next > now ? next : now + s->t->interval_ms;
+        if (!c->stopping)
+            ibp_check_sched_push(&c->sched, s->due_ms, s);
     }
     pthread_mutex_unlock(&c->mu);
     return NULL;
+}
+
+/* ---- targets ------------------------------------------------------------ */
+
+static void report_plan(const ibp_checker *c, const ibp_check_plan *plan, int64_t stale_ms)
+{
+    for (size_t i = 0; i < plan->skip_count; i++) {
+        const ibp_check_skip *s = &plan->skips[i];
+        IBP_LOG(IBP_LOG_WARN, COMPONENT, "cannot run check=%s%s%s: %s", s->check,
+                s->member[0] ? " member=" : "", s->member, s->reason);
+    }
+    for (size_t i = 0; stale_ms > 0 && i < plan->count; i++) {
+        const ibp_check_target *t = plan->targets[i];
+        int64_t worst =
+            t->interval_ms + (c->retries + 1) * t->timeout_ms + c->retries * c->retry_delay_ms;
+        if (worst > stale_ms) {
+            IBP_LOG(IBP_LOG_WARN, COMPONENT,
+                    "check=%s: interval %" PRId64 " ms plus timeouts and retries can pass the "
+                    "staleness limit %" PRId64 " ms: its votes will go stale between runs",
+                    t->check, t->interval_ms, stale_ms);
+            break;
+        }
+    }
+}
+
+/* Installs plan's targets (taken from it) in place of the current ones. Lock held. */
+static ibp_status install(ibp_checker *c, ibp_check_plan *plan, int64_t first_due)
+{
+    slot **slots = calloc(plan->count + 1, sizeof *slots);
+    bool *is_new = calloc(plan->count + 1, sizeof *is_new);
+    if (!slots || !is_new)
+        goto nomem;
+    for (size_t i = 0; i < plan->count; i++) {
+        for (size_t j = 0; j < c->count && !slots[i]; j++)
+            if (c->slots[j] && !c->slots[j]->removed &&
+                ibp_check_target_same(c->slots[j]->t, plan->targets[i]))
+                slots[i] = c->slots[j];
+        if (slots[i])
+            continue;
+        if (!(slots[i] = calloc(1, sizeof *slots[i])))
+            goto nomem;
+        is_new[i] = true;
+        int64_t spread =
+            plan->count > 1 ? (int64_t)i * FIRST_ROUND_SPREAD_MS / (int64_t)plan->count : 0;
+        slots[i]->due_ms = first_due + spread;
+    }
+    /* No failure past this point. Kept slots leave the old list; the rest of it goes. */
+    size_t kept = 0;
+    for (size_t i = 0; i < plan->count; i++) {
+        if (is_new[i]) {
+            slots[i]->t = plan->targets[i];
+        } else {
+            ibp_check_target_free(plan->targets[i]);
+            for (size_t j = 0; j < c->count; j++)
+                if (c->slots[j] == slots[i])
+                    c->slots[j] = NULL;
+            kept++;
+        }
+        plan->targets[i] = NULL;
+    }
+    size_t n = plan->count;
+    plan->count = 0;
+    for (size_t j = 0; j < c->count; j++) {
+        slot *s = c->slots[j];
+        if (!s)
+            continue;
+        if (s->running) {
+            s->removed = true; /* its worker frees it */
+        } else {
+            ibp_check_target_free(s->t);
+            free(s);
+        }
+    }
+    free(c->slots);
+    free(is_new);
+    c->slots = slots;
+    c->count = n;
+    ibp_check_sched_clear(&c->sched);
+    for (size_t i = 0; i < n; i++) {
+        slot *s = c->slots[i];
+        if (!s->running && ibp_check_sched_push(&c->sched, s->due_ms, s) != IBP_OK)
+            IBP_LOG(IBP_LOG_ERROR, COMPONENT, "out of memory scheduling check=%s", s->t->check);
+    }
+    c->stats.targets = n;
+    IBP_LOG(IBP_LOG_INFO, COMPONENT, "targets=%zu kept=%zu cannot_run=%" PRIu64, n, kept,
+            c->stats.cannot_run);
+    return IBP_OK;
+nomem:
+    for (size_t i = 0; slots && is_new && i < plan->count; i++)
+        if (is_new[i])
+            free(slots[i]);
+    free(slots);
+    free(is_new);
+    return IBP_E_NOMEM;
+}
+
+static ibp_status load(ibp_checker *c, const ibp_network *net, int64_t first_due, int64_t stale_ms,
+                       ibp_err *err)
+{
+    ibp_check_plan plan;
+    ibp_status st = ibp_check_plan_build(net, &plan, err);
+    if (st != IBP_OK)
+        return st;
+    char **keys = NULL, **checks = NULL;
+    size_t nchecks = 0, nkeys = plan.count;
+    if ((st = make_index(&plan, net, &keys, &checks, &nchecks)) != IBP_OK) {
+        ibp_check_plan_free(&plan);
+        return ibp_err_set(err, st, "checker: out of memory");
+    }
+    report_plan(c, &plan, stale_ms);
+    pthread_mutex_lock(&c->mu);
+    c->stats.cannot_run = plan.skip_count;
+    st = install(c, &plan, first_due);
+    if (st == IBP_OK) {
+        free_strs(c->keys, c->key_count);
+        c->keys = keys;
+        c->key_count = nkeys;
+        free_strs(c->checks, c->check_count);
+        c->checks = checks;
+        c->check_count = nchecks;
+        keys = checks = NULL;
+        pthread_cond_broadcast(&c->cond);
+    }
+    pthread_mutex_unlock(&c->mu);
+    free_strs(keys, nkeys);
+    free_strs(checks, nchecks);
+    ibp_check_plan_free(&plan);
+    if (st != IBP_OK)
+        return ibp_err_set(err, st, "checker: out of memory");
+    return IBP_OK;
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+static void checker_free(ibp_checker *c)
+{
+    for (size_t i = 0; i < c->count; i++) {
+        ibp_check_target_free(c->slots[i]->t);
+        free(c->slots[i]);
+    }
+    free(c->slots);
+    free_strs(c->keys, c->key_count);
+    free_strs(c->checks, c->check_count);
+    ibp_check_sched_free(&c->sched);
+    pthread_cond_destroy(&c->cond);
+    pthread_mutex_destroy(&c->mu);
+    free(c->threads);
+    free(c->ca_file);
+    free(c);
+}
+
+static void stop_workers(ibp_checker *c)
+{
+    pthread_mutex_lock(&c->mu);
+    c->stopping = true;
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->mu);
+    for (size_t i = 0; i < c->started; i++)
+        pthread_join(c->threads[i], NULL);
+    c->started = 0;
 }
 
 ibp_status ibp_checker_start(const ibp_checker_opts *opts, ibp_checker **out, ibp_err *err)
 {
     if (!opts || !opts->network || !opts->store || !out)
         return ibp_err_set(err, IBP_E_INVAL, "checker: network and store are required");
+    if (opts->max_in_flight < 1 || opts->max_in_flight > IBP_CHECKER_MAX_IN_FLIGHT_MAX ||
+        opts->retries < 0 || opts->retry_delay_ms < 0)
+        return ibp_err_set(err, IBP_E_INVAL,
+                           "checker: max_in_flight must be 1..%d, retries and retry delay >= 0",
+                           IBP_CHECKER_MAX_IN_FLIGHT_MAX);
+    if (ibp_check_global_init() != IBP_OK)
+        return ibp_err_set(err, IBP_E_NOMEM, "checker: libcurl failed to initialise");
     ibp_checker *c = calloc(1, sizeof *c);
     if (!c)
         return ibp_err_set(err, IBP_E_NOMEM, "checker: out of memory");
     c->store = opts->store;
-    ibp_status st = build_targets(opts->network, &c->targets, err);
-    if (st != IBP_OK) {
-        targets_free(&c->targets);
+    c->retries = opts->retries;
+    c->retry_delay_ms = opts->retry_delay_ms;
+    c->workers = opts->max_in_flight;
+    c->env.max_response_bytes = opts->max_response_bytes;
+    if (opts->ca_file && !(c->ca_file = strdup(opts->ca_file))) {
         free(c);
-        return st;
+        return ibp_err_set(err, IBP_E_NOMEM, "checker: out of memory");
     }
-    int64_t start = now_ms(CLOCK_MONOTONIC) + opts->first_delay_ms;
-    for (size_t i = 0; i < c->targets.count; i++)
-        c->targets.items[i].next_ms = start;
+    c->env.ca_file = c->ca_file;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cond, &ca);
     pthread_condattr_destroy(&ca);
-    if (pthread_create(&c->thread, NULL, checker_main, c) != 0) {
-        pthread_cond_destroy(&c->cond);
-        pthread_mutex_destroy(&c->mu);
-        targets_free(&c->targets);
-        free(c);
-        return ibp_err_set(err, IBP_E_NOMEM, "checker: cannot start the thread");
+    ibp_status st =
+        load(c, opts->network, ibp_clock_mono_ms() + opts->first_delay_ms, opts->stale_ms, err);
+    if (st == IBP_OK && !(c->threads = calloc(c->workers, sizeof *c->threads)))
+        st = ibp_err_set(err, IBP_E_NOMEM, "checker: out of memory");
+    for (size_t i = 0; st == IBP_OK && i < c->workers; i++) {
+        if (pthread_create(&c->threads[i], NULL, worker_main, c) != 0)
+            st = ibp_err_set(err, IBP_E_NOMEM, "checker: cannot start worker %zu", i);
+        else
+            c->started++;
     }
-    IBP_LOG(IBP_LOG_INFO, COMPONENT, "started targets=%zu", c->targets.count);
+    if (st != IBP_OK) {
+        stop_workers(c);
+        checker_free(c);
+        return st;
+    }
+    IBP_LOG(IBP_LOG_INFO, COMPONENT,
+            "started targets=%zu max_in_flight=%zu retries=%" PRId64 " retry_delay_ms=%" PRId64,
+            c->count, c->workers, c->retries, c->retry_delay_ms);
     *out = c;
     return IBP_OK;
+}
+
+ibp_status ibp_checker_reload(ibp_checker *c, const ibp_network *net, ibp_err *err)
+{
+    if (!c || !net)
+        return ibp_err_set(err, IBP_E_INVAL, "checker: reload needs a network");
+    ibp_status st = load(c, net, ibp_clock_mono_ms(), 0, err);
+    if (st == IBP_OK) {
+        pthread_mutex_lock(&c->mu);
+        c->stats.reloads++;
+        pthread_mutex_unlock(&c->mu);
+    }
+    return st;
 }
 
 ibp_status ibp_checker_validate(const ibp_network *net, ibp_err *err)
 {
     if (!net)
         return ibp_err_set(err, IBP_E_INVAL, "checker: network is required");
-    target_list l = {0};
-    ibp_status st = build_targets(net, &l, err);
-    targets_free(&l);
+    ibp_check_plan plan;
+    ibp_status st = ibp_check_plan_build(net, &plan, err);
+    if (st == IBP_OK)
+        ibp_check_plan_free(&plan);
     return st;
 }
 
-size_t ibp_checker_target_count(const ibp_checker *c)
+size_t ibp_checker_target_count(ibp_checker *c)
 {
-    return c ? c->targets.count : 0;
+    if (!c)
+        return 0;
+    pthread_mutex_lock(&c->mu);
+    size_t n = c->count;
+    pthread_mutex_unlock(&c->mu);
+    return n;
 }
 
 uint64_t ibp_checker_runs(ibp_checker *c)
 {
     pthread_mutex_lock(&c->mu);
-    uint64_t n = c->runs;
+    uint64_t n = c->stats.runs;
     pthread_mutex_unlock(&c->mu);
     return n;
+}
+
+void ibp_checker_stats_get(ibp_checker *c, ibp_checker_stats *out)
+{
+    pthread_mutex_lock(&c->mu);
+    *out = c->stats;
+    out->overdue = ibp_check_sched_due(&c->sched, ibp_clock_mono_ms() - OVERDUE_GRACE_MS);
+    pthread_mutex_unlock(&c->mu);
 }
 
 void ibp_checker_stop(ibp_checker *c)
 {
     if (!c)
         return;
-    pthread_mutex_lock(&c->mu);
-    c->stopping = true;
-    pthread_cond_broadcast(&c->cond);
-    pthread_mutex_unlock(&c->mu);
-    pthread_join(c->thread, NULL);
-    pthread_cond_destroy(&c->cond);
-    pthread_mutex_destroy(&c->mu);
-    targets_free(&c->targets);
-    free(c);
+    stop_workers(c);
+    IBP_LOG(IBP_LOG_INFO, COMPONENT, "stopped runs=%" PRIu64 " failed=%" PRIu64 " retried=%" PRIu64,
+            c->stats.runs, c->stats.failed, c->stats.retried);
+    checker_free(c);
 }
 
 ibp_status ibp_checker_run_once(const ibp_checker_opts *opts, size_t *targets, ibp_err *err)
 {
     if (!opts || !opts->network || !opts->store)
         return ibp_err_set(err, IBP_E_INVAL, "checker: network and store are required");
-    target_list l = {0};
-    ibp_status st = build_targets(opts->network, &l, err);
-    if (st == IBP_OK) {
-        for (size_t i = 0; i < l.count; i++)
-            run_target(opts->store, &l.items[i]);
-        if (targets)
-            *targets = l.count;
+    if (ibp_check_global_init() != IBP_OK)
+        return ibp_err_set(err, IBP_E_NOMEM, "checker: libcurl failed to initialise");
+    ibp_check_plan plan;
+    ibp_status st = ibp_check_plan_build(opts->network, &plan, err);
+    if (st != IBP_OK)
+        return st;
+    ibp_checker tmp = {.store = opts->store};
+    tmp.env.ca_file = opts->ca_file;
+    tmp.env.max_response_bytes = opts->max_response_bytes;
+    for (size_t i = 0; i < plan.count; i++) {
+        ibp_check_outcome o;
+        ibp_check_run(plan.targets[i], &tmp.env, &o);
+        store_outcome(&tmp, plan.targets[i], &o);
+        ibp_check_outcome_clear(&o);
     }
-    targets_free(&l);
-    return st;
+    if (targets)
+        *targets = plan.count;
+    ibp_check_plan_free(&plan);
+    return IBP_OK;
 }

@@ -1,4 +1,9 @@
-/* Unit tests: the built-in TCP-connect checker against loopback listeners (127.0.0.1 only). */
+/*
+ * Unit tests: the checker against loopback listeners (127.0.0.1 only): the
+ * tcp module, the ping module to 127.0.0.1, retries, reload keeping the
+ * schedule, the keys it wants voted, and the bound on checks in flight with
+ * targets that hang.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -174,15 +179,16 @@ static void test_run_once(void **state)
     int fa = listen_on(&site_a), fr = listen_on(&relay), fd = listen_on(&dom);
     unsigned site_b = closed_port();
     char *svc = services_json(relay);
-    char *checks = xprintf("{\"site\": {\"CheckType\": \"site\", \"Timeout\": 2,"
-                           "   \"ExtraOptions\": {\"ports\": {\"Alpha\": %u, \"Beta\": %u}}},"
-                           " \"ping\": {\"CheckType\": \"site\"},"
-                           " \"off\": {\"CheckType\": \"endpoint\", \"Enabled\": 0},"
-                           " \"dom\": {\"CheckType\": \"domain\", \"Timeout\": 2,"
-                           "   \"ExtraOptions\": {\"connect\": \"127.0.0.1\", \"port\": %u}},"
-                           " \"ep\": {\"CheckType\": \"endpoint\", \"Timeout\": 2,"
-                           "   \"ExtraOptions\": {\"connect\": \"127.0.0.1\"}}}",
-                           site_a, site_b, dom);
+    char *checks = xprintf(
+        "{\"site\": {\"CheckType\": \"site\", \"Timeout\": 2,"
+        "   \"ExtraOptions\": {\"module\": \"tcp\", \"ports\": {\"Alpha\": %u, \"Beta\": %u}}},"
+        " \"ping\": {\"CheckType\": \"site\"},"
+        " \"off\": {\"CheckType\": \"endpoint\", \"Enabled\": 0},"
+        " \"dom\": {\"CheckType\": \"domain\", \"Timeout\": 2,"
+        "   \"ExtraOptions\": {\"module\": \"tcp\", \"connect\": \"127.0.0.1\", \"port\": %u}},"
+        " \"ep\": {\"CheckType\": \"endpoint\", \"Timeout\": 2,"
+        "   \"ExtraOptions\": {\"module\": \"tcp\", \"connect\": \"127.0.0.1\"}}}",
+        site_a, site_b, dom);
     ibp_network *net = load(svc, checks);
     ibp_store *store = NULL;
     assert_int_equal(ibp_store_new(NULL, &store), IBP_OK);
@@ -193,9 +199,10 @@ static void test_run_once(void **state)
     size_t n = 0;
     ibp_err err = {0};
     assert_ok(ibp_checker_run_once(&o, &n, &err), err);
-    /* site: Alpha, Beta (ping has no port; Sleepy is inactive); dom: 2 members x 1 domain
-     * (Other is inactive); ep: 2 members x 2 URLs. IPv4 only (no ServiceIPv6). */
-    assert_int_equal(n, 2 + 2 + 4);
+    /* site: Alpha, Beta (Sleepy is inactive); ping: the same two, at their ServiceIPv4; dom:
+     * 2 members x 1 domain (Other is inactive); ep: 2 members x 2 URLs. IPv4 only (no
+     * ServiceIPv6). */
+    assert_int_equal(n, 2 + 2 + 2 + 4);
 
     ibp_result *r = local(store, IBP_CHECK_SITE, "site", "Alpha", "", "");
     assert_non_null(r);
@@ -211,7 +218,14 @@ static void test_run_once(void **state)
     assert_string_equal(r->error, want);
     ibp_result_free(r);
     assert_null(local(store, IBP_CHECK_SITE, "site", "Sleepy", "", ""));
-    assert_null(local(store, IBP_CHECK_SITE, "ping", "Alpha", "", ""));
+    /* ping to 127.0.0.1: up where ICMP sockets are allowed, else down saying why. */
+    r = local(store, IBP_CHECK_SITE, "ping", "Alpha", "", "");
+    assert_non_null(r);
+    if (r->up)
+        assert_non_null(strstr(r->data_json, "\"received\":3"));
+    else
+        assert_non_null(strstr(r->error, "ICMP socket"));
+    ibp_result_free(r);
 
     r = local(store, IBP_CHECK_DOMAIN, "dom", "Beta", "relay.demo.test", "");
     assert_non_null(r);
@@ -287,7 +301,8 @@ static void test_thread(void **state)
     int fr = listen_on(&relay);
     char *svc = services_json(relay);
     const char *checks = "{\"ep\": {\"CheckType\": \"endpoint\", \"Timeout\": 1, "
-                         "\"MinimumInterval\": 1, \"ExtraOptions\": {\"connect\": \"127.0.0.1\", "
+                         "\"MinimumInterval\": 1, \"ExtraOptions\": {\"module\": \"tcp\", "
+                         "\"connect\": \"127.0.0.1\", "
                          "\"ports\": {\"Beta\": 1}}}}";
     ibp_network *net = load(svc, checks);
     ibp_store *store = NULL;
@@ -296,6 +311,7 @@ static void test_thread(void **state)
     ibp_checker_opts_init(&o);
     o.network = net;
     o.store = store;
+    o.retry_delay_ms = 100;
     ibp_checker *c = NULL;
     ibp_err err = {0};
     assert_ok(ibp_checker_start(&o, &c, &err), err);
@@ -326,13 +342,199 @@ static void test_thread(void **state)
     free(svc);
 }
 
+static ibp_network *load_members(const char *members, const char *services, const char *checks)
+{
+    ibp_network *net = NULL;
+    ibp_err err = {0};
+    assert_ok(ibp_network_load_buffers(members, strlen(members), services, strlen(services), checks,
+                                       strlen(checks), &net, &err),
+              err);
+    return net;
+}
+
+static void test_retry_and_stats(void **state)
+{
+    (void)state;
+    unsigned p = closed_port();
+    char *svc = services_json(1);
+    char *checks =
+        xprintf("{\"tcp-site\": {\"CheckType\": \"site\", \"Timeout\": 1,"
+                " \"MinimumInterval\": 60, \"ExtraOptions\": {\"ports\": {\"Alpha\": %u}}}}",
+                p);
+    ibp_network *net = load(svc, checks);
+    ibp_store *store = NULL;
+    assert_int_equal(ibp_store_new(NULL, &store), IBP_OK);
+    ibp_checker_opts o;
+    ibp_checker_opts_init(&o);
+    o.network = net;
+    o.store = store;
+    o.retries = 2;
+    o.retry_delay_ms = 100;
+    ibp_checker *c = NULL;
+    ibp_err err = {0};
+    int64_t t0 = mono_ms();
+    assert_ok(ibp_checker_start(&o, &c, &err), err);
+    assert_true(runs_reach(c, 1));
+    /* Two retries 100 ms apart before the failure counts. */
+    assert_true(mono_ms() - t0 >= 200);
+    ibp_checker_stats st;
+    ibp_checker_stats_get(c, &st);
+    assert_int_equal(st.targets, 1);
+    assert_int_equal(st.runs, 1);
+    assert_int_equal(st.failed, 1);
+    assert_int_equal(st.retried, 2);
+    /* Beta has no port: reported, not silently skipped. */
+    assert_int_equal(st.cannot_run, 1);
+    ibp_result *r = local(store, IBP_CHECK_SITE, "tcp-site", "Alpha", "", "");
+    assert_non_null(r);
+    assert_false(r->up);
+    assert_non_null(strstr(r->error, "connection refused"));
+    ibp_result_free(r);
+    ibp_checker_stop(c);
+    ibp_store_free(store);
+    ibp_network_free(net);
+    free(svc);
+    free(checks);
+}
+
+static const char MEMBERS_NO_BETA[] =
+    "{\"Alpha\": {\"Details\": {\"Name\": \"Alpha\"}, \"Membership\": {\"MemberLevel\": 5},"
+    "  \"Service\": {\"Active\": 1, \"ServiceIPv4\": \"127.0.0.1\", \"ServiceIPv6\": \"\"},"
+    "  \"ServiceAssignments\": {\"Demo\": [\"Relay\"]}}}";
+
+static void test_reload(void **state)
+{
+    (void)state;
+    unsigned relay = 0;
+    int fr = listen_on(&relay);
+    char *svc = services_json(relay);
+    const char *checks = "{\"ep\": {\"CheckType\": \"endpoint\", \"Timeout\": 1, "
+                         "\"MinimumInterval\": 60, \"ExtraOptions\": {\"module\": \"tcp\", "
+                         "\"connect\": \"127.0.0.1\"}}}";
+    ibp_network *net = load(svc, checks);
+    ibp_store *store = NULL;
+    assert_int_equal(ibp_store_new(NULL, &store), IBP_OK);
+    ibp_checker_opts o;
+    ibp_checker_opts_init(&o);
+    o.network = net;
+    o.store = store;
+    o.retries = 0;
+    ibp_checker *c = NULL;
+    ibp_err err = {0};
+    assert_ok(ibp_checker_start(&o, &c, &err), err);
+    assert_int_equal(ibp_checker_target_count(c), 4);
+    assert_true(runs_reach(c, 4));
+
+    ibp_result *beta = local(store, IBP_CHECK_ENDPOINT, "ep", "Beta", "relay.demo.test",
+                             "wss://relay.demo.test/b");
+    assert_non_null(beta);
+    assert_true(ibp_checker_wants(c, beta));
+
+    /* A bad file is refused; the old targets stay. */
+    ibp_network *bad = load(svc, "{\"ep\": {\"CheckType\": \"endpoint\", "
+                                 "\"ExtraOptions\": {\"module\": \"tcp\", \"port\": 0}}}");
+    assert_int_equal(ibp_checker_reload(c, bad, &err), IBP_E_CONFIG);
+    assert_non_null(strstr(err.msg, "check ep: ExtraOptions.port"));
+    ibp_network_free(bad);
+    assert_int_equal(ibp_checker_target_count(c), 4);
+
+    /* Beta leaves; a new check arrives. Alpha's targets keep their schedule (next run in 60 s),
+     * the new check's run at once, Beta's results are no longer wanted. */
+    char *checks2 = xprintf("%.*s, \"ep2\": {\"CheckType\": \"endpoint\", \"Timeout\": 1,"
+                            " \"MinimumInterval\": 60, \"ExtraOptions\": {\"module\": \"tcp\", "
+                            "\"connect\": \"127.0.0.1\"}}}",
+                            (int)strlen(checks) - 1, checks);
+    ibp_network *net2 = load_members(MEMBERS_NO_BETA, svc, checks2);
+    uint64_t runs = ibp_checker_runs(c);
+    assert_ok(ibp_checker_reload(c, net2, &err), err);
+    ibp_network_free(net2); /* the checker keeps copies */
+    assert_int_equal(ibp_checker_target_count(c), 4);
+    assert_true(runs_reach(c, runs + 2));
+    usleep(300000);
+    assert_int_equal(ibp_checker_runs(c), runs + 2); /* only ep2's two ran */
+    assert_false(ibp_checker_wants(c, beta));
+    ibp_result *alpha = local(store, IBP_CHECK_ENDPOINT, "ep", "Alpha", "relay.demo.test",
+                              "wss://relay.demo.test/b");
+    assert_non_null(alpha);
+    assert_true(ibp_checker_wants(c, alpha));
+    ibp_result_key k = {IBP_CHECK_SITE, "by-hand", "Beta", "", "", false};
+    ibp_result *manual = NULL;
+    assert_int_equal(ibp_result_new(&k, true, 1, "", "", &manual, &err), IBP_OK);
+    assert_true(ibp_checker_wants(c, manual)); /* not a configured check */
+    ibp_checker_stats st;
+    ibp_checker_stats_get(c, &st);
+    assert_int_equal(st.reloads, 1);
+
+    ibp_result_free(manual);
+    ibp_result_free(alpha);
+    ibp_result_free(beta);
+    ibp_checker_stop(c);
+    close(fr);
+    ibp_store_free(store);
+    ibp_network_free(net);
+    free(svc);
+    free(checks2);
+}
+
+/* Four ws targets on a listener that never answers the upgrade: two in flight at most, each
+ * holding its worker until its 1 s Timeout. */
+static void test_in_flight_bound(void **state)
+{
+    (void)state;
+    unsigned hang = 0;
+    int fh = listen_on(&hang);
+    char *svc = services_json(hang);
+    char *checks = xprintf("{\"wss\": {\"CheckType\": \"endpoint\", \"Timeout\": 1,"
+                           " \"MinimumInterval\": 60, \"ExtraOptions\": {\"connect\": "
+                           "\"127.0.0.1\", \"port\": %u}}}",
+                           hang);
+    ibp_network *net = load(svc, checks);
+    ibp_store *store = NULL;
+    assert_int_equal(ibp_store_new(NULL, &store), IBP_OK);
+    ibp_checker_opts o;
+    ibp_checker_opts_init(&o);
+    o.network = net;
+    o.store = store;
+    o.retries = 0;
+    o.max_in_flight = 2;
+    ibp_checker *c = NULL;
+    ibp_err err = {0};
+    int64_t t0 = mono_ms();
+    assert_ok(ibp_checker_start(&o, &c, &err), err);
+    uint64_t max_seen = 0;
+    while (ibp_checker_runs(c) < 4 && mono_ms() - t0 < 6000) {
+        ibp_checker_stats st;
+        ibp_checker_stats_get(c, &st);
+        if (st.in_flight > max_seen)
+            max_seen = st.in_flight;
+        usleep(10000);
+    }
+    int64_t took = mono_ms() - t0;
+    assert_int_equal(ibp_checker_runs(c), 4);
+    assert_int_equal(max_seen, 2);
+    /* Two rounds of two 1 s timeouts (plus the first round's spread of up to 1 s). */
+    assert_true(took >= 1900 && took < 4000);
+    ibp_result *r = local(store, IBP_CHECK_ENDPOINT, "wss", "Alpha", "relay.demo.test",
+                          "wss://relay.demo.test/b");
+    assert_non_null(r);
+    assert_false(r->up);
+    assert_non_null(strstr(r->error, "wss: "));
+    ibp_result_free(r);
+    ibp_checker_stop(c);
+    close(fh);
+    ibp_store_free(store);
+    ibp_network_free(net);
+    free(svc);
+    free(checks);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_connect),
-        cmocka_unit_test(test_bad_options),
-        cmocka_unit_test(test_run_once),
-        cmocka_unit_test(test_thread),
+        cmocka_unit_test(test_connect),         cmocka_unit_test(test_bad_options),
+        cmocka_unit_test(test_run_once),        cmocka_unit_test(test_thread),
+        cmocka_unit_test(test_retry_and_stats), cmocka_unit_test(test_reload),
+        cmocka_unit_test(test_in_flight_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

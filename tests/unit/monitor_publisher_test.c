@@ -145,6 +145,43 @@ static void test_bad_options(void **state)
     ibp_monitor_publisher_stop(NULL);
 }
 
+static ibp_result *aged(const char *member, int64_t check_time_ms)
+{
+    ibp_result_key k = {IBP_CHECK_SITE, "ping", member, "", "", false};
+    ibp_result *r;
+    ibp_err err;
+    assert_int_equal(ibp_result_new(&k, true, check_time_ms, "", "", &r, &err), IBP_OK);
+    return r;
+}
+
+static bool not_gone(const ibp_result *r, void *user)
+{
+    (void)user;
+    return strcmp(r->member, "Gone") != 0;
+}
+
+/* Fresh votes only: nothing older than the staleness limit, nothing the checker disowns. */
+static void test_filter(void **state)
+{
+    (void)state;
+    const int64_t now = 1700000000000;
+    ibp_result *items[] = {aged("A", now - 1000), aged("B", now - 181000), aged("Gone", now),
+                           aged("C", now - 180000), aged("Gone", now - 999999)};
+    ibp_result_list list = {.items = malloc(sizeof items), .count = 5};
+    memcpy(list.items, items, sizeof items);
+    uint64_t stale = 0, unwanted = 0;
+    ibp_monitor_publisher_filter(&list, now, 180000, not_gone, NULL, &stale, &unwanted);
+    assert_int_equal(list.count, 2);
+    assert_string_equal(list.items[0]->member, "A");
+    assert_string_equal(list.items[1]->member, "C"); /* exactly at the limit: still fresh */
+    assert_int_equal(stale, 2);
+    assert_int_equal(unwanted, 1);
+    /* No limit and no filter: everything stays. */
+    ibp_monitor_publisher_filter(&list, now + 86400000, 0, NULL, NULL, NULL, NULL);
+    assert_int_equal(list.count, 2);
+    ibp_result_list_free(&list);
+}
+
 int main(void)
 {
     ibp_log_set_level(IBP_LOG_ERROR);
@@ -153,6 +190,7 @@ int main(void)
         cmocka_unit_test(test_pack_roundtrip),
         cmocka_unit_test(test_split),
         cmocka_unit_test(test_bad_options),
+        cmocka_unit_test(test_filter),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,6 +6,8 @@
  * What it sends, from one thread of its own:
  *   - every publish_ms: the local results that changed since the last batch
  *     (ibp_store_local_changed_since), full = false;
+ *   - in either, never a result older than max_age_ms or one keep_fn
+ *     refuses (see the options);
  *   - every refresh_ms: the whole local state, full = true, so that every key
  *     keeps a fresh vote in the consensus (its staleness limit counts from
  *     the stream time of the batch that last carried the key);
@@ -77,6 +79,15 @@ typedef struct ibp_monitor_publisher_opts {
         max_batch_bytes; /* payload bytes per batch; default IBP_MONITOR_MAX_BATCH_BYTES_DEFAULT */
     const char *subject_prefix; /* default "ibp.local": the subject is "<prefix>.<node>" */
     int64_t stop_timeout_ms;    /* how long stop tries to publish what is queued; default 2000 */
+    /* Fresh votes only (DESIGN.md §11). A result whose check time is older
+     * than max_age_ms (the consensus staleness limit; 0: no limit) is never
+     * sent, neither as a change nor in a refresh: a stuck checker's votes go
+     * stale instead of being renewed. A result keep_fn refuses (optional;
+     * called on the publisher's thread) is not sent either: the checker
+     * refuses the keys of targets that left the config. */
+    int64_t max_age_ms;
+    bool (*keep_fn)(const ibp_result *r, void *user);
+    void *keep_user;
 } ibp_monitor_publisher_opts;
 
 /* Counters since start; times are Unix ms (0: never). */
@@ -89,6 +100,8 @@ typedef struct ibp_monitor_publisher_stats {
     uint64_t duplicates; /* acknowledgements that said "duplicate" (a resend that had landed) */
     uint64_t publish_failures; /* attempts that will be retried */
     uint64_t dropped;          /* envelopes given up (too large for the server, or left at stop) */
+    uint64_t stale_skipped;    /* results not sent: older than max_age_ms */
+    uint64_t unwanted_skipped; /* results not sent: refused by keep_fn */
     uint64_t queued;           /* envelopes waiting for their acknowledgement now */
     uint64_t last_seq;         /* envelope sequence of the last acknowledged message */
     uint64_t last_stream_seq;  /* LOCAL sequence it was stored at */
@@ -160,6 +173,16 @@ ibp_status ibp_observation_from_result(const ibp_result *r, ibp_observation_buf 
  */
 size_t ibp_observation_batch_split(const ibp_result *const *results, size_t n, size_t max_obs,
                                    size_t max_bytes);
+
+/*
+ * Removes from list (freeing them) the results older than max_age_ms at
+ * now_ms (wall clock; max_age_ms 0: none is too old) and those keep_fn (may
+ * be NULL) refuses, keeping the order of the rest. Adds the numbers removed
+ * to *stale and *unwanted (may be NULL). Thread-safe on distinct lists.
+ */
+void ibp_monitor_publisher_filter(ibp_result_list *list, int64_t now_ms, int64_t max_age_ms,
+                                  bool (*keep_fn)(const ibp_result *r, void *user), void *user,
+                                  uint64_t *stale, uint64_t *unwanted);
 
 /*
  * Packs results[0..n) as one ObservationBatch (batch_seq, full) into *out

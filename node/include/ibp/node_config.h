@@ -111,6 +111,13 @@ typedef struct ibp_node_config {
     struct {
         int64_t max_keys; /* distinct usage counters in memory (ibp_usage_opts) */
     } usage;
+    struct {
+        int64_t max_in_flight;      /* checks running at once (ibp_checker_opts) */
+        int64_t retries;            /* tries after a failure before it is recorded */
+        int64_t retry_delay_ms;     /* between those tries */
+        int64_t max_response_bytes; /* one response of a member's endpoint */
+        char *ca_file;              /* CAs the TLS checks trust; unset: the system's */
+    } checks;
     ibp_config_events events;
     ibp_config_log log;
 } ibp_node_config;

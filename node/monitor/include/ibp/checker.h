@@ -1,38 +1,28 @@
 /*
- * The built-in TCP-connect checker of the monitor role: it runs the enabled
- * checks of the IBP network config as TCP connects and stores each outcome as
- * a local observation (ibp_store_update_local), which the monitor publisher
- * then sends to consensus.
+ * The checker of the monitor role: it runs the targets of the network's
+ * checks (ibp/check_plan.h: every member dialled at its own address) with
+ * the check modules (ibp/check_run.h) and stores each outcome as a local
+ * observation (ibp_store_update_local), which the monitor publisher sends to
+ * consensus.
  *
- * Targets, for every enabled check and every active member:
- *   site      the member's Service.ServiceIPv4 (and ServiceIPv6), at the port
- *             of the check's options; key (site, check, member, ipv6)
- *   domain    every domain of every active service the member serves, at the
- *             options' port, else the port of the first RPC URL on it that has
- *             one, else the default port of its scheme; key (domain, check,
- *             member, domain, ipv6)
- *   endpoint  every RPC URL of every active service the member serves, at the
- *             URL's port (default by scheme: wss/https 443, ws/http 80) unless
- *             the options give one; key (endpoint, check, member, host, URL, ipv6)
- * ExtraOptions (all optional):
- *   "port": N               port for every target of the check (site checks
- *                           need it, or "ports"; without one they are skipped)
- *   "ports": {"Member": N}  port per member, before "port"
- *   "connect": "ADDR"       IP address to connect to instead of the member's
- *                           IP or the host name (a demo on loopback uses it)
- * Families: IPv4 always (when there is an address); IPv6 only when the member
- * has a ServiceIPv6. With "connect", only the family of that address.
- * Host names are resolved with getaddrinfo in the wanted family.
+ * Scheduling: targets wait in a queue ordered by due time
+ * (ibp/check_sched.h); max_in_flight worker threads take the most overdue
+ * one as soon as it is due, so a target that hangs holds one worker until
+ * its Timeout and delays nothing else while others are free. A target runs
+ * every MinimumInterval seconds; the first round is spread over the first
+ * second. A failure is tried again retries times, retry_delay_ms apart
+ * (the worker is free meanwhile), before it is stored as down; a success is
+ * stored at once. A result's check time is the wall clock when it finished.
  *
- * A result is up when the connect completes within the check's Timeout;
- * its data is {"connect_ms": N}. Otherwise it is down with an error such as
- * "connect 127.0.0.1:41001: connection refused" or
- * "connect 127.0.0.1:41001: timed out after 2000 ms".
+ * Reload: ibp_checker_reload() takes a new network; a target whose key and
+ * way of dialling did not change keeps its place in the schedule, new ones
+ * are due at once, removed ones stop (one running finishes and is not
+ * stored). What cannot run (unknown module, no address, ...) is logged once
+ * per load and counted in the stats.
  *
- * Each target runs every MinimumInterval seconds, on a thread of its own
- * (targets one after the other; a connect takes at most its Timeout).
- * Thread safety: start and stop from one thread; the network and store are
- * borrowed and must outlive the checker.
+ * Thread safety: start, reload and stop from one thread; the stats and
+ * ibp_checker_wants() from any thread. The store is borrowed and must
+ * outlive the checker; the network is only read during start and reload.
  */
 #ifndef IBP_CHECKER_H
 #define IBP_CHECKER_H
@@ -42,54 +32,87 @@
 #include <stdint.h>
 
 #include "ibp/network.h"
+#include "ibp/result.h"
 #include "ibp/status.h"
 #include "ibp/store.h"
 
+#define IBP_CHECKER_MAX_IN_FLIGHT_DEFAULT 32
+#define IBP_CHECKER_MAX_IN_FLIGHT_MAX 1024
+
 typedef struct ibp_checker_opts {
-    const ibp_network *network; /* required */
-    ibp_store *store;           /* required */
-    /* The first round starts at once; 0 keeps it so (tests may delay it). */
-    int64_t first_delay_ms;
+    const ibp_network *network; /* required; read during the call only */
+    ibp_store *store;           /* required, borrowed */
+    int64_t first_delay_ms;     /* the first round starts after this (default 0) */
+    size_t max_in_flight;       /* checks running at once; default 32, 1..1024 */
+    int64_t retries;            /* tries after a failure before it counts; default 1 */
+    int64_t retry_delay_ms;     /* default 2000 */
+    const char *ca_file;        /* CA bundle TLS trusts (copied); NULL: the system's */
+    size_t max_response_bytes;  /* default 1 MiB */
+    int64_t stale_ms;           /* the consensus staleness limit, for a warning (0: none) */
 } ibp_checker_opts;
+
+typedef struct ibp_checker_stats {
+    uint64_t targets;    /* targets of the current config */
+    uint64_t cannot_run; /* checks or members that cannot run (reported in the log) */
+    uint64_t runs;       /* results stored (up or down) */
+    uint64_t failed;     /* of those, down */
+    uint64_t retried;    /* failures tried again before counting */
+    uint64_t in_flight;  /* checks running now */
+    uint64_t overdue;    /* targets due for over a second, waiting for a worker */
+    uint64_t reloads;
+} ibp_checker_stats;
 
 typedef struct ibp_checker ibp_checker;
 
 void ibp_checker_opts_init(ibp_checker_opts *opts);
 
 /*
- * Builds the target list (IBP_E_CONFIG with the check's name for bad
- * ExtraOptions: "port" not 1..65535, "connect" not an IP address) and
- * starts the thread. *out is set only on success. A network with no enabled
- * checks starts a checker with nothing to do.
+ * Builds the targets (IBP_E_CONFIG naming the check for bad ExtraOptions)
+ * and starts the workers. *out is set only on success. A network with no
+ * enabled checks starts a checker with nothing to do.
  */
 ibp_status ibp_checker_start(const ibp_checker_opts *opts, ibp_checker **out, ibp_err *err);
 
-/*
- * Checks the enabled checks' ExtraOptions as ibp_checker_start() does, without
- * starting anything (a daemon calls it before it connects anywhere).
- */
+/* Checks the enabled checks' ExtraOptions as start does, starting nothing. */
 ibp_status ibp_checker_validate(const ibp_network *net, ibp_err *err);
 
-/* Number of targets (check x member x key x family). */
-size_t ibp_checker_target_count(const ibp_checker *c);
+/*
+ * Replaces the targets with those of net (see the top). On error (bad
+ * ExtraOptions) nothing changes and the old targets keep running.
+ */
+ibp_status ibp_checker_reload(ibp_checker *c, const ibp_network *net, ibp_err *err);
 
-/* Completed connect attempts so far (up or down). Thread-safe. */
+/* Number of targets (check x member x key x family). */
+size_t ibp_checker_target_count(ibp_checker *c);
+
+/* Results stored so far (up or down). Thread-safe. */
 uint64_t ibp_checker_runs(ibp_checker *c);
 
-/* Stops the thread (an attempt in progress ends within its Timeout) and frees. Accepts NULL. */
+/* A consistent copy of the counters. Thread-safe. */
+void ibp_checker_stats_get(ibp_checker *c, ibp_checker_stats *out);
+
+/*
+ * False when r is a result of one of the configured checks whose key is not
+ * a current target (its member, domain or URL left the config): such a
+ * result must not be voted for. True for keys of checks the config does not
+ * have (observations given by an operator). Thread-safe; O(log n).
+ */
+bool ibp_checker_wants(ibp_checker *c, const ibp_result *r);
+
+/* Stops the workers (a check in progress ends within its Timeout) and frees. Accepts NULL. */
 void ibp_checker_stop(ibp_checker *c);
 
 /*
- * Runs every target once, now, on the calling thread, storing the results
- * (without starting a thread). For tests and one-shot use.
+ * Runs every target once, now, one after the other on the calling thread
+ * (no retries), storing the results. For tests and one-shot use.
  */
 ibp_status ibp_checker_run_once(const ibp_checker_opts *opts, size_t *targets, ibp_err *err);
 
 /*
- * One TCP connect to addr (an IPv4 or IPv6 literal, or a host name resolved
- * in the family ipv6 selects) and port, within timeout_ms. Returns true when
- * it connected (*connect_ms set); otherwise false with the error text in
- * errbuf. Thread-safe.
+ * One TCP connect to addr (an IPv4 or IPv6 literal of the family ipv6
+ * selects) and port, within timeout_ms. Returns true when it connected
+ * (*connect_ms set); otherwise false with the error text in errbuf.
+ * Thread-safe.
  */
 bool ibp_checker_connect(const char *addr, unsigned port, bool ipv6, int64_t timeout_ms,
                          int64_t *connect_ms, char *errbuf, size_t errcap);

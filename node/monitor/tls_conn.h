@@ -1,0 +1,47 @@
+/*
+ * A TCP or TLS stream to a target's address through libcurl's
+ * CURLOPT_CONNECT_ONLY: curl connects to the member's IP (CURLOPT_CONNECT_TO)
+ * while the URL, hence SNI and certificate name verification, carries the
+ * domain; reads and writes then go through curl_easy_recv/send, each waiting
+ * on the socket no later than the deadline. Private to the monitor library.
+ */
+#ifndef IBP_TLS_CONN_H
+#define IBP_TLS_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <curl/curl.h>
+
+#include "ibp/check_run.h"
+
+typedef struct tls_conn {
+    CURL *curl;
+    struct curl_slist *connect_to;
+    curl_socket_t fd;
+    char errbuf[CURL_ERROR_SIZE];
+} tls_conn;
+
+/* Connects (and with tls, handshakes with full verification). 0, or -1 with why. */
+int tls_conn_open(tls_conn *c, const ibp_check_target *t, const ibp_check_env *env, bool tls,
+                  int64_t deadline_ms, char *why, size_t cap);
+
+/* Sends all of buf. 0, or -1 with why (timeout, error). */
+int tls_conn_send(tls_conn *c, const void *buf, size_t len, int64_t deadline_ms, char *why,
+                  size_t cap);
+
+/* Receives some bytes: > 0 their number, 0 the peer closed, -1 timeout or error (why). */
+long tls_conn_recv(tls_conn *c, void *buf, size_t len, int64_t deadline_ms, char *why, size_t cap);
+
+/* The OpenSSL SSL* of a TLS connection (NULL otherwise). */
+void *tls_conn_ssl(tls_conn *c);
+
+/* Closes; accepts a connection that never opened. */
+void tls_conn_close(tls_conn *c);
+
+/* Sets the options every curl handle of the checks shares (CONNECT_TO, CA, no signals). */
+int tls_conn_setup(CURL *curl, struct curl_slist **connect_to, const ibp_check_target *t,
+                   const ibp_check_env *env, const char *scheme, char *url, size_t url_cap);
+
+#endif
