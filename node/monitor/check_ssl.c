@@ -5,7 +5,8 @@
 #include <time.h>
 
 #include <openssl/asn1.h>
-#include <openssl/ssl.h>
+#include <openssl/bio.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 
 #include "check_modules.h"
@@ -27,13 +28,16 @@ void ibp_check_run_ssl(const ibp_check_target *t, const ibp_check_env *env, int6
 {
     tls_conn c;
     char why[400];
-    if (tls_conn_open(&c, t, env, true, deadline_ms, why, sizeof why) != 0) {
+    if (tls_conn_open(&c, t, env, true, true, deadline_ms, why, sizeof why) != 0) {
         ibp_check_fail(out, "ssl: %s", why);
         tls_conn_close(&c);
         return;
     }
-    SSL *ssl = tls_conn_ssl(&c);
-    X509 *cert = ssl ? SSL_get1_peer_certificate(ssl) : NULL;
+    /* The leaf as curl saw it in the verified handshake (CURLINFO_CERTINFO). */
+    const char *pem = tls_conn_leaf_pem(&c);
+    BIO *bio = pem ? BIO_new_mem_buf(pem, -1) : NULL;
+    X509 *cert = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
     struct tm tm;
     if (!cert || !ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm)) {
         ibp_check_fail(out, "ssl: no peer certificate to read");

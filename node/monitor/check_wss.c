@@ -226,7 +226,7 @@ void ibp_check_run_wss(const ibp_check_target *t, const ibp_check_env *env, int6
     ws w = {.max = env->max_response_bytes};
     ibp_substrate_facts f = {0};
     const char *phase = "connect";
-    if (tls_conn_open(&w.c, t, env, t->tls, deadline_ms, w.why, sizeof w.why) != 0)
+    if (tls_conn_open(&w.c, t, env, t->tls, false, deadline_ms, w.why, sizeof w.why) != 0)
         goto fail;
     phase = "upgrade";
     if (upgrade(&w, t, deadline_ms) != 0)

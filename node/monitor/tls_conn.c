@@ -38,7 +38,7 @@ int tls_conn_setup(CURL *curl, struct curl_slist **connect_to, const ibp_check_t
 }
 
 int tls_conn_open(tls_conn *c, const ibp_check_target *t, const ibp_check_env *env, bool tls,
-                  int64_t deadline_ms, char *why, size_t cap)
+                  bool certinfo, int64_t deadline_ms, char *why, size_t cap)
 {
     memset(c, 0, sizeof *c);
     c->fd = CURL_SOCKET_BAD;
@@ -59,6 +59,8 @@ int tls_conn_open(tls_conn *c, const ibp_check_target *t, const ibp_check_env *e
     curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, (long)left);
     curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, (long)left);
     curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, c->errbuf);
+    if (certinfo)
+        curl_easy_setopt(c->curl, CURLOPT_CERTINFO, 1L);
     CURLcode rc = curl_easy_perform(c->curl);
     if (rc != CURLE_OK) {
         snprintf(why, cap, "%s %s: %s", tls ? "TLS" : "connect", where,
@@ -135,13 +137,16 @@ long tls_conn_recv(tls_conn *c, void *buf, size_t len, int64_t deadline_ms, char
     }
 }
 
-void *tls_conn_ssl(tls_conn *c)
+const char *tls_conn_leaf_pem(tls_conn *c)
 {
-    struct curl_tlssessioninfo *info = NULL;
-    if (curl_easy_getinfo(c->curl, CURLINFO_TLS_SSL_PTR, &info) != CURLE_OK || !info ||
-        info->backend != CURLSSLBACKEND_OPENSSL)
+    struct curl_certinfo *ci = NULL;
+    if (curl_easy_getinfo(c->curl, CURLINFO_CERTINFO, &ci) != CURLE_OK || !ci ||
+        ci->num_of_certs < 1)
         return NULL;
-    return info->internals;
+    for (struct curl_slist *s = ci->certinfo[0]; s; s = s->next)
+        if (strncmp(s->data, "Cert:", 5) == 0)
+            return s->data + 5;
+    return NULL;
 }
 
 void tls_conn_close(tls_conn *c)

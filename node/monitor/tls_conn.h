@@ -23,9 +23,13 @@ typedef struct tls_conn {
     char errbuf[CURL_ERROR_SIZE];
 } tls_conn;
 
-/* Connects (and with tls, handshakes with full verification). 0, or -1 with why. */
+/* Connects (and with tls, handshakes with full verification; with certinfo, keeps the
+ * peer's certificates for tls_conn_leaf_pem). 0, or -1 with why. */
 int tls_conn_open(tls_conn *c, const ibp_check_target *t, const ibp_check_env *env, bool tls,
-                  int64_t deadline_ms, char *why, size_t cap);
+                  bool certinfo, int64_t deadline_ms, char *why, size_t cap);
+
+/* The peer's leaf certificate as PEM text (borrowed from curl), NULL when unknown. */
+const char *tls_conn_leaf_pem(tls_conn *c);
 
 /* Sends all of buf. 0, or -1 with why (timeout, error). */
 int tls_conn_send(tls_conn *c, const void *buf, size_t len, int64_t deadline_ms, char *why,
@@ -33,9 +37,6 @@ int tls_conn_send(tls_conn *c, const void *buf, size_t len, int64_t deadline_ms,
 
 /* Receives some bytes: > 0 their number, 0 the peer closed, -1 timeout or error (why). */
 long tls_conn_recv(tls_conn *c, void *buf, size_t len, int64_t deadline_ms, char *why, size_t cap);
-
-/* The OpenSSL SSL* of a TLS connection (NULL otherwise). */
-void *tls_conn_ssl(tls_conn *c);
 
 /* Closes; accepts a connection that never opened. */
 void tls_conn_close(tls_conn *c);
