@@ -2,13 +2,16 @@
  * `ibpctl nats-auth`: the nats-server users and permissions of a roster
  * (DESIGN.md §13), as a config file to include from every server's config.
  *
- * One account (default IBP) with JetStream, and in it one nkey user per
- * roster node that has a nats_nkey, allowed exactly what the code of its
- * roles does on the bus (permissions() below lists it, role by role). An
- * account rather than a top-level authorization block: on nats-server 2.9 a
- * users list in an account with `jetstream: enabled` is the documented way
- * to give authenticated users JetStream, and it keeps the system account
- * apart.
+ * One nkey user per roster node that has a nats_nkey, allowed exactly what
+ * the code of its roles does on the bus (permissions() below lists it, role
+ * by role). By default in an `authorization` block, i.e. in the server's
+ * global account, whose JetStream nats-server 2.9 enables with the server's:
+ * streams created before authentication was turned on stay where they are
+ * (JetStream keeps each account's streams apart, so moving the users into
+ * a named account would start from empty streams, and replicas and persist
+ * keep stream sequences). --account NAME puts them into
+ * `accounts { NAME { jetstream: enabled, users: [...] } }` instead, for a
+ * server that hosts other accounts too.
  *
  * --role-users DIR is for test harnesses: one user per role (monitor,
  * consensus, dns, persist, admin) with a random password kept in
@@ -220,14 +223,17 @@ static void print_head(FILE *out, const char *account, const char *source)
             "# nats-server users and permissions of the IBP nodes (DESIGN.md §13), rendered\n"
             "# by `ibpctl nats-auth` from %s. Include it from every server's config\n"
             "# (`include ./ibp-auth.conf`); a client without one of these identities is\n"
-            "# refused. Render it again after a change to the roster.\n"
-            "accounts {\n  %s {\n    jetstream: enabled\n    users: [\n",
-            source, account);
+            "# refused. Render it again after a change to the roster.\n",
+            source);
+    if (account)
+        fprintf(out, "accounts {\n  %s {\n    jetstream: enabled\n    users: [\n", account);
+    else
+        fprintf(out, "authorization {\n  users: [\n");
 }
 
-static void print_tail(FILE *out)
+static void print_tail(FILE *out, const char *account)
 {
-    fprintf(out, "    ]\n  }\n}\n");
+    fprintf(out, account ? "    ]\n  }\n}\n" : "  ]\n}\n");
 }
 
 /* The password of role in dir/<role>.password: read, or made (mode 0600) when missing. */
@@ -267,9 +273,9 @@ static void usage(FILE *out)
         "usage: ibpctl nats-auth --roster FILE [--account NAME] [--admin-id ID] [--out FILE]\n"
         "       ibpctl nats-auth --role-users DIR [--account NAME] [--admin-id ID] [--out FILE]\n"
         "\n"
-        "Prints a nats-server config include: an account (default IBP) with JetStream\n"
-        "and one nkey user per roster node that has a nats_nkey (`ibpctl keygen\n"
-        "--nkey-out`, `ibpctl roster add --nats-nkey`), allowed what its roles do:\n"
+        "Prints a nats-server config include: an authorization block with one nkey\n"
+        "user per roster node that has a nats_nkey (`ibpctl keygen --nkey-out`,\n"
+        "`ibpctl roster add --nats-nkey`), allowed what its roles do:\n"
         "  monitor    publish ibp.local.<id>\n"
         "  consensus  publish ibp.official.>, ibp.status.>, ibp.events.>; read LOCAL\n"
         "  dns        publish ibp.hits.<id>\n"
@@ -282,6 +288,9 @@ static void usage(FILE *out)
         "are left out (a warning names them). Include the output from every server's\n"
         "config; unauthenticated clients are then refused.\n"
         "\n"
+        "--account NAME the users go into account NAME (with JetStream enabled) instead\n"
+        "               of the global account; its streams are the account's own, so\n"
+        "               choose it before the first start\n"
         "--admin-id ID  only the admin-role node ID gets the admin's rights (default:\n"
         "               every admin-role node, each publishing on its own ibp.local.<id>);\n"
         "               with --role-users the admin user publishes on ibp.local.ID\n"
@@ -297,7 +306,7 @@ static void usage(FILE *out)
 
 int ibpctl_cmd_nats_auth(int argc, char **argv)
 {
-    const char *roster_path = NULL, *account = "IBP", *admin_id = NULL, *role_dir = NULL,
+    const char *roster_path = NULL, *account = NULL, *admin_id = NULL, *role_dir = NULL,
                *out_path = NULL;
     static const struct option opts[] = {
         {"roster", required_argument, 0, 'R'},
@@ -338,7 +347,7 @@ int ibpctl_cmd_nats_auth(int argc, char **argv)
         usage(stderr);
         return EXIT_USAGE;
     }
-    if (!ibp_node_id_valid(account) || (admin_id && !ibp_node_id_valid(admin_id))) {
+    if ((account && !ibp_node_id_valid(account)) || (admin_id && !ibp_node_id_valid(admin_id))) {
         fprintf(stderr, "ibpctl nats-auth: --account and --admin-id are [A-Za-z0-9_-] names\n");
         return EXIT_USAGE;
     }
@@ -378,7 +387,7 @@ int ibpctl_cmd_nats_auth(int argc, char **argv)
             sodium_memzero(pw, sizeof pw);
             sodium_memzero(who, sizeof who);
         }
-        print_tail(out);
+        print_tail(out, account);
     } else {
         ibp_roster *r = NULL;
         ibp_err err = {0};
@@ -416,7 +425,7 @@ int ibpctl_cmd_nats_auth(int argc, char **argv)
                 print_user(out, comment, who, p);
                 users++;
             }
-            print_tail(out);
+            print_tail(out, account);
             if (users == 0) {
                 fprintf(stderr, "ibpctl nats-auth: no node of %s has a nats_nkey\n", roster_path);
                 rc = 1;

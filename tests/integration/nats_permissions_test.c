@@ -479,17 +479,18 @@ static void test_admin(void **state)
     printf("admin: purge and delete of the streams refused\n");
 }
 
-/* The harness mode renders users per role that nats-server accepts. */
+/* The harness mode, in a named account, renders users that nats-server accepts. */
 static void test_role_users_render(void **state)
 {
     (void)state;
-    assert_int_equal(run("mkdir -p '%s/roles' && '%s' nats-auth --role-users '%s/roles' --out "
-                         "'%s/roles.conf' && printf 'listen: 127.0.0.1:1\\njetstream: enabled\\n"
-                         "include ./roles.conf\\n' > '%s/roles-server.conf' && "
-                         "nats-server -c '%s/roles-server.conf' -t >/dev/null 2>&1 && "
-                         "grep -q '\"ibp.local.\\*\"' '%s/roles.conf'",
-                         g.dir, IBP_CTL_BIN, g.dir, g.dir, g.dir, g.dir, g.dir),
-                     0);
+    assert_int_equal(
+        run("mkdir -p '%s/roles' && '%s' nats-auth --role-users '%s/roles' --account IBP "
+            "--out '%s/roles.conf' && printf 'listen: 127.0.0.1:1\\njetstream: enabled\\n"
+            "include ./roles.conf\\n' > '%s/roles-server.conf' && "
+            "nats-server -c '%s/roles-server.conf' -t >/dev/null 2>&1 && "
+            "grep -q '\"ibp.local.\\*\"' '%s/roles.conf'",
+            g.dir, IBP_CTL_BIN, g.dir, g.dir, g.dir, g.dir, g.dir),
+        0);
     struct stat sb;
     assert_int_equal(stat(path_of("roles/monitor.password"), &sb), 0);
     assert_int_equal(sb.st_mode & 0777, 0600);
