@@ -366,6 +366,7 @@ static const struct command {
     {"audit", ibpctl_cmd_audit},
     {"status", ibpctl_cmd_status},
     {"watch", ibpctl_cmd_watch},
+    {"check", ibpctl_cmd_check},
 };
 
 int main(int argc, char **argv)

@@ -48,6 +48,7 @@ int ibpctl_cmd_audit(int argc, char **argv);
 /* `ibpctl status` and `ibpctl watch`: see status.c. */
 int ibpctl_cmd_status(int argc, char **argv);
 int ibpctl_cmd_watch(int argc, char **argv);
+int ibpctl_cmd_check(int argc, char **argv); /* `ibpctl check`: see check.c */
 
 /* ---- the NATS connection of every command (nats_opts.c) ---------------------
  *

@@ -14,9 +14,15 @@
 
 static int send_text(dconn *c, const char *text, size_t len)
 {
-    uint8_t head[IBP_WS_HEADER_MAX];
-    size_t hl = ibp_ws_header_write(IBP_WS_TEXT, len, NULL, head);
-    return dconn_write(c, head, hl) == 0 && dconn_write(c, text, len) == 0 ? 0 : -1;
+    /* Header and payload in one write: two small writes would wait for a delayed ACK. */
+    char *frame = malloc(len + IBP_WS_HEADER_MAX);
+    if (!frame)
+        return -1;
+    size_t hl = ibp_ws_header_write(IBP_WS_TEXT, len, NULL, (uint8_t *)frame);
+    memcpy(frame + hl, text, len);
+    int rc = dconn_write(c, frame, hl + len);
+    free(frame);
+    return rc;
 }
 
 /* The answer to one call as JSON text (malloc'd). */

@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -251,6 +252,8 @@ static void *accept_main(void *arg)
         int fd = accept(d->lfd, NULL, NULL);
         if (fd < 0)
             continue;
+        int one = 1; /* as real nodes do: no Nagle delay behind the session tickets */
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         conn_arg *a = malloc(sizeof *a);
         pthread_t t;
         pthread_attr_t attr;
