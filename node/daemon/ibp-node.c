@@ -37,6 +37,7 @@
 #include <nats/nats.h>
 
 #include "ibp/bus.h"
+#include "ibp/dir_lock.h"
 #include "ibp/checker.h"
 #include "ibp/clock.h"
 #include "ibp/control.h"
@@ -469,6 +470,10 @@ static int node_start(node *n, const sigset_t *sigs)
             return start_failure(&err, EXIT_CONFIG);
     }
     if (make_dirs(cfg->node.work_dir, &err) != IBP_OK)
+        return start_failure(&err, EXIT_RUNTIME);
+    /* Held until the process ends: the kernel releases it, however it ends. */
+    int lock_fd = -1;
+    if (ibp_dir_lock(cfg->node.work_dir, "ibp-node.lock", &lock_fd, &err) != IBP_OK)
         return start_failure(&err, EXIT_RUNTIME);
     if (path_join(path, sizeof path, cfg->node.work_dir, "signer.seq") != 0) {
         ibp_err_set(&err, IBP_E_CONFIG, "node.work_dir is too long");
