@@ -9,6 +9,9 @@ packages=(
     gcc make cmake pkg-config
     protobuf-c-compiler libprotobuf-c-dev
     libnats-dev libmariadb-dev libmaxminddb-dev libsodium-dev libjansson-dev
+    # the monitor's member checks (node/monitor): HTTPS and TLS through libcurl
+    # (OpenSSL flavour), certificates read with OpenSSL
+    libcurl4-openssl-dev libssl-dev
     # tests
     libcmocka-dev libmaxmind-db-writer-perl
     # fuzz tests (tests/run-fuzz.sh): clang and its libFuzzer runtime
