@@ -512,8 +512,9 @@ static void test_in_flight_bound(void **state)
     int64_t took = mono_ms() - t0;
     assert_int_equal(ibp_checker_runs(c), 4);
     assert_int_equal(max_seen, 2);
-    /* Two rounds of two 1 s timeouts (plus the first round's spread of up to 1 s). */
-    assert_true(took >= 1900 && took < 4000);
+    /* Two rounds of two 1 s timeouts (plus the first round's spread of up to 1 s; a slow
+     * host, valgrind, may add to it but can never make it shorter). */
+    assert_true(took >= 1900 && took < 10000);
     ibp_result *r = local(store, IBP_CHECK_ENDPOINT, "wss", "Alpha", "relay.demo.test",
                           "wss://relay.demo.test/b");
     assert_non_null(r);
