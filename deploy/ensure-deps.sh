@@ -21,6 +21,10 @@ packages=(
     libfaketime iproute2 valgrind openssl
     # servers and their clients (the tests and the local cluster start their own)
     nats-server mariadb-server mariadb-client
+    # the dns role: PowerDNS with its remote backend (the tests and the local cluster
+    # start their own pdns_server), the HTTP connector's library, DNS clients and
+    # the DNS benchmark
+    pdns-server pdns-backend-remote libmicrohttpd-dev dnsutils knot-dnsutils dnsperf
 )
 
 missing=()
