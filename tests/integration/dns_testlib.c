@@ -185,6 +185,16 @@ static void start_replicas(void)
     }
 }
 
+const struct ibp_roster *dns_env_roster(void)
+{
+    return roster;
+}
+
+natsConnection *dns_env_nc(void)
+{
+    return pub_nc;
+}
+
 /* Sends one JSON line to the node's control socket; returns the answer (caller decrefs). */
 static json_t *control(const dns_env *e, const char *line)
 {

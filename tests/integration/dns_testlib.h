@@ -46,6 +46,10 @@ typedef struct dns_env {
     pid_t node_pid, pdns_pid, pdns_http_pid;
 } dns_env;
 
+/* The roster and the test's own NATS connection (test administrator) of the running env. */
+const struct ibp_roster *dns_env_roster(void);
+natsConnection *dns_env_nc(void);
+
 /* Starts everything; fails the test (cmocka) on error. */
 void dns_env_start(dns_env *e, const dns_env_opts *o);
 void dns_env_stop(dns_env *e);
