@@ -509,6 +509,14 @@ static int node_start(node *n, const sigset_t *sigs)
             return start_failure(&err, rc);
         dopts.usage = &uo;
     }
+    if (cfg->roles & IBP_ROLE_MONITOR) { /* no vote for a target that left the config */
+        size_t dropped = 0;
+        if (ibp_checker_prune_local_cache(n->network, cfg->node.work_dir, &dropped, &err) != IBP_OK)
+            IBP_LOG(IBP_LOG_WARN, COMPONENT, "local cache not pruned: %s", err.msg);
+        else if (dropped)
+            IBP_LOG(IBP_LOG_INFO, COMPONENT,
+                    "dropped cached results of targets that left the config results=%zu", dropped);
+    }
     if (ibp_data_open(&dopts, &n->data, &err) != IBP_OK)
         return start_failure(&err, EXIT_RUNTIME);
     ibp_store *store = ibp_data_store(n->data);

@@ -31,7 +31,8 @@ static bool up(char *why, size_t cap)
 
 static char *dump(json_t *obj)
 {
-    char *s = obj ? json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6)) : NULL;
+    char *s =
+        obj ? json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6)) : NULL;
     json_decref(obj);
     return s;
 }

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "ibp/cache.h"
+#include "ibp/check_keyset.h"
 #include "ibp/check_plan.h"
 #include "ibp/check_run.h"
 #include "ibp/check_sched.h"
@@ -41,10 +43,7 @@ struct ibp_checker {
     bool stopping;
     slot **slots; /* the current targets */
     size_t count;
-    char **keys; /* sorted key strings of the targets, for ibp_checker_wants */
-    size_t key_count;
-    char **checks; /* sorted names of the configured checks */
-    size_t check_count;
+    ibp_check_keyset keys; /* what ibp_checker_wants answers from */
     ibp_check_sched sched;
     ibp_checker_stats stats;
 };
@@ -58,77 +57,13 @@ void ibp_checker_opts_init(ibp_checker_opts *opts)
     opts->max_response_bytes = IBP_CHECK_MAX_RESPONSE_DEFAULT;
 }
 
-/* ---- keys --------------------------------------------------------------- */
-
-static char *key_text(ibp_check_type type, const char *check, const char *member,
-                      const char *domain, const char *endpoint, bool ipv6)
-{
-    size_t n = strlen(check) + strlen(member) + strlen(domain) + strlen(endpoint) + 16;
-    char *s = malloc(n);
-    if (s)
-        snprintf(s, n, "%d\x1f%s\x1f%s\x1f%s\x1f%s\x1f%d", (int)type, check, member, domain,
-                 endpoint, ipv6);
-    return s;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static void free_strs(char **v, size_t n)
-{
-    for (size_t i = 0; v && i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
-/* Sorted key strings of the plan's targets and names of net's enabled checks. */
-static ibp_status make_index(const ibp_check_plan *plan, const ibp_network *net, char ***keys,
-                             char ***checks, size_t *check_count)
-{
-    *keys = calloc(plan->count + 1, sizeof **keys);
-    size_t nc = ibp_network_check_count(net);
-    *checks = calloc(nc + 1, sizeof **checks);
-    *check_count = 0;
-    if (!*keys || !*checks)
-        goto nomem;
-    for (size_t i = 0; i < plan->count; i++) {
-        const ibp_check_target *t = plan->targets[i];
-        if (!((*keys)[i] = key_text(t->type, t->check, t->member, t->domain, t->endpoint, t->ipv6)))
-            goto nomem;
-    }
-    qsort(*keys, plan->count, sizeof **keys, cmp_str);
-    for (size_t i = 0; i < nc; i++) {
-        const ibp_network_check *chk = ibp_network_check_at(net, i);
-        if (!chk->enabled)
-            continue;
-        if (!((*checks)[*check_count] = strdup(chk->name)))
-            goto nomem;
-        (*check_count)++;
-    }
-    qsort(*checks, *check_count, sizeof **checks, cmp_str);
-    return IBP_OK;
-nomem:
-    free_strs(*keys, plan->count);
-    free_strs(*checks, nc);
-    *keys = *checks = NULL;
-    return IBP_E_NOMEM;
-}
-
 bool ibp_checker_wants(ibp_checker *c, const ibp_result *r)
 {
     if (!c || !r)
         return true;
-    char *k = key_text(r->type, r->check_name, r->member, r->domain, r->endpoint, r->ipv6);
-    if (!k)
-        return true;
-    const char *name = r->check_name;
     pthread_mutex_lock(&c->mu);
-    bool configured = bsearch(&name, c->checks, c->check_count, sizeof *c->checks, cmp_str);
-    bool want = !configured || bsearch(&k, c->keys, c->key_count, sizeof *c->keys, cmp_str);
+    bool want = ibp_check_keyset_wants(&c->keys, r);
     pthread_mutex_unlock(&c->mu);
-    free(k);
     return want;
 }
 
@@ -327,9 +262,8 @@ static ibp_status load(ibp_checker *c, const ibp_network *net, int64_t first_due
     ibp_status st = ibp_check_plan_build(net, &plan, err);
     if (st != IBP_OK)
         return st;
-    char **keys = NULL, **checks = NULL;
-    size_t nchecks = 0, nkeys = plan.count;
-    if ((st = make_index(&plan, net, &keys, &checks, &nchecks)) != IBP_OK) {
+    ibp_check_keyset keys;
+    if ((st = ibp_check_keyset_build(&plan, net, &keys)) != IBP_OK) {
         ibp_check_plan_free(&plan);
         return ibp_err_set(err, st, "checker: out of memory");
     }
@@ -338,18 +272,13 @@ static ibp_status load(ibp_checker *c, const ibp_network *net, int64_t first_due
     c->stats.cannot_run = plan.skip_count;
     st = install(c, &plan, first_due);
     if (st == IBP_OK) {
-        free_strs(c->keys, c->key_count);
+        ibp_check_keyset_free(&c->keys);
         c->keys = keys;
-        c->key_count = nkeys;
-        free_strs(c->checks, c->check_count);
-        c->checks = checks;
-        c->check_count = nchecks;
-        keys = checks = NULL;
+        memset(&keys, 0, sizeof keys);
         pthread_cond_broadcast(&c->cond);
     }
     pthread_mutex_unlock(&c->mu);
-    free_strs(keys, nkeys);
-    free_strs(checks, nchecks);
+    ibp_check_keyset_free(&keys);
     ibp_check_plan_free(&plan);
     if (st != IBP_OK)
         return ibp_err_set(err, st, "checker: out of memory");
@@ -365,8 +294,7 @@ static void checker_free(ibp_checker *c)
         free(c->slots[i]);
     }
     free(c->slots);
-    free_strs(c->keys, c->key_count);
-    free_strs(c->checks, c->check_count);
+    ibp_check_keyset_free(&c->keys);
     ibp_check_sched_free(&c->sched);
     pthread_cond_destroy(&c->cond);
     pthread_mutex_destroy(&c->mu);
@@ -521,4 +449,24 @@ ibp_status ibp_checker_run_once(const ibp_checker_opts *opts, size_t *targets, i
         *targets = plan.count;
     ibp_check_plan_free(&plan);
     return IBP_OK;
+}
+
+ibp_status ibp_checker_prune_local_cache(const ibp_network *net, const char *work_dir,
+                                         size_t *dropped, ibp_err *err)
+{
+    char path[IBP_CACHE_PATH_MAX];
+    ibp_check_plan plan;
+    ibp_check_keyset keys;
+    *dropped = 0;
+    ibp_status st = ibp_cache_path(work_dir, IBP_CACHE_LOCAL, path, sizeof path, err);
+    if (st != IBP_OK || (st = ibp_check_plan_build(net, &plan, err)) != IBP_OK)
+        return st;
+    if ((st = ibp_check_keyset_build(&plan, net, &keys)) != IBP_OK) {
+        ibp_check_plan_free(&plan);
+        return ibp_err_set(err, st, "checker: out of memory");
+    }
+    st = ibp_check_keyset_prune_cache(&keys, path, dropped, err);
+    ibp_check_keyset_free(&keys);
+    ibp_check_plan_free(&plan);
+    return st;
 }

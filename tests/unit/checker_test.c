@@ -19,9 +19,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ibp/cache.h"
 #include "ibp/checker.h"
 #include "ibp/network.h"
 #include "ibp/store.h"
+#include "test_util.h"
 
 #define assert_ok(st, err)                                                                         \
     do {                                                                                           \
@@ -529,13 +531,61 @@ static void test_in_flight_bound(void **state)
     free(checks);
 }
 
+/* At start: cached results of targets that left the config are dropped from the cache. */
+static void test_prune_local_cache(void **state)
+{
+    (void)state;
+    char *wd = test_tmpdir();
+    char *svc = services_json(9000);
+    const char *checks = "{\"ep\": {\"CheckType\": \"endpoint\", \"ExtraOptions\": "
+                         "{\"module\": \"tcp\", \"connect\": \"127.0.0.1\"}}}";
+    ibp_network *net = load_members(MEMBERS_NO_BETA, svc, checks);
+    char url[64];
+    snprintf(url, sizeof url, "ws://Relay.Demo.Test:9000/a");
+    ibp_result_key keys[3] = {
+        {IBP_CHECK_ENDPOINT, "ep", "Alpha", "relay.demo.test", url, false}, /* a target */
+        {IBP_CHECK_ENDPOINT, "ep", "Beta", "relay.demo.test", url, false},  /* Beta left */
+        {IBP_CHECK_SITE, "by-hand", "Beta", "", "", false}, /* not a configured check */
+    };
+    ibp_result *rs[3];
+    ibp_err err = {0};
+    for (int i = 0; i < 3; i++)
+        assert_ok(ibp_result_new(&keys[i], true, 1700000000000, "", "", &rs[i], &err), err);
+    char path[4200];
+    assert_ok(ibp_cache_path(wd, IBP_CACHE_LOCAL, path, sizeof path, &err), err);
+    ibp_cache_contents c = {
+        .kind = IBP_CACHE_LOCAL, .results = (const ibp_result *const *)rs, .result_count = 3};
+    assert_ok(ibp_cache_save(path, &c, &err), err);
+    size_t dropped = 0;
+    assert_ok(ibp_checker_prune_local_cache(net, wd, &dropped, &err), err);
+    assert_int_equal(dropped, 1);
+    ibp_cache_loaded l;
+    assert_ok(ibp_cache_load(path, IBP_CACHE_LOCAL, &l, &err), err);
+    assert_int_equal(l.results.count, 2);
+    for (size_t i = 0; i < l.results.count; i++)
+        assert_false(strcmp(l.results.items[i]->member, "Beta") == 0 &&
+                     strcmp(l.results.items[i]->check_name, "ep") == 0);
+    ibp_cache_loaded_free(&l);
+    /* Nothing more to drop; no file is nothing to do. */
+    assert_ok(ibp_checker_prune_local_cache(net, wd, &dropped, &err), err);
+    assert_int_equal(dropped, 0);
+    remove(path);
+    assert_ok(ibp_checker_prune_local_cache(net, wd, &dropped, &err), err);
+    assert_int_equal(dropped, 0);
+    for (int i = 0; i < 3; i++)
+        ibp_result_free(rs[i]);
+    ibp_network_free(net);
+    free(svc);
+    test_rmdir(wd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_connect),         cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_run_once),        cmocka_unit_test(test_thread),
         cmocka_unit_test(test_retry_and_stats), cmocka_unit_test(test_reload),
-        cmocka_unit_test(test_in_flight_bound),
+        cmocka_unit_test(test_in_flight_bound), cmocka_unit_test(test_prune_local_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

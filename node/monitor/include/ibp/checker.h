@@ -99,6 +99,16 @@ void ibp_checker_stats_get(ibp_checker *c, ibp_checker_stats *out);
  */
 bool ibp_checker_wants(ibp_checker *c, const ibp_result *r);
 
+/*
+ * At start, before the local cache is loaded into the store: drops from
+ * <work_dir>/tmp/local.cache.json the results of net's enabled checks whose
+ * targets left the config (ibp/check_keyset.h), so they are neither loaded
+ * nor voted for. *dropped gets their number. Errors of ibp_check_plan_build
+ * and of the cache files.
+ */
+ibp_status ibp_checker_prune_local_cache(const ibp_network *net, const char *work_dir,
+                                         size_t *dropped, ibp_err *err);
+
 /* Stops the workers (a check in progress ends within its Timeout) and frees. Accepts NULL. */
 void ibp_checker_stop(ibp_checker *c);
 
