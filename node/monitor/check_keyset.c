@@ -5,8 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ibp/cache.h"
-
 static char *key_text(ibp_check_type type, const char *check, const char *member,
                       const char *domain, const char *endpoint, bool ipv6)
 {
@@ -82,40 +80,4 @@ bool ibp_check_keyset_wants(const ibp_check_keyset *s, const ibp_result *r)
     bool want = bsearch(&k, s->keys, s->key_count, sizeof *s->keys, cmp_str) != NULL;
     free(k);
     return want;
-}
-
-ibp_status ibp_check_keyset_prune_cache(const ibp_check_keyset *s, const char *path,
-                                        size_t *dropped, ibp_err *err)
-{
-    *dropped = 0;
-    ibp_cache_loaded c;
-    ibp_status st = ibp_cache_load(path, IBP_CACHE_LOCAL, &c, err);
-    if (st != IBP_OK || c.outcome != IBP_CACHE_LOADED) {
-        if (st == IBP_OK)
-            ibp_cache_loaded_free(&c);
-        return st;
-    }
-    const ibp_result **keep = calloc(c.results.count + 1, sizeof *keep);
-    if (!keep) {
-        ibp_cache_loaded_free(&c);
-        return ibp_err_set(err, IBP_E_NOMEM, "local cache: out of memory");
-    }
-    size_t n = 0;
-    for (size_t i = 0; i < c.results.count; i++) {
-        const ibp_result *r = c.results.items[i];
-        if (ibp_check_keyset_wants(s, r))
-            keep[n++] = r;
-        else
-            (*dropped)++;
-    }
-    if (*dropped) {
-        ibp_cache_contents out = {.kind = IBP_CACHE_LOCAL,
-                                  .saved_at_ms = c.saved_at_ms,
-                                  .results = keep,
-                                  .result_count = n};
-        st = ibp_cache_save(path, &out, err);
-    }
-    free(keep);
-    ibp_cache_loaded_free(&c);
-    return st;
 }

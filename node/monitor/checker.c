@@ -451,6 +451,43 @@ ibp_status ibp_checker_run_once(const ibp_checker_opts *opts, size_t *targets, i
     return IBP_OK;
 }
 
+/* Drops the results s does not want from the local cache at path, rewriting it when any was. */
+static ibp_status prune_cache(const ibp_check_keyset *s, const char *path, size_t *dropped,
+                              ibp_err *err)
+{
+    *dropped = 0;
+    ibp_cache_loaded c;
+    ibp_status st = ibp_cache_load(path, IBP_CACHE_LOCAL, &c, err);
+    if (st != IBP_OK || c.outcome != IBP_CACHE_LOADED) {
+        if (st == IBP_OK)
+            ibp_cache_loaded_free(&c);
+        return st;
+    }
+    const ibp_result **keep = calloc(c.results.count + 1, sizeof *keep);
+    if (!keep) {
+        ibp_cache_loaded_free(&c);
+        return ibp_err_set(err, IBP_E_NOMEM, "local cache: out of memory");
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < c.results.count; i++) {
+        const ibp_result *r = c.results.items[i];
+        if (ibp_check_keyset_wants(s, r))
+            keep[n++] = r;
+        else
+            (*dropped)++;
+    }
+    if (*dropped) {
+        ibp_cache_contents out = {.kind = IBP_CACHE_LOCAL,
+                                  .saved_at_ms = c.saved_at_ms,
+                                  .results = keep,
+                                  .result_count = n};
+        st = ibp_cache_save(path, &out, err);
+    }
+    free(keep);
+    ibp_cache_loaded_free(&c);
+    return st;
+}
+
 ibp_status ibp_checker_prune_local_cache(const ibp_network *net, const char *work_dir,
                                          size_t *dropped, ibp_err *err)
 {
@@ -465,7 +502,7 @@ ibp_status ibp_checker_prune_local_cache(const ibp_network *net, const char *wor
         ibp_check_plan_free(&plan);
         return ibp_err_set(err, st, "checker: out of memory");
     }
-    st = ibp_check_keyset_prune_cache(&keys, path, dropped, err);
+    st = prune_cache(&keys, path, dropped, err);
     ibp_check_keyset_free(&keys);
     ibp_check_plan_free(&plan);
     return st;

@@ -418,6 +418,39 @@ static void test_eth_rules(void **state)
     ibp_check_params_free(&p);
 }
 
+/* ---- purity ------------------------------------------------------------------ */
+
+/* The pure parts of the checks touch no clock, socket, file, thread or library of I/O. */
+static void test_purity(void **state)
+{
+    (void)state;
+    static const char *const files[] = {"check_params.c", "check_rules.c",  "check_plan.c",
+                                        "check_sched.c",  "check_keyset.c", "ws_frame.c",
+                                        "icmp_echo.c"};
+    static const char *const banned[] = {"time(",   "clock_gettime", "ibp/clock.h", "pthread",
+                                         "socket(", "poll(",         "curl",        "fopen",
+                                         "getenv",  "rand(",         "sleep",       "ibp/log.h"};
+    int bad = 0;
+    for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/node/monitor/%s", IBP_SOURCE_DIR, files[f]);
+        FILE *fp = fopen(path, "r");
+        assert_non_null(fp);
+        char line[1024];
+        int lineno = 0;
+        while (fgets(line, sizeof line, fp)) {
+            lineno++;
+            for (size_t b = 0; b < sizeof banned / sizeof banned[0]; b++)
+                if (strstr(line, banned[b])) {
+                    fprintf(stderr, "%s:%d: uses %s\n", path, lineno, banned[b]);
+                    bad++;
+                }
+        }
+        fclose(fp);
+    }
+    assert_int_equal(bad, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -425,7 +458,7 @@ int main(void)
         cmocka_unit_test(test_module_selection), cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_ping_rules),       cmocka_unit_test(test_ssl_rules),
         cmocka_unit_test(test_jsonrpc),          cmocka_unit_test(test_substrate_rules),
-        cmocka_unit_test(test_eth_rules),
+        cmocka_unit_test(test_eth_rules),        cmocka_unit_test(test_purity),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -34,14 +34,4 @@ bool ibp_check_keyset_wants(const ibp_check_keyset *s, const ibp_result *r);
 /* Frees the set and leaves it empty; accepts NULL. */
 void ibp_check_keyset_free(ibp_check_keyset *s);
 
-/*
- * Drops from the local cache file at path (<work dir>/tmp/local.cache.json)
- * the results the set does not want, rewriting it atomically when any was
- * dropped; *dropped gets their number. A missing file is nothing to do. A
- * monitor calls it at start, before the cache is loaded into its store.
- * Errors of ibp_cache_load and ibp_cache_save.
- */
-ibp_status ibp_check_keyset_prune_cache(const ibp_check_keyset *s, const char *path,
-                                        size_t *dropped, ibp_err *err);
-
 #endif
