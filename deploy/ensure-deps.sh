@@ -23,8 +23,9 @@ packages=(
     nats-server mariadb-server mariadb-client
     # the dns role: PowerDNS with its remote backend (the tests and the local cluster
     # start their own pdns_server), the HTTP connector's library, DNS clients and
-    # the DNS benchmark
-    pdns-server pdns-backend-remote libmicrohttpd-dev dnsutils knot-dnsutils dnsperf
+    # the DNS benchmark (with the bind backend as its baseline)
+    pdns-server pdns-backend-remote pdns-backend-bind libmicrohttpd-dev dnsutils knot-dnsutils
+    dnsperf
 )
 
 missing=()
