@@ -1,12 +1,14 @@
 /* The checker: the scheduler and its workers (see ibp/checker.h). */
 #include "ibp/checker.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ibp/cache.h"
 #include "ibp/check_keyset.h"
@@ -323,6 +325,9 @@ ibp_status ibp_checker_start(const ibp_checker_opts *opts, ibp_checker **out, ib
         return ibp_err_set(err, IBP_E_INVAL,
                            "checker: max_in_flight must be 1..%d, retries and retry delay >= 0",
                            IBP_CHECKER_MAX_IN_FLIGHT_MAX);
+    if (opts->ca_file && opts->ca_file[0] && access(opts->ca_file, R_OK) != 0)
+        return ibp_err_set(err, IBP_E_CONFIG, "checker: CA file %s: %s", opts->ca_file,
+                           strerror(errno));
     if (ibp_check_global_init() != IBP_OK)
         return ibp_err_set(err, IBP_E_NOMEM, "checker: libcurl failed to initialise");
     ibp_checker *c = calloc(1, sizeof *c);

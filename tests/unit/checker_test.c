@@ -170,6 +170,19 @@ static void test_bad_options(void **state)
         assert_non_null(strstr(err.msg, "check c: ExtraOptions."));
         ibp_network_free(net);
     }
+    /* A CA file that cannot be read is a config error, at start. */
+    ibp_network *net = load(svc, "{}");
+    ibp_checker_opts o;
+    ibp_checker_opts_init(&o);
+    o.network = net;
+    o.store = store;
+    o.ca_file = "/nonexistent/ca.pem";
+    ibp_checker *c = NULL;
+    ibp_err err = {0};
+    assert_int_equal(ibp_checker_start(&o, &c, &err), IBP_E_CONFIG);
+    assert_non_null(strstr(err.msg, "CA file /nonexistent/ca.pem"));
+    assert_null(c);
+    ibp_network_free(net);
     ibp_store_free(store);
     free(svc);
 }
