@@ -18,7 +18,9 @@
  *   - PowerDNS on the HTTP connector (the upstream connection string);
  *   - hostile requests on the HTTP connector: malformed JSON, a huge qname,
  *     an unknown method, a 1 MB body, wrong path and method, a client that
- *     stalls: refused, and everything else still answered.
+ *     stalls: refused, and everything else still answered; an oversized line on
+ *     the unix socket closes that connection only; every refusal counted in
+ *     $SRV.STATS.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -31,7 +33,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <jansson.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "dns_testlib.h"
@@ -45,6 +49,16 @@
 #define JP6 "2001:db8:3::/48"
 
 static dns_env env;
+
+static int unix_connect(const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    assert_true(fd >= 0 && strlen(path) < sizeof sa.sun_path);
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    return fd;
+}
 
 static void want(const char *name, const char *type, const char *subnet, const char *expect)
 {
@@ -253,6 +267,49 @@ static void test_hostile_http(void **state)
     free(resp);
     want(DNS_HOST, "A", FR, "10.0.0.2");
     close(slow);
+
+    /* The unix socket: a line over the limit closes that connection, and only that one. */
+    int u = unix_connect(env.socket);
+    size_t over = 70000;
+    char *line = malloc(over);
+    memset(line, 'x', over);
+    for (size_t off = 0; off < over;) {
+        ssize_t w = send(u, line + off, over - off, MSG_NOSIGNAL);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    free(line);
+    char b[64];
+    assert_true(read(u, b, sizeof b) <= 0);
+    close(u);
+    u = unix_connect(env.socket);
+    const char *q = "{\"method\":\"getDomainInfo\",\"parameters\":{\"name\":\"ibp.test.\"}}\n";
+    assert_int_equal(write(u, q, strlen(q)), (ssize_t)strlen(q));
+    char ans[1024] = "";
+    assert_true(read(u, ans, sizeof ans - 1) > 0);
+    assert_non_null(strstr(ans, "\"zone\":\"ibp.test.\""));
+    close(u);
+
+    /* Every refusal is counted, in $SRV.STATS of the node. */
+    natsMsg *reply = NULL;
+    assert_int_equal(
+        natsConnection_RequestString(&reply, dns_env_nc(), "$SRV.STATS.ibp-node", "", 5000),
+        NATS_OK);
+    json_t *stats = json_loads(natsMsg_GetData(reply), 0, NULL);
+    natsMsg_Destroy(reply);
+    json_t *dns = json_object_get(json_object_get(stats, "data"), "dns");
+    json_t *rej = json_object_get(dns, "rejected");
+    char *text = json_dumps(dns, JSON_COMPACT);
+    printf("dns stats: %s\n", text);
+    free(text);
+    assert_true(json_integer_value(json_object_get(rej, "malformed")) >= 2);
+    assert_true(json_integer_value(json_object_get(rej, "bad_params")) >= 2);
+    assert_true(json_integer_value(json_object_get(rej, "unknown_method")) >= 1);
+    assert_true(json_integer_value(json_object_get(rej, "too_large")) >= 2);
+    assert_true(json_integer_value(json_object_get(json_object_get(dns, "http"), "http_errors")) >=
+                2);
+    json_decref(stats);
 }
 
 static int group_setup(void **state)
