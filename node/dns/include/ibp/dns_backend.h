@@ -24,11 +24,14 @@
  *                           oversized and ill-typed requests, with a log line
  *                           (at most IBP_LOG_LIMIT_BURST per window per thread)
  *
- * Hits: PowerDNS asks a backend for qtype ANY whatever the client asked, so
- * the backend cannot tell an A query from an AAAA one. A lookup that answers
- * a host name counts one hit (ibp_usage_record_dns_hit): family = the qtype's
- * for A and AAAA, else the client address's family; member = that family's
- * pick (the other family's when that one has none); client = the real-remote
+ * Hits: PowerDNS asks a backend for qtype ANY at the query name whatever the
+ * client asked, so the backend cannot tell an A query from an AAAA one. With
+ * consistent-backends=no (deploy/pdns/pdns.conf) each query for a host name
+ * makes exactly one such lookup (the NS lookup PowerDNS also makes is answered
+ * [] without selection and then comes from its negative cache), and that
+ * lookup counts one hit (ibp_usage_record_dns_hit): family = the qtype's for A
+ * and AAAA, else the client address's family; member = that family's pick
+ * (the other family's when that one has none); client = the real-remote
  * address; host name = qname. No hit for lookups without a client (PowerDNS's
  * own, remote 0.0.0.0).
  *

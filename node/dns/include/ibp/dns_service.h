@@ -6,11 +6,14 @@
  * ibp-node starts one with its config's dns.* keys.
  *
  * Default connector: the unix socket. Measured with tests/bench/dns_bench
- * (PowerDNS 4.7 on the same machine), it carries more queries per second
- * than the HTTP connector: one persistent stream per PowerDNS backend thread,
- * one line per request, no HTTP parsing on either side. HTTP is there for
- * upstream pdns.conf files (remote-connection-string=http:url=...,post=1,
- * post_json=1) and for backends on another host.
+ * (PowerDNS 4.7 on the same machine, the same pdns.conf), it carries several
+ * times the queries per second of the HTTP connector: one persistent stream
+ * per PowerDNS backend thread, one line per request, no HTTP on either side;
+ * and PowerDNS's HTTP connector polls its kept-alive connection for up to
+ * 1 ms before each request, so a backend thread manages under 1000 requests/s
+ * over HTTP. HTTP is there for upstream pdns.conf files
+ * (remote-connection-string=http:url=...,post=1,post_json=1) and for
+ * backends on another host.
  *
  * Thread safety: start and stop from one thread; the stats call from any.
  */
