@@ -2,11 +2,13 @@
 # PowerDNS in front of a local dns node: renders deploy/pdns/pdns.conf for a
 # loopback port and a backend connection, starts pdns_server and stops it.
 # Sourced by scripts (functions pdns_render, pdns_start, pdns_stop,
-# pdns_dig_line) or run directly:
+# pdns_dig_line, pdns_city_db, pdns_demo_queries) or run directly:
 #
 #   deploy/local/pdns.sh render <dir> <port> <connection-string>
 #   deploy/local/pdns.sh start  <dir>            (after render; waits until it answers)
 #   deploy/local/pdns.sh stop   <dir>
+#   deploy/local/pdns.sh city-db <build-dir> <out-dir>   (prints the City DB's path)
+#   deploy/local/pdns.sh demo-queries <dir> <name> [rounds]
 #
 # <connection-string> is PowerDNS's remote-connection-string, e.g.
 #   unix:path=run/dns1/dns-backend.sock
@@ -97,6 +99,46 @@ pdns_dig_line() {
     echo "dig @127.0.0.1 -p $(pdns_port "$dir") ${subnet:++subnet=$subnet }$name A"
 }
 
+# pdns_city_db <build-dir> <out-dir>: a City DB whose client networks have
+# locations (tests/integration/dns_test_mmdb.pl: DE, FR, JP, US, BR, ...), copied
+# from the build tree or generated; prints its path. The dns node uses it as
+# maxmind.city_db (countries for hits, locations for the nearest member).
+pdns_city_db() {
+    local build=$1 out=$2 src
+    src="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+    mkdir -p "$out" || return 1
+    if [[ ! -s $out/dns-city.mmdb ]]; then
+        if [[ -s $build/tests/integration/dns-mmdb/dns-city.mmdb ]]; then
+            cp "$build/tests/integration/dns-mmdb/dns-city.mmdb" "$out/" || return 1
+        else
+            perl "$src/tests/integration/dns_test_mmdb.pl" "$out" >&2 || return 1
+        fi
+    fi
+    echo "$out/dns-city.mmdb"
+}
+
+# The demo's clients: an ECS subnet per country of the City DB above.
+PDNS_DEMO_SUBNETS=(DE:192.0.2.0/24 FR:198.51.100.0/24 JP:203.0.113.0/24 US:100.64.0.0/24
+                   BR:100.64.1.0/24 DE:2001:db8:1::/48 JP:2001:db8:3::/48)
+
+# pdns_demo_queries <dir> <name> [rounds]: real DNS queries for <name> (A and
+# AAAA) through the PowerDNS of <dir>, one per demo client and type per round;
+# prints "<country> <subnet> <type> <answer>" for each.
+pdns_demo_queries() {
+    local dir=$1 name=$2 rounds=${3:-1} port r c t cc subnet ans
+    port=$(pdns_port "$dir")
+    for ((r = 0; r < rounds; r++)); do
+        for c in "${PDNS_DEMO_SUBNETS[@]}"; do
+            cc=${c%%:*} subnet=${c#*:}
+            for t in A AAAA; do
+                ans=$(dig +short +tries=1 +time=2 -p "$port" @127.0.0.1 +subnet="$subnet" \
+                    "$name" "$t" 2>/dev/null | tr '\n' ' ')
+                echo "$cc $subnet $t ${ans:--}"
+            done
+        done
+    done
+}
+
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
     set -euo pipefail
     cmd=${1:-}
@@ -107,6 +149,10 @@ if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
         pdns_start "$2" ;;
     stop) (($# == 2)) || { echo "usage: $0 stop <dir>" >&2; exit 2; }
         pdns_stop "$2" ;;
+    city-db) (($# == 3)) || { echo "usage: $0 city-db <build-dir> <out-dir>" >&2; exit 2; }
+        pdns_city_db "$2" "$3" ;;
+    demo-queries) (($# >= 3)) || { echo "usage: $0 demo-queries <dir> <name> [rounds]" >&2; exit 2; }
+        pdns_demo_queries "$2" "$3" "${4:-1}" ;;
     *) echo "usage: $0 render|start|stop ... (see the top of $0)" >&2; exit 2 ;;
     esac
 fi

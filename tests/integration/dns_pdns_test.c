@@ -165,6 +165,19 @@ static void test_nearest_by_subnet(void **state)
     free(out);
 }
 
+/* The local cluster's demo traffic helper (deploy/local/pdns.sh demo-queries). */
+static void test_demo_queries(void **state)
+{
+    (void)state;
+    char *out = NULL;
+    assert_int_equal(dns_sh(&out, "bash '%s/deploy/local/pdns.sh' demo-queries '%s/pdns' %s 1",
+                            IBP_SOURCE_DIR, env.dir, DNS_HOST),
+                     0);
+    assert_non_null(strstr(out, "JP 203.0.113.0/24 A 10.0.0.3 \n"));
+    assert_non_null(strstr(out, "DE 2001:db8:1::/48 AAAA fd00::1 \n"));
+    free(out);
+}
+
 static void test_country_override(void **state)
 {
     (void)state;
@@ -330,9 +343,9 @@ static int group_teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_static_and_zone),  cmocka_unit_test(test_nearest_by_subnet),
-        cmocka_unit_test(test_country_override), cmocka_unit_test(test_hostile_http),
-        cmocka_unit_test(test_status_changes),
+        cmocka_unit_test(test_static_and_zone), cmocka_unit_test(test_nearest_by_subnet),
+        cmocka_unit_test(test_demo_queries),    cmocka_unit_test(test_country_override),
+        cmocka_unit_test(test_hostile_http),    cmocka_unit_test(test_status_changes),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
