@@ -249,6 +249,11 @@ void ibp_dns_selector_free(ibp_dns_selector *sel)
     free(sel);
 }
 
+uint32_t ibp_dns_selector_ttl(const ibp_dns_selector *sel)
+{
+    return sel ? sel->opts.ttl_s : IBP_DNS_TTL_DEFAULT;
+}
+
 size_t ibp_dns_selector_host_count(const ibp_dns_selector *sel)
 {
     return sel ? sel->host_count : 0;

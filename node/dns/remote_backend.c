@@ -243,8 +243,8 @@ static void list_host(ibp_dns_backend *b, writer *w, const ibp_dns_name *n, cons
                                     : !ibp_store_member_overridden(b->opts.store, m[i]->name);
                 if (!ok)
                     continue;
-                record(w, name, f ? "AAAA" : "A", f ? m[i]->ipv6 : m[i]->ipv4, IBP_DNS_TTL_DEFAULT,
-                       n->zone->id, 0);
+                record(w, name, f ? "AAAA" : "A", f ? m[i]->ipv6 : m[i]->ipv4,
+                       ibp_dns_selector_ttl(b->opts.selector), n->zone->id, 0);
                 shown++;
             }
         }

@@ -105,6 +105,9 @@ ibp_status ibp_dns_selector_new(const ibp_network *net, const ibp_dns_answer_opt
                                 ibp_dns_selector **out, ibp_err *err);
 void ibp_dns_selector_free(ibp_dns_selector *sel);
 
+/* The TTL of eligible answers (opts.ttl_s). */
+uint32_t ibp_dns_selector_ttl(const ibp_dns_selector *sel);
+
 /* Number of host names (== ibp_network_domain_count of the network). */
 size_t ibp_dns_selector_host_count(const ibp_dns_selector *sel);
 
