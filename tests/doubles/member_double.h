@@ -49,9 +49,9 @@ typedef struct ibp_double ibp_double;
 void ibp_double_behaviour_init(ibp_double_behaviour *b);
 
 /*
- * Starts a double of kind on addr ("127.0.0.1" or "::1"), port 0 for a free
- * one, with the PEM certificate chain and key files. Returns NULL after
- * printing why. *port_out gets the port.
+ * Starts a double of kind on addr ("127.0.0.1", "::1", or "::" for both
+ * families on one port), port 0 for a free one, with the PEM certificate chain and key files.
+ * Returns NULL after printing why. *port_out gets the port.
  */
 ibp_double *ibp_double_start(ibp_double_kind kind, const char *addr, unsigned port,
                              const char *cert_file, const char *key_file, unsigned *port_out);

@@ -314,8 +314,10 @@ ibp_double *ibp_double_start(ibp_double_kind kind, const char *addr, unsigned po
         sl = sizeof *a4;
     }
     d->lfd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
+    int one = 1, zero = 0;
     setsockopt(d->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (v6 && strcmp(addr, "::") == 0) /* both families on one port: 127.0.0.1 and ::1 */
+        setsockopt(d->lfd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
     if (d->lfd < 0 || bind(d->lfd, (struct sockaddr *)&ss, sl) != 0 || listen(d->lfd, 512) != 0) {
         fprintf(stderr, "double: cannot listen on %s:%u: %s\n", addr, port, strerror(errno));
         goto fail;

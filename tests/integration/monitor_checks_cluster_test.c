@@ -6,7 +6,8 @@
  *
  *   - two members, Alpha and Beta, each with its own Substrate double (wss
  *     endpoint check) and TLS double (ssl domain check), dialled at their
- *     own address (127.0.0.1, a port per member);
+ *     own address (127.0.0.1, a port per member; Alpha also at ::1, one
+ *     result per family);
  *   - all healthy: their wss endpoints are officially up; Beta's
  *     certificate expires in 3 days, so Beta's domain is officially down
  *     and Alpha's up;
@@ -30,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -61,6 +63,7 @@ static bool alive[NODES];
 static ibp_roster *roster;
 static ibp_double *wss_a, *wss_b, *tls_a, *tls_b;
 static unsigned p_wss_a, p_wss_b, p_tls_a, p_tls_b;
+static bool have_v6; /* ::1 can be bound here */
 
 static void sleep_ms(int ms)
 {
@@ -134,12 +137,12 @@ static json_t *ctl(int i, json_t *req)
 }
 
 /* The official status of a key at node i: 0 absent, 1 up, -1 down; *error gets its error. */
-static int official(int i, const char *type, const char *check, const char *member,
-                    const char *endpoint, char *error, size_t cap)
+static int official_in(int i, bool ipv6, const char *type, const char *check, const char *member,
+                       const char *endpoint, char *error, size_t cap)
 {
     json_t *a = ctl(i, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b}", "cmd", "official", "type",
                                  type, "check", check, "member", member, "domain", DOMAIN,
-                                 "endpoint", endpoint, "ipv6", 0));
+                                 "endpoint", endpoint, "ipv6", ipv6));
     int r = !json_is_true(json_object_get(a, "found")) ? 0
             : json_is_true(json_object_get(a, "up"))   ? 1
                                                        : -1;
@@ -152,23 +155,36 @@ static int official(int i, const char *type, const char *check, const char *memb
     return r;
 }
 
-/* Waits until every node sees the key in state want (0 absent, 1 up, -1 down). */
-static void wait_state(const char *type, const char *check, const char *member,
-                       const char *endpoint, int want, const char *why)
+static int official(int i, const char *type, const char *check, const char *member,
+                    const char *endpoint, char *error, size_t cap)
+{
+    return official_in(i, false, type, check, member, endpoint, error, cap);
+}
+
+/* Waits until every node sees the key (of the family ipv6 selects) in state want (0 absent,
+ * 1 up, -1 down). */
+static void wait_state_in(bool ipv6, const char *type, const char *check, const char *member,
+                          const char *endpoint, int want, const char *why)
 {
     int64_t end = mono_ms() + WAIT_MS;
     for (int i = 0; i < NODES; i++) {
         int got = 2;
-        while ((got = official(i, type, check, member, endpoint, NULL, 0)) != want) {
+        while ((got = official_in(i, ipv6, type, check, member, endpoint, NULL, 0)) != want) {
             if (mono_ms() > end) {
                 for (int k = 0; k < NODES; k++)
                     dump_log(k);
-                fail_msg("node%d: %s %s of %s is %d, want %d (%s)", i + 1, type, check, member, got,
-                         want, why);
+                fail_msg("node%d: %s %s of %s (%s) is %d, want %d (%s)", i + 1, type, check, member,
+                         ipv6 ? "IPv6" : "IPv4", got, want, why);
             }
             sleep_ms(100);
         }
     }
+}
+
+static void wait_state(const char *type, const char *check, const char *member,
+                       const char *endpoint, int want, const char *why)
+{
+    wait_state_in(false, type, check, member, endpoint, want, why);
 }
 
 /* ---- setup --------------------------------------------------------------- */
@@ -185,14 +201,15 @@ static void write_file(const char *name, const char *text)
 
 static const char MEMBER_FMT[] =
     "\"%s\": {\"Details\": {\"Name\": \"%s\"}, \"Membership\": {\"MemberLevel\": 5},"
-    " \"Service\": {\"Active\": 1, \"ServiceIPv4\": \"127.0.0.1\", \"ServiceIPv6\": \"\"},"
+    " \"Service\": {\"Active\": 1, \"ServiceIPv4\": \"127.0.0.1\", \"ServiceIPv6\": \"%s\"},"
     " \"ServiceAssignments\": {\"Paseo\": [\"Paseo\"]}}";
 
+/* Alpha has both families (its doubles listen on both), Beta IPv4 only. */
 static void write_members(bool with_beta)
 {
     char a[512], b[512], all[1100];
-    snprintf(a, sizeof a, MEMBER_FMT, "Alpha", "Alpha");
-    snprintf(b, sizeof b, MEMBER_FMT, "Beta", "Beta");
+    snprintf(a, sizeof a, MEMBER_FMT, "Alpha", "Alpha", have_v6 ? "::1" : "");
+    snprintf(b, sizeof b, MEMBER_FMT, "Beta", "Beta", "");
     snprintf(all, sizeof all, "{%s%s%s}\n", a, with_beta ? ", " : "", with_beta ? b : "");
     write_file("members.json", all);
 }
@@ -270,12 +287,13 @@ static void wait_node(int i)
     json_decref(ctl(i, json_pack("{s:s}", "cmd", "status")));
 }
 
-static ibp_double *start_double(ibp_double_kind kind, const char *cert, unsigned *port)
+static ibp_double *start_double(ibp_double_kind kind, const char *addr, const char *cert,
+                                unsigned *port)
 {
     char c[1300], k[1300];
     snprintf(c, sizeof c, "%s/%s.pem", dir, cert);
     snprintf(k, sizeof k, "%s/%s.key", dir, cert);
-    ibp_double *d = ibp_double_start(kind, "127.0.0.1", 0, c, k, port);
+    ibp_double *d = ibp_double_start(kind, addr, 0, c, k, port);
     assert_non_null(d);
     return d;
 }
@@ -291,10 +309,16 @@ static int setup(void **state)
              DOMAIN);
     if (system(cmd) != 0)
         return -1;
-    wss_a = start_double(IBP_DOUBLE_SUBSTRATE, "ok", &p_wss_a);
-    wss_b = start_double(IBP_DOUBLE_SUBSTRATE, "ok", &p_wss_b);
-    tls_a = start_double(IBP_DOUBLE_TLS, "ok", &p_tls_a);
-    tls_b = start_double(IBP_DOUBLE_TLS, "expiring", &p_tls_b);
+    int fd = socket(AF_INET6, SOCK_STREAM, 0);
+    struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    have_v6 = fd >= 0 && bind(fd, (struct sockaddr *)&a6, sizeof a6) == 0;
+    if (fd >= 0)
+        close(fd);
+    const char *alpha = have_v6 ? "::" : "127.0.0.1"; /* both families on one port */
+    wss_a = start_double(IBP_DOUBLE_SUBSTRATE, alpha, "ok", &p_wss_a);
+    wss_b = start_double(IBP_DOUBLE_SUBSTRATE, "127.0.0.1", "ok", &p_wss_b);
+    tls_a = start_double(IBP_DOUBLE_TLS, alpha, "ok", &p_tls_a);
+    tls_b = start_double(IBP_DOUBLE_TLS, "127.0.0.1", "expiring", &p_tls_b);
     if (ibp_testenv_private_start(&servers) != 0)
         return -1;
     printf("nats-server at %s, test directory %s\n", servers.env.nats_url, dir);
@@ -356,6 +380,11 @@ static void test_status_follows_the_doubles(void **state)
     wait_state("endpoint", "wss", "Beta", URL, 1, "healthy node");
     wait_state("domain", "ssl", "Alpha", "", 1, "certificate for 30 days");
     wait_state("domain", "ssl", "Beta", "", -1, "certificate expiring in 3 days");
+    if (have_v6) { /* Alpha has a ServiceIPv6: a result per family */
+        wait_state_in(true, "endpoint", "wss", "Alpha", URL, 1, "healthy node, IPv6");
+        wait_state_in(true, "domain", "ssl", "Alpha", "", 1, "certificate for 30 days, IPv6");
+    }
+    assert_int_equal(official_in(0, true, "endpoint", "wss", "Beta", URL, NULL, 0), 0);
     char error[512];
     official(0, "domain", "ssl", "Beta", "", error, sizeof error);
     printf("ssl Beta officially down: %s\n", error);
@@ -369,6 +398,8 @@ static void test_status_follows_the_doubles(void **state)
     b.syncing = true;
     ibp_double_set(wss_a, &b);
     wait_state("endpoint", "wss", "Alpha", URL, -1, "Alpha's node is syncing");
+    if (have_v6)
+        wait_state_in(true, "endpoint", "wss", "Alpha", URL, -1, "Alpha's node is syncing");
     official(1, "endpoint", "wss", "Alpha", URL, error, sizeof error);
     printf("wss Alpha officially down: %s\n", error);
     for (int i = 0; i < NODES; i++)
@@ -397,7 +428,7 @@ static void test_stats(void **state)
     char *txt = json_dumps(ck, JSON_COMPACT);
     printf("checker stats: %s\n", txt);
     free(txt);
-    assert_int_equal(json_integer_value(json_object_get(ck, "targets")), 4);
+    assert_int_equal(json_integer_value(json_object_get(ck, "targets")), have_v6 ? 6 : 4);
     assert_true(json_integer_value(json_object_get(ck, "runs")) > 4);
     assert_true(json_integer_value(json_object_get(ck, "failed")) > 0);
     assert_non_null(json_object_get(ck, "retried"));
@@ -421,6 +452,8 @@ static void test_removed_member_expires(void **state)
     for (int i = 0; i < NODES; i++) {
         assert_int_equal(official(i, "endpoint", "wss", "Alpha", URL, NULL, 0), 1);
         assert_int_equal(official(i, "domain", "ssl", "Alpha", "", NULL, 0), 1);
+        if (have_v6)
+            assert_int_equal(official_in(i, true, "endpoint", "wss", "Alpha", URL, NULL, 0), 1);
     }
     /* A bad file is refused; the node keeps running its checks. */
     write_file("checks.json", "{\"wss\": {\"CheckType\": \"endpoint\", \"ExtraOptions\": "
