@@ -268,6 +268,8 @@ static bool host_name(const ibp_network_domain *d, char *buf)
 static name_entry *find_entry(const ibp_dns_zones *z, const char *name)
 {
     name_entry key = {.name = (char *)name};
+    if (z->name_count == 0)
+        return NULL;
     return bsearch(&key, z->names, z->name_count, sizeof *z->names, cmp_name);
 }
 
@@ -294,6 +296,8 @@ static name_entry *add_name(ibp_dns_zones *z, size_t *cap, const char *name)
 /* Sorts the names and merges equal ones (keeping the host index of any). */
 static void merge_names(ibp_dns_zones *z)
 {
+    if (z->name_count == 0)
+        return;
     qsort(z->names, z->name_count, sizeof *z->names, cmp_name);
     size_t k = 0;
     for (size_t i = 0; i < z->name_count; i++) {
@@ -311,7 +315,8 @@ static void merge_names(ibp_dns_zones *z)
 static ibp_status make_zones(ibp_dns_zones *z, strset *zs, const raw_record *recs, size_t n,
                              const ibp_dns_zones_opts *o)
 {
-    qsort(zs->items, zs->count, sizeof *zs->items, cmp_str);
+    if (zs->count > 1)
+        qsort(zs->items, zs->count, sizeof *zs->items, cmp_str);
     z->zone_count = zs->count;
     z->zones = calloc(zs->count ? zs->count : 1, sizeof *z->zones);
     z->zone_names = calloc(zs->count ? zs->count : 1, sizeof *z->zone_names);
@@ -407,7 +412,8 @@ ibp_status ibp_dns_zones_build(const ibp_dns_zones_opts *opts, ibp_dns_zones **o
         if (!add_name(z, &cap, recs[i].name))
             goto nomem;
     merge_names(z);
-    qsort(recs, n, sizeof *recs, cmp_raw);
+    if (n > 1)
+        qsort(recs, n, sizeof *recs, cmp_raw);
     z->records = calloc(n ? n : 1, sizeof *z->records);
     if (!z->records)
         goto nomem;
