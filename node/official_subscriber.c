@@ -33,6 +33,7 @@ struct ibp_official_subscriber {
     char hb_subject[NAME_MAX_LEN + 1];
     bool warned_behind;        /* the thread's */
     ibp_chain_follower chain;  /* the thread's: which epochs continue the chain */
+    uint64_t seen_upto;        /* the thread's: stream sequences judged up to here */
     ibp_log_limit foreign_log; /* the thread's */
 
     pthread_t thread;
@@ -90,8 +91,8 @@ static void handle_snapshot(ibp_official_subscriber *s, const ibp_verified *vm, 
     if (verdict == IBP_CHAIN_FOREIGN) {
         if (!cm.valid) {
             IBP_LOG_LIMITED(&s->foreign_log, IBP_LOG_WARN, COMPONENT,
-                    "rejected snapshot reason=%s signer=%s stream_seq=%" PRIu64,
-                    ibp_status_name(cm.why), vm->envelope->signer, stream_seq);
+                            "rejected snapshot reason=%s signer=%s stream_seq=%" PRIu64,
+                            ibp_status_name(cm.why), vm->envelope->signer, stream_seq);
             count_rejected(s, cm.why);
         } else {
             count_foreign(s, &cm, have);
@@ -124,10 +125,10 @@ static void handle_snapshot(ibp_official_subscriber *s, const ibp_verified *vm, 
         st = ibp_official_snapshot_apply(s->opts.store, &os, &err);
     if (st != IBP_OK) {
         IBP_LOG_LIMITED(&s->foreign_log, IBP_LOG_WARN, COMPONENT,
-                "rejected snapshot reason=%s signer=%s seq=%" PRIu64 " epoch=%" PRIu64
-                " stream_seq=%" PRIu64 " error=%s",
-                ibp_status_name(st), vm->envelope->signer, vm->envelope->seq, snap->epoch,
-                stream_seq, err.msg);
+                        "rejected snapshot reason=%s signer=%s seq=%" PRIu64 " epoch=%" PRIu64
+                        " stream_seq=%" PRIu64 " error=%s",
+                        ibp_status_name(st), vm->envelope->signer, vm->envelope->seq, snap->epoch,
+                        stream_seq, err.msg);
         count_rejected(s, st == IBP_E_NOMEM ? IBP_E_NOMEM : IBP_E_PAYLOAD_DECODE);
         ibp_official_snapshot_clear(&os);
         ibp_chain_follow_applied(&s->chain, ibp_store_official_epoch(s->opts.store));
@@ -157,7 +158,7 @@ static void handle_heartbeat(ibp_official_subscriber *s, const char *subject,
     if (!(vm->signer->roles & IBP_ROLE_CONSENSUS) || strcmp(node, vm->envelope->signer) != 0) {
         IBP_LOG_LIMITED(&s->foreign_log, IBP_LOG_WARN, COMPONENT,
                         "rejected heartbeat reason=%s signer=%s subject=%s",
-                ibp_status_name(IBP_E_ROLE_DENIED), vm->envelope->signer, subject);
+                        ibp_status_name(IBP_E_ROLE_DENIED), vm->envelope->signer, subject);
         count_rejected(s, IBP_E_ROLE_DENIED);
         return;
     }
@@ -182,6 +183,8 @@ static void handle_msg(ibp_official_subscriber *s, natsMsg *m, bool is_heartbeat
         jsMsgMetaData_Destroy(meta);
     }
     bool is_snapshot = !is_heartbeat;
+    if (is_snapshot && stream_seq > s->seen_upto)
+        s->seen_upto = stream_seq;
     if (is_snapshot) {
         pthread_mutex_lock(&s->mu);
         s->stats.received++;
@@ -195,8 +198,8 @@ static void handle_msg(ibp_official_subscriber *s, natsMsg *m, bool is_heartbeat
                                             : IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_HEARTBEAT;
         if (vm.envelope->type != want) {
             IBP_LOG_LIMITED(&s->foreign_log, IBP_LOG_WARN, COMPONENT,
-                    "rejected message reason=wrong-type signer=%s type=%d subject=%s",
-                    vm.envelope->signer, (int)vm.envelope->type, subject);
+                            "rejected message reason=wrong-type signer=%s type=%d subject=%s",
+                            vm.envelope->signer, (int)vm.envelope->type, subject);
             st = IBP_E_ROLE_DENIED;
         }
     } else {
@@ -241,6 +244,17 @@ static ibp_status start_at_head(ibp_official_subscriber *s, uint64_t *start_seq)
     }
     uint64_t have = ibp_store_official_epoch(s->opts.store);
     ibp_chain_follow_init(&s->chain, have);
+    /* Messages after the head are foreign; count those not judged before. */
+    uint64_t from = h.found ? h.head.stream_seq : 0;
+    if (from < s->seen_upto)
+        from = s->seen_upto;
+    if (h.last_seq > from) {
+        pthread_mutex_lock(&s->mu);
+        s->stats.foreign += h.last_seq - from;
+        pthread_mutex_unlock(&s->mu);
+    }
+    if (h.last_seq > s->seen_upto)
+        s->seen_upto = h.last_seq;
     if (h.foreign)
         IBP_LOG(IBP_LOG_WARN, COMPONENT,
                 "skipped %" PRIu64

@@ -52,7 +52,9 @@ typedef struct ibp_official_subscriber_stats {
     uint64_t applied;  /* swapped into the store */
     uint64_t ignored;  /* verified, but the epoch was not newer than the store's */
     uint64_t rejected; /* failed verification or decoding */
-    uint64_t foreign;  /* verified, but not the next epoch of the chain (ibp/snapshot_chain.h) */
+    uint64_t foreign;  /* not the next epoch of the chain (ibp/snapshot_chain.h): verified
+                          ones that do not follow, and any message passed over after the
+                          head when (re)subscribing */
     uint64_t rejected_by[IBP_STATUS_COUNT]; /* by reason (IBP_E_BAD_SIGNATURE, ...) */
     uint64_t epoch;                         /* epoch of the last snapshot applied (0: none yet) */
     uint64_t local_seq;                     /* LOCAL sequence that snapshot covers */
