@@ -288,18 +288,23 @@ int ibpctl_cmd_check(int argc, char **argv)
         fprintf(stderr, "ibpctl check: libcurl failed to initialise\n");
         return 1;
     }
-    ibp_check_env env = {.ca_file = a.ca_file,
-                         .max_response_bytes = a.max_response > 0 ? (size_t)a.max_response : 0};
-    if (a.module) {
-        if (!a.addr) {
-            usage(stderr);
-            return EXIT_USAGE;
-        }
-        return run_by_hand(&a, &env);
-    }
-    if (!a.members || !a.services || !a.checks || !a.check || !a.member) {
-        usage(stderr);
+    ibp_check_trust *trust = NULL;
+    ibp_err err = {0};
+    if (ibp_check_trust_load(a.ca_file, &trust, &err) != IBP_OK) {
+        fprintf(stderr, "ibpctl check: %s\n", err.msg);
         return EXIT_USAGE;
     }
-    return run_from_config(&a, &env);
+    ibp_check_env env = {.trust = trust,
+                         .max_response_bytes = a.max_response > 0 ? (size_t)a.max_response : 0};
+    int rc;
+    if (a.module && a.addr) {
+        rc = run_by_hand(&a, &env);
+    } else if (!a.module && a.members && a.services && a.checks && a.check && a.member) {
+        rc = run_from_config(&a, &env);
+    } else {
+        usage(stderr);
+        rc = EXIT_USAGE;
+    }
+    ibp_check_trust_free(trust);
+    return rc;
 }

@@ -1,14 +1,12 @@
 /* The checker: the scheduler and its workers (see ibp/checker.h). */
 #include "ibp/checker.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "ibp/cache.h"
 #include "ibp/check_keyset.h"
@@ -34,7 +32,7 @@ typedef struct slot {
 struct ibp_checker {
     ibp_store *store;
     ibp_check_env env;
-    char *ca_file;
+    ibp_check_trust *trust; /* the CAs, loaded once */
     int64_t retries, retry_delay_ms;
     size_t workers;
     pthread_t *threads;
@@ -301,7 +299,7 @@ static void checker_free(ibp_checker *c)
     pthread_cond_destroy(&c->cond);
     pthread_mutex_destroy(&c->mu);
     free(c->threads);
-    free(c->ca_file);
+    ibp_check_trust_free(c->trust);
     free(c);
 }
 
@@ -325,24 +323,24 @@ ibp_status ibp_checker_start(const ibp_checker_opts *opts, ibp_checker **out, ib
         return ibp_err_set(err, IBP_E_INVAL,
                            "checker: max_in_flight must be 1..%d, retries and retry delay >= 0",
                            IBP_CHECKER_MAX_IN_FLIGHT_MAX);
-    if (opts->ca_file && opts->ca_file[0] && access(opts->ca_file, R_OK) != 0)
-        return ibp_err_set(err, IBP_E_CONFIG, "checker: CA file %s: %s", opts->ca_file,
-                           strerror(errno));
     if (ibp_check_global_init() != IBP_OK)
         return ibp_err_set(err, IBP_E_NOMEM, "checker: libcurl failed to initialise");
+    ibp_check_trust *trust = NULL;
+    ibp_status tst = ibp_check_trust_load(opts->ca_file, &trust, err);
+    if (tst != IBP_OK)
+        return tst;
     ibp_checker *c = calloc(1, sizeof *c);
-    if (!c)
+    if (!c) {
+        ibp_check_trust_free(trust);
         return ibp_err_set(err, IBP_E_NOMEM, "checker: out of memory");
+    }
+    c->trust = trust;
+    c->env.trust = trust;
     c->store = opts->store;
     c->retries = opts->retries;
     c->retry_delay_ms = opts->retry_delay_ms;
     c->workers = opts->max_in_flight;
     c->env.max_response_bytes = opts->max_response_bytes;
-    if (opts->ca_file && !(c->ca_file = strdup(opts->ca_file))) {
-        free(c);
-        return ibp_err_set(err, IBP_E_NOMEM, "checker: out of memory");
-    }
-    c->env.ca_file = c->ca_file;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -442,7 +440,11 @@ ibp_status ibp_checker_run_once(const ibp_checker_opts *opts, size_t *targets, i
     if (st != IBP_OK)
         return st;
     ibp_checker tmp = {.store = opts->store};
-    tmp.env.ca_file = opts->ca_file;
+    if ((st = ibp_check_trust_load(opts->ca_file, &tmp.trust, err)) != IBP_OK) {
+        ibp_check_plan_free(&plan);
+        return st;
+    }
+    tmp.env.trust = tmp.trust;
     tmp.env.max_response_bytes = opts->max_response_bytes;
     for (size_t i = 0; i < plan.count; i++) {
         ibp_check_outcome o;
@@ -452,6 +454,7 @@ ibp_status ibp_checker_run_once(const ibp_checker_opts *opts, size_t *targets, i
     }
     if (targets)
         *targets = plan.count;
+    ibp_check_trust_free(tmp.trust);
     ibp_check_plan_free(&plan);
     return IBP_OK;
 }

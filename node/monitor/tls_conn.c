@@ -5,10 +5,62 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "check_modules.h"
 #include "ibp/clock.h"
+
+struct ibp_check_trust {
+    X509_STORE *store;
+};
+
+ibp_status ibp_check_trust_load(const char *ca_file, ibp_check_trust **out, ibp_err *err)
+{
+    ibp_check_trust *t = calloc(1, sizeof *t);
+    if (!t || !(t->store = X509_STORE_new())) {
+        free(t);
+        return ibp_err_set(err, IBP_E_NOMEM, "checks: out of memory");
+    }
+    int ok = ca_file && ca_file[0] ? X509_STORE_load_file(t->store, ca_file)
+                                   : X509_STORE_set_default_paths(t->store);
+    STACK_OF(X509_OBJECT) *objs = ok ? X509_STORE_get0_objects(t->store) : NULL;
+    bool dir_only = !(ca_file && ca_file[0]); /* the default paths may be a hashed directory */
+    if (!ok || (!dir_only && (!objs || sk_X509_OBJECT_num(objs) == 0))) {
+        unsigned long e = ERR_get_error();
+        char why[256];
+        ERR_error_string_n(e, why, sizeof why);
+        ERR_clear_error();
+        X509_STORE_free(t->store);
+        free(t);
+        return ibp_err_set(err, IBP_E_CONFIG, "checks: CA file %s: %s",
+                           ca_file && ca_file[0] ? ca_file : "(system default)",
+                           e ? why : "no certificate in it");
+    }
+    *out = t;
+    return IBP_OK;
+}
+
+void ibp_check_trust_free(ibp_check_trust *t)
+{
+    if (!t)
+        return;
+    X509_STORE_free(t->store);
+    free(t);
+}
+
+/* Hands the shared store to the connection's SSL context (which takes a reference). */
+static CURLcode use_trust(CURL *curl, void *ssl_ctx, void *user)
+{
+    (void)curl;
+    const ibp_check_trust *t = user;
+    SSL_CTX_set1_cert_store(ssl_ctx, t->store);
+    return CURLE_OK;
+}
 
 int tls_conn_setup(CURL *curl, struct curl_slist **connect_to, const ibp_check_target *t,
                    const ibp_check_env *env, const char *scheme, char *url, size_t url_cap)
@@ -32,8 +84,15 @@ int tls_conn_setup(CURL *curl, struct curl_slist **connect_to, const ibp_check_t
     curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
     curl_easy_setopt(curl, CURLOPT_PROXY, "");
-    if (env && env->ca_file && env->ca_file[0])
+    if (env && env->trust) {
+        /* Nothing for libcurl to load: the store is set in its SSL context. */
+        curl_easy_setopt(curl, CURLOPT_CAINFO, NULL);
+        curl_easy_setopt(curl, CURLOPT_CAPATH, NULL);
+        curl_easy_setopt(curl, CURLOPT_SSL_CTX_FUNCTION, use_trust);
+        curl_easy_setopt(curl, CURLOPT_SSL_CTX_DATA, (void *)env->trust);
+    } else if (env && env->ca_file && env->ca_file[0]) {
         curl_easy_setopt(curl, CURLOPT_CAINFO, env->ca_file);
+    }
     return 0;
 }
 

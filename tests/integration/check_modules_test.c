@@ -154,6 +154,28 @@ static void test_wss(void **state)
     assert_string_equal(host, want); /* the domain, never the address dialled */
     assert_string_equal(path, "/relay?x=1");
 
+    /* The same through CAs loaded once and shared (what the checker does). */
+    ibp_check_trust *trust = NULL;
+    ibp_err terr = {0};
+    assert_int_equal(ibp_check_trust_load(ca, &trust, &terr), IBP_OK);
+    make(&g, IBP_CHECK_MODULE_WSS, "127.0.0.1", port, HOST, "/", NULL, "Paseo Testnet", 3000);
+    ibp_check_env env = {.trust = trust};
+    ibp_check_run(&g.t, &env, &o);
+    ibp_check_params_free(&g.t.params);
+    expect_up(o);
+    ibp_check_outcome_clear(&o);
+    ibp_check_trust_free(trust);
+    /* The system's CAs do not know the test CA. */
+    assert_int_equal(ibp_check_trust_load(NULL, &trust, &terr), IBP_OK);
+    make(&g, IBP_CHECK_MODULE_WSS, "127.0.0.1", port, HOST, "/", NULL, "Paseo Testnet", 3000);
+    env.trust = trust;
+    ibp_check_run(&g.t, &env, &o);
+    ibp_check_params_free(&g.t.params);
+    expect_down(o, "wss: connect: TLS 127.0.0.1");
+    ibp_check_outcome_clear(&o);
+    ibp_check_trust_free(trust);
+    assert_int_equal(ibp_check_trust_load("/nonexistent.pem", &trust, &terr), IBP_E_CONFIG);
+
     /* Without the test CA the chain does not verify. */
     make(&g, IBP_CHECK_MODULE_WSS, "127.0.0.1", port, HOST, "/", NULL, NULL, 3000);
     o = run(&g, NULL);

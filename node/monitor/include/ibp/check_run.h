@@ -21,9 +21,28 @@
 
 #define IBP_CHECK_MAX_RESPONSE_DEFAULT (1024 * 1024)
 
+/*
+ * The CAs the TLS checks trust, loaded once and shared by every check (an
+ * OpenSSL X509_STORE handed to each connection's SSL_CTX): loading the
+ * system's bundle costs some 40 ms of CPU, which libcurl would otherwise
+ * spend on every connection. Immutable once loaded; thread-safe.
+ */
+typedef struct ibp_check_trust ibp_check_trust;
+
+/*
+ * Loads ca_file (PEM), or with NULL the system's default CAs. IBP_E_CONFIG
+ * naming the file when it cannot be read or holds no certificate;
+ * IBP_E_NOMEM. *out is set only on success.
+ */
+ibp_status ibp_check_trust_load(const char *ca_file, ibp_check_trust **out, ibp_err *err);
+
+/* Frees it (connections still open keep their own reference); accepts NULL. */
+void ibp_check_trust_free(ibp_check_trust *t);
+
 typedef struct ibp_check_env {
-    const char *ca_file;       /* PEM bundle of the CAs TLS trusts; NULL: the system's */
-    size_t max_response_bytes; /* one response (HTTP body, WebSocket message); 0: default */
+    const ibp_check_trust *trust; /* the CAs TLS trusts; NULL: libcurl loads ca_file itself */
+    const char *ca_file;          /* without trust: PEM bundle; NULL: the system's */
+    size_t max_response_bytes;    /* one response (HTTP body, WebSocket message); 0: default */
 } ibp_check_env;
 
 typedef struct ibp_check_outcome {

@@ -68,8 +68,8 @@ void ibp_checker_opts_init(ibp_checker_opts *opts);
 
 /*
  * Builds the targets (IBP_E_CONFIG naming the check for bad ExtraOptions, or
- * a CA file that cannot be read) and starts the workers. *out is set only on success. A network with no
- * enabled checks starts a checker with nothing to do.
+ * a CA file that cannot be read) and starts the workers. *out is set only on success. A network
+ * with no enabled checks starts a checker with nothing to do.
  */
 ibp_status ibp_checker_start(const ibp_checker_opts *opts, ibp_checker **out, ibp_err *err);
 
