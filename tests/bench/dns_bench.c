@@ -18,7 +18,9 @@
  *   BENCH member_online_per_s_1t            the official store's member-online queries
  *   RATIO backend_vs_member_online
  * Latencies are dnsperf's average and, from its per-query lines, p50/p99.
- * IBP_DNS_BENCH_SECONDS sets each dnsperf run (default 8).
+ * The dns and fixed runs alternate for IBP_DNS_BENCH_ROUNDS rounds (default
+ * 3) of IBP_DNS_BENCH_SECONDS each (default 5) and the median round is
+ * printed, so a load change on a shared machine hits both alike.
  *
  * The backends run in this process (the dns role's library, as ibp-node runs
  * it: zones, selector, City DB, usage with hits into a sink that drops them);
@@ -44,7 +46,7 @@
 #define MEMBERS 12
 
 static char dir[256];
-static int seconds = 8;
+static int seconds = 5, rounds = 3;
 
 static double now_s(void)
 {
@@ -196,11 +198,10 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Starts pdns_server for conn (or the bind backend when conn is NULL), runs dnsperf, stops it. */
-static result run_pdns(const char *name, const char *conn)
+/* Starts pdns_server in <dir>/<name> for conn (the bind backend when conn is NULL); its port. */
+static unsigned start_pdns(const char *name, const char *conn)
 {
-    result r = {0};
-    char pdir[512], *out = NULL;
+    char pdir[512];
     unsigned port = free_port();
     snprintf(pdir, sizeof pdir, "%s/%s", dir, name);
     if (sh(NULL, "bash '%s/deploy/local/pdns.sh' render '%s' %u '%s'", IBP_SOURCE_DIR, pdir, port,
@@ -222,11 +223,23 @@ static result run_pdns(const char *name, const char *conn)
        "dnsperf -s 127.0.0.1 -p %u -d '%s/queries.txt' -l 1 -c 4 -q 64 -E 8:00011800"
        "0b0000 > /dev/null 2>&1",
        port, dir); /* warm-up */
+    return port;
+}
+
+static void stop_pdns(const char *name)
+{
+    sh(NULL, "bash '%s/deploy/local/pdns.sh' stop '%s/%s'", IBP_SOURCE_DIR, dir, name);
+}
+
+/* One dnsperf run against port. */
+static result run_dnsperf(unsigned port)
+{
+    result r = {0};
+    char *out = NULL;
     int rc = sh(&out,
                 "dnsperf -s 127.0.0.1 -p %u -d '%s/queries.txt' -l %d -c 8 -q 128 -v "
                 "-E 8:000118000b0000 2>&1",
                 port, dir, seconds);
-    sh(NULL, "bash '%s/deploy/local/pdns.sh' stop '%s'", IBP_SOURCE_DIR, pdir);
     if (rc != 0)
         die("dnsperf failed");
     const char *q = strstr(out, "Queries per second:");
@@ -256,6 +269,18 @@ static result run_pdns(const char *name, const char *conn)
     free(lat);
     free(out);
     return r;
+}
+
+/* The run with the median queries/s of n. */
+static result median_run(result *runs, int n)
+{
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && runs[j].qps < runs[j - 1].qps; j--) {
+            result t = runs[j];
+            runs[j] = runs[j - 1];
+            runs[j - 1] = t;
+        }
+    return runs[n / 2];
 }
 
 static void print_result(const char *name, const result *r)
@@ -315,6 +340,9 @@ int main(void)
     const char *s = getenv("IBP_DNS_BENCH_SECONDS");
     if (s && atoi(s) > 0)
         seconds = atoi(s);
+    s = getenv("IBP_DNS_BENCH_ROUNDS");
+    if (s && atoi(s) > 0 && atoi(s) <= 9)
+        rounds = atoi(s);
     ibp_log_set_level(IBP_LOG_WARN);
     signal(SIGPIPE, SIG_IGN);
     snprintf(dir, sizeof dir, "%s/ibp-dns-bench.XXXXXX",
@@ -379,23 +407,45 @@ int main(void)
         die(err.msg);
 
     char conn[600];
-    printf("dns_bench: dnsperf %d s per server, 8 clients, ECS 11.0.0.0/24, query %s A\n", seconds,
-           HOST);
+    printf("dns_bench: dnsperf %d s per run, %d rounds (dns and fixed alternate), 8 clients, "
+           "ECS 11.0.0.0/24, query %s A; figures are the median round\n",
+           seconds, rounds, HOST);
     snprintf(conn, sizeof conn, "unix:path=%s", sock);
-    result dns = run_pdns("dns", conn);
+    unsigned p_dns = start_pdns("dns", conn);
     snprintf(conn, sizeof conn, "unix:path=%s", fsock);
-    result fx = run_pdns("fixed", conn);
+    unsigned p_fixed = start_pdns("fixed", conn);
+    result dr[9], fr[9];
+    for (int i = 0; i < rounds; i++) {
+        if (i % 2 == 0) {
+            dr[i] = run_dnsperf(p_dns);
+            fr[i] = run_dnsperf(p_fixed);
+        } else {
+            fr[i] = run_dnsperf(p_fixed);
+            dr[i] = run_dnsperf(p_dns);
+        }
+        printf("dns_bench: round %d dns %.0f q/s fixed %.0f q/s\n", i + 1, dr[i].qps, fr[i].qps);
+        fflush(stdout);
+    }
+    stop_pdns("fixed");
+    result dns = median_run(dr, rounds), fx = median_run(fr, rounds);
     snprintf(conn, sizeof conn, "http:url=http://127.0.0.1:%u/dns,post=1,post_json=1",
              ibp_dns_service_http_port(svc));
-    result http = run_pdns("dns_http", conn);
-    result bind = run_pdns("bind", NULL);
+    unsigned p_http = start_pdns("dns_http", conn);
+    result http = run_dnsperf(p_http);
+    stop_pdns("dns_http");
+    unsigned p_bind = start_pdns("bind", NULL);
+    result bind = run_dnsperf(p_bind);
+    stop_pdns("bind");
+    result dns2 = run_dnsperf(p_dns); /* beside HTTP and bind, measured at the same time */
+    stop_pdns("dns");
     print_result("dns", &dns);
     print_result("fixed", &fx);
     printf("RATIO dns_vs_fixed_backend %.2f\n", fx.qps > 0 ? dns.qps / fx.qps : 0);
     print_result("dns_http", &http);
-    printf("RATIO unix_vs_http %.2f\n", http.qps > 0 ? dns.qps / http.qps : 0);
+    printf("BENCH dns_unix_beside_http_qps %.0f queries/s\n", dns2.qps);
+    printf("RATIO unix_vs_http %.2f\n", http.qps > 0 ? dns2.qps / http.qps : 0);
     print_result("bind", &bind);
-    printf("RATIO dns_vs_bind %.2f\n", bind.qps > 0 ? dns.qps / bind.qps : 0);
+    printf("RATIO dns_vs_bind %.2f\n", bind.qps > 0 ? dns2.qps / bind.qps : 0);
 
     double bl = backend_alone(ibp_dns_service_backend(svc));
     double mo = member_online_alone(store);
