@@ -11,6 +11,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "check_modules.h"
 #include "ibp/clock.h"
@@ -40,6 +41,14 @@ ibp_status ibp_check_trust_load(const char *ca_file, ibp_check_trust **out, ibp_
         return ibp_err_set(err, IBP_E_CONFIG, "checks: CA file %s: %s",
                            ca_file && ca_file[0] ? ca_file : "(system default)",
                            e ? why : "no certificate in it");
+    }
+    /* OpenSSL fills a certificate's cached extensions (key identifiers, ...) the first time
+     * it looks at them; do it now, on this thread, so that the checks' threads only read the
+     * shared certificates. */
+    for (int i = 0; objs && i < sk_X509_OBJECT_num(objs); i++) {
+        X509 *x = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
+        if (x)
+            X509_check_purpose(x, -1, 0);
     }
     *out = t;
     return IBP_OK;
