@@ -205,6 +205,9 @@ static void lookup(ibp_dns_backend *b, const ibp_dns_request *r, ibp_dns_buf *ou
                        n.zone->id, 0);
         if (n.host >= 0)
             dynamic(b, &w, &n, qname, r);
+        /* Names exist below: PowerDNS answers NODATA (its ENT type), not NXDOMAIN. */
+        if (n.ent && strcmp(qtype, "ANY") == 0)
+            record(&w, qname, "ENT", "", 0, n.zone->id, 0);
     }
     ibp_dns_buf_puts(out, "]}");
 }

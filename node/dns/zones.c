@@ -17,6 +17,7 @@ typedef struct name_entry {
     size_t rec_start; /* into records */
     size_t rec_count;
     long host;
+    bool ent; /* an empty non-terminal: only names below it exist */
 } name_entry;
 
 struct ibp_dns_zones {
@@ -312,6 +313,40 @@ static void merge_names(ibp_dns_zones *z)
     z->name_count = k;
 }
 
+/* The entry named name among the first count (sorted) entries, or NULL. */
+static name_entry *find_in(name_entry *names, size_t count, const char *name)
+{
+    name_entry key = {.name = (char *)name};
+    return count ? bsearch(&key, names, count, sizeof *names, cmp_name) : NULL;
+}
+
+/*
+ * Adds the empty non-terminals: every name between a name and its zone's apex
+ * that has nothing of its own ("deep.example.net" of "_acme.deep.example.net"),
+ * so PowerDNS answers NODATA for it, not NXDOMAIN (which a resolver may take as
+ * "nothing below exists either", RFC 8020).
+ */
+static int add_ents(ibp_dns_zones *z, size_t *cap)
+{
+    size_t base = z->name_count;
+    for (size_t i = 0; i < base; i++) {
+        const char *name = z->names[i].name;
+        size_t zone = z->names[i].zone, zlen = strlen(z->zone_names[zone]);
+        for (const char *p = strchr(name, '.'); p && strlen(p + 1) > zlen; p = strchr(p + 1, '.')) {
+            if (find_in(z->names, base, p + 1))
+                continue;
+            name_entry *e = add_name(z, cap, p + 1);
+            if (!e)
+                return -1;
+            e->zone = zone;
+            e->ent = true;
+        }
+    }
+    merge_names(z);
+    z->stats.ents = z->name_count - base;
+    return 0;
+}
+
 static ibp_status make_zones(ibp_dns_zones *z, strset *zs, const raw_record *recs, size_t n,
                              const ibp_dns_zones_opts *o)
 {
@@ -437,6 +472,8 @@ ibp_status ibp_dns_zones_build(const ibp_dns_zones_opts *opts, ibp_dns_zones **o
     }
     for (size_t i = 0; i < z->name_count; i++)
         z->names[i].zone = (size_t)zone_of(z->zone_names, z->zone_count, z->names[i].name);
+    if (add_ents(z, &cap) != 0)
+        goto nomem;
     z->stats.zones = z->zone_count;
     z->stats.names = z->name_count;
     z->stats.static_records = z->record_count;
@@ -505,6 +542,7 @@ static void fill_name(const ibp_dns_zones *z, const name_entry *e, ibp_dns_name 
     out->records = e->rec_count ? &z->records[e->rec_start] : NULL;
     out->record_count = e->rec_count;
     out->host = e->host;
+    out->ent = e->ent;
 }
 
 bool ibp_dns_zones_lookup(const ibp_dns_zones *z, const char *name, ibp_dns_name *out)

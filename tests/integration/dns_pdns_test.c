@@ -105,6 +105,12 @@ static void test_static_and_zone(void **state)
     assert_non_null(strstr(out, "status: NXDOMAIN"));
     assert_non_null(strstr(out, "hostmaster.ibp.test."));
     free(out);
+    /* An empty non-terminal (names exist below it): NODATA, not NXDOMAIN. */
+    want("_acme-challenge.deep." DNS_ZONE, "TXT", NULL, "\"token\"");
+    assert_int_equal(dns_sh(&out, "dig -p %u @127.0.0.1 deep.%s A", env.dns_port, DNS_ZONE), 0);
+    assert_non_null(strstr(out, "status: NOERROR"));
+    assert_non_null(strstr(out, "ANSWER: 0"));
+    free(out);
     /* A name outside every zone: PowerDNS refuses it. */
     assert_int_equal(dns_sh(&out, "dig -p %u @127.0.0.1 example.com A", env.dns_port), 0);
     assert_non_null(strstr(out, "status: REFUSED"));

@@ -162,7 +162,9 @@ static const char static_json[] =
     " {\"qname\": \"www.ibp.test\", \"qtype\": \"A\", \"content\": \"192.0.2.80\", \"ttl\": 300,"
     " \"auth\": true, \"domain_id\": 0},\n"
     " {\"qname\": \"www.ibp.test\", \"qtype\": \"TXT\", \"content\": \"\\\"hello\\\"\", \"ttl\": 0,"
-    " \"auth\": true, \"domain_id\": 0}\n"
+    " \"auth\": true, \"domain_id\": 0},\n"
+    " {\"qname\": \"_acme-challenge.deep.ibp.test\", \"qtype\": \"TXT\", \"content\": "
+    "\"\\\"token\\\"\", \"ttl\": 0, \"auth\": true, \"domain_id\": 0}\n"
     "]\n";
 
 static void start_replicas(void)

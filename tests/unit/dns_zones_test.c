@@ -130,6 +130,7 @@ static void test_zones_and_records(void **state)
     assert_int_equal(st.shadowed, 1);
     assert_int_equal(st.dynamic_hosts, 2); /* the IPv6 literal host is no DNS name */
     assert_int_equal(st.static_records, 5);
+    assert_int_equal(st.ents, 0);
 
     assert_false(ibp_dns_zones_lookup(z, "nothing.dotters.network", &n));
     assert_true(ibp_dns_zones_lookup(z, "ibp.network", &n)); /* an apex with no records */
@@ -211,6 +212,16 @@ static void test_upstream_fixture(void **state)
     ibp_dns_zones_stats st;
     ibp_dns_zones_stats_get(z, &st);
     assert_int_equal(st.static_records, 25);
+    /* _acme-challenge.{boot,rpc}.stake.plus and _acme-challenge.paras under dotters.network. */
+    assert_int_equal(st.ents, 5);
+    ibp_dns_name nm;
+    assert_true(ibp_dns_zones_lookup(z, "plus.dotters.network", &nm));
+    assert_true(nm.ent);
+    assert_int_equal(nm.record_count, 0);
+    assert_true(ibp_dns_zones_lookup(z, "rpc.stake.plus.dotters.network", &nm));
+    assert_true(nm.ent);
+    assert_true(ibp_dns_zones_lookup(z, "_acme-challenge.rpc.stake.plus.dotters.network", &nm));
+    assert_false(nm.ent);
     ibp_dns_zones_free(z);
 }
 

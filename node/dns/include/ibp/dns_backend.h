@@ -13,7 +13,9 @@
  *                           selector, "scopeMask" = the prefix length of
  *                           real-remote (the ECS subnet, else the resolver's
  *                           /32 or /128) so PowerDNS caches none of them;
- *                           [] for a name the zones do not have
+ *                           [] for a name the zones do not have; for an
+ *                           empty non-terminal (ANY) one record of PowerDNS's
+ *                           type ENT, so it answers NODATA, not NXDOMAIN
  *   getAllDomains           every zone: id, zone, serial, kind "native"
  *   getDomainInfo           one zone, or false
  *   getAllDomainMetadata    {} ; getDomainMetadata []; getDomainKeys []

@@ -23,6 +23,10 @@
  * AAAA records come from answer selection. A static A or AAAA record at a
  * dynamic name is dropped (counted in ibp_dns_zones_stats.shadowed).
  *
+ * Empty non-terminals (a name with nothing of its own between a name and its
+ * zone's apex, "deep.example.net" of "_acme-challenge.deep.example.net") are
+ * names too (ibp_dns_name.ent), so they answer NODATA rather than NXDOMAIN.
+ *
  * Thread safety: immutable after ibp_dns_zones_build; share freely.
  */
 #ifndef IBP_DNS_ZONES_H
@@ -64,6 +68,7 @@ typedef struct ibp_dns_name {
     const ibp_dns_record *records; /* static records at the name (file order) */
     size_t record_count;
     long host; /* index of the network host (dynamic), or -1 */
+    bool ent;  /* an empty non-terminal: nothing here, names below it */
 } ibp_dns_name;
 
 typedef struct ibp_dns_zones_opts {
@@ -79,7 +84,7 @@ typedef struct ibp_dns_zones_opts {
 } ibp_dns_zones_opts;
 
 typedef struct ibp_dns_zones_stats {
-    size_t zones, names, static_records, dynamic_hosts, shadowed;
+    size_t zones, names, static_records, dynamic_hosts, shadowed, ents;
 } ibp_dns_zones_stats;
 
 typedef struct ibp_dns_zones ibp_dns_zones;
