@@ -2,7 +2,10 @@
  * Integration: the ping module inside a network namespace this test creates
  * (unshare(CLONE_NEWNET) in a child process: only a loopback interface, no
  * route anywhere else). 127.0.0.1 and ::1 answer; 192.0.2.1 (TEST-NET-1) is
- * unreachable, so the site is down with a reason. Needs root (or
+ * unreachable, so the site is down with a reason. Then, unprivileged (uid
+ * nobody, no CAP_NET_RAW), the module falls back to an ICMP datagram socket:
+ * it answers once this namespace's net.ipv4.ping_group_range allows the
+ * group, and says why it cannot ping otherwise. Needs root (or
  * CAP_SYS_ADMIN) for the namespace: otherwise it skips with exit code 77
  * and says why.
  */
@@ -16,6 +19,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <grp.h>
 #include <unistd.h>
 
 #include "ibp/check_run.h"
@@ -67,6 +71,31 @@ static int ping(const char *addr, bool want_up, const char *want_error)
     return rc;
 }
 
+/* In a child: sets this namespace's ping_group_range, drops root, pings 127.0.0.1. */
+static int unprivileged(const char *range, bool want_up, const char *want_error)
+{
+    FILE *f = fopen("/proc/sys/net/ipv4/ping_group_range", "w");
+    if (!f || fputs(range, f) < 0 || fclose(f) != 0) {
+        fprintf(stderr, "cannot set ping_group_range in the namespace\n");
+        return 1;
+    }
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (setgroups(0, NULL) != 0 || setgid(65534) != 0 || setuid(65534) != 0) {
+            fprintf(stderr, "cannot drop root: %s\n", strerror(errno));
+            _exit(1);
+        }
+        printf("as uid 65534, ping_group_range %s:\n", range);
+        int rc = ping("127.0.0.1", want_up, want_error);
+        fflush(stdout);
+        _exit(rc);
+    }
+    int status = 0;
+    return pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) ? WEXITSTATUS(status)
+                                                                           : 1;
+}
+
 int main(void)
 {
     if (geteuid() != 0) {
@@ -85,6 +114,8 @@ int main(void)
             _exit(1);
         }
         int fails = ping("127.0.0.1", true, NULL);
+        fails += unprivileged("1 0", false, "cannot open an ICMP socket");
+        fails += unprivileged("0 2147483647", true, NULL);
         fails += ping("192.0.2.1", false, "no reply to 3 echo requests");
         int fd6 = socket(AF_INET6, SOCK_DGRAM, 0);
         if (fd6 >= 0) {
