@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ibp/check_keyset.h"
 #include "ibp/check_plan.h"
 
 static const char MEMBERS[] =
@@ -208,13 +209,50 @@ static void test_same(void **state)
     ibp_check_plan_free(NULL);
 }
 
+/* The keys a config wants voted: its targets, and anything of a check it does not have. */
+static void test_keyset(void **state)
+{
+    (void)state;
+    const char *checks = "{\"ping\": {\"CheckType\": \"site\"},"
+                         " \"off\": {\"CheckType\": \"site\", \"Enabled\": 0}}";
+    ibp_network *net = load(checks);
+    ibp_check_plan plan;
+    ibp_err err = {0};
+    assert_int_equal(ibp_check_plan_build(net, &plan, &err), IBP_OK);
+    ibp_check_keyset ks;
+    assert_int_equal(ibp_check_keyset_build(&plan, net, &ks), IBP_OK);
+    struct {
+        const char *check, *member;
+        bool ipv6, want;
+    } cases[] = {
+        {"ping", "Alpha", false, true},   {"ping", "Alpha", true, true},
+        {"ping", "Beta", true, false},    /* Beta has no ServiceIPv6 */
+        {"ping", "Gone", false, false},   /* not a member (any more) */
+        {"ping", "Sleepy", false, false}, /* inactive */
+        {"off", "Gone", false, true},     /* a disabled check is not the config's */
+        {"by-hand", "Gone", false, true}, /* nor is an operator's */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ibp_result_key k = {IBP_CHECK_SITE, cases[i].check, cases[i].member, "", "", cases[i].ipv6};
+        ibp_result *r = NULL;
+        assert_int_equal(ibp_result_new(&k, true, 1, "", "", &r, &err), IBP_OK);
+        if (ibp_check_keyset_wants(&ks, r) != cases[i].want)
+            fail_msg("%s/%s/%d: want %d", cases[i].check, cases[i].member, cases[i].ipv6,
+                     cases[i].want);
+        ibp_result_free(r);
+    }
+    ibp_check_keyset_free(&ks);
+    ibp_check_keyset_free(NULL);
+    ibp_check_plan_free(&plan);
+    ibp_network_free(net);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_member_addresses),
-        cmocka_unit_test(test_connect_and_tcp),
-        cmocka_unit_test(test_cannot_run),
-        cmocka_unit_test(test_same),
+        cmocka_unit_test(test_member_addresses), cmocka_unit_test(test_connect_and_tcp),
+        cmocka_unit_test(test_cannot_run),       cmocka_unit_test(test_same),
+        cmocka_unit_test(test_keyset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
