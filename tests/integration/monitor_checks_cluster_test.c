@@ -14,10 +14,14 @@
  *   - Alpha's node starts syncing: Alpha's endpoint goes officially down,
  *     Beta's stays up;
  *   - each monitor's $SRV.STATS shows its checker's counters;
+ *   - as root, the test runs in a network namespace of its own and a third
+ *     member, Gamma, has only a ping (site) check at 192.0.2.1, which has no
+ *     route there: its site is officially down, Alpha's (127.0.0.1) up;
  *   - Beta leaves the members file, every node reloads on SIGHUP, and
  *     Beta's official keys expire (no monitor votes for them any more),
  *     while Alpha's stay.
  */
+#define _GNU_SOURCE /* unshare */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,6 +36,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -63,7 +70,8 @@ static bool alive[NODES];
 static ibp_roster *roster;
 static ibp_double *wss_a, *wss_b, *tls_a, *tls_b;
 static unsigned p_wss_a, p_wss_b, p_tls_a, p_tls_b;
-static bool have_v6; /* ::1 can be bound here */
+static bool have_v6;  /* ::1 can be bound here */
+static bool in_netns; /* the test runs in a network namespace of its own (as root) */
 
 static void sleep_ms(int ms)
 {
@@ -155,6 +163,37 @@ static int official_in(int i, bool ipv6, const char *type, const char *check, co
     return r;
 }
 
+/* The official status of member's ping (site) key, IPv4, at node i. */
+static int official_site(int i, const char *member, char *error, size_t cap)
+{
+    json_t *a = ctl(i, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b}", "cmd", "official", "type",
+                                 "site", "check", "ping", "member", member, "domain", "",
+                                 "endpoint", "", "ipv6", 0));
+    int r = !json_is_true(json_object_get(a, "found")) ? 0
+            : json_is_true(json_object_get(a, "up"))   ? 1
+                                                       : -1;
+    if (error) {
+        json_t *res = json_object_get(a, "result");
+        json_t *e = json_object_get(res ? res : a, "error");
+        snprintf(error, cap, "%s", json_is_string(e) ? json_string_value(e) : "");
+    }
+    json_decref(a);
+    return r;
+}
+
+static void wait_site(const char *member, int want, const char *why)
+{
+    int64_t end = mono_ms() + WAIT_MS;
+    for (int i = 0; i < NODES; i++) {
+        int got = 2;
+        while ((got = official_site(i, member, NULL, 0)) != want) {
+            if (mono_ms() > end)
+                fail_msg("node%d: ping of %s is %d, want %d (%s)", i + 1, member, got, want, why);
+            sleep_ms(100);
+        }
+    }
+}
+
 static int official(int i, const char *type, const char *check, const char *member,
                     const char *endpoint, char *error, size_t cap)
 {
@@ -204,13 +243,20 @@ static const char MEMBER_FMT[] =
     " \"Service\": {\"Active\": 1, \"ServiceIPv4\": \"127.0.0.1\", \"ServiceIPv6\": \"%s\"},"
     " \"ServiceAssignments\": {\"Paseo\": [\"Paseo\"]}}";
 
+/* Gamma: a site only (no service), at an address the test's namespace has no route to. */
+static const char GAMMA[] =
+    "\"Gamma\": {\"Details\": {\"Name\": \"Gamma\"}, \"Membership\": {\"MemberLevel\": 5},"
+    " \"Service\": {\"Active\": 1, \"ServiceIPv4\": \"192.0.2.1\", \"ServiceIPv6\": \"\"},"
+    " \"ServiceAssignments\": {}}";
+
 /* Alpha has both families (its doubles listen on both), Beta IPv4 only. */
 static void write_members(bool with_beta)
 {
-    char a[512], b[512], all[1100];
+    char a[512], b[512], all[1600];
     snprintf(a, sizeof a, MEMBER_FMT, "Alpha", "Alpha", have_v6 ? "::1" : "");
     snprintf(b, sizeof b, MEMBER_FMT, "Beta", "Beta", "");
-    snprintf(all, sizeof all, "{%s%s%s}\n", a, with_beta ? ", " : "", with_beta ? b : "");
+    snprintf(all, sizeof all, "{%s%s%s%s%s}\n", a, with_beta ? ", " : "", with_beta ? b : "",
+             in_netns ? ", " : "", in_netns ? GAMMA : "");
     write_file("members.json", all);
 }
 
@@ -226,8 +272,11 @@ static void write_network(void)
              "{\"wss\": {\"CheckType\": \"endpoint\", \"Timeout\": 2, \"MinimumInterval\": 1,"
              "   \"ExtraOptions\": {\"ports\": {\"Alpha\": %u, \"Beta\": %u}}},"
              " \"ssl\": {\"CheckType\": \"domain\", \"Timeout\": 2, \"MinimumInterval\": 1,"
-             "   \"ExtraOptions\": {\"ports\": {\"Alpha\": %u, \"Beta\": %u}}}}\n",
-             p_wss_a, p_wss_b, p_tls_a, p_tls_b);
+             "   \"ExtraOptions\": {\"ports\": {\"Alpha\": %u, \"Beta\": %u}}}%s}\n",
+             p_wss_a, p_wss_b, p_tls_a, p_tls_b,
+             in_netns ? ", \"ping\": {\"CheckType\": \"site\", \"Timeout\": 2, "
+                        "\"MinimumInterval\": 1, \"ExtraOptions\": {\"PingTimeout\": 300}}"
+                      : "");
     write_file("checks.json", checks);
 }
 
@@ -298,6 +347,21 @@ static ibp_double *start_double(ibp_double_kind kind, const char *addr, const ch
     return d;
 }
 
+static int lo_up(void)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
+    int rc = fd >= 0 && ioctl(fd, SIOCGIFFLAGS, &ifr) == 0 ? 0 : -1;
+    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+    if (rc == 0)
+        rc = ioctl(fd, SIOCSIFFLAGS, &ifr);
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -309,6 +373,16 @@ static int setup(void **state)
              DOMAIN);
     if (system(cmd) != 0)
         return -1;
+    /* As root, the whole test (servers, doubles, daemons) runs in a network namespace of its
+     * own, with only a loopback interface: a member there at 192.0.2.1 is unreachable. */
+    if (geteuid() == 0 && unshare(CLONE_NEWNET) == 0) {
+        in_netns = lo_up() == 0;
+        if (!in_netns)
+            return -1;
+    } else {
+        printf("no network namespace of its own (not root, or unshare refused): no ping "
+               "checks\n");
+    }
     int fd = socket(AF_INET6, SOCK_STREAM, 0);
     struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
     have_v6 = fd >= 0 && bind(fd, (struct sockaddr *)&a6, sizeof a6) == 0;
@@ -385,6 +459,13 @@ static void test_status_follows_the_doubles(void **state)
         wait_state_in(true, "domain", "ssl", "Alpha", "", 1, "certificate for 30 days, IPv6");
     }
     assert_int_equal(official_in(0, true, "endpoint", "wss", "Beta", URL, NULL, 0), 0);
+    if (in_netns) { /* ping: loopback answers, Gamma's address has no route */
+        wait_site("Alpha", 1, "127.0.0.1 answers");
+        wait_site("Gamma", -1, "192.0.2.1 is unreachable in the test's namespace");
+        char perr[512];
+        official_site(0, "Gamma", perr, sizeof perr);
+        printf("ping Gamma officially down: %s\n", perr);
+    }
     char error[512];
     official(0, "domain", "ssl", "Beta", "", error, sizeof error);
     printf("ssl Beta officially down: %s\n", error);
@@ -428,7 +509,9 @@ static void test_stats(void **state)
     char *txt = json_dumps(ck, JSON_COMPACT);
     printf("checker stats: %s\n", txt);
     free(txt);
-    assert_int_equal(json_integer_value(json_object_get(ck, "targets")), have_v6 ? 6 : 4);
+    /* wss and ssl: Alpha (both families) and Beta; ping: the same three plus Gamma. */
+    int targets = (have_v6 ? 6 : 4) + (in_netns ? (have_v6 ? 4 : 3) : 0);
+    assert_int_equal(json_integer_value(json_object_get(ck, "targets")), targets);
     assert_true(json_integer_value(json_object_get(ck, "runs")) > 4);
     assert_true(json_integer_value(json_object_get(ck, "failed")) > 0);
     assert_non_null(json_object_get(ck, "retried"));
