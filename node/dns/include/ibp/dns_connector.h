@@ -14,6 +14,8 @@
  *          request to the path, answer 200 application/json. Other paths 404,
  *          other methods 405, bodies over max_request_bytes 413 (read no
  *          further), a client that stalls longer than io_timeout_ms is dropped.
+ *          Each request's body buffer and response are allocated (libmicrohttpd
+ *          copies the answer); the unix connector allocates nothing per request.
  *
  * The handler is called on the connector's threads, concurrently; it must
  * write a whole answer into out (reset by the handler). Start fails when the
