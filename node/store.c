@@ -994,6 +994,45 @@ ibp_status ibp_store_update_local(ibp_store *s, const ibp_result *r, ibp_err *er
     return IBP_OK;
 }
 
+ibp_status ibp_store_local_retain(ibp_store *s, ibp_store_keep_fn keep, void *user,
+                                  size_t *removed)
+{
+    if (removed)
+        *removed = 0;
+    if (!keep)
+        return IBP_E_INVAL;
+    pthread_mutex_lock(&s->llock);
+    /* A table of the same size, filled with what stays: open addressing
+     * leaves no holes to repair this way. */
+    struct lent *nt = calloc(s->lmask + 1, sizeof *nt);
+    if (!nt) {
+        pthread_mutex_unlock(&s->llock);
+        return IBP_E_NOMEM;
+    }
+    size_t gone = 0;
+    for (size_t i = 0; i <= s->lmask; i++) {
+        struct lent *e = &s->local[i];
+        if (!e->r)
+            continue;
+        if (!keep(e->r, user)) {
+            ibp_result_free(e->r);
+            gone++;
+            continue;
+        }
+        ibp_result_key k = ibp_result_key_of(e->r);
+        *local_slot(nt, s->lmask, &k, e->hash) = *e;
+    }
+    free(s->local);
+    s->local = nt;
+    s->lcount -= gone;
+    if (gone)
+        s->lversion++;
+    pthread_mutex_unlock(&s->llock);
+    if (removed)
+        *removed = gone;
+    return IBP_OK;
+}
+
 void ibp_store_local_status(ibp_store *s, const ibp_result_key *key, bool *found, bool *up)
 {
     uint64_t h = key_hash(key);

@@ -495,6 +495,55 @@ static void test_local_store(void **state)
     ibp_store_free(s);
 }
 
+/* Keeps the results of even-numbered members only. */
+static bool keep_even(const ibp_result *r, void *user)
+{
+    int *calls = user;
+    (*calls)++;
+    return (atoi(r->member + 1) % 2) == 0;
+}
+
+static void test_local_retain(void **state)
+{
+    (void)state;
+    ibp_store *s = new_store(NULL, NULL);
+    for (int i = 0; i < 100; i++) {
+        char member[32];
+        snprintf(member, sizeof member, "M%03d", i);
+        local(s, site("ping", member, true, true, i));
+    }
+    ibp_result_list list = {0};
+    uint64_t v1 = 0, v2 = 0;
+    assert_int_equal(ibp_store_local_changed_since(s, 0, &list, &v1), IBP_OK);
+    ibp_result_list_free(&list);
+    int calls = 0;
+    size_t removed = 0;
+    assert_int_equal(ibp_store_local_retain(s, keep_even, &calls, &removed), IBP_OK);
+    assert_int_equal(calls, 100);
+    assert_int_equal(removed, 50);
+    assert_int_equal(ibp_store_local_all(s, &list), IBP_OK);
+    assert_int_equal(list.count, 50);
+    for (size_t i = 0; i < list.count; i++)
+        assert_int_equal(atoi(list.items[i]->member + 1) % 2, 0);
+    ibp_result_list_free(&list);
+    /* What stays is still found by key, and the table takes new keys. */
+    bool found = false, up = false;
+    ibp_result_key k = {IBP_CHECK_SITE, "ping", "M042", NULL, NULL, true};
+    ibp_store_local_status(s, &k, &found, &up);
+    assert_true(found);
+    k.member = "M043";
+    ibp_store_local_status(s, &k, &found, &up);
+    assert_false(found);
+    local(s, site("ping", "M043", true, true, 7));
+    ibp_store_local_status(s, &k, &found, &up);
+    assert_true(found);
+    assert_int_equal(ibp_store_local_changed_since(s, v1, &list, &v2), IBP_OK);
+    assert_int_equal(list.count, 1); /* only the new one changed since */
+    ibp_result_list_free(&list);
+    assert_int_equal(ibp_store_local_retain(s, NULL, NULL, &removed), IBP_E_INVAL);
+    ibp_store_free(s);
+}
+
 static void test_many_official_keys(void **state)
 {
     (void)state;
@@ -547,6 +596,7 @@ int main(void)
         cmocka_unit_test(test_overrides),
         cmocka_unit_test(test_network_members),
         cmocka_unit_test(test_local_store),
+        cmocka_unit_test(test_local_retain),
         cmocka_unit_test(test_many_official_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

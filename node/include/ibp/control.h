@@ -62,6 +62,13 @@
  */
 typedef void (*ibp_control_status_fn)(json_t *obj, void *user);
 
+/*
+ * Reloads the node's configuration files ("reload"); returns IBP_OK or an
+ * error with err->msg saying why the old configuration stays. Called on the
+ * control thread: the callee serialises with its other reloads (SIGHUP).
+ */
+typedef ibp_status (*ibp_control_reload_fn)(void *user, ibp_err *err);
+
 typedef struct ibp_control_opts {
     const char *socket_path;          /* required: e.g. "<work dir>/control.sock" (< 108 bytes) */
     const char *node_id;              /* required: reported by status */
@@ -73,6 +80,8 @@ typedef struct ibp_control_opts {
     ibp_usage *usage;                    /* optional: dns_hit and status */
     ibp_control_status_fn status_fn;     /* optional */
     void *status_user;
+    ibp_control_reload_fn reload_fn;     /* optional: "reload" needs it */
+    void *reload_user;
     size_t max_line_bytes;    /* default 1 MiB */
     size_t max_clients;       /* default 16; more wait in the listen backlog */
     int64_t flush_timeout_ms; /* default for "flush"; 5000 */

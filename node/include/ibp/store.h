@@ -179,6 +179,18 @@ void ibp_store_local_status(ibp_store *s, const ibp_result_key *key, bool *found
 /* Copy of the local result for key; IBP_E_NOT_FOUND when none. */
 ibp_status ibp_store_local_get(ibp_store *s, const ibp_result_key *key, ibp_result **out);
 
+/* Decides whether a local result stays (ibp_store_local_retain). */
+typedef bool (*ibp_store_keep_fn)(const ibp_result *r, void *user);
+
+/*
+ * Drops every local result for which keep returns false (the targets that
+ * left the config, say); *removed (may be NULL) receives how many. keep runs
+ * under the local store's lock: it must not call the store. IBP_E_NOMEM
+ * leaves the store as it was.
+ */
+ibp_status ibp_store_local_retain(ibp_store *s, ibp_store_keep_fn keep, void *user,
+                                  size_t *removed);
+
 /* Deep copies of every local result, sorted by key. */
 ibp_status ibp_store_local_all(ibp_store *s, ibp_result_list *out);
 
