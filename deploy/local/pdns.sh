@@ -2,7 +2,8 @@
 # PowerDNS in front of a local dns node: renders deploy/pdns/pdns.conf for a
 # loopback port and a backend connection, starts pdns_server and stops it.
 # Sourced by scripts (functions pdns_render, pdns_start, pdns_stop,
-# pdns_dig_line, pdns_city_db, pdns_demo_queries) or run directly:
+# pdns_dig_line, pdns_city_db, pdns_demo_queries; safe under set -euo pipefail)
+# or run directly:
 #
 #   deploy/local/pdns.sh render <dir> <port> <connection-string>
 #   deploy/local/pdns.sh start  <dir>            (after render; waits until it answers)
@@ -82,13 +83,15 @@ pdns_stop() {
     local dir=$1 pid i
     [[ -f $dir/pdns.pid ]] || return 0
     pid=$(cat "$dir/pdns.pid")
-    if kill -0 "$pid" 2>/dev/null; then
-        kill "$pid" 2>/dev/null
+    # Only the pdns_server of this directory (a stale pid file may name another process).
+    if [[ $pid =~ ^[0-9]+$ ]] && tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" |
+        grep -qF -- "pdns_server --config-dir=$(cd "$dir" && pwd)"; then
+        kill "$pid" 2>/dev/null || true
         for ((i = 0; i < 50; i++)); do
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
         done
-        kill -9 "$pid" 2>/dev/null
+        kill -9 "$pid" 2>/dev/null || true
     fi
     rm -f "$dir/pdns.pid"
 }
@@ -132,7 +135,7 @@ pdns_demo_queries() {
             cc=${c%%:*} subnet=${c#*:}
             for t in A AAAA; do
                 ans=$(dig +short +tries=1 +time=2 -p "$port" @127.0.0.1 +subnet="$subnet" \
-                    "$name" "$t" 2>/dev/null | tr '\n' ' ')
+                    "$name" "$t" 2>/dev/null | tr '\n' ' ') || ans=""
                 echo "$cc $subnet $t ${ans:--}"
             done
         done
