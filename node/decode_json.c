@@ -432,3 +432,87 @@ ibp_status ibp_decode_json(const uint8_t *data, size_t len, const ibp_roster *ro
     *out = j;
     return IBP_OK;
 }
+
+/* ---- verdicts and summaries --------------------------------------------- */
+
+bool ibp_decode_json_verified(const json_t *doc, const char **why)
+{
+    const char *reason = NULL;
+    const json_t *v = json_object_get(doc, "verified");
+    if (!json_is_object(doc))
+        reason = "not a decoded message";
+    else if (!v)
+        reason = "not verified: no roster to verify against (--roster FILE or $IBP_ROSTER)";
+    else if (!json_is_true(v))
+        reason = json_string_value(json_object_get(doc, "reason"))
+                     ? json_string_value(json_object_get(doc, "reason"))
+                     : "not verified";
+    else if (json_object_get(doc, "header_type"))
+        reason = "the Ibp-Type header disagrees with the signed type";
+    if (why)
+        *why = reason;
+    return reason == NULL;
+}
+
+/* Appends text to buf (len so far in *n); false once it is full. */
+static bool put(char *buf, size_t cap, size_t *n, const char *text)
+{
+    size_t t = strlen(text);
+    if (*n + t + 1 > cap) {
+        size_t room = cap - 1 - *n;
+        memcpy(buf + *n, text, room);
+        *n += room;
+        buf[*n] = '\0';
+        return false;
+    }
+    memcpy(buf + *n, text, t + 1);
+    *n += t;
+    return true;
+}
+
+static bool plain_string(const char *s)
+{
+    if (!*s)
+        return false;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p <= ' ' || *p == '=' || *p == '"' || *p == '\\' || *p == 0x7f)
+            return false;
+    return true;
+}
+
+char *ibp_decode_json_fields(const json_t *obj, const char *const *skip, char *buf, size_t cap)
+{
+    size_t n = 0;
+    bool full = false;
+    buf[0] = '\0';
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)obj, key, v)
+    {
+        bool skipped = json_is_object(v);
+        for (size_t i = 0; skip && skip[i] && !skipped; i++)
+            skipped = strcmp(skip[i], key) == 0;
+        if (skipped)
+            continue;
+        char num[32];
+        char *text = NULL;
+        const char *val;
+        if (json_is_array(v)) {
+            snprintf(num, sizeof num, "#%zu", json_array_size(v));
+            val = num;
+        } else if (json_is_string(v) && plain_string(json_string_value(v))) {
+            val = json_string_value(v);
+        } else {
+            text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+            val = text ? text : "?";
+        }
+        full = (n > 0 && !put(buf, cap, &n, " ")) || !put(buf, cap, &n, key) ||
+               !put(buf, cap, &n, "=") || !put(buf, cap, &n, val);
+        free(text);
+        if (full)
+            break;
+    }
+    if (full && cap > 4) /* the line is cap - 1 long: end it with the mark */
+        memcpy(buf + cap - 4, "...", 4);
+    return buf;
+}

@@ -1,8 +1,9 @@
 /*
  * `ibpctl decode`: one bus message body on stdin to JSON on stdout (see
  * ibp/decode_json.h), so `nats sub 'ibp.>' --translate 'ibpctl decode'` shows
- * the bus readable. Exit 0 decoded (and, with a roster, verified), 1 not a
- * bus message or not verified, 2 bad usage.
+ * the bus readable. Exit 0 decoded and verified against the roster (--roster
+ * or $IBP_ROSTER; with --no-verify: decoded), 1 not a bus message, not
+ * verified, or no roster to verify with, 2 bad usage.
  */
 #include <getopt.h>
 #include <jansson.h>
@@ -19,11 +20,12 @@
 
 int ibpctl_cmd_decode(int argc, char **argv)
 {
-    const char *roster_path = NULL, *type_name = getenv("IBP_TYPE");
+    const char *roster_path = getenv("IBP_ROSTER"), *type_name = getenv("IBP_TYPE");
     const char *subject = getenv("IBP_SUBJECT"), *signer = getenv("IBP_SIGNER");
     const char *signature = getenv("IBP_SIGNATURE");
-    int pretty = 0;
+    int pretty = 0, no_verify = 0;
     static const struct option opts[] = {
+        {"no-verify", no_argument, 0, 'V'},
         {"roster", required_argument, 0, 'R'},
         {"type", required_argument, 0, 't'},
         {"subject", required_argument, 0, 'S'},
@@ -34,7 +36,7 @@ int ibpctl_cmd_decode(int argc, char **argv)
         {0, 0, 0, 0},
     };
     int c;
-    while ((c = getopt_long(argc, argv, "R:t:S:I:G:ph", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "R:t:S:I:G:pVh", opts, NULL)) != -1) {
         switch (c) {
         case 'R':
             roster_path = optarg;
@@ -54,23 +56,30 @@ int ibpctl_cmd_decode(int argc, char **argv)
         case 'p':
             pretty = 1;
             break;
+        case 'V':
+            no_verify = 1;
+            break;
         case 'h':
             printf(
-                "usage: ibpctl decode [--roster FILE] [--type NAME] [--subject S]\n"
+                "usage: ibpctl decode [--roster FILE | --no-verify] [--type NAME] [--subject S]\n"
                 "                     [--signer ID] [--signature B64] [--pretty] < MESSAGE\n"
                 "Reads one bus message body on stdin and prints it as JSON (one line;\n"
                 "--pretty indents). Envelopes show signer, seq, created_ms, type and the\n"
-                "decoded payload (snapshots with their string table resolved); with\n"
-                "--roster the signature and role are checked (\"verified\", \"reason\").\n"
+                "decoded payload (snapshots with their string table resolved), and whether\n"
+                "the signature and the signer's role verify against the roster (--roster,\n"
+                "else $IBP_ROSTER): \"verified\", \"reason\".\n"
                 "Status messages (plain JSON) are signed in their headers over their\n"
                 "subject and body: give --subject, --signer (Ibp-Signer) and --signature\n"
                 "(Ibp-Signature), or $IBP_SUBJECT, $IBP_SIGNER, $IBP_SIGNATURE; they show\n"
-                "as {\"type\": \"Status\", \"verified\", \"reason\", \"payload\": {...}}, never\n"
-                "verified without --roster. --type (or $IBP_TYPE) is the Ibp-Type header,\n"
-                "compared with the envelope's type (\"header_type\" on a mismatch).\n"
-                "Exit 0 decoded (and verified, with --roster), 1 not a bus message or, with\n"
-                "--roster, not verified (the JSON is printed all the same), 2 bad usage.\n"
-                "Use: nats sub 'ibp.>' --translate 'ibpctl decode'\n");
+                "as {\"type\": \"Status\", \"verified\", \"reason\", \"payload\": {...}}.\n"
+                "--type (or $IBP_TYPE) is the Ibp-Type header, compared with the envelope's\n"
+                "type (\"header_type\" on a mismatch, which fails verification).\n"
+                "Exit 0 decoded and verified; 1 not a bus message, or not verified (a bad\n"
+                "signature, an unknown signer, a role that may not send it, a header that\n"
+                "disagrees, no roster): the JSON is printed all the same, the reason goes\n"
+                "to stderr; 2 bad usage. --no-verify: exit 0 once decoded, no roster read.\n"
+                "Watch the bus with `ibpctl watch`; with the nats CLI:\n"
+                "  nats sub 'ibp.>' --translate 'ibpctl decode --roster roster.json'\n");
             return 0;
         default:
             return EXIT_USAGE;
@@ -93,6 +102,10 @@ int ibpctl_cmd_decode(int argc, char **argv)
         ibp_log_set_level(IBP_LOG_ERROR);
     ibp_roster *roster = NULL;
     ibp_err err = {0};
+    if (no_verify)
+        roster_path = NULL;
+    if (roster_path && !*roster_path)
+        roster_path = NULL;
     if (roster_path && ibp_roster_load(roster_path, &roster, &err) != IBP_OK) {
         fprintf(stderr, "ibpctl decode: %s\n", err.msg);
         return 1;
@@ -132,14 +145,16 @@ int ibpctl_cmd_decode(int argc, char **argv)
                 (st = ibp_decode_json(buf, len, roster, hint, &j, &err)) != IBP_OK)) {
         fprintf(stderr, "ibpctl decode: %s\n", err.msg);
     } else {
-        /* With a roster, a message that does not verify fails (after printing it). */
-        bool verified = !roster || json_is_true(json_object_get(j, "verified"));
+        /* A message that does not verify fails, after printing it: also one
+         * without a roster to check it against, unless --no-verify says so. */
+        const char *why = NULL;
+        bool verified = no_verify || ibp_decode_json_verified(j, &why);
         json_dumpf(j, stdout, pretty ? JSON_INDENT(2) : JSON_COMPACT);
         putchar('\n');
-        json_decref(j);
         rc = fflush(stdout) == 0 && verified ? 0 : 1;
         if (!verified)
-            fprintf(stderr, "ibpctl decode: the message does not verify against the roster\n");
+            fprintf(stderr, "ibpctl decode: the message does not verify: %s\n", why);
+        json_decref(j);
     }
     free(buf);
     ibp_roster_free(roster);

@@ -401,6 +401,68 @@ static void test_unverified_status_and_garbage(void **state)
     }
 }
 
+/* The verdict `ibpctl decode` exits by, and the compact line of `ibpctl watch`. */
+static void test_verdict_and_fields(void **state)
+{
+    struct fixture *f = *state;
+    Ibp__V1__MemberOverride mo = IBP__V1__MEMBER_OVERRIDE__INIT;
+    mo.member = "Stake Plus";
+    mo.disabled = 1;
+    mo.reason = "maint";
+    uint8_t *msg;
+    size_t len;
+    ibp_err err;
+    json_t *j;
+    const char *why = NULL;
+    assert_int_equal(
+        ibp_signer_seal(f->admin, T(MEMBER_OVERRIDE), &mo.base, 1, &msg, &len, NULL, &err), IBP_OK);
+    /* Verified with a roster and the right header; not with another header type. */
+    assert_int_equal(ibp_decode_json(msg, len, f->roster, T(MEMBER_OVERRIDE), &j, &err), IBP_OK);
+    assert_true(ibp_decode_json_verified(j, &why));
+    assert_null(why);
+    char line[256];
+    const char *skip[] = {"signature", NULL};
+    ibp_decode_json_fields(j, skip, line, sizeof line);
+    assert_string_equal(line, "signer=ops seq=1 created_ms=1 type=MemberOverride verified=true");
+    ibp_decode_json_fields(json_object_get(j, "payload"), NULL, line, sizeof line);
+    assert_string_equal(line, "member=\"Stake Plus\" disabled=true reason=maint");
+    /* A cut line ends in "..." within the buffer. */
+    char small[16];
+    ibp_decode_json_fields(json_object_get(j, "payload"), NULL, small, sizeof small);
+    assert_string_equal(small, "member=\"Stak...");
+    json_decref(j);
+    assert_int_equal(ibp_decode_json(msg, len, f->roster, T(HEARTBEAT), &j, &err), IBP_OK);
+    assert_false(ibp_decode_json_verified(j, &why));
+    assert_non_null(strstr(why, "Ibp-Type"));
+    json_decref(j);
+    /* Without a roster nothing verifies. */
+    assert_int_equal(ibp_decode_json(msg, len, NULL, T(UNSPECIFIED), &j, &err), IBP_OK);
+    assert_false(ibp_decode_json_verified(j, &why));
+    assert_non_null(strstr(why, "no roster"));
+    json_decref(j);
+    /* A bad signature: the reason of the document. */
+    msg[len - 1] ^= 1;
+    assert_int_equal(ibp_decode_json(msg, len, f->roster, T(UNSPECIFIED), &j, &err), IBP_OK);
+    assert_false(ibp_decode_json_verified(j, &why));
+    assert_non_null(strstr(why, "IBP_E_BAD_SIGNATURE"));
+    json_decref(j);
+    free(msg);
+    /* An unsigned status message, and one without a roster. */
+    const char *status = "{\"member\":\"x\",\"status\":\"up\"}";
+    assert_int_equal(ibp_decode_status_json((const uint8_t *)status, strlen(status), "ibp.status.x",
+                                            NULL, NULL, f->roster, &j, NULL, &err),
+                     IBP_OK);
+    assert_false(ibp_decode_json_verified(j, &why));
+    assert_non_null(strstr(why, "IBP_E_NOT_FOUND"));
+    json_decref(j);
+    assert_int_equal(ibp_decode_status_json((const uint8_t *)status, strlen(status), "ibp.status.x",
+                                            NULL, NULL, NULL, &j, NULL, &err),
+                     IBP_OK);
+    assert_false(ibp_decode_json_verified(j, NULL));
+    json_decref(j);
+    assert_false(ibp_decode_json_verified(NULL, &why));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -409,6 +471,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unverified_status_and_garbage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_verdict_and_fields, setup, teardown),
     };
     if (ibp_crypto_init() != IBP_OK)
         return 1;

@@ -66,6 +66,27 @@ ibp_status ibp_decode_status_json(const uint8_t *data, size_t len, const char *s
                                   const ibp_roster *roster, json_t **out, bool *verified,
                                   ibp_err *err);
 
+/*
+ * The verdict on a document of ibp_decode_json or ibp_decode_status_json:
+ * true only when it says "verified": true and has no "header_type" (an
+ * Ibp-Type header that disagrees with the signed type). A document decoded
+ * without a roster has no "verified" and never verifies. *why (may be NULL)
+ * gets the reason when false: the document's "reason", or a constant text;
+ * it is borrowed from doc or static. Pure, thread-safe.
+ */
+bool ibp_decode_json_verified(const json_t *doc, const char **why);
+
+/*
+ * A one-line summary of obj's members for a human: "k=v k=v ...", in the
+ * object's order. Strings are written as they are unless they hold a space,
+ * '=', a quote, a backslash or a control character (then JSON-quoted);
+ * numbers, booleans and null as JSON; arrays as k=#<size>; objects are left
+ * out. Members named in skip (NULL-terminated list, may be NULL) are left
+ * out. At most cap - 1 characters are written (cap > 0), a cut line ends in
+ * "..."; returns buf. Pure, thread-safe.
+ */
+char *ibp_decode_json_fields(const json_t *obj, const char *const *skip, char *buf, size_t cap);
+
 /* A decoded payload of type as JSON (NULL on out-of-range snapshot indices or no memory). */
 json_t *ibp_payload_to_json(ibp_payload_type type, const ProtobufCMessage *payload);
 
