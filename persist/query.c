@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 
+#include "ibp/availability.h"
 #include "ibp/persist_db.h"
 #include "ibp/usage.h"
 #include "persist_util.h"
@@ -381,6 +382,24 @@ static ibp_status fail_json(char **response, ibp_err *err, ibp_status st, const 
     return ibp_err_set(err, st, "%s", msg);
 }
 
+int ibp_persist_time_parse_ms(const char *text, int64_t *ms)
+{
+    if (text == NULL || *text == '\0')
+        return -1;
+    if (strspn(text, "0123456789") == strlen(text)) {
+        if (strlen(text) > 15)
+            return -1;
+        *ms = strtoll(text, NULL, 10);
+        return 0;
+    }
+    return ibp_persist_parse_time_ms(text, ms);
+}
+
+void ibp_persist_time_format_ms(int64_t ms, char *buf, size_t cap)
+{
+    ibp_persist_format_rfc3339_ms(ms, buf, cap);
+}
+
 /* A time in a request: RFC 3339 / date string, or Unix ms. */
 static int json_time(const json_t *v, int64_t *ms)
 {
@@ -389,7 +408,7 @@ static int json_time(const json_t *v, int64_t *ms)
         return 0;
     }
     if (json_is_string(v))
-        return ibp_persist_parse_time_ms(json_string_value(v), ms);
+        return ibp_persist_time_parse_ms(json_string_value(v), ms);
     return -1;
 }
 
@@ -443,6 +462,7 @@ ibp_status ibp_persist_query_events_json(MYSQL *db, const char *request, size_t 
     ibp_persist_event_list l = {0};
     ibp_err qe;
     ibp_err_clear(&qe);
+    int64_t now_ms = ibp_persist_now_ms();
     st = ibp_persist_query_member_events(db, member, domain, start_ms, end_ms, &l, &qe);
     if (st != IBP_OK) {
         *response = ibp_persist_query_error_json(st, qe.msg);
@@ -464,6 +484,10 @@ ibp_status ibp_persist_query_events_json(MYSQL *db, const char *request, size_t 
         json_object_set_new(o, "is_ipv6", json_boolean(r->is_ipv6));
         json_object_set_new(o, "start_time", time_json(r->start_ms));
         json_object_set_new(o, "end_time", r->open ? json_null() : time_json(r->end_ms));
+        ibp_outage out = {r->start_ms, r->end_ms, r->open};
+        json_object_set_new(o, "open", json_boolean(r->open));
+        json_object_set_new(o, "duration_ms",
+                            json_integer((json_int_t)ibp_outage_duration_ms(&out, now_ms)));
         json_object_set_new(o, "error", json_text_or_null(r->error));
         json_object_set_new(o, "vote_data", json_column(r->vote_data));
         json_object_set_new(o, "additional_data", json_column(r->additional_data));
@@ -552,6 +576,224 @@ ibp_status ibp_persist_query_usage_json(MYSQL *db, const char *request, size_t l
     if (*response == NULL)
         st = fail_json(response, err, IBP_E_NOMEM, "usage response: out of memory");
 out:
+    json_decref(req);
+    return st;
+}
+
+/* ---- availability ------------------------------------------------------------------ */
+
+typedef bool (*outage_pick)(const ibp_persist_event_row *r, const void *arg);
+
+/* The figures of the events that pick chooses (overrides never), into o's
+ * JSON; buf has room for every event. */
+static void set_availability(json_t *o, const ibp_persist_event_list *l, outage_pick pick,
+                             const void *arg, ibp_outage *buf, int64_t from_ms, int64_t to_ms)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < l->count; i++) {
+        const ibp_persist_event_row *r = &l->rows[i];
+        if (strcmp(r->check_type, "override") == 0 || (pick && !pick(r, arg)))
+            continue;
+        buf[n].start_ms = r->start_ms;
+        buf[n].end_ms = r->end_ms;
+        buf[n].open = r->open;
+        n++;
+    }
+    ibp_availability a;
+    ibp_availability_compute(buf, n, from_ms, to_ms, &a);
+    json_object_set_new(o, "availability", json_real(a.ratio));
+    json_object_set_new(o, "availability_percent", json_real(a.ratio * 100.0));
+    json_object_set_new(o, "downtime_ms", json_integer((json_int_t)a.downtime_ms));
+    json_object_set_new(o, "outages", json_integer((json_int_t)a.outages));
+    json_object_set_new(o, "open", json_integer((json_int_t)a.open));
+}
+
+static bool pick_family(const ibp_persist_event_row *r, const void *arg)
+{
+    return r->is_ipv6 == *(const bool *)arg;
+}
+
+/* A domain's outages, and the member-wide ones (site checks: domain ''). */
+static bool pick_domain(const ibp_persist_event_row *r, const void *arg)
+{
+    return r->domain_name[0] == '\0' || strcmp(r->domain_name, arg) == 0;
+}
+
+static bool pick_check(const ibp_persist_event_row *r, const void *arg)
+{
+    const ibp_persist_event_row *c = arg;
+    return strcmp(r->check_type, c->check_type) == 0 && strcmp(r->check_name, c->check_name) == 0;
+}
+
+/* True the first time key is offered to the set (a JSON object used as a hash set). */
+static bool first_time(json_t *set_obj, const char *key)
+{
+    if (json_object_get(set_obj, key))
+        return false;
+    json_object_set_new(set_obj, key, json_true());
+    return true;
+}
+
+ibp_status ibp_persist_query_sla_json(MYSQL *db, const char *request, size_t len, int64_t now_ms,
+                                      char **response, ibp_err *err)
+{
+    json_error_t jerr;
+    *response = NULL;
+    json_t *req = json_loadb(request ? request : "", len, 0, &jerr);
+    if (!json_is_object(req)) {
+        json_decref(req);
+        return fail_json(response, err, IBP_E_INVAL, "sla request: not a JSON object: %s",
+                         jerr.text);
+    }
+    const char *member = json_string_value(json_object_get(req, "member"));
+    const char *domain = json_string_value(json_object_get(req, "domain"));
+    int64_t from_ms = 0, to_ms = 0;
+    ibp_status st;
+    ibp_persist_event_list l = {0};
+    ibp_outage *buf = NULL;
+    json_t *resp = NULL;
+    if (!set(member)) {
+        st = fail_json(response, err, IBP_E_INVAL, "sla request: \"member\" is required");
+        goto out;
+    }
+    if (json_time(json_object_get(req, "from"), &from_ms) != 0 ||
+        json_time(json_object_get(req, "to"), &to_ms) != 0) {
+        st = fail_json(response, err, IBP_E_INVAL,
+                       "sla request: \"from\" and \"to\" must be RFC 3339 times, dates or "
+                       "Unix ms");
+        goto out;
+    }
+    if (to_ms > now_ms)
+        to_ms = now_ms; /* the future is not judged */
+    if (from_ms >= to_ms) {
+        st = fail_json(response, err, IBP_E_INVAL,
+                       "sla request: the window is empty (\"from\" is not before \"to\", or "
+                       "lies in the future)");
+        goto out;
+    }
+    ibp_err qe;
+    ibp_err_clear(&qe);
+    st = ibp_persist_query_member_events(db, member, domain, from_ms, to_ms, &l, &qe);
+    if (st != IBP_OK) {
+        *response = ibp_persist_query_error_json(st, qe.msg);
+        if (err)
+            *err = qe;
+        goto out;
+    }
+    buf = calloc(l.count ? l.count : 1, sizeof *buf);
+    resp = json_object();
+    json_t *domains = json_array(), *checks = json_array();
+    if (!buf || !resp || !domains || !checks) {
+        json_decref(domains);
+        json_decref(checks);
+        st = fail_json(response, err, IBP_E_NOMEM, "sla: out of memory");
+        goto out;
+    }
+    json_object_set_new(resp, "member", json_string(member));
+    json_object_set_new(resp, "domain", set(domain) ? json_string(domain) : json_null());
+    json_object_set_new(resp, "from", time_json(from_ms));
+    json_object_set_new(resp, "to", time_json(to_ms));
+    json_object_set_new(resp, "window_ms", json_integer((json_int_t)(to_ms - from_ms)));
+    set_availability(resp, &l, NULL, NULL, buf, from_ms, to_ms);
+    for (int fam = 0; fam < 2; fam++) {
+        bool v6 = fam == 1;
+        json_t *f = json_object();
+        set_availability(f, &l, pick_family, &v6, buf, from_ms, to_ms);
+        json_object_set_new(resp, v6 ? "ipv6" : "ipv4", f);
+    }
+    if (set(domain)) {
+        json_t *d = json_pack("{s:s}", "domain", domain);
+        set_availability(d, &l, pick_domain, domain, buf, from_ms, to_ms);
+        json_array_append_new(domains, d);
+    } else {
+        json_t *seen = json_object();
+        for (size_t i = 0; seen && i < l.count; i++) {
+            const ibp_persist_event_row *r = &l.rows[i];
+            if (!r->domain_name[0] || strcmp(r->check_type, "override") == 0 ||
+                !first_time(seen, r->domain_name))
+                continue;
+            json_t *d = json_pack("{s:s}", "domain", r->domain_name);
+            set_availability(d, &l, pick_domain, r->domain_name, buf, from_ms, to_ms);
+            json_array_append_new(domains, d);
+        }
+        json_decref(seen);
+    }
+    json_t *seen = json_object();
+    for (size_t i = 0; seen && i < l.count; i++) {
+        const ibp_persist_event_row *r = &l.rows[i];
+        char key[512];
+        snprintf(key, sizeof key, "%s\x1f%s", r->check_type, r->check_name);
+        if (strcmp(r->check_type, "override") == 0 || !first_time(seen, key))
+            continue;
+        json_t *c =
+            json_pack("{s:s,s:s}", "check_type", r->check_type, "check_name", r->check_name);
+        set_availability(c, &l, pick_check, r, buf, from_ms, to_ms);
+        json_array_append_new(checks, c);
+    }
+    json_decref(seen);
+    json_object_set_new(resp, "domains", domains);
+    json_object_set_new(resp, "checks", checks);
+    *response = json_dumps(resp, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (*response == NULL)
+        st = fail_json(response, err, IBP_E_NOMEM, "sla response: out of memory");
+out:
+    json_decref(resp);
+    free(buf);
+    ibp_persist_event_list_free(&l);
+    json_decref(req);
+    return st;
+}
+
+/* ---- usage flushes ----------------------------------------------------------------- */
+
+ibp_status ibp_persist_query_hit_flushes_json(MYSQL *db, const char *request, size_t len,
+                                              char **response, ibp_err *err)
+{
+    json_error_t jerr;
+    *response = NULL;
+    json_t *req = json_loadb(request ? request : "", len, 0, &jerr);
+    const char *node = json_string_value(json_object_get(req, "node"));
+    ibp_status st = IBP_OK;
+    if (!set(node) || strlen(node) > 64) {
+        st = fail_json(response, err, IBP_E_INVAL,
+                       "hit_flushes request: {\"node\": \"<dns node id>\"} is required");
+        json_decref(req);
+        return st;
+    }
+    sqlbuf b = {0};
+    sb_str(&b, "SELECT last_flush_seq, last_stream_seq FROM persist_hit_flushes WHERE node_id = ");
+    sb_lit(&b, db, node);
+    MYSQL_RES *res = NULL;
+    uint64_t flush_seq = 0, stream_seq = 0;
+    if (b.oom) {
+        st = fail_json(response, err, IBP_E_NOMEM, "hit_flushes: out of memory");
+        goto out;
+    }
+    if (mysql_real_query(db, b.s, (unsigned long)b.len) != 0 ||
+        (res = mysql_store_result(db)) == NULL) {
+        ibp_err qe;
+        ibp_err_clear(&qe);
+        st = ibp_persist_db_error(&qe, db, "query hit flushes of %.64s", node);
+        *response = ibp_persist_query_error_json(st, qe.msg);
+        if (err)
+            *err = qe;
+        goto out;
+    }
+    MYSQL_ROW row = mysql_fetch_row(res);
+    if (row) {
+        flush_seq = row[0] ? strtoull(row[0], NULL, 10) : 0;
+        stream_seq = row[1] ? strtoull(row[1], NULL, 10) : 0;
+    }
+    json_t *resp = json_pack("{s:s,s:I,s:I}", "node", node, "last_flush_seq", (json_int_t)flush_seq,
+                             "last_stream_seq", (json_int_t)stream_seq);
+    *response = resp ? json_dumps(resp, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(resp);
+    if (*response == NULL)
+        st = fail_json(response, err, IBP_E_NOMEM, "hit_flushes response: out of memory");
+out:
+    mysql_free_result(res);
+    mysql_rollback(db);
+    free(b.s);
     json_decref(req);
     return st;
 }

@@ -56,6 +56,74 @@ static ibp_status check_empty(MYSQL *db, const char *database, ibp_err *err)
     return IBP_OK;
 }
 
+/* A MariaDB account name part as a quoted literal ('ibp', '127.0.0.1'). */
+static void quote_account(const char *in, size_t n, char *out, size_t cap)
+{
+    size_t o = 0;
+    if (cap < 3)
+        return;
+    out[o++] = '\'';
+    for (size_t i = 0; i < n && o + 3 < cap; i++) {
+        if (in[i] == '\'' || in[i] == '\\')
+            out[o++] = '\\';
+        out[o++] = in[i];
+    }
+    out[o++] = '\'';
+    out[o] = '\0';
+}
+
+/*
+ * Creates the target database when it is missing, through a connection to
+ * the configured one. When the user may not (1044 and the like), the error
+ * says which GRANT an administrator has to run, for the account MariaDB
+ * matched (CURRENT_USER()). When the configured database cannot be reached
+ * either, the creation is left to the connect that follows (its error).
+ */
+static ibp_status ensure_database(const ibp_persist_replay_opts *o, bool *exists, ibp_err *err)
+{
+    MYSQL *db = NULL;
+    ibp_err ce;
+    ibp_err_clear(&ce);
+    *exists = false;
+    if (ibp_persist_db_connect(o->db, NULL, false, &db, &ce) != IBP_OK)
+        return IBP_OK;
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "CREATE DATABASE IF NOT EXISTS `%s` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+             o->database);
+    ibp_status st = IBP_OK;
+    if (mysql_real_query(db, sql, (unsigned long)strlen(sql)) != 0) {
+        unsigned code = mysql_errno(db);
+        char why[512];
+        snprintf(why, sizeof why, "%s", mysql_error(db));
+        char user[300] = "'?'", host[300] = "'%'";
+        MYSQL_RES *res = NULL;
+        MYSQL_ROW row;
+        if (mysql_real_query(db, "SELECT CURRENT_USER()", 21) == 0 &&
+            (res = mysql_store_result(db)) != NULL && (row = mysql_fetch_row(res)) != NULL &&
+            row[0] != NULL) {
+            const char *at = strrchr(row[0], '@');
+            size_t ulen = at ? (size_t)(at - row[0]) : strlen(row[0]);
+            quote_account(row[0], ulen, user, sizeof user);
+            if (at)
+                quote_account(at + 1, strlen(at + 1), host, sizeof host);
+        }
+        mysql_free_result(res);
+        if (code == 1044 || code == 1045 || code == 1142 || code == 1227)
+            st = ibp_err_set(err, IBP_E_DB,
+                             "replay: the MariaDB user %s@%s may not create database %s (%u: "
+                             "%s). Create it as an administrator, or let the user do it, "
+                             "with: GRANT ALL PRIVILEGES ON `%s`.* TO %s@%s;",
+                             user, host, o->database, code, why, o->database, user, host);
+        else
+            st = ibp_err_set(err, IBP_E_DB, "replay: create database %s: MariaDB %u: %s",
+                             o->database, code, why);
+    }
+    *exists = st == IBP_OK;
+    mysql_close(db);
+    return st;
+}
+
 static uint32_t random32(void)
 {
     uint32_t v = 0;
@@ -344,7 +412,10 @@ ibp_status ibp_persist_replay(const ibp_persist_replay_opts *opts, ibp_persist_r
     MYSQL *db = NULL;
     jsCtx *js = NULL;
     int version = 0;
-    ibp_status st = ibp_persist_db_connect(o.db, o.database, true, &db, err);
+    bool exists = false;
+    ibp_status st = ensure_database(&o, &exists, err);
+    if (st == IBP_OK)
+        st = ibp_persist_db_connect(o.db, o.database, !exists, &db, err);
     if (st != IBP_OK)
         return st;
     if ((st = ibp_schema_migrate(db, o.sql_dir, &version, err)) != IBP_OK)

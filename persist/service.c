@@ -23,7 +23,7 @@
 #define IBP_VERSION "0.1.0"
 #endif
 
-enum { EP_EVENTS, EP_USAGE, EP_COUNT };
+enum { EP_EVENTS, EP_USAGE, EP_SLA, EP_FLUSHES, EP_COUNT };
 
 typedef struct qnode {
     natsMsg *msg;
@@ -53,7 +53,7 @@ struct ibp_persist_service {
     MYSQL *db; /* the worker's */
 };
 
-static const char *const ep_names[EP_COUNT] = {"events", "usage"};
+static const char *const ep_names[EP_COUNT] = {"events", "usage", "sla", "hit_flushes"};
 
 void ibp_persist_service_opts_init(ibp_persist_service_opts *opts)
 {
@@ -132,8 +132,12 @@ static void handle_endpoint(ibp_persist_service *s, int ep, natsMsg *req)
         size_t len = (size_t)natsMsg_GetDataLength(req);
         if (ep == EP_EVENTS)
             st = ibp_persist_query_events_json(s->db, data, len, &resp, &e);
-        else
+        else if (ep == EP_USAGE)
             st = ibp_persist_query_usage_json(s->db, data, len, &resp, &e);
+        else if (ep == EP_SLA)
+            st = ibp_persist_query_sla_json(s->db, data, len, ibp_persist_now_ms(), &resp, &e);
+        else
+            st = ibp_persist_query_hit_flushes_json(s->db, data, len, &resp, &e);
         if (st == IBP_E_DB) {
             mysql_close(s->db); /* a fresh connection for the next request */
             s->db = NULL;
@@ -278,7 +282,8 @@ ibp_status ibp_persist_service_start(const ibp_persist_service_opts *opts,
     if (st != IBP_OK)
         goto fail;
     natsConnection_Flush(s->o.nc);
-    IBP_LOG(IBP_LOG_INFO, COMPONENT, "serving subjects=%s.{events,usage} queue=%s id=%s", s->prefix,
+    IBP_LOG(IBP_LOG_INFO, COMPONENT,
+            "serving subjects=%s.{events,usage,sla,hit_flushes} queue=%s id=%s", s->prefix,
             s->queue, ibp_micro_id(s->micro));
     *out = s;
     return IBP_OK;

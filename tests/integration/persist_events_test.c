@@ -420,7 +420,7 @@ static void test_nats_endpoints(void **state)
     assert_int_equal(s, NATS_OK);
     j = json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0, &jerr);
     json_t *eps = json_object_get(j, "endpoints");
-    assert_int_equal(json_array_size(eps), 2);
+    assert_int_equal(json_array_size(eps), 4); /* events, usage, sla, hit_flushes */
     assert_int_equal(json_integer_value(json_object_get(json_array_get(eps, 0), "num_requests")),
                      2);
     assert_int_equal(json_integer_value(json_object_get(json_array_get(eps, 0), "num_errors")), 1);

@@ -123,7 +123,8 @@ void ibp_persist_usage_result_free(ibp_persist_usage_result *r);
  *   events  {"member": ..., "domain": ..., "start": ..., "end": ...,
  *            "events": [{"id", "member_name", "check_type", "check_name",
  *            "domain_name", "endpoint", "status", "is_ipv6", "start_time",
- *            "end_time" (null while open), "error", "vote_data",
+ *            "end_time" (null while open), "open", "duration_ms" (end - start,
+ *            or until the query while open), "error", "vote_data",
  *            "additional_data", "event_id", "end_event_id"}]}
  *   usage   {"by": ..., "start": ..., "end": ..., "rows": [{"date" (per_day),
  *            "<by>": key, "country_name" (by country), "ipv4": n, "ipv6": n,
@@ -136,6 +137,50 @@ ibp_status ibp_persist_query_events_json(MYSQL *db, const char *request, size_t 
                                          char **response, ibp_err *err);
 ibp_status ibp_persist_query_usage_json(MYSQL *db, const char *request, size_t len, char **response,
                                         ibp_err *err);
+
+/*
+ * Availability of a member over a window, from its outages in member_events
+ * (ibp/availability.h: outages that overlap are counted once).
+ *   request  {"member": "Stake Plus", "domain": "rpc.ibp.network" (optional),
+ *             "from": T, "to": T}  (times as for events)
+ *   response {"member", "domain", "from", "to" (the window, its end clipped
+ *             to now_ms: the future is not judged), "window_ms",
+ *             "availability" (0..1), "availability_percent", "downtime_ms",
+ *             "outages" (outage events that overlap the window), "open",
+ *             "ipv4": {...}, "ipv6": {...} (the same figures per family),
+ *             "domains": [{"domain", figures}], "checks": [{"check_type",
+ *             "check_name", figures}]}
+ * The member's figures take every outage (site, domain and endpoint checks,
+ * either family); with "domain" only that domain's and the member-wide ones
+ * (site checks), as the events query selects them. "domains" lists every
+ * domain with an outage in the window (each with the member-wide outages
+ * too; a domain without one is 100 % available and not listed unless it is
+ * the requested one); "checks" each check type and name. Override events
+ * (an operator's decision) are not outages. The events are those of
+ * ibp_persist_query_member_events (at most IBP_PERSIST_QUERY_MAX_ROWS).
+ */
+ibp_status ibp_persist_query_sla_json(MYSQL *db, const char *request, size_t len, int64_t now_ms,
+                                      char **response, ibp_err *err);
+
+/*
+ * The last usage flush of a dns node that persist has applied
+ * (persist_hit_flushes): request {"node": "dns1"}, response {"node",
+ * "last_flush_seq", "last_stream_seq"} (0 and 0 when none was applied).
+ * `ibpctl usage flush` waits on it until a flush it asked for is stored.
+ */
+ibp_status ibp_persist_query_hit_flushes_json(MYSQL *db, const char *request, size_t len,
+                                              char **response, ibp_err *err);
+
+/*
+ * Parses a time as the requests take it: RFC 3339 ("2025-01-31T12:00:00Z",
+ * fractions and offsets allowed), a date "YYYY-MM-DD" (midnight UTC), or
+ * Unix milliseconds (digits only), into Unix ms. Returns 0, or -1 when the
+ * text is none of these. Pure, thread-safe.
+ */
+int ibp_persist_time_parse_ms(const char *text, int64_t *ms);
+
+/* Formats Unix ms as "YYYY-MM-DDTHH:MM:SS.mmmZ" into buf (cap >= 32). */
+void ibp_persist_time_format_ms(int64_t ms, char *buf, size_t cap);
 
 /* The error object above for st and message (malloc'd; NULL only without memory). */
 char *ibp_persist_query_error_json(ibp_status st, const char *message);

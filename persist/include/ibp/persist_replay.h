@@ -5,9 +5,11 @@
  * AUTO_INCREMENT surrogate, and the wall-clock columns updated_at,
  * received_at and applied_at excepted).
  *
- * The target database is created when missing, migrated
- * (ibp_schema_migrate), and refused (IBP_E_EXISTS) when any of its tables
- * holds a row. Each stream is read from its first message (or from_seq, or
+ * The target database is created when missing (through a connection to the
+ * configured database; when the user may not create it, the error names the
+ * GRANT statement an administrator has to run for the account MariaDB
+ * matched), migrated (ibp_schema_migrate), and refused (IBP_E_EXISTS) when
+ * any of its tables holds a row. Each stream is read from its first message (or from_seq, or
  * the first message at or after from_time_ms) up to the stream's last
  * sequence as it was when the replay of that stream started, through a
  * temporary durable pull consumer ("ibp-replay-<pid>-<random>", AckAll,

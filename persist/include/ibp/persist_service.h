@@ -6,9 +6,11 @@
  *
  *   ibp.persist.events   get_member_events, JSON in and out
  *   ibp.persist.usage    usage by domain, member or country, JSON in and out
+ *   ibp.persist.sla      a member's availability over a window
+ *   ibp.persist.hit_flushes  the last usage flush of a dns node applied
  *
  * The request and response documents are those of ibp/persist_query.h
- * (ibp_persist_query_events_json, ibp_persist_query_usage_json). A failed
+ * (ibp_persist_query_events_json, _usage_json, _sla_json, _hit_flushes_json). A failed
  * request is answered with {"error": {"code", "message"}} and the ADR-32
  * headers Nats-Service-Error (the message) and Nats-Service-Error-Code (400
  * for a bad request, 500 otherwise).
