@@ -333,6 +333,49 @@ static json_t *cmd_dns_hit(ibp_control *c, const json_t *req)
     return json_pack("{s:b}", "ok", 1);
 }
 
+/*
+ * {"cmd":"usage_flush","date":"YYYY-MM-DD" (optional)}: flushes the usage
+ * counters now (every date, or one) and offers the journal to the sink ->
+ * {"ok":true,"node":..,"flush_seq":N,"pending":N}: flush_seq is the last
+ * HitBatch flush_seq handed out, pending the entries not yet published
+ * (retried by the usage thread). `ibpctl usage flush` then waits until
+ * persist has applied flush_seq.
+ */
+static json_t *cmd_usage_flush(ibp_control *c, const json_t *req)
+{
+    const char *date = NULL;
+    if (!c->opts.usage)
+        return fail_answer("this node keeps no usage statistics (role dns is not set)");
+    if (get_str(req, "date", &date))
+        return fail_answer("\"date\" must be a string YYYY-MM-DD");
+    ibp_err err = {0};
+    ibp_status st = date ? ibp_usage_flush_date(c->opts.usage, date, &err)
+                         : ibp_usage_flush(c->opts.usage, &err);
+    if (st != IBP_OK)
+        return fail_answer("%s", err.msg[0] ? err.msg : ibp_strerror(st));
+    ibp_usage_stats us;
+    ibp_usage_stats_get(c->opts.usage, &us);
+    return json_pack("{s:b, s:s, s:I, s:I}", "ok", 1, "node", c->node, "flush_seq",
+                     (json_int_t)us.journal.last_seq, "pending", (json_int_t)us.journal.pending);
+}
+
+/*
+ * {"cmd":"reload"}: reads the node's network files again, as SIGHUP does ->
+ * {"ok":true} or {"ok":false,"error":...} with the reason the old
+ * configuration stays.
+ */
+static json_t *cmd_reload(ibp_control *c)
+{
+    if (!c->opts.reload_fn)
+        return fail_answer("this node has nothing to reload (role monitor is not set)");
+    ibp_err err = {0};
+    ibp_status st = c->opts.reload_fn(c->opts.reload_user, &err);
+    if (st != IBP_OK)
+        return fail_answer("reload refused, the old config stays: %s",
+                           err.msg[0] ? err.msg : ibp_strerror(st));
+    return json_pack("{s:b, s:s}", "ok", 1, "node", c->node);
+}
+
 char *ibp_control_execute(ibp_control *c, const char *line, size_t len)
 {
     json_error_t jerr;
@@ -359,9 +402,13 @@ char *ibp_control_execute(ibp_control *c, const char *line, size_t len)
         ans = cmd_flush(c, req);
     } else if (strcmp(cmd, "dns_hit") == 0) {
         ans = cmd_dns_hit(c, req);
+    } else if (strcmp(cmd, "usage_flush") == 0) {
+        ans = cmd_usage_flush(c, req);
+    } else if (strcmp(cmd, "reload") == 0) {
+        ans = cmd_reload(c);
     } else {
         ans = fail_answer("unknown cmd \"%.64s\" (observe, status, member_online, official, "
-                          "flush, dns_hit)",
+                          "flush, dns_hit, usage_flush, reload)",
                           cmd);
     }
     json_decref(req);

@@ -12,7 +12,10 @@
  *   ibpctl override enable|disable MEMBER --key FILE --node ADMIN_ID [--reason TEXT]
  *   ibpctl snapshot [--nats URL] [--roster FILE] [--epoch N]
  *   ibpctl audit EPOCH --roster FILE [--nats URL]
- *   ibpctl status|watch [--nats URL] [--member M] [--domain D]
+ *   ibpctl status [--nats URL] [--member M] [--domain D]
+ *   ibpctl watch [SUBJECT] [--stream NAME --from-seq N | --since T] [--compact]
+ *   ibpctl services [NAME] [--compact]
+ *   ibpctl events | usage [flush] | sla --member M --from T --to T
  *
  * Every command that talks to NATS takes --nats URL and the credentials of
  * nats_opts.c (--nats-nkey, --nats-creds, --nats-user ..., --nats-ca ...),
@@ -48,18 +51,25 @@ static void usage_main(FILE *out)
                  "  nats-auth    render the nats-server users and permissions of a roster\n"
                  "  roster list  print a roster as JSON\n"
                  "  events       outage and override events of a member (from ibp-persist)\n"
-                 "  usage        DNS hits by domain, member or country (from ibp-persist)\n"
+                 "  usage        DNS hits by domain, member or country (from ibp-persist);\n"
+                 "               `usage flush`: a dns node flushes now, persist stores it\n"
+                 "  sla          availability of a member over a window (from ibp-persist)\n"
                  "  replay       rebuild the database from HITS and EVENTS (runs ibp-persist "
                  "replay)\n"
                  "  smoke        end-to-end check of NATS JetStream and MariaDB with a signed "
                  "message\n"
                  "  observe      send one observation to a running ibp-node (control socket)\n"
+                 "  reload       make a running monitor read its network files again\n"
                  "  decode       print one bus message (stdin) as JSON, optionally verified\n"
                  "  override     sign and send an admin override (disable/enable a member)\n"
                  "  snapshot     the last (or a given) official snapshot from OFFICIAL\n"
                  "  audit        re-verify an epoch's changes against the signed batches\n"
                  "  status       current official status of members and domains (STATUS)\n"
-                 "  watch        print official status changes as they happen\n"
+                 "  watch        print bus messages (default: status changes) decoded and "
+                 "verified,\n"
+                 "               live or from a stream\n"
+                 "  services     the daemons answering $SRV (NATS micro services) with their "
+                 "stats\n"
                  "\n"
                  "Each command takes --help. Exit codes: 0 ok, 1 failed, 2 bad usage.\n"
                  "Commands that talk to NATS authenticate with --nats-nkey/--nats-creds/\n"
@@ -357,6 +367,7 @@ static const struct command {
     {"nats-auth", ibpctl_cmd_nats_auth},
     {"smoke", ibpctl_cmd_smoke},
     {"observe", ibpctl_cmd_observe},
+    {"reload", ibpctl_cmd_reload},
     {"events", ibpctl_cmd_events},
     {"usage", ibpctl_cmd_usage},
     {"replay", ibpctl_cmd_replay},
@@ -366,6 +377,8 @@ static const struct command {
     {"audit", ibpctl_cmd_audit},
     {"status", ibpctl_cmd_status},
     {"watch", ibpctl_cmd_watch},
+    {"services", ibpctl_cmd_services},
+    {"sla", ibpctl_cmd_sla},
     {"check", ibpctl_cmd_check},
 };
 

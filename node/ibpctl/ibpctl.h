@@ -2,11 +2,14 @@
 #ifndef IBPCTL_H
 #define IBPCTL_H
 
+#include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <nats/nats.h>
 
 #include "ibp/key.h"
+#include "ibp/roster.h"
 #include "ibp/status.h"
 
 #define IBPCTL_DEFAULT_NATS "nats://127.0.0.1:4222"
@@ -28,9 +31,30 @@ int ibpctl_cmd_smoke(int argc, char **argv);
 /* `ibpctl observe`: see observe.c. */
 int ibpctl_cmd_observe(int argc, char **argv);
 
-/* `ibpctl events` and `ibpctl usage`: see query.c. */
+/* `ibpctl reload`: see reload.c. */
+int ibpctl_cmd_reload(int argc, char **argv);
+
+/*
+ * One request line to a running ibp-node's control socket at path (with a
+ * 30 s timeout each way): *text receives the answer line (free it), *answer
+ * its JSON (NULL if it does not parse; json_decref it). Errors are printed
+ * with prog first. Returns 0, 1 (unreachable, no answer) or 2 (bad path).
+ */
+int ibpctl_control_call(const char *prog, const char *path, const char *request, char **text,
+                        json_t **answer);
+
+/* `ibpctl events` and `ibpctl usage` (and `usage flush`): see query.c. */
 int ibpctl_cmd_events(int argc, char **argv);
 int ibpctl_cmd_usage(int argc, char **argv);
+
+/*
+ * A request to ibp-persist (query.c): request (consumed) goes to subject.
+ * ibpctl_query_ask prints the JSON answer and returns the exit code (1 on no
+ * answer or an error answer); ibpctl_query_request gives the answer in *doc
+ * (NULL on failure, after printing why) and returns 0 or 1.
+ */
+int ibpctl_query_ask(const char *url, const char *subject, json_t *request);
+int ibpctl_query_request(const char *url, const char *subject, json_t *request, json_t **doc);
 
 /* `ibpctl replay`: runs `ibp-persist replay` (replay.c). */
 int ibpctl_cmd_replay(int argc, char **argv);
@@ -45,9 +69,24 @@ int ibpctl_cmd_override(int argc, char **argv);
 int ibpctl_cmd_snapshot(int argc, char **argv);
 int ibpctl_cmd_audit(int argc, char **argv);
 
-/* `ibpctl status` and `ibpctl watch`: see status.c. */
+/* `ibpctl status`: see status.c; `ibpctl watch`: see watch.c. */
 int ibpctl_cmd_status(int argc, char **argv);
 int ibpctl_cmd_watch(int argc, char **argv);
+
+/*
+ * A status message (ibp.status.<...>) as JSON, or NULL when it does not pass
+ * the filters member and domain (NULL: any). It is verified against roster
+ * (ibp/status_sig.h): a verified message is its status document with
+ * "verified": true and "signed_by" (the replica); any other is {"verified":
+ * false, "reason": ..., "unverified": <document or null>}, so nothing
+ * unverified reads as an official status. *verified says which.
+ */
+json_t *ibpctl_status_msg_json(const char *member, const char *domain, const ibp_roster *roster,
+                               natsMsg *msg, const char *subject, bool *verified);
+
+/* `ibpctl services`: see services.c. `ibpctl sla`: see sla.c. */
+int ibpctl_cmd_services(int argc, char **argv);
+int ibpctl_cmd_sla(int argc, char **argv);
 int ibpctl_cmd_check(int argc, char **argv); /* `ibpctl check`: see check.c */
 
 /* ---- the NATS connection of every command (nats_opts.c) ---------------------

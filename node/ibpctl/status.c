@@ -1,18 +1,16 @@
 /*
- * `ibpctl status` and `ibpctl watch`: the official status of members and
- * domains from stream STATUS (the last message of each ibp.status.<...>
- * subject), and its changes as they happen. Every message is verified
+ * `ibpctl status`: the official status of members and domains from stream
+ * STATUS (the last message of each ibp.status.<...> subject); `ibpctl watch`
+ * (watch.c) shows its changes as they happen. Every message is verified
  * against the roster (ibp/status_sig.h); one that does not verify is shown
  * as such and never as an official status.
  */
 #include <getopt.h>
 #include <jansson.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "ibp/bus.h"
 #include "ibp/roster.h"
@@ -110,16 +108,8 @@ static int filter_subject(const struct status_opts *o, char *buf, size_t cap)
     return 0;
 }
 
-/*
- * A status message as JSON if it passes the filters (member, domain); NULL
- * otherwise. It is verified against the roster (ibp/status_sig.h): a
- * verified message is its status document with "verified": true and
- * "signed_by" (the replica); any other is {"verified": false, "reason": ...,
- * "unverified": <document or null>}, so nothing unverified reads as an
- * official status. *verified says which.
- */
-static json_t *accept_msg(const struct status_opts *o, const ibp_roster *roster, natsMsg *msg,
-                          const char *subject, bool *verified)
+json_t *ibpctl_status_msg_json(const char *member, const char *domain, const ibp_roster *roster,
+                               natsMsg *msg, const char *subject, bool *verified)
 {
     const char *data = natsMsg_GetData(msg);
     size_t len = (size_t)natsMsg_GetDataLength(msg);
@@ -131,8 +121,7 @@ static json_t *accept_msg(const struct status_opts *o, const ibp_roster *roster,
     }
     const char *m = json_string_value(json_object_get(j, "member"));
     const char *d = json_string_value(json_object_get(j, "domain"));
-    if ((o->member && (!m || strcmp(m, o->member) != 0)) ||
-        (o->domain && (!d || strcmp(d, o->domain) != 0))) {
+    if ((member && (!m || strcmp(m, member) != 0)) || (domain && (!d || strcmp(d, domain) != 0))) {
         json_decref(j);
         return NULL;
     }
@@ -206,7 +195,8 @@ int ibpctl_cmd_status(int argc, char **argv)
         if (js_GetLastMsg(&m, js, IBP_STREAM_STATUS, subs->List[i].Subject, NULL, &jerr) != NATS_OK)
             continue; /* gone meanwhile */
         bool verified = false;
-        json_t *j = accept_msg(&o, roster, m, subs->List[i].Subject, &verified);
+        json_t *j =
+            ibpctl_status_msg_json(o.member, o.domain, roster, m, subs->List[i].Subject, &verified);
         if (j) {
             json_object_set_new(j, "subject", json_string(subs->List[i].Subject));
             json_object_set_new(j, "stream_seq", json_integer((json_int_t)natsMsg_GetSequence(m)));
@@ -224,97 +214,6 @@ out:
     ibp_roster_free(roster);
     jsStreamInfo_Destroy(si);
     jsCtx_Destroy(js);
-    natsConnection_Destroy(nc);
-    return rc;
-}
-
-static volatile sig_atomic_t stop;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop = 1;
-}
-
-int ibpctl_cmd_watch(int argc, char **argv)
-{
-    struct status_opts o = {0};
-    int rc = parse_opts(
-        argc, argv, &o,
-        "usage: ibpctl watch --roster FILE [--nats URL] [--member M] [--domain D]\n"
-        "                    [--count N] [--timeout MS]\n"
-        "Prints each official status change (ibp.status.>) as one JSON line until\n"
-        "interrupted, after --count changes, or after --timeout ms without one (exit 1).\n"
-        "--roster FILE (required): each message's signature is checked; one that does\n"
-        "not verify is printed as {\"verified\": false, \"reason\": ..., \"unverified\": {...}}\n"
-        "and is not counted as a change. Default --nats " IBPCTL_DEFAULT_NATS ".\n");
-    if (rc)
-        return rc < 0 ? 0 : rc;
-    char filter[1024];
-    if (filter_subject(&o, filter, sizeof filter) != 0) {
-        fprintf(stderr, "ibpctl watch: member name too long\n");
-        return EXIT_USAGE;
-    }
-    ibp_err err = {0};
-    natsConnection *nc = NULL;
-    natsSubscription *sub = NULL;
-    ibp_roster *roster = NULL;
-    rc = 1;
-    if (ibp_roster_load(o.roster_path, &roster, &err) != IBP_OK)
-        goto out;
-    if (ibpctl_nats_connect(o.url, "ibpctl-watch", &nc, &err) != IBP_OK)
-        goto out;
-    natsStatus s = natsConnection_SubscribeSync(&sub, nc, filter);
-    if (s == NATS_OK)
-        s = natsConnection_Flush(nc);
-    if (s != NATS_OK) {
-        ibp_err_set(&err, IBP_E_NATS, "subscribe %s: %s", filter, natsStatus_GetText(s));
-        goto out;
-    }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    /* Ready: tests and scripts wait for this line on stderr. */
-    fprintf(stderr, "ibpctl watch: watching %s\n", filter);
-    long seen = 0, idle_ms = 0;
-    rc = 0;
-    while (!stop && (o.count == 0 || seen < o.count)) {
-        natsMsg *m = NULL;
-        s = natsSubscription_NextMsg(&m, sub, 200);
-        if (s == NATS_TIMEOUT) {
-            idle_ms += 200;
-            if (o.timeout_ms && idle_ms >= o.timeout_ms) {
-                ibp_err_set(&err, IBP_E_NATS, "no change within %ld ms", o.timeout_ms);
-                rc = 1;
-                break;
-            }
-            continue;
-        }
-        if (s != NATS_OK) {
-            ibp_err_set(&err, IBP_E_NATS, "%s", natsStatus_GetText(s));
-            rc = 1;
-            break;
-        }
-        idle_ms = 0;
-        bool verified = false;
-        json_t *j = accept_msg(&o, roster, m, natsMsg_GetSubject(m), &verified);
-        if (j) {
-            json_object_set_new(j, "subject", json_string(natsMsg_GetSubject(m)));
-            json_dumpf(j, stdout, JSON_COMPACT);
-            putchar('\n');
-            fflush(stdout);
-            json_decref(j);
-            seen += verified; /* only official changes count */
-        }
-        natsMsg_Destroy(m);
-    }
-out:
-    if (rc)
-        fprintf(stderr, "ibpctl watch: %s\n", err.msg[0] ? err.msg : "failed");
-    ibp_roster_free(roster);
-    natsSubscription_Destroy(sub);
     natsConnection_Destroy(nc);
     return rc;
 }

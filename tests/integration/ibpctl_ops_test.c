@@ -8,7 +8,13 @@
  *     into JSON, verified against the roster;
  *   - override disable makes the replicas publish a new epoch with the member
  *     disabled; snapshot and status show it; watch sees the enable;
- *   - audit traces a real epoch back to the signed batches and passes.
+ *   - audit traces a real epoch back to the signed batches and passes;
+ *   - decode exits 1 whenever the message does not decode or does not verify
+ *     (no roster, a bad signature, a header that disagrees, a truncated
+ *     payload, an unsigned status message), 0 with --no-verify;
+ *   - watch prints envelopes on a core subject decoded and verified (garbage
+ *     as unverified, not counted), and reads streams from a sequence or a
+ *     time, also as compact lines.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -237,6 +243,171 @@ static uint64_t last_seq(const char *stream)
     uint64_t s = si->State.LastSeq;
     jsStreamInfo_Destroy(si);
     return s;
+}
+
+/* Writes the body of a stored message to dir/<name>; returns the path (static). */
+static const char *save_body(const char *stream, uint64_t seq, const char *name)
+{
+    static char path[1400];
+    natsMsg *m = NULL;
+    jsErrCode jerr = 0;
+    assert_int_equal(js_GetMsg(&m, js, stream, seq, NULL, &jerr), NATS_OK);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fwrite(natsMsg_GetData(m), 1, (size_t)natsMsg_GetDataLength(m), f);
+    fclose(f);
+    natsMsg_Destroy(m);
+    return path;
+}
+
+/* Starts `ibpctl <args>` in the background, stdout and stderr to out, then "exit N". */
+static void start_bg(const char *out, const char *fmt, ...)
+{
+    char args[4096], cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "('%s' %s > '%s' 2>&1; echo \"exit $?\" >> '%s') &", IBP_CTL_BIN,
+             args, out, out);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* Waits up to ms for text in the file at path. */
+static bool file_has(const char *path, const char *text, int ms)
+{
+    for (int t = 0; t <= ms; t += 50) {
+        FILE *f = fopen(path, "r");
+        if (f) {
+            char buf[1 << 16];
+            size_t n = fread(buf, 1, sizeof buf - 1, f);
+            fclose(f);
+            buf[n] = '\0';
+            if (strstr(buf, text))
+                return true;
+        }
+        sleep_ms(50);
+    }
+    return false;
+}
+
+/* The JSON lines of a watch's output file (an array), and its exit code in *rc. */
+static json_t *watch_lines(const char *path, int *rc)
+{
+    json_t *a = json_array();
+    FILE *f = fopen(path, "r");
+    char line[1 << 16];
+    *rc = -1;
+    while (f && fgets(line, sizeof line, f)) {
+        if (line[0] == '{')
+            json_array_append_new(a, json_loads(line, 0, NULL));
+        else if (strncmp(line, "exit ", 5) == 0)
+            *rc = atoi(line + 5);
+    }
+    if (f)
+        fclose(f);
+    return a;
+}
+
+static void test_decode_exit_and_watch(const char *url)
+{
+    /* decode: every way a message fails to verify exits 1, the JSON printed all the same. */
+    char cp[4096];
+    const char *batch = save_body(IBP_STREAM_LOCAL, 1, "batch.bin");
+    char *out = NULL;
+    assert_int_equal(run(&out, "decode < '%s' 2>/dev/null", batch), 1);
+    assert_non_null(strstr(out, "\"ObservationBatch\""));
+    free(out);
+    assert_int_equal(run(NULL, "decode --no-verify < '%s'", batch), 0);
+    assert_int_equal(run(NULL, "decode --roster '%s' < '%s'", roster_path, batch), 0);
+    /* The roster from the environment, as the local cluster's cluster.env sets it. */
+    snprintf(cp, sizeof cp, "env IBP_ROSTER='%s' '%s' decode < '%s' > /dev/null", roster_path,
+             IBP_CTL_BIN, batch);
+    assert_int_equal(WEXITSTATUS(system(cp)), 0);
+    assert_int_equal(
+        run(NULL, "decode --roster '%s' --type Heartbeat < '%s' 2>/dev/null", roster_path, batch),
+        1);
+    /* A flipped signature byte; a truncated payload. */
+    snprintf(cp, sizeof cp,
+             "cp '%s' '%s/bad.bin' && printf '\\001' | dd of='%s/bad.bin' bs=1 seek=$(($(stat -c "
+             "%%s '%s') - 1)) conv=notrunc 2>/dev/null && head -c 60 '%s' > '%s/short.bin'",
+             batch, dir, dir, batch, batch, dir);
+    assert_int_equal(system(cp), 0);
+    json_t *j = run_json(1, "decode --roster '%s' < '%s/bad.bin' 2>/dev/null", roster_path, dir);
+    assert_true(json_is_false(json_object_get(j, "verified")));
+    json_decref(j);
+    assert_int_equal(
+        run(NULL, "decode --roster '%s' < '%s/short.bin' 2>/dev/null", roster_path, dir), 1);
+    /* A status message without its subject and headers cannot verify. */
+    const char *status = save_body(IBP_STREAM_STATUS, last_seq(IBP_STREAM_STATUS), "status.bin");
+    assert_int_equal(run(NULL, "decode --roster '%s' < '%s' 2>/dev/null", roster_path, status), 1);
+
+    /* watch a stream from a sequence: LOCAL 1..3, decoded and verified. */
+    j = NULL;
+    char wout[1300];
+    snprintf(wout, sizeof wout, "%s/watch-local.out", dir);
+    start_bg(wout,
+             "watch --stream LOCAL --from-seq 1 --count 3 --timeout 10000 --nats '%s' "
+             "--roster '%s'",
+             url, roster_path);
+    assert_true(file_has(wout, "exit ", 15000));
+    int rc;
+    json_t *lines = watch_lines(wout, &rc);
+    assert_int_equal(rc, 0);
+    assert_int_equal(json_array_size(lines), 3);
+    for (size_t i = 0; i < 3; i++) {
+        json_t *l = json_array_get(lines, i);
+        assert_int_equal(json_integer_value(json_object_get(l, "stream_seq")), (json_int_t)i + 1);
+        assert_true(json_is_true(json_object_get(l, "verified")));
+        assert_string_equal(json_string_value(json_object_get(l, "type")), "ObservationBatch");
+        assert_non_null(strstr(json_string_value(json_object_get(l, "subject")), "ibp.local.mon"));
+        assert_non_null(json_object_get(l, "stream_time"));
+    }
+    json_decref(lines);
+    /* ... and from a time, as compact lines: the events and a snapshot. */
+    snprintf(wout, sizeof wout, "%s/watch-events.out", dir);
+    start_bg(wout,
+             "watch --stream EVENTS --since 1h --count 2 --timeout 10000 --compact "
+             "--nats '%s' --roster '%s'",
+             url, roster_path);
+    assert_true(file_has(wout, "exit 0", 15000));
+    assert_true(file_has(wout, " Event rep", 0));
+    assert_true(file_has(wout, " ok ", 0));
+    snprintf(wout, sizeof wout, "%s/watch-official.out", dir);
+    start_bg(wout,
+             "watch --stream OFFICIAL --since 2000-01-01T00:00:00Z --count 1 "
+             "--timeout 10000 --compact --nats '%s' --roster '%s'",
+             url, roster_path);
+    assert_true(file_has(wout, "exit 0", 15000));
+    assert_true(file_has(wout, " OfficialSnapshot rep", 0));
+    assert_true(file_has(wout, "entries=#1", 0));
+    /* --from-seq reads a stream: without --stream it is bad usage. */
+    assert_int_equal(run(NULL, "watch --from-seq 1 --roster '%s' 2>/dev/null", roster_path), 2);
+    assert_int_equal(run(NULL, "watch --nats '%s' 2>/dev/null", url), 2); /* no roster */
+
+    /* watch a core subject: garbage shows as unverified and does not count;
+     * the next real batch ends the watch (--count 1). */
+    snprintf(wout, sizeof wout, "%s/watch-core.out", dir);
+    start_bg(wout, "watch 'ibp.local.>' --count 1 --timeout 15000 --nats '%s' --roster '%s'", url,
+             roster_path);
+    assert_true(file_has(wout, "watching ibp.local.>", 10000));
+    assert_int_equal(natsConnection_PublishString(pub_nc, "ibp.local.mon3", "not a message"),
+                     NATS_OK);
+    natsConnection_Flush(pub_nc);
+    sleep_ms(200);
+    observe(mon[2], false);
+    assert_true(file_has(wout, "exit ", 15000));
+    lines = watch_lines(wout, &rc);
+    assert_int_equal(rc, 0);
+    assert_int_equal(json_array_size(lines), 2);
+    json_t *bad = json_array_get(lines, 0), *good = json_array_get(lines, 1);
+    assert_true(json_is_false(json_object_get(bad, "verified")));
+    assert_non_null(strstr(json_string_value(json_object_get(bad, "reason")), "IBP_E_DECODE"));
+    assert_true(json_is_true(json_object_get(good, "verified")));
+    assert_string_equal(json_string_value(json_object_get(good, "signer")), "mon3");
+    assert_string_equal(json_string_value(json_object_get(good, "subject")), "ibp.local.mon3");
+    json_decref(lines);
 }
 
 static void test_ops(void **state)
@@ -475,6 +646,8 @@ static void test_ops(void **state)
     json_decref(j);
     /* Audit without a roster is bad usage. */
     assert_int_equal(run(NULL, "audit 1 --nats '%s' 2>/dev/null", url), 2);
+
+    test_decode_exit_and_watch(url);
 
     for (int n = 0; n < 2; n++) {
         ibp_replica_stop(reps[n]);
