@@ -11,11 +11,17 @@
 # message through JetStream, verified, and the schema applied to MariaDB and
 # read back), and then the IBP cluster of the demo network in deploy/local/:
 # keys and a roster (run/keys), three ibp-node monitor+consensus replicas
-# (mon1..mon3, quorum 2 of 3), one ibp-node dns (dns1, with test MaxMind DBs
-# in run/geo when they can be made), ibp-persist (persist1, into the database
-# ibp), demo-listeners (the members' servers on loopback; one member's
-# endpoint port goes down for a while on a schedule) and demo-ctl sending DNS
-# hits to dns1. Logs are in run/logs, control sockets in run/nodes/<node>/.
+# (mon1..mon3, quorum 2 of 3) running the real check modules, one ibp-node
+# dns (dns1, the PowerDNS remote backend, with test MaxMind DBs in run/geo
+# when they can be made), pdns_server in front of it (run/pdns),
+# ibp-persist (persist1, into the database ibp), the members' servers on
+# loopback: per member an ibp-member-double --kind tls (the ssl check) and
+# --kind substrate (the wss check), with certificates of a CA of their own
+# (run/certs), and demo-listeners (the tcp-site check); Beta Infra's
+# substrate double is restarted with --syncing for a while on a schedule
+# (deploy/local/demo-outage.sh), and deploy/local/demo-queries.sh sends real
+# DNS queries through PowerDNS from clients in several countries (ECS).
+# Logs are in run/logs, control sockets in run/nodes/<node>/.
 # nats-server requires authentication: every node has a NATS user nkey of its
 # own (run/keys/<node>.nk, next to its signing key <node>.key) recorded in the
 # roster, and the server's users and per-role permissions are rendered from
@@ -30,10 +36,11 @@
 # afterwards.
 #
 # Environment: IBP_RUN_DIR (default <checkout>/run), IBP_BUILD_DIR (default
-# <checkout>/build), IBP_DEMO_PERIOD and IBP_DEMO_DOWN (outage schedule of the
-# flapping port, seconds; default 120 and 40), IBP_DEMO_OFFSET (first outage,
-# default period - down), IBP_DEMO_MIN_OFFLINE_MS (events.min_offline_ms,
-# default 30000), IBP_DEMO_HITS (hits per second, default 20),
+# <checkout>/build), IBP_DEMO_PERIOD and IBP_DEMO_DOWN (outage schedule of
+# Beta Infra's node, seconds; default 120 and 40), IBP_DEMO_OFFSET (first
+# outage, default period - down), IBP_DEMO_MIN_OFFLINE_MS (events.min_offline_ms,
+# default 30000), IBP_DEMO_QUERY_INTERVAL (seconds between rounds of demo DNS
+# queries, one host name from every client per round, A and AAAA; default 1),
 # IBP_SKIP_DEPS=1 (do not run ensure-deps.sh), IBP_SKIP_BUILD=1,
 # IBP_NATS_TRACE=1 (nats-server logs every protocol line, permission
 # refusals included, to run/nats/nats.log).
@@ -53,7 +60,7 @@ die() {
 alive() { [[ -n ${1:-} && -r /proc/$1/cmdline ]] && { tr '\0' ' ' </proc/"$1"/cmdline; } 2>/dev/null | grep -qF -- "$run"; }
 
 load_env() {
-    NATS_PID="" MYSQL_PID="" NATS_PORT="" MYSQL_PORT=""
+    NATS_PID="" MYSQL_PID="" NATS_PORT="" MYSQL_PORT="" DNS_PORT=""
     # shellcheck disable=SC1090
     [[ -f $env_file ]] && source "$env_file"
     return 0
@@ -124,8 +131,9 @@ start_mariadb() {
         CREATE USER IF NOT EXISTS 'ibp'@'127.0.0.1' IDENTIFIED BY '$(cat "$pwfile")';
         CREATE USER IF NOT EXISTS 'ibp'@'localhost' IDENTIFIED BY '$(cat "$pwfile")';
         CREATE DATABASE IF NOT EXISTS ibp;
-        GRANT ALL PRIVILEGES ON ibp.* TO 'ibp'@'127.0.0.1';
-        GRANT ALL PRIVILEGES ON ibp.* TO 'ibp'@'localhost';" || die "could not create the ibp user"
+        -- ibp, and the databases ibp-persist replay rebuilds into (ibp_rebuilt, ...)
+        GRANT ALL PRIVILEGES ON \`ibp%\`.* TO 'ibp'@'127.0.0.1';
+        GRANT ALL PRIVILEGES ON \`ibp%\`.* TO 'ibp'@'localhost';" || die "could not create the ibp user"
     log "mariadb ready at 127.0.0.1:$MYSQL_PORT and $sock (pid $MYSQL_PID)"
 }
 
@@ -136,9 +144,20 @@ bin_persist="$build/persist/ibp-persist"
 bin_ctl="$build/node/ibpctl/ibpctl"
 bin_listeners="$build/deploy/local/demo-listeners"
 bin_democtl="$build/deploy/local/demo-ctl"
+bin_double="$build/tests/doubles/ibp-member-double"
 replicas=(mon1 mon2 mon3)
-# Daemons in start order; pids in run/pids/<name>.pid.
-daemons=(listeners mon1 mon2 mon3 dns1 persist1 hits)
+# The demo's members in the order of their ports in deploy/local/checks.json
+# (471<kind><n>: kind 0 tcp-site, 1 ssl, 2 wss; n 1..4 in this order).
+demo_members=(alpha beta gamma delta)
+# Daemons in start order; pids in run/pids/<name>.pid. tls-<member> and
+# wss-<member> are the member doubles; wss-beta is demo-outage.sh running one.
+daemons=(listeners tls-alpha tls-beta tls-gamma tls-delta wss-alpha wss-beta wss-gamma wss-delta
+    mon1 mon2 mon3 dns1 pdns persist1 queries)
+# What older versions of this script started (stopped by down, never started).
+legacy_daemons=(hits)
+
+# shellcheck source=deploy/local/pdns.sh
+source "$top/deploy/local/pdns.sh"
 
 pid_of() { [[ -s $run/pids/$1.pid ]] && cat "$run/pids/$1.pid" || true; }
 
@@ -182,58 +201,108 @@ render_auth() {
     fi
 }
 
-# The demo network, with the template's loopback ports replaced by free ones (once).
+# The demo network, with the template's loopback ports replaced by free ones
+# (once): run/network/checks.json, and run/network/ports.env with the ports
+# per kind of server (DEMO_TCP_PORTS, DEMO_TLS_PORTS, DEMO_WSS_PORTS, in the
+# order of demo_members) and DEMO_FLAP_PORT (Beta Infra's wss port, whose
+# node goes syncing on a schedule).
 make_network() {
     mkdir -p "$run/network"
-    cp "$top/deploy/local/members.json" "$top/deploy/local/services.json" "$run/network/"
+    cp "$top/deploy/local/members.json" "$top/deploy/local/services.json" \
+        "$top/deploy/local/static-records.json" "$run/network/"
+    if [[ -s $run/network/ports.env ]] && ! grep -q '^DEMO_WSS_PORTS=' "$run/network/ports.env"; then
+        # An older version's demo: TCP checks only, against demo-listeners.
+        log "the demo network of an older version: new checks and servers, its daemons restart"
+        stop_cluster >/dev/null
+        rm -f "$run/network/ports.env"
+    fi
     if [[ ! -s $run/network/ports.env ]]; then
-        local tmpl_ports free i expr=""
-        mapfile -t tmpl_ports < <(grep -o '471[0-9][0-9]' "$top/deploy/local/checks.json" | sort -u)
+        local tmpl_ports free i p expr="" tcp=() tls=() wss=()
+        mapfile -t tmpl_ports < <(grep -o '471[0-2][1-4]' "$top/deploy/local/checks.json" | sort -u)
+        ((${#tmpl_ports[@]} == 12)) || die "deploy/local/checks.json: expected ports 4710n, 4711n, 4712n (n 1..4)"
         mapfile -t free < <("$build/tests/harness/ibp-test-freeport" "${#tmpl_ports[@]}")
         ((${#free[@]} == ${#tmpl_ports[@]})) || die "could not get ${#tmpl_ports[@]} free ports"
         for i in "${!tmpl_ports[@]}"; do
-            expr+="s/\\b${tmpl_ports[$i]}\\b/${free[$i]}/g;"
+            p=${tmpl_ports[$i]}
+            expr+="s/\\b$p\\b/${free[$i]}/g;"
+            case ${p:3:1} in
+            0) tcp[${p:4:1} - 1]=${free[$i]} ;;
+            1) tls[${p:4:1} - 1]=${free[$i]} ;;
+            2) wss[${p:4:1} - 1]=${free[$i]} ;;
+            esac
         done
         sed -e "$expr" "$top/deploy/local/checks.json" >"$run/network/checks.json"
-        local all flap=""
-        all=$(IFS=,; echo "${free[*]}")
-        # Beta Infra's endpoint port (47122 in the template) flaps.
-        for i in "${!tmpl_ports[@]}"; do
-            [[ ${tmpl_ports[$i]} == 47122 ]] && flap=${free[$i]}
-        done
-        [[ -n $flap ]] || die "deploy/local/checks.json has no port 47122 (Beta Infra's endpoint)"
-        printf 'DEMO_PORTS=%s\nDEMO_FLAP_PORT=%s\n' "$all" "$flap" >"$run/network/ports.env"
+        printf 'DEMO_TCP_PORTS=%s\nDEMO_TLS_PORTS=%s\nDEMO_WSS_PORTS=%s\nDEMO_FLAP_PORT=%s\n' \
+            "$(IFS=,; echo "${tcp[*]}")" "$(IFS=,; echo "${tls[*]}")" "$(IFS=,; echo "${wss[*]}")" \
+            "${wss[1]}" >"$run/network/ports.env"
     fi
     # shellcheck disable=SC1091
     source "$run/network/ports.env"
 }
 
-# Small MaxMind City and ASN DBs (tests/data/mmdb/make-test-mmdb.pl), once; none if that fails.
+# The host names of the demo's services (their RPC URLs).
+demo_names() {
+    grep -o 'wss://[^/"]*' "$run/network/services.json" | sed 's|^wss://||' | sort -u
+}
+
+# A CA and certificates for the demo's host names (tests/doubles/make-certs.sh),
+# for the member doubles; the monitors trust the CA (checks.ca_file). The leaf
+# certificates are valid 30 days: a week before that, new ones are made and the
+# doubles and monitors restart with them.
+make_certs() {
+    local names
+    if [[ -s $run/certs/ok.pem ]]; then
+        openssl x509 -checkend $((7 * 86400)) -noout -in "$run/certs/ok.pem" >/dev/null 2>&1 && return 0
+        log "the demo's certificates expire within a week: new ones; the doubles and monitors restart"
+        stop_names tls-alpha tls-beta tls-gamma tls-delta wss-alpha wss-beta wss-gamma wss-delta \
+            mon1 mon2 mon3 >/dev/null
+    fi
+    mapfile -t names < <(demo_names)
+    bash "$top/tests/doubles/make-certs.sh" "$run/certs" "${names[@]}" ||
+        die "tests/doubles/make-certs.sh failed"
+    log "a CA and certificates for ${names[*]} in $run/certs"
+}
+
+# MaxMind DBs for dns1, once: the City DB of deploy/local/pdns.sh (client
+# networks of DE, FR, JP, US, BR with locations, so the nearest member can be
+# told) and the small ASN DB of tests/data/mmdb/make-test-mmdb.pl; none if
+# they cannot be made.
 make_geo() {
     GEO_CITY="" GEO_ASN=""
-    if [[ ! -s $run/geo/test-city.mmdb ]]; then
-        mkdir -p "$run/geo"
-        if [[ -s $build/tests/data/mmdb/test-city.mmdb ]]; then
-            cp "$build/tests/data/mmdb/test-city.mmdb" "$build/tests/data/mmdb/test-asn.mmdb" "$run/geo/"
-        elif ! perl "$top/tests/data/mmdb/make-test-mmdb.pl" "$run/geo" >"$run/geo/make.log" 2>&1; then
-            log "no MaxMind test DBs (see $run/geo/make.log): dns1 runs without geo"
-            return 0
+    mkdir -p "$run/geo"
+    if [[ ! -s $run/geo/test-asn.mmdb ]]; then
+        if [[ -s $build/tests/data/mmdb/test-asn.mmdb ]]; then
+            cp "$build/tests/data/mmdb/test-asn.mmdb" "$run/geo/"
+        else
+            perl "$top/tests/data/mmdb/make-test-mmdb.pl" "$run/geo" >>"$run/geo/make.log" 2>&1 || true
         fi
     fi
-    GEO_CITY="$run/geo/test-city.mmdb" GEO_ASN="$run/geo/test-asn.mmdb"
+    [[ -s $run/geo/test-asn.mmdb ]] && GEO_ASN="$run/geo/test-asn.mmdb"
+    if ! GEO_CITY=$(pdns_city_db "$build" "$run/geo" 2>>"$run/geo/make.log"); then
+        GEO_CITY=""
+        log "no MaxMind City DB (see $run/geo/make.log): dns1 cannot locate clients"
+    fi
 }
 
 write_node_config() { # write_node_config ID ROLES
-    local id=$1 roles=$2 wd="$run/nodes/$1" geo=""
+    local id=$1 roles=$2 wd="$run/nodes/$1" role="" geo=""
     mkdir -p "$wd"
-    if [[ $roles == dns && -n $GEO_CITY ]]; then
-        geo=" \"maxmind\": {\"city_db\": \"$GEO_CITY\", \"asn_db\": \"$GEO_ASN\"},"
+    if [[ $roles == dns ]]; then
+        # The PowerDNS remote backend: pdns_server (run/pdns) connects to its unix socket.
+        role=" \"dns\": {\"unix_socket\": \"$wd/dns-backend.sock\",
+         \"static_records_file\": \"$run/network/static-records.json\"},"
+        [[ -n $GEO_CITY ]] && geo+="\"city_db\": \"$GEO_CITY\""
+        [[ -n $GEO_ASN ]] && geo+="${geo:+, }\"asn_db\": \"$GEO_ASN\""
+        [[ -n $geo ]] && role+=$'\n'" \"maxmind\": {$geo},"
+    else
+        # The ssl and wss checks trust the CA of the member doubles.
+        role=" \"checks\": {\"ca_file\": \"$run/certs/ca.pem\"},"
     fi
     cat >"$wd/node.json" <<CONF
 {"node": {"id": "$id", "key_file": "$run/keys/$id.key", "roster_file": "$run/keys/roster.json",
           "work_dir": "$wd", "roles": "$roles"},
  "nats": {"servers": ["nats://127.0.0.1:$NATS_PORT"], "nkey_seed_file": "$run/keys/$id.nk"},
-$geo
+$role
  "network": {"members_file": "$run/network/members.json",
              "services_file": "$run/network/services.json",
              "checks_file": "$run/network/checks.json"},
@@ -264,13 +333,16 @@ CONF
 launch() {
     local name=$1
     shift
+    # Where this start's output begins (wait_log looks only at it).
+    stat -c %s "$run/logs/$name.log" >"$run/pids/$name.logstart" 2>/dev/null || echo 0 >"$run/pids/$name.logstart"
     setsid "$@" </dev/null >>"$run/logs/$name.log" 2>&1 &
     echo $! >"$run/pids/$name.pid"
 }
 
-fail_with_log() { # fail_with_log NAME WHAT
-    log "error: $2; the end of $run/logs/$1.log:"
-    tail -n 25 "$run/logs/$1.log" >&2 || true
+fail_with_log() { # fail_with_log NAME WHAT [LOG]
+    local file=${3:-$run/logs/$1.log}
+    log "error: $2; the end of $file:"
+    tail -n 25 "$file" >&2 || true
     exit 1
 }
 
@@ -285,19 +357,49 @@ wait_socket() { # wait_socket NAME: the node's control socket answers status
     fail_with_log "$1" "$1 did not answer on $sock within 30 s"
 }
 
-wait_log() { # wait_log NAME PATTERN
-    local pid
+wait_log() { # wait_log NAME PATTERN: the output of this start has a line matching PATTERN
+    local pid start
     pid=$(pid_of "$1")
+    start=$(cat "$run/pids/$1.logstart" 2>/dev/null || echo 0)
     for ((i = 0; i < 300; i++)); do
         alive "$pid" || fail_with_log "$1" "$1 exited while starting"
-        grep -q -- "$2" "$run/logs/$1.log" 2>/dev/null && return 0
+        tail -c +$((start + 1)) "$run/logs/$1.log" 2>/dev/null | grep -q -- "$2" && return 0
         sleep 0.1
     done
     fail_with_log "$1" "$1 was not ready within 30 s"
 }
 
+# demo_port KIND MEMBER: the port of a member's server (KIND TCP, TLS or WSS).
+demo_port() {
+    local list ports i
+    list="DEMO_$1_PORTS"
+    IFS=, read -ra ports <<<"${!list}"
+    for i in "${!demo_members[@]}"; do
+        [[ ${demo_members[$i]} == "$2" ]] && echo "${ports[$i]}" && return 0
+    done
+    die "no $1 port for $2"
+}
+
+start_pdns() {
+    local sock="$run/nodes/dns1/dns-backend.sock" i
+    [[ -n $DNS_PORT ]] || DNS_PORT=$(free_port)
+    ((${#sock} < 100)) || die "run directory path too long for a unix socket ($sock)"
+    for ((i = 0; i < 300; i++)); do
+        [[ -S $sock ]] && break
+        sleep 0.1
+    done
+    [[ -S $sock ]] || fail_with_log dns1 "dns1 has no backend socket $sock"
+    pdns_render "$run/pdns" "$DNS_PORT" "unix:path=$sock" || die "deploy/local/pdns.sh render failed"
+    # In a session of its own, like the other daemons; pdns_start waits until it answers.
+    # shellcheck disable=SC2016 # expanded by that bash
+    setsid -w bash -c 'source "$1" && pdns_start "$2"' pdns "$top/deploy/local/pdns.sh" "$run/pdns" \
+        </dev/null >>"$run/logs/pdns.log" 2>&1 ||
+        fail_with_log pdns "pdns_server did not start" "$run/pdns/pdns.log"
+    cp "$run/pdns/pdns.pid" "$run/pids/pdns.pid"
+}
+
 start_daemon() { # start_daemon NAME
-    local name=$1 pid
+    local name=$1 pid double
     pid=$(pid_of "$name")
     if alive "$pid"; then
         log "$name already runs (pid $pid)"
@@ -305,24 +407,45 @@ start_daemon() { # start_daemon NAME
     fi
     case $name in
     listeners)
-        launch listeners "$bin_listeners" --name "$run" --port "$DEMO_PORTS" --flap "$DEMO_FLAP_PORT" \
-            --period "${IBP_DEMO_PERIOD:-120}" --down "${IBP_DEMO_DOWN:-40}" \
-            ${IBP_DEMO_OFFSET:+--offset "$IBP_DEMO_OFFSET"}
+        launch listeners "$bin_listeners" --name "$run" --port "$DEMO_TCP_PORTS"
         wait_log listeners "listening on"
+        ;;
+    tls-*)
+        launch "$name" "$bin_double" --kind tls --cert "$run/certs/ok.pem" --key "$run/certs/ok.key" \
+            --listen 127.0.0.1 --port "$(demo_port TLS "${name#tls-}")"
+        wait_log "$name" "^PORT "
+        ;;
+    wss-*)
+        double=("$bin_double" --kind substrate --cert "$run/certs/ok.pem" --key "$run/certs/ok.key"
+            --listen 127.0.0.1 --port "$(demo_port WSS "${name#wss-}")" --chain "IBP Demo" --peers 12)
+        if [[ $name == wss-beta ]]; then
+            # The demo outage: Beta Infra's node is syncing for a while every period.
+            launch "$name" "$top/deploy/local/demo-outage.sh" --period "${IBP_DEMO_PERIOD:-120}" \
+                --down "${IBP_DEMO_DOWN:-40}" ${IBP_DEMO_OFFSET:+--offset "$IBP_DEMO_OFFSET"} -- "${double[@]}"
+        else
+            launch "$name" "${double[@]}"
+        fi
+        wait_log "$name" "^PORT "
         ;;
     mon* | dns*)
         launch "$name" "$bin_node" --config "$run/nodes/$name/node.json"
         wait_socket "$name"
+        ;;
+    pdns)
+        start_pdns
+        log "pdns started (pid $(pid_of pdns), port $DNS_PORT, log $run/pdns/pdns.log)"
+        return 0
         ;;
     persist1)
         launch persist1 "$bin_persist" --config "$run/nodes/persist1/persist.json" \
             --sql-dir "$top/deploy/sql"
         wait_log persist1 "running node=persist1"
         ;;
-    hits)
-        launch hits "$bin_democtl" --socket "$run/nodes/dns1/control.sock" \
-            --hits "${IBP_DEMO_HITS:-20}" --members "$run/network/members.json" \
-            --services "$run/network/services.json"
+    queries)
+        local names
+        mapfile -t names < <(demo_names)
+        launch queries "$top/deploy/local/demo-queries.sh" "$run/pdns" \
+            "${IBP_DEMO_QUERY_INTERVAL:-1}" "${names[@]}"
         ;;
     esac
     log "$name started (pid $(pid_of "$name"), log $run/logs/$name.log)"
@@ -331,6 +454,7 @@ start_daemon() { # start_daemon NAME
 start_cluster() {
     mkdir -p "$run/logs" "$run/pids" "$run/nodes"
     make_network
+    make_certs
     make_geo
     local id
     for id in "${replicas[@]}"; do write_node_config "$id" monitor,consensus; done
@@ -339,10 +463,9 @@ start_cluster() {
     for id in "${daemons[@]}"; do start_daemon "$id"; done
 }
 
-stop_cluster() { # stops the cluster's processes (reverse order); prints what it stopped
-    local name pid pids=() n
-    for ((n = ${#daemons[@]} - 1; n >= 0; n--)); do
-        name=${daemons[$n]}
+stop_names() { # stop_names NAME...: stops those that run (TERM, then KILL); prints how many
+    local name pid pids=()
+    for name in "$@"; do
         pid=$(pid_of "$name")
         if alive "$pid"; then
             kill -TERM "$pid"
@@ -357,6 +480,12 @@ stop_cluster() { # stops the cluster's processes (reverse order); prints what it
     done
     for pid in "${pids[@]}"; do alive "$pid" && kill -KILL "$pid"; done
     echo "${#pids[@]}"
+}
+
+stop_cluster() { # stops the cluster's processes (reverse order); prints how many
+    local names=() n
+    for ((n = ${#daemons[@]} - 1; n >= 0; n--)); do names+=("${daemons[$n]}"); done
+    stop_names "${names[@]}" "${legacy_daemons[@]}"
 }
 
 write_env() {
@@ -383,6 +512,9 @@ IBP_MON2_SOCKET=$run/nodes/mon2/control.sock
 IBP_MON3_SOCKET=$run/nodes/mon3/control.sock
 IBP_DNS_SOCKET=$run/nodes/dns1/control.sock
 IBP_LOG_DIR=$run/logs
+DNS_PORT=$DNS_PORT
+IBP_PDNS_DIR=$run/pdns
+IBP_DNS_BACKEND_SOCKET=$run/nodes/dns1/dns-backend.sock
 IBP_DEMO_FLAP_PORT=${DEMO_FLAP_PORT:-}
 ENV
     mv -f "$tmp" "$env_file"
@@ -394,7 +526,7 @@ cmd_up() {
         log "building in $build"
         cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
         cmake --build "$build" -j"$(nproc)" --target ibpctl ibp-test-freeport ibp-node ibp-persist \
-            demo-listeners demo-ctl >/dev/null
+            demo-listeners demo-ctl ibp-member-double >/dev/null
     fi
     mkdir -p "$run"
     chmod 700 "$run"
@@ -435,13 +567,19 @@ The local cluster runs on 127.0.0.1:
             user ibp, password in $r/mariadb/ibp.password
   Nodes     mon1 mon2 mon3 (monitor+consensus), dns1 (dns), persist1 (ibp-persist);
             configs and control sockets in $r/nodes/<node>/, logs in $r/logs/
-  Demo      members and services of deploy/local/ on loopback ports ($r/network/);
-            Beta Infra's endpoint port $DEMO_FLAP_PORT is down ${IBP_DEMO_DOWN:-40} s every ${IBP_DEMO_PERIOD:-120} s
-            ($r/logs/listeners.log); demo-ctl sends ${IBP_DEMO_HITS:-20} DNS hits/s to dns1
+  DNS       PowerDNS at 127.0.0.1:$DNS_PORT (UDP and TCP) with dns1 as its remote backend
+            ($r/pdns/pdns.conf, log $r/pdns/pdns.log); zones ibp.demo and dotters.demo
+  Demo      members and services of deploy/local/ ($r/network/); checks: tcp-site against
+            demo-listeners, ssl against an ibp-member-double --kind tls per member, wss
+            against one --kind substrate per member (CA in $r/certs); Beta Infra's node is
+            syncing ${IBP_DEMO_DOWN:-40} s every ${IBP_DEMO_PERIOD:-120} s ($r/logs/wss-beta.log); DNS queries through
+            PowerDNS from clients in DE, FR, JP, US, BR (answers as they change: $r/logs/queries.log)
   Settings  $r/cluster.env
 
 Look around:
   source $r/cluster.env     (NATS_URL, and IBP_NATS_NKEY_FILE: ibpctl acts as admin)
+  $(pdns_dig_line "$run/pdns" paseo.ibp.demo 100.64.0.0/24)   (a client in the US: Beta Infra, 127.0.0.12,
+            while its node is in sync; 198.51.100.0/24 is in FR, 203.0.113.0/24 in JP)
   $bin_ctl status --member 'Beta Infra'
   $bin_ctl watch
   $bin_ctl snapshot --roster \$IBP_ROSTER
@@ -485,7 +623,14 @@ cmd_status() {
     if alive "$MYSQL_PID"; then echo "mariadbd: running (pid $MYSQL_PID, 127.0.0.1:$MYSQL_PORT)"; else echo "mariadbd: stopped"; rc=3; fi
     for name in "${daemons[@]}"; do
         pid=$(pid_of "$name")
-        if alive "$pid"; then echo "$name: running (pid $pid, log $run/logs/$name.log)"; else echo "$name: stopped"; rc=3; fi
+        if ! alive "$pid"; then
+            echo "$name: stopped"
+            rc=3
+        elif [[ $name == pdns ]]; then
+            echo "$name: running (pid $pid, pdns_server on 127.0.0.1:$DNS_PORT, log $run/pdns/pdns.log)"
+        else
+            echo "$name: running (pid $pid, log $run/logs/$name.log)"
+        fi
     done
     return $rc
 }

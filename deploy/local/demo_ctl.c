@@ -8,7 +8,9 @@
  *       request, until it answers ok) for that long: a readiness probe.
  *
  *   demo-ctl --socket S --hits N --members FILE --services FILE [--interval-ms MS]
- *       the demo's DNS traffic: every interval (default 1000 ms), N times:
+ *       DNS hits without DNS (the local cluster's demo sends real queries
+ *       through PowerDNS instead, deploy/local/demo-queries.sh): every
+ *       interval (default 1000 ms), N times:
  *       picks a domain of the network and a client address (in the networks
  *       of tests/data/mmdb/make-test-mmdb.pl: DE, FR, NL, SE and unknown),
  *       asks the node which members are online for the domain (member_online)
