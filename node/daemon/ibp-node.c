@@ -87,6 +87,7 @@ typedef struct node {
     ibp_monitor_publisher *publisher;
     ibp_checker *checker;
     ibp_network *checks_network; /* the network of the last reload (the store keeps the first) */
+    pthread_mutex_t reload_lock; /* SIGHUP (main thread) and "reload" (control thread) */
     ibp_replica *replica;
     ibp_control *control;
     ibp_dns_service *dns;      /* dns role: the PowerDNS remote backend */
@@ -416,34 +417,47 @@ static bool checker_wants(const ibp_result *r, void *user)
 }
 
 /*
- * SIGHUP: reads the members, services and checks files again and hands them
- * to the checker, which keeps the schedule of unchanged targets. A file that
- * does not load (or bad ExtraOptions) is refused and the old config stays.
- * Only the checks follow: the rest of the node (the store's member list, the
- * dns role) keeps the network it started with until a restart.
+ * SIGHUP or the control command "reload": reads the members, services and
+ * checks files again and hands them to the checker, which keeps the schedule
+ * of unchanged targets; the local results of targets that left the config
+ * are dropped (the publisher would not send them anyway). A file that does
+ * not load (or bad ExtraOptions) is refused and the old config stays. Only
+ * the checks follow: the rest of the node (the store's member list, the dns
+ * role) keeps the network it started with until a restart.
  */
-static void reload_network(node *n)
+static ibp_status reload_network(node *n, ibp_err *err)
 {
     const ibp_node_config *cfg = &n->cfg;
-    if (!n->checker) {
-        IBP_LOG(IBP_LOG_INFO, COMPONENT, "SIGHUP: nothing to reload (not a monitor)");
-        return;
-    }
+    if (!n->checker)
+        return ibp_err_set(err, IBP_E_INVAL, "nothing to reload (not a monitor)");
     ibp_network *net = NULL;
-    ibp_err err = {0};
-    if (ibp_network_load(cfg->network.members_file, cfg->network.services_file,
-                         cfg->network.checks_file, &net, &err) != IBP_OK ||
-        ibp_checker_reload(n->checker, net, &err) != IBP_OK) {
-        IBP_LOG(IBP_LOG_ERROR, COMPONENT, "reload refused, the old config stays: %s", err.msg);
+    pthread_mutex_lock(&n->reload_lock);
+    ibp_status st = ibp_network_load(cfg->network.members_file, cfg->network.services_file,
+                                     cfg->network.checks_file, &net, err);
+    if (st == IBP_OK)
+        st = ibp_checker_reload(n->checker, net, err);
+    if (st != IBP_OK) {
+        pthread_mutex_unlock(&n->reload_lock);
+        IBP_LOG(IBP_LOG_ERROR, COMPONENT, "reload refused, the old config stays: %s", err->msg);
         ibp_network_free(net);
-        return;
+        return st;
     }
     ibp_network_free(n->checks_network);
     n->checks_network = net;
+    size_t dropped = 0;
+    ibp_store_local_retain(ibp_data_store(n->data), checker_wants, n->checker, &dropped);
+    pthread_mutex_unlock(&n->reload_lock);
     IBP_LOG(IBP_LOG_INFO, COMPONENT,
-            "reloaded the network config members=%zu checks=%zu targets=%zu",
+            "reloaded the network config members=%zu checks=%zu targets=%zu "
+            "local_results_dropped=%zu",
             ibp_network_member_count(net), ibp_network_check_count(net),
-            ibp_checker_target_count(n->checker));
+            ibp_checker_target_count(n->checker), dropped);
+    return IBP_OK;
+}
+
+static ibp_status control_reload(void *user, ibp_err *err)
+{
+    return reload_network(user, err);
 }
 
 /* Starts every part; returns 0 or an exit code (the caller takes down what started). */
@@ -606,6 +620,10 @@ static int node_start(node *n, const sigset_t *sigs)
     co.usage = ibp_data_usage(n->data);
     co.status_fn = replica_status;
     co.status_user = n;
+    if (n->checker) {
+        co.reload_fn = control_reload;
+        co.reload_user = n;
+    }
     if (ibp_control_start(&co, &n->control, &err) != IBP_OK)
         return start_failure(&err, err.code == IBP_E_INVAL ? EXIT_CONFIG : EXIT_RUNTIME);
     if (cfg->roles & IBP_ROLE_DNS) {
@@ -724,6 +742,7 @@ int main(int argc, char **argv)
     sigset_t sigs;
     signals_setup(&sigs);
     static node n; /* zeroed; static keeps it off the stack for valgrind's sake */
+    pthread_mutex_init(&n.reload_lock, NULL);
     ibp_err err = {0};
     if (ibp_node_config_load(config, &n.cfg, &err) != IBP_OK) {
         fprintf(stderr, "ibp-node: %s\n", err.msg);
@@ -742,8 +761,13 @@ int main(int argc, char **argv)
                         sig == SIGTERM ? "SIGTERM" : "SIGINT");
                 break;
             }
-            if (sig == SIGHUP)
-                reload_network(&n);
+            if (sig == SIGHUP) {
+                ibp_err rerr = {0};
+                if (!n.checker)
+                    IBP_LOG(IBP_LOG_INFO, COMPONENT, "SIGHUP: nothing to reload (not a monitor)");
+                else
+                    reload_network(&n, &rerr); /* logs either way */
+            }
             refresh_local_info(&n);
             ibp_err terr = {0};
             if (ibp_data_tick(n.data, &terr) != IBP_OK)

@@ -15,18 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include <jansson.h>
 
 #include "ibpctl.h"
 
 #define EXIT_USAGE 2
-#define ANSWER_MAX (1024 * 1024)
-#define TIMEOUT_S 30
 
 static void observe_usage(FILE *out)
 {
@@ -43,89 +37,16 @@ static void observe_usage(FILE *out)
             "acknowledgement. Exit codes: 0 stored, 1 refused or unreachable, 2 bad usage.\n");
 }
 
-/* Sends one request line and reads one answer line into *out (malloc'd). */
-static int roundtrip(int fd, const char *req, char **out)
-{
-    size_t len = strlen(req);
-    while (len > 0) {
-        ssize_t n = send(fd, req, len, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        req += n;
-        len -= (size_t)n;
-    }
-    size_t cap = 4096, used = 0;
-    char *buf = malloc(cap);
-    if (!buf)
-        return -1;
-    for (;;) {
-        if (used + 1 >= cap) {
-            if (cap >= ANSWER_MAX) {
-                free(buf);
-                errno = EMSGSIZE;
-                return -1;
-            }
-            char *b = realloc(buf, cap * 2);
-            if (!b) {
-                free(buf);
-                return -1;
-            }
-            buf = b;
-            cap *= 2;
-        }
-        ssize_t n = recv(fd, buf + used, cap - used - 1, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            free(buf);
-            if (n == 0)
-                errno = ECONNRESET;
-            return -1;
-        }
-        char *nl = memchr(buf + used, '\n', (size_t)n);
-        used += (size_t)n;
-        if (nl) {
-            *nl = '\0';
-            *out = buf;
-            return 0;
-        }
-    }
-}
-
 /* Runs one request; prints the answer; returns the exit code. */
 static int send_request(const char *path, const char *request, bool *ok_out)
 {
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof sa.sun_path) {
-        fprintf(stderr, "ibpctl observe: socket path too long: %s\n", path);
-        return EXIT_USAGE;
-    }
-    memcpy(sa.sun_path, path, strlen(path) + 1);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        fprintf(stderr, "ibpctl observe: socket: %s\n", strerror(errno));
-        return 1;
-    }
-    struct timeval tv = {.tv_sec = TIMEOUT_S};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        fprintf(stderr, "ibpctl observe: cannot connect to %s: %s (is ibp-node running?)\n", path,
-                strerror(errno));
-        close(fd);
-        return 1;
-    }
+    json_t *a = NULL;
     char *answer = NULL;
-    int rc = roundtrip(fd, request, &answer);
-    close(fd);
-    if (rc != 0) {
-        fprintf(stderr, "ibpctl observe: %s: no answer: %s\n", path, strerror(errno));
-        return 1;
-    }
+    *ok_out = false;
+    int rc = ibpctl_control_call("ibpctl observe", path, request, &answer, &a);
+    if (rc != 0)
+        return rc;
     printf("%s\n", answer);
-    json_t *a = json_loads(answer, 0, NULL);
     *ok_out = a && json_is_true(json_object_get(a, "ok"));
     if (!*ok_out) {
         const char *msg = json_string_value(json_object_get(a, "error"));

@@ -282,6 +282,49 @@ static void test_execute(void **state)
     free(a);
 }
 
+static int reloads;
+static ibp_status fake_reload(void *user, ibp_err *err)
+{
+    bool *refuse = user;
+    reloads++;
+    if (*refuse)
+        return ibp_err_set(err, IBP_E_CONFIG, "checks.json: not JSON");
+    return IBP_OK;
+}
+
+static void test_reload(void **state)
+{
+    fx *f = *state;
+    /* A node without a reload function (no monitor role) says so. */
+    int fd = connect_to(f->path);
+    expect_error(fd, "{\"cmd\":\"reload\"}\n", "nothing to reload");
+    close(fd);
+
+    char path[600];
+    test_path(path, sizeof path, f->dir, "reload.sock");
+    bool refuse = false;
+    ibp_control_opts o;
+    ibp_control_opts_init(&o);
+    o.socket_path = path;
+    o.node_id = "mon1";
+    o.store = f->store;
+    o.reload_fn = fake_reload;
+    o.reload_user = &refuse;
+    ibp_control *ctl = NULL;
+    ibp_err err = {0};
+    assert_int_equal(ibp_control_start(&o, &ctl, &err), IBP_OK);
+    fd = connect_to(path);
+    reloads = 0;
+    json_t *j = ask_json(fd, "{\"cmd\":\"reload\"}\n");
+    assert_true(json_is_true(json_object_get(j, "ok")));
+    json_decref(j);
+    refuse = true;
+    expect_error(fd, "{\"cmd\":\"reload\"}\n", "old config stays: checks.json: not JSON");
+    assert_int_equal(reloads, 2);
+    close(fd);
+    ibp_control_stop(ctl);
+}
+
 static void test_live_and_stale_sockets(void **state)
 {
     fx *f = *state;
@@ -338,6 +381,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_input_keeps_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_member_online_and_official, setup, teardown),
         cmocka_unit_test_setup_teardown(test_execute, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_live_and_stale_sockets, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
