@@ -119,7 +119,9 @@ expr+="s|/etc/nats/tls/|$dir/tls/|g;s|/var/lib/nats/|$dir/nats/|g;"
 urls=""
 for k in 1 2 3; do
     sed -e "$expr" "$src/deploy/nats/nats-$k.conf" >"$dir/nats/nats-$k.conf"
-    grep -q "127.0.0.1:4222\|/etc/nats\|/var/lib/nats" "$dir/nats/nats-$k.conf" &&
+    # Whole port numbers only: a free port such as 42221 starts with 4222.
+    grep -qE '127\.0\.0\.1:(4222|4223|4224|6222|6223|6224|8222|8223|8224)\b|/etc/nats|/var/lib/nats' \
+        "$dir/nats/nats-$k.conf" &&
         fail "nats-$k.conf: a template value was not replaced"
     nats-server -c "$dir/nats/nats-$k.conf" -t >"$dir/logs/nats-t-$k.log" 2>&1 || {
         cat "$dir/logs/nats-t-$k.log" >&2
