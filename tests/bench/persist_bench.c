@@ -488,7 +488,7 @@ int main(void)
            "published in %.2f s, not counted)\n",
            (double)nevents / t_e, nevents, closed, t_e, t_epub);
     printf("baseline: DESIGN.md §8 measured ~120k new rows/s and ~96k updated rows/s with "
-           "array binding on this kind of machine; the issue notes ~93k and ~34k\n");
+           "array binding on this kind of machine (earlier runs here: ~93k and ~34k)\n");
 
     mysql_close(edb);
     free(rows);
