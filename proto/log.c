@@ -1,6 +1,8 @@
 /* Logging hook; see ibp/log.h. */
 #include "ibp/log.h"
 
+#include "ibp/clock.h"
+
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -100,9 +102,7 @@ bool ibp_log_limit_allow(ibp_log_limit *l, int64_t now_ms, uint64_t *suppressed)
     return true;
 }
 
-int64_t ibp_log_mono_ms(void)
+bool ibp_log_limit_allow_now(ibp_log_limit *l, uint64_t *suppressed)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return ibp_log_limit_allow(l, ibp_clock_mono_ms(), suppressed);
 }

@@ -64,6 +64,9 @@ typedef struct ibp_log_limit {
  */
 bool ibp_log_limit_allow(ibp_log_limit *l, int64_t now_ms, uint64_t *suppressed);
 
+/* The same at the monotonic clock's now (ibp/clock.h). */
+bool ibp_log_limit_allow_now(ibp_log_limit *l, uint64_t *suppressed);
+
 /*
  * IBP_LOG under a limiter: lines over the limit are counted, and the next
  * line allowed is preceded by how many were dropped. For lines that hostile
@@ -73,16 +76,13 @@ bool ibp_log_limit_allow(ibp_log_limit *l, int64_t now_ms, uint64_t *suppressed)
     do {                                                                                           \
         uint64_t ibp_suppressed_ = 0;                                                              \
         if ((level) >= ibp_log_get_level() &&                                                      \
-            ibp_log_limit_allow((limit), ibp_log_mono_ms(), &ibp_suppressed_)) {                   \
+            ibp_log_limit_allow_now((limit), &ibp_suppressed_)) {                                  \
             if (ibp_suppressed_)                                                                   \
-                ibp_log_emit((level), (component), "%llu similar lines suppressed",              \
+                ibp_log_emit((level), (component), "%llu similar lines suppressed",                \
                              (unsigned long long)ibp_suppressed_);                                 \
             ibp_log_emit((level), (component), __VA_ARGS__);                                       \
         }                                                                                          \
     } while (0)
-
-/* The monotonic clock the limiter uses, in ms. */
-int64_t ibp_log_mono_ms(void);
 
 #define IBP_LOG(level, component, ...)                                                             \
     do {                                                                                           \
