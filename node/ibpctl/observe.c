@@ -1,6 +1,6 @@
 /*
  * `ibpctl observe`: sends one observation to a running ibp-node through its
- * control socket (see node/include/ibp/control.h) and prints the answer.
+ * control socket (see node/daemon/include/ibp/control.h) and prints the answer.
  *
  *   ibpctl observe --socket PATH --type endpoint --check wss --member M
  *                  --domain D --endpoint URL [--ipv6] --up|--down

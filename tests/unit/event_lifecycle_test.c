@@ -193,12 +193,12 @@ static void test_source_is_pure(void **state)
     size_t len = 0;
     ibp_err err;
     assert_int_equal(
-        ibp_file_read_all(IBP_SOURCE_DIR "/node/event_lifecycle.c", 1 << 20, &src, &len, &err),
+        ibp_file_read_all(IBP_SOURCE_DIR "/persist/event_lifecycle.c", 1 << 20, &src, &len, &err),
         IBP_OK);
     int failures = 0;
     for (size_t i = 0; i < sizeof banned / sizeof banned[0]; i++) {
         if (strstr(src, banned[i])) {
-            print_error("node/event_lifecycle.c contains '%s'\n", banned[i]);
+            print_error("persist/event_lifecycle.c contains '%s'\n", banned[i]);
             failures++;
         }
     }

@@ -59,9 +59,9 @@
 #include "ibp/result.h"
 #include "ibp/status.h"
 #include "ibp/store.h"
+#include "ibp/types.h"
 
 #define IBP_MONITOR_PUBLISH_MS_MIN 100
-#define IBP_MONITOR_MAX_BATCH_OBS_DEFAULT 5000
 #define IBP_MONITOR_MAX_BATCH_BYTES_DEFAULT 900000
 
 typedef struct ibp_monitor_publisher_opts {

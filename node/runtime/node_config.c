@@ -13,8 +13,8 @@
 #include <string.h>
 
 #include "ibp/log.h"
-#include "ibp/monitor_publisher.h"
 #include "ibp/roster.h"
+#include "ibp/types.h"
 
 #define SECOND_MS INT64_C(1000)
 #define HOUR_MS (3600 * SECOND_MS)
