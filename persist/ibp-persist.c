@@ -311,7 +311,7 @@ int main(int argc, char **argv)
     ibp_persist_db_library_init();
 
     if (a.replay) {
-        if (ibp_bus_connect(&cfg.nats, PROG "-replay", false, &nc, &e) != IBP_OK) {
+        if (ibp_config_nats_connect(&cfg.nats, PROG "-replay", false, &nc, &e) != IBP_OK) {
             IBP_LOG(IBP_LOG_ERROR, COMPONENT, "%s", e.msg);
             goto out;
         }
@@ -386,7 +386,7 @@ int main(int argc, char **argv)
         struct timespec ts = {.tv_sec = 2, .tv_nsec = 0};
         nanosleep(&ts, NULL);
     }
-    if (ibp_bus_connect(&cfg.nats, PROG, true, &nc, &e) != IBP_OK) {
+    if (ibp_config_nats_connect(&cfg.nats, PROG, true, &nc, &e) != IBP_OK) {
         IBP_LOG(IBP_LOG_ERROR, COMPONENT, "%s", e.msg);
         goto out;
     }

@@ -497,7 +497,7 @@ static int node_start(node *n, const sigset_t *sigs)
         return start_failure(&err, EXIT_RUNTIME);
 
     snprintf(n->conn_name, sizeof n->conn_name, "ibp-node %s", cfg->node.id);
-    st = ibp_bus_connect(&cfg->nats, n->conn_name, true, &n->nc, &err);
+    st = ibp_config_nats_connect(&cfg->nats, n->conn_name, true, &n->nc, &err);
     if (st != IBP_OK)
         return start_failure(&err, st == IBP_E_NATS ? EXIT_RUNTIME : EXIT_CONFIG);
     if (natsConnection_JetStream(&n->js, n->nc, NULL) != NATS_OK) {

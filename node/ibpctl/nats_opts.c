@@ -89,7 +89,7 @@ static const char *pick(const char *opt, const char *var)
 }
 
 /* Fills cfg's credential and TLS fields from options and environment. */
-static ibp_status fill_credentials(ibp_config_nats *cfg, ibp_err *err)
+static ibp_status fill_credentials(ibp_bus_conn_opts *cfg, ibp_err *err)
 {
     const char *nkey = g.nkey, *creds = g.creds, *user = g.user;
     const char *password_file = g.password_file;
@@ -114,29 +114,27 @@ static ibp_status fill_credentials(ibp_config_nats *cfg, ibp_err *err)
         return ibp_err_set(err, IBP_E_CONFIG,
                            "a NATS client certificate needs both --nats-cert and --nats-key "
                            "(IBP_NATS_CERT, IBP_NATS_KEY)");
-    cfg->nkey_seed_file = (char *)nkey;
-    cfg->creds_file = (char *)creds;
-    cfg->user = (char *)user;
-    cfg->password_file = (char *)password_file;
-    cfg->tls_ca_file = (char *)pick(g.ca, "IBP_NATS_CA");
-    cfg->tls_cert_file = (char *)cert;
-    cfg->tls_key_file = (char *)key;
+    cfg->nkey_seed_file = nkey;
+    cfg->creds_file = creds;
+    cfg->user = user;
+    cfg->password_file = password_file;
+    cfg->tls_ca_file = pick(g.ca, "IBP_NATS_CA");
+    cfg->tls_cert_file = cert;
+    cfg->tls_key_file = key;
     return IBP_OK;
 }
 
 ibp_status ibpctl_nats_connect(const char *url, const char *name, natsConnection **nc, ibp_err *err)
 {
-    ibp_config_nats cfg;
-    memset(&cfg, 0, sizeof cfg);
     if (!g.url_given || !url)
         url = env("NATS_URL") ? env("NATS_URL") : (url ? url : IBPCTL_DEFAULT_NATS);
-    char *servers[1] = {(char *)url};
-    cfg.servers.items = servers;
-    cfg.servers.count = 1;
+    const char *servers[1] = {url};
+    ibp_bus_conn_opts cfg = {.servers = servers, .server_count = 1,
+                             .name = name ? name : "ibpctl"};
     ibp_status st = fill_credentials(&cfg, err);
     if (st != IBP_OK)
         return st;
-    return ibp_bus_connect(&cfg, name ? name : "ibpctl", false, nc, err);
+    return ibp_bus_connect(&cfg, nc, err);
 }
 
 ibp_status ibpctl_js_connect(const char *url, natsConnection **nc, jsCtx **js, ibp_err *err)

@@ -249,7 +249,7 @@ static bool set(const char *s)
  * client without a certificate after the handshake) do not say which setting
  * to look at; this says it, worded as what most likely happened.
  */
-static const char *connect_hint(const ibp_config_nats *cfg, natsStatus s)
+static const char *connect_hint(const ibp_bus_conn_opts *cfg, natsStatus s)
 {
     bool tls = set(cfg->tls_ca_file) || set(cfg->tls_cert_file);
     switch (s) {
@@ -275,16 +275,17 @@ static const char *connect_hint(const ibp_config_nats *cfg, natsStatus s)
     }
 }
 
-ibp_status ibp_bus_connect(const ibp_config_nats *cfg, const char *name, bool retry_at_start,
-                           natsConnection **out, ibp_err *err)
+ibp_status ibp_bus_connect(const ibp_bus_conn_opts *cfg, natsConnection **out, ibp_err *err)
 {
+    const char *name = cfg->name;
+    bool retry_at_start = cfg->retry_at_start;
     natsOptions *o = NULL;
     char *password = NULL;
     natsStatus s;
     ibp_status st = IBP_OK;
     if ((s = natsOptions_Create(&o)) != NATS_OK)
         return nats_error(err, s, "options");
-    s = natsOptions_SetServers(o, (const char **)cfg->servers.items, (int)cfg->servers.count);
+    s = natsOptions_SetServers(o, (const char **)cfg->servers, (int)cfg->server_count);
     if (s == NATS_OK && name)
         s = natsOptions_SetName(o, name);
     if (s == NATS_OK)
@@ -353,8 +354,8 @@ ibp_status ibp_bus_connect(const ibp_config_nats *cfg, const char *name, bool re
         s = NATS_OK; /* connects in the background */
     if (s != NATS_OK)
         st = nats_error(err, s, "connect to %s%s%s",
-                        cfg->servers.count ? cfg->servers.items[0] : "?",
-                        cfg->servers.count > 1 ? " (and others)" : "", connect_hint(cfg, s));
+                        cfg->server_count ? cfg->servers[0] : "?",
+                        cfg->server_count > 1 ? " (and others)" : "", connect_hint(cfg, s));
 out:
     if (password) {
         memset(password, 0, strlen(password));
@@ -367,12 +368,9 @@ out:
 ibp_status ibp_bus_connect_url(const char *url, const char *name, natsConnection **out,
                                ibp_err *err)
 {
-    char *servers[1] = {(char *)url};
-    ibp_config_nats cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.servers.items = servers;
-    cfg.servers.count = 1;
-    return ibp_bus_connect(&cfg, name, false, out, err);
+    const char *servers[1] = {url};
+    ibp_bus_conn_opts opts = {.servers = servers, .server_count = 1, .name = name};
+    return ibp_bus_connect(&opts, out, err);
 }
 
 struct stream_spec {

@@ -1,6 +1,6 @@
 /*
  * NATS authentication and TLS through the daemons' own connect call
- * (ibp_bus_connect with an ibp_config_nats as the config loader fills it),
+ * (ibp_config_nats_connect with an ibp_config_nats as the config loader fills it),
  * against private nats-servers that require them:
  *
  *   user/password   right password connects and a message goes round;
@@ -316,7 +316,7 @@ static ibp_status try_connect(const char *what, const ibp_config_nats *cfg, nats
     ibp_err_clear(err);
     *nc = NULL;
     int64_t t0 = now_ms();
-    ibp_status st = ibp_bus_connect(cfg, "ibp-auth-test", false, nc, err);
+    ibp_status st = ibp_config_nats_connect(cfg, "ibp-auth-test", false, nc, err);
     printf("  %-44s -> %s (%lld ms)%s%s\n", what, ibp_status_name(st), (long long)(now_ms() - t0),
            st == IBP_OK ? "" : ": ", st == IBP_OK ? "" : err->msg);
     fflush(stdout);

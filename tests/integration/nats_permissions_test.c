@@ -123,7 +123,7 @@ static ibp_status connect_as(int i, natsConnection **nc, jsCtx **js, ibp_err *er
     char seed[1200];
     snprintf(seed, sizeof seed, "%s/%s.nk", g.dir, NODE[i].id);
     cfg.nkey_seed_file = seed;
-    ibp_status st = ibp_bus_connect(&cfg, NODE[i].id, false, nc, err);
+    ibp_status st = ibp_config_nats_connect(&cfg, NODE[i].id, false, nc, err);
     if (st != IBP_OK || !js)
         return st;
     jsOptions jo;
@@ -271,7 +271,7 @@ static void test_unauthenticated_refused(void **state)
     cfg.servers.count = 1;
     cfg.nkey_seed_file = path_of("stranger.nk");
     ibp_err_clear(&err);
-    assert_int_equal(ibp_bus_connect(&cfg, "stranger", false, &nc, &err), IBP_E_NATS);
+    assert_int_equal(ibp_config_nats_connect(&cfg, "stranger", false, &nc, &err), IBP_E_NATS);
     natsConnection_Destroy(nc);
     assert_non_null(strstr(err.msg, "authorization failed"));
 }

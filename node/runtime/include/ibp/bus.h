@@ -40,7 +40,6 @@
 #include <stdint.h>
 
 #include "ibp/envelope.h"
-#include "ibp/node_config.h"
 #include "ibp/roster.h"
 #include "ibp/status.h"
 
@@ -84,11 +83,31 @@ unsigned ibp_bus_streams_for_roles(unsigned roles);
 void ibp_bus_streams_set_default(unsigned streams);
 
 /*
- * Connects to the servers of cfg with its credentials (user + password file,
- * creds file, or nkey seed file) and TLS files, naming the connection `name`.
- * The connection reconnects for ever (the publisher keeps what it could not
- * send, see its journal). With retry_at_start the first connect also retries
- * in the background instead of failing (for daemons started before NATS).
+ * How to reach NATS: the bus's own options (node and persist settings fill
+ * them from their "nats.*" keys, see ibp_config_nats_connect in
+ * ibp/node_config.h). Every pointer is borrowed for the connect call only;
+ * NULL or "" means unset.
+ */
+typedef struct ibp_bus_conn_opts {
+    const char *const *servers; /* required, server_count > 0 */
+    size_t server_count;
+    const char *name;           /* the connection's name (monitoring), may be NULL */
+    bool retry_at_start;        /* the first connect also retries in the background */
+    const char *user;           /* with password_file: user + password login */
+    const char *password_file;
+    const char *creds_file;     /* NATS credentials file (JWT + nkey) */
+    const char *nkey_seed_file; /* NATS user nkey seed (mode 0600) */
+    const char *tls_ca_file;    /* verify the servers with this CA (turns TLS on) */
+    const char *tls_cert_file;  /* client certificate (turns TLS on), with tls_key_file */
+    const char *tls_key_file;
+} ibp_bus_conn_opts;
+
+/*
+ * Connects to the servers of opts with its credentials (user + password
+ * file, creds file, or nkey seed file) and TLS files. The connection
+ * reconnects for ever (the publisher keeps what it could not send, see its
+ * journal). With retry_at_start the first connect also retries in the
+ * background instead of failing (for daemons started before NATS).
  * *out is set on success (natsConnection_Destroy it).
  * With nkey_seed_file, the public nkey is derived from the seed
  * (ibp/nkey.h) before connecting.
@@ -98,8 +117,7 @@ void ibp_bus_streams_set_default(unsigned streams);
  * nats.c's text and the servers tried; an "authorization failed" or "TLS"
  * hint when the server refused the credentials or the TLS handshake failed).
  */
-ibp_status ibp_bus_connect(const ibp_config_nats *cfg, const char *name, bool retry_at_start,
-                           natsConnection **out, ibp_err *err);
+ibp_status ibp_bus_connect(const ibp_bus_conn_opts *opts, natsConnection **out, ibp_err *err);
 
 /* Connects to one URL with defaults (tools and tests). */
 ibp_status ibp_bus_connect_url(const char *url, const char *name, natsConnection **out,

@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "ibp/bus.h"
 #include "ibp/settings.h"
 #include "ibp/status.h"
 
@@ -44,6 +45,14 @@ typedef struct ibp_config_nats {
     char *tls_key_file;      /* secret */
     int64_t stream_replicas; /* replicas of the streams this node creates (1, or 3 for a cluster) */
 } ibp_config_nats;
+
+/*
+ * Connects to NATS as the "nats.*" keys say (ibp_bus_connect with the
+ * options taken from cfg; node/runtime/config_connect.c). Errors as
+ * ibp_bus_connect's.
+ */
+ibp_status ibp_config_nats_connect(const ibp_config_nats *cfg, const char *name,
+                                   bool retry_at_start, natsConnection **out, ibp_err *err);
 
 /* "mysql.*" keys (MariaDB or MySQL). */
 typedef struct ibp_config_mysql {
