@@ -7,14 +7,22 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+/* The configured install directory of the migration files (the last resort). */
 #ifndef IBP_SQL_DIR
 #define IBP_SQL_DIR "/usr/local/share/ibp/sql"
+#endif
+/* The same directory relative to the install's bin directory. */
+#ifndef IBP_SQL_REL_FROM_BIN
+#define IBP_SQL_REL_FROM_BIN "../share/ibp/sql"
 #endif
 
 /* Upper bounds that keep a broken directory from exhausting memory. */
@@ -37,9 +45,51 @@ typedef struct statement_list {
     size_t count, cap;
 } statement_list;
 
+static char default_dir[PATH_MAX] = IBP_SQL_DIR;
+static pthread_once_t default_dir_once = PTHREAD_ONCE_INIT;
+
+static bool is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/*
+ * A program running from the build tree (IBP_BUILD_DIR) reads the source
+ * tree's files (IBP_SQL_SOURCE_DIR); an installed one those of its own
+ * prefix, found from /proc/self/exe (<prefix>/bin/X -> <prefix>/share/ibp/sql),
+ * so an install moved with `cmake --install --prefix` still finds them;
+ * otherwise the configured IBP_SQL_DIR.
+ */
+static void find_default_dir(void)
+{
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return;
+    self[n] = '\0';
+#if defined(IBP_BUILD_DIR) && defined(IBP_SQL_SOURCE_DIR)
+    size_t blen = strlen(IBP_BUILD_DIR);
+    if (strncmp(self, IBP_BUILD_DIR, blen) == 0 && self[blen] == '/' &&
+        is_dir(IBP_SQL_SOURCE_DIR)) {
+        snprintf(default_dir, sizeof default_dir, "%s", IBP_SQL_SOURCE_DIR);
+        return;
+    }
+#endif
+    char *slash = strrchr(self, '/');
+    if (slash == NULL)
+        return;
+    *slash = '\0';
+    char candidate[PATH_MAX + sizeof IBP_SQL_REL_FROM_BIN + 1], real[PATH_MAX];
+    snprintf(candidate, sizeof candidate, "%s/%s", self, IBP_SQL_REL_FROM_BIN);
+    if (is_dir(candidate) && realpath(candidate, real) != NULL)
+        snprintf(default_dir, sizeof default_dir, "%s", real);
+}
+
 const char *ibp_schema_default_dir(void)
 {
-    return IBP_SQL_DIR;
+    pthread_once(&default_dir_once, find_default_dir);
+    return default_dir;
 }
 
 /* ---- database helpers ------------------------------------------------- */

@@ -3,10 +3,12 @@
  * so operators find every operation under ibpctl. Replay needs the persist
  * configuration and MariaDB; it lives in ibp-persist, which prints the
  * progress line (messages/s, position, ETA). ibp-persist is looked for next
- * to ibpctl, then where the build tree put it, then on PATH.
+ * to ibpctl (<prefix>/bin of an install), then, when ibpctl runs from the
+ * build tree (IBP_BUILD_DIR), where the build tree put it, then on PATH.
  */
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,9 +37,14 @@ int ibpctl_cmd_replay(int argc, char **argv)
         args[i + 1] = argv[i];
 
     char self[PATH_MAX], next_to_us[PATH_MAX + 32];
+    bool in_build_tree = false;
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     if (n > 0) {
         self[n] = '\0';
+#ifdef IBP_BUILD_DIR
+        size_t blen = strlen(IBP_BUILD_DIR);
+        in_build_tree = strncmp(self, IBP_BUILD_DIR, blen) == 0 && self[blen] == '/';
+#endif
         char *slash = strrchr(self, '/');
         if (slash) {
             *slash = '\0';
@@ -47,7 +54,10 @@ int ibpctl_cmd_replay(int argc, char **argv)
         }
     }
 #ifdef IBP_PERSIST_BUILD_PATH
-    try_exec(IBP_PERSIST_BUILD_PATH, args);
+    if (in_build_tree)
+        try_exec(IBP_PERSIST_BUILD_PATH, args);
+#else
+    (void)in_build_tree;
 #endif
     execvp(PERSIST, args);
     fprintf(stderr, "ibpctl replay: cannot run %s: %s (install it next to ibpctl or on PATH)\n",

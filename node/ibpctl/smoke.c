@@ -273,7 +273,7 @@ int ibpctl_cmd_smoke(int argc, char **argv)
         .mysql_user = "root",
         .database = "ibp",
         .work_dir = ".",
-        .sql_dir = IBP_SQL_DIR,
+        .sql_dir = NULL, /* ibp_schema_default_dir(): next to ibpctl or the source tree */
     };
     static const struct option opts[] = {
         {"nats", required_argument, 0, 'n'},
