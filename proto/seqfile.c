@@ -85,6 +85,23 @@ ibp_status ibp_seqfile_next(ibp_seqfile *sf, uint64_t *seq_out, ibp_err *err)
     return IBP_OK;
 }
 
+ibp_status ibp_seqfile_raise(ibp_seqfile *sf, uint64_t floor, bool *raised, ibp_err *err)
+{
+    if (raised)
+        *raised = false;
+    if (floor <= sf->last)
+        return IBP_OK;
+    if (floor > sf->reserved) {
+        ibp_status st = reserve(sf, floor, err);
+        if (st != IBP_OK)
+            return st;
+    }
+    sf->last = floor;
+    if (raised)
+        *raised = true;
+    return IBP_OK;
+}
+
 uint64_t ibp_seqfile_last(const ibp_seqfile *sf)
 {
     return sf ? sf->last : 0;

@@ -15,6 +15,7 @@
 #ifndef IBP_SEQFILE_H
 #define IBP_SEQFILE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "ibp/status.h"
@@ -36,6 +37,15 @@ ibp_status ibp_seqfile_next(ibp_seqfile *sf, uint64_t *seq_out, ibp_err *err);
 
 /* The last number handed out (0 before the first). */
 uint64_t ibp_seqfile_last(const ibp_seqfile *sf);
+
+/*
+ * Makes every number handed out from now on greater than floor: when the
+ * last number is below floor, floor becomes the last one, durably (for a
+ * signer that learned from the bus that it used numbers this file lost).
+ * *raised (may be NULL) tells whether it changed. IBP_E_IO when it cannot be
+ * made durable.
+ */
+ibp_status ibp_seqfile_raise(ibp_seqfile *sf, uint64_t floor, bool *raised, ibp_err *err);
 
 /* Closes; accepts NULL. */
 void ibp_seqfile_close(ibp_seqfile *sf);
