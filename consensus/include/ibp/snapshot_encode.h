@@ -1,10 +1,10 @@
 /*
  * Encoding the engine's official state as an OfficialSnapshot (proto/ibp.proto).
  *
- * Repeated strings are interned: each distinct string appears once in the
- * snapshot's string table (index 0 is ""), entries refer to them by index.
- * Entries are sorted by key, and the table is built in entry order, so two
- * replicas with the same state produce byte-identical payloads.
+ * The bytes are the snapshot codec's (ibp/codec_snapshot.h): interned
+ * strings, entries in the canonical key order of ibp_codec_key_cmp, so two
+ * replicas with the same state produce byte-identical payloads. This file
+ * only turns the engine's state into the codec's plain struct.
  *
  * Evidence: for every change of the update (when given), the voters that
  * decided it: added and flipped keys point at their entry, removed keys carry
