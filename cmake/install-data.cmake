@@ -1,12 +1,62 @@
 # Installs the embeddable data library (DESIGN.md §2): one static archive
 # libibp_data.a holding ibp_data and the ibp libraries it links (ibp_proto,
-# ibp_wire), its public headers (node/data/include/ibp/*.h and every ibp/
+# ibp_wire, ...), its public headers (node/data/include/ibp/*.h and every ibp/
 # header they include, found by following their #include "ibp/..." lines),
 # and the pkg-config file ibp-data.pc. Included from the top-level
 # CMakeLists.txt after the libraries are defined.
 
-# The ibp libraries inside the archive: ibp_data and what it links.
-set(ibp_data_bundle_libs ibp_data ibp_proto ibp_wire)
+# What ibp_data links, followed through its link libraries: our static
+# libraries go into the archive; the pkg-config imports (PkgConfig::X, from
+# pkg_check_modules(X ...)) become the .pc's Requires. NATS or MariaDB there
+# is a configure error: the data library must not need them.
+set(ibp_data_bundle_libs "")
+set(ibp_data_requires "")
+set(ibp_data_extra_libs "")
+set(ibp_walk ibp_data)
+while(ibp_walk)
+  list(POP_FRONT ibp_walk t)
+  if(t IN_LIST ibp_data_bundle_libs)
+    continue()
+  endif()
+  list(APPEND ibp_data_bundle_libs ${t})
+  get_target_property(deps ${t} INTERFACE_LINK_LIBRARIES)
+  get_target_property(deps2 ${t} LINK_LIBRARIES)
+  foreach(dep ${deps} ${deps2})
+    if(dep MATCHES "^\\$<LINK_ONLY:(.+)>$")
+      set(dep ${CMAKE_MATCH_1})
+    endif()
+    if(dep MATCHES "NOTFOUND$" OR dep MATCHES "^\\$<")
+      continue()
+    elseif(dep MATCHES "^PkgConfig::(.+)$")
+      set(pfx ${CMAKE_MATCH_1})
+      if(pfx STREQUAL "NATS" OR pfx STREQUAL "MARIADB")
+        message(FATAL_ERROR "ibp_data links ${dep} (through ${t}): the data library "
+                            "must link no NATS and no MariaDB")
+      endif()
+      if(NOT ${pfx}_MODULE_NAME)
+        message(FATAL_ERROR "ibp-data.pc: no pkg-config module name for ${dep}")
+      endif()
+      list(APPEND ibp_data_requires ${${pfx}_MODULE_NAME})
+    elseif(dep STREQUAL "Threads::Threads")
+      list(APPEND ibp_data_extra_libs -pthread)
+    elseif(TARGET ${dep})
+      get_target_property(type ${dep} TYPE)
+      if(NOT type STREQUAL "STATIC_LIBRARY")
+        message(FATAL_ERROR "ibp_data links ${dep} (${type}); the install bundles static libraries only")
+      endif()
+      list(APPEND ibp_walk ${dep})
+    elseif(dep MATCHES "^-")
+      list(APPEND ibp_data_extra_libs ${dep})
+    else()
+      list(APPEND ibp_data_extra_libs -l${dep})
+    endif()
+  endforeach()
+endwhile()
+list(REMOVE_DUPLICATES ibp_data_requires)
+list(REMOVE_DUPLICATES ibp_data_extra_libs)
+list(JOIN ibp_data_requires " " IBP_DATA_PC_REQUIRES)
+list(JOIN ibp_data_extra_libs " " IBP_DATA_PC_LIBS)
+list(JOIN ibp_data_bundle_libs ", " ibp_bundle_names)
 
 # ---- the combined archive (GNU/LLVM ar MRI script) ------------------------
 set(ibp_data_bundle ${PROJECT_BINARY_DIR}/install-data/libibp_data.a)
@@ -24,7 +74,7 @@ add_custom_command(
   COMMAND ${CMAKE_AR} -M < ${PROJECT_BINARY_DIR}/install-data/libibp_data.mri
   COMMAND ${CMAKE_RANLIB} ${ibp_data_bundle}
   DEPENDS ${ibp_bundle_deps} ${PROJECT_BINARY_DIR}/install-data/libibp_data.mri
-  COMMENT "Combining ibp_data, ibp_proto and ibp_wire into libibp_data.a"
+  COMMENT "Combining ${ibp_bundle_names} into libibp_data.a"
   VERBATIM)
 add_custom_target(ibp_data_bundle ALL DEPENDS ${ibp_data_bundle})
 install(FILES ${ibp_data_bundle} DESTINATION ${CMAKE_INSTALL_LIBDIR})
