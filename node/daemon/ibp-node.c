@@ -54,6 +54,7 @@
 #include "ibp/official_subscriber.h"
 #include "ibp/replica.h"
 #include "ibp/roster.h"
+#include "ibp/seq_recovery.h"
 #include "ibp/subject.h"
 #include "ibp/usage_nats_sink.h"
 
@@ -489,13 +490,6 @@ static int node_start(node *n, const sigset_t *sigs)
     int lock_fd = -1;
     if (ibp_dir_lock(cfg->node.work_dir, "ibp-node.lock", &lock_fd, &err) != IBP_OK)
         return start_failure(&err, EXIT_RUNTIME);
-    if (path_join(path, sizeof path, cfg->node.work_dir, "signer.seq") != 0) {
-        ibp_err_set(&err, IBP_E_CONFIG, "node.work_dir is too long");
-        return start_failure(&err, EXIT_CONFIG);
-    }
-    if (ibp_signer_new(cfg->node.id, &n->key, path, &n->signer, &err) != IBP_OK)
-        return start_failure(&err, EXIT_RUNTIME);
-
     snprintf(n->conn_name, sizeof n->conn_name, "ibp-node %s", cfg->node.id);
     st = ibp_config_nats_connect(&cfg->nats, n->conn_name, true, &n->nc, &err);
     if (st != IBP_OK)
@@ -508,6 +502,17 @@ static int node_start(node *n, const sigset_t *sigs)
     ibp_bus_streams_set_default(ibp_bus_streams_for_roles(cfg->roles));
     if (ensure_streams(n, sigs) != 0)
         return -1; /* asked to stop while waiting: a clean stop */
+    /* Before anything signs or flushes: continue above the numbers the bus
+     * shows this node used (a lost or restored work dir). */
+    if (ibp_seq_recover(n->js, n->roster, cfg->node.id, cfg->roles, cfg->node.work_dir, NULL,
+                        &err) != IBP_OK)
+        return start_failure(&err, EXIT_RUNTIME);
+    if (path_join(path, sizeof path, cfg->node.work_dir, "signer.seq") != 0) {
+        ibp_err_set(&err, IBP_E_CONFIG, "node.work_dir is too long");
+        return start_failure(&err, EXIT_CONFIG);
+    }
+    if (ibp_signer_new(cfg->node.id, &n->key, path, &n->signer, &err) != IBP_OK)
+        return start_failure(&err, EXIT_RUNTIME);
 
     ibp_usage_opts uo;
     ibp_data_opts dopts;

@@ -151,6 +151,8 @@ static void permissions(unsigned roles, const char *id, const char *admin_id, pe
     if (roles & IBP_ROLE_MONITOR) {
         add(&p->pub, "ibp.local.%s", id);
         ensure(p, IBP_STREAM_LOCAL);
+        /* Its own last message, to continue above its numbers (ibp/seq_recovery.h). */
+        add(&p->pub, "$JS.API.DIRECT.GET.%s.ibp.local.%s", IBP_STREAM_LOCAL, id);
     }
     if (roles & IBP_ROLE_CONSENSUS) {
         add(&p->pub, "ibp.official.>");
@@ -168,6 +170,7 @@ static void permissions(unsigned roles, const char *id, const char *admin_id, pe
     if (roles & IBP_ROLE_DNS) {
         add(&p->pub, "ibp.hits.%s", id);
         ensure(p, IBP_STREAM_HITS);
+        add(&p->pub, "$JS.API.DIRECT.GET.%s.ibp.hits.%s", IBP_STREAM_HITS, id);
     }
     if (roles & IBP_ROLE_PERSIST) {
         ensure(p, IBP_STREAM_HITS);

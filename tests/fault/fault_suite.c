@@ -10,6 +10,10 @@
  *   kill9-consensus   kill -9 of con1 (a consensus replica), restarted 5 s later
  *   kill9-persist     kill -9 of ibp-persist, restarted 5 s later
  *   kill9-dns         kill -9 of dns1 (the DNS-role node), restarted 3 s later
+ *   lost-workdir      kill -9 of mon2 and dns1, their work dirs deleted, both
+ *                     restarted 3 s later with nothing: they must continue above
+ *                     the sequence numbers the bus shows (no replica rejects a
+ *                     replay, nothing goes to dead letters)
  *   nats-server-loss  three clustered nats-servers, streams at R3: the one
  *                     leading OFFICIAL's replicas is killed (-9) and started
  *                     again 15 s later
@@ -91,6 +95,7 @@ struct scenario {
     int hold_ms;
     int (*restore)(run *r);
     void (*cleanup)(run *r);
+    int (*check)(run *r); /* after convergence, while the cluster runs; may be NULL */
 };
 
 /* ---- helpers ------------------------------------------------------------------ */
@@ -175,6 +180,33 @@ static int inject_kill_dns(run *r)
 static int restore_kill_dns(run *r)
 {
     return fc_node_start(&r->fc, FC_DNS1, NULL);
+}
+
+static int inject_lost_workdir(run *r)
+{
+    r->dns_killed = true;
+    if (kill_node(r, FC_MON2) != 0 || kill_node(r, FC_DNS1) != 0)
+        return -1;
+    printf("fault: work dirs of mon2 and dns1 deleted\n");
+    return sh("rm -rf '%s' '%s'", r->fc.node[FC_MON2].work, r->fc.node[FC_DNS1].work);
+}
+static int restore_lost_workdir(run *r)
+{
+    if (sh("mkdir -p '%s' '%s'", r->fc.node[FC_MON2].work, r->fc.node[FC_DNS1].work) != 0)
+        return -1;
+    return fc_node_start(&r->fc, FC_MON2, NULL) || fc_node_start(&r->fc, FC_DNS1, NULL) ? -1 : 0;
+}
+/* No replica refused anything as a replay, and mon2 votes again. */
+static int check_no_replays(run *r)
+{
+    int bad = 0;
+    for (int i = FC_CON1; i <= FC_CON3; i++) {
+        long long replays = fc_status_num(&r->fc, i, "replica", "rejected_total");
+        printf("fault: %s rejected %lld envelopes\n", r->fc.node[i].name, replays);
+        if (replays != 0)
+            bad = 1;
+    }
+    return bad ? -1 : 0;
 }
 
 static int prepare_nats3(run *r)
@@ -412,6 +444,8 @@ static const scenario SCENARIOS[] = {
     {"kill9-consensus", NULL, inject_kill_con, 5000, restore_kill_con, NULL},
     {"kill9-persist", NULL, inject_kill_persist, 5000, restore_kill_persist, NULL},
     {"kill9-dns", NULL, inject_kill_dns, 3000, restore_kill_dns, NULL},
+    {"lost-workdir", NULL, inject_lost_workdir, 3000, restore_lost_workdir, NULL,
+     check_no_replays},
     {"nats-server-loss", prepare_nats3, inject_nats_loss, 15000, restore_nats_loss, NULL},
     {"mariadb-down", NULL, inject_db_down, 120000, restore_db_down, NULL},
     {"disk-full", prepare_disk, inject_disk, 10000, restore_disk, cleanup_disk},
@@ -496,6 +530,8 @@ static int run_scenario(run *r, fw_counts *counts, double *converged_s, bool *co
            *converged ? "converged" : "did NOT converge", epoch, *converged_s);
 
     sleep_interruptible(3000); /* some load after the fault too */
+    if (r->sc->check && r->sc->check(r) != 0)
+        return -1;
     fl_hits_stop(r->load);
     /* A clean stop flushes dns1's counters (its last HitBatch). */
     if (fc_node_signal(&r->fc, FC_DNS1, SIGTERM) != 0)
