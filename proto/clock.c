@@ -18,6 +18,20 @@ int64_t ibp_clock_mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t ibp_clock_deadline(int64_t timeout_ms)
+{
+    int64_t now = ibp_clock_mono_ms();
+    if (timeout_ms > 0 && now > INT64_MAX - timeout_ms)
+        return INT64_MAX;
+    return now + timeout_ms;
+}
+
+int64_t ibp_clock_remaining_ms(int64_t deadline)
+{
+    int64_t now = ibp_clock_mono_ms();
+    return deadline > now ? deadline - now : 0;
+}
+
 void ibp_clock_sleep_ms(int64_t ms)
 {
     if (ms <= 0)
