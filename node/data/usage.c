@@ -1,21 +1,14 @@
 /*
- * Usage counters of a dns node; see ibp/usage.h.
- *
- * Two levels of tables:
- *   - one shard per recording thread: an open-addressing table keyed on the
- *     cheap hot-path key (day, interned domain and member, ipv6, geo record
- *     refs), behind a mutex that only the flusher contends; each entry owns
- *     one "block" of the strings of its row:
- *     domain\0member\0country_code\0asn\0network_name\0country_name\0
- *   - the aggregate, owned by the flusher (flush_mu): rows keyed by (day,
- *     ipv6, block bytes), i.e. by the strings that go on the wire. It holds
- *     counts between leaving the shards and being journaled.
- * A drain swaps each shard's table for an empty one (O(1) under the shard
- * mutex) and merges the old table into the aggregate afterwards, moving each
- * block over instead of copying it.
- *
- * Lock order: flush_mu, then reg_mu, then a shard's mu. The hot path takes a
- * shard mu only (and reg_mu once per thread, to register its shard).
+ * Usage counters of a dns node, the facade of ibp/usage.h: options, open and
+ * close, the background thread, and the flush driver that ties the parts
+ * together under one flush mutex:
+ *   - usage_shard.c: the recording hot path (per-thread usage_shard tables);
+ *   - usage_aggregate.c: the pure aggregator the drained counts are folded into;
+ *   - usage_batch.c: HitBatch framing of the aggregate's rows;
+ *   - usage_flush.c: the pure scheduler deciding when to flush and deliver;
+ *   - usage_journal.c: the durable journal and its delivery to the sink.
+ * This file reads the clock (the injected one) and passes its time to the
+ * scheduler; it is the only one that journals, logs or starts threads.
  */
 #include "ibp/usage.h"
 
@@ -26,166 +19,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/random.h>
 #include <time.h>
 
-#include "geo_text.h"
 #include "ibp/log.h"
-#include "ibp/result.h"
 #include "ibp/roster.h"
+#include "usage_batch.h"
+#include "usage_internal.h"
 
 #define COMPONENT "usage"
-#define OVERFLOW_REF UINT64_MAX /* geo refs of overflow keys */
-#define TABLE_MIN 64
-#define DM_MIN 16
-#define HUGE_PAGE ((size_t)2 << 20)
-#define SUMMARY_EVERY_MS 60000
-#define CACHE_LINE 64
-
-/* ---- keys and tables ------------------------------------------------------------------------- */
-
-/*
- * The hot-path key of one hit. Domain and member are interned per table into
- * a small "dm" id first (a lookup in a table that stays in cache), so the key
- * compares as integers and a hit on an existing key touches one entry.
- */
-typedef struct hkey {
-    uint64_t country_ref;
-    uint64_t asn_ref;
-    const char *dom; /* borrowed: for building the entry's strings */
-    const char *mem;
-    size_t dlen;
-    size_t mlen;
-    uint64_t dm_hash; /* of (dom, mem) */
-    uint32_t dm;
-    uint32_t hash; /* of the whole key */
-    int32_t day;
-    bool ipv6;
-} hkey;
-
-/* 48 bytes: the key, the count and the strings of the row it becomes. */
-typedef struct entry {
-    uint64_t country_ref;
-    uint64_t asn_ref;
-    uint64_t count;
-    char *block; /* NULL: empty slot */
-    uint32_t hash;
-    int32_t day;
-    uint32_t dm;
-    uint16_t blen; /* bytes of block, NULs included */
-    uint8_t ipv6;
-    uint8_t geo_error; /* resolving the refs failed: hits count as database errors */
-} entry;
-
-/* An interned (domain, member): id of the keys that have them. */
-typedef struct dmslot {
-    uint64_t hash;
-    char *str; /* domain\0member\0; NULL: empty slot */
-    uint16_t dlen;
-    uint16_t mlen;
-    uint32_t id;
-} dmslot;
-
-/* A shard's counters of one flush period: swapped out whole by a drain. */
-typedef struct table {
-    entry *slots;
-    size_t cap; /* power of two, or 0 (no slots) */
-    size_t used;
-    dmslot *dms;
-    size_t dcap; /* power of two, or 0 */
-    size_t dused;
-} table;
-
-typedef struct shard {
-    pthread_mutex_t mu;
-    table t; /* under mu */
-    /* Counters since open, under mu. */
-    uint64_t hits;
-    uint64_t bad_ip;
-    uint64_t geo_err;
-    uint64_t overflow;
-    uint64_t rejected;
-    /* For the rate-limited log summary, under mu; reset by each drain. */
-    uint64_t bad_ip_report;
-    uint64_t geo_err_report;
-    char bad_ip_example[IBP_GEO_IP_MAX + 1];
-    atomic_bool orphaned; /* its thread exited: the next drain frees it */
-    struct shard *next;   /* under reg_mu */
-} shard;
-
-/* A row of the aggregate: the wire strings of one HitRow (block) and its count. */
-typedef struct arow {
-    uint64_t hash;
-    uint64_t count; /* 0: journaled (or merged nothing); dropped at compaction */
-    char *block;    /* NULL: empty slot */
-    int32_t day;
-    uint16_t blen;
-    uint8_t ipv6;
-} arow;
-
-typedef struct agg {
-    arow *slots;
-    size_t cap;
-    size_t used;
-} agg;
-
-struct ibp_usage {
-    const ibp_geo *geo;
-    const ibp_usage_sink *sink;
-    ibp_usage_clock_fn clock;
-    void *clock_user;
-    int64_t flush_interval_ms;
-    size_t max_keys;
-    size_t max_overflow_keys;
-    size_t max_rows;
-    size_t max_batch_bytes;
-    int64_t retry_min_ms;
-    int64_t retry_max_ms;
-    int64_t tick_ms;
-    uint64_t seed;
-
-    pthread_key_t tls; /* the calling thread's shard */
-    pthread_mutex_t reg_mu;
-    shard *shards; /* under reg_mu */
-    atomic_size_t keys;
-    /* Set by a hit that went to an overflow key: the next tick flushes early. */
-    atomic_bool early_wanted;
-
-    pthread_mutex_t flush_mu; /* everything below */
-    agg agg;
-    table *held; /* tables drained from shards, not yet merged into agg */
-    size_t nheld;
-    size_t held_cap;
-    uint64_t held_hits; /* counts in held and agg: out of the shards, not journaled */
-    ibp_usage_journal *journal;
-    int64_t last_day;
-    int64_t next_flush_ms;
-    int64_t flush_backoff_ms;
-    int64_t next_retry_ms;
-    int64_t deliver_backoff_ms;
-    int64_t last_summary_ms;
-    uint64_t bad_ip_report;
-    uint64_t geo_err_report;
-    char bad_ip_example[IBP_GEO_IP_MAX + 1];
-    ibp_usage_stats retired; /* counters of freed shards */
-    uint64_t flushes;
-    uint64_t flush_errors;
-    uint64_t early_flushes;
-
-    bool thread_started;
-    bool stop; /* under thr_mu */
-    pthread_t thread;
-    pthread_mutex_t thr_mu;
-    pthread_cond_t thr_cv;
-};
 
 /* ---- dates ----------------------------------------------------------------------------------- */
-
-static int64_t day_of(int64_t ms)
-{
-    return ms >= 0 ? ms / IBP_USAGE_DAY_MS : -((-ms + IBP_USAGE_DAY_MS - 1) / IBP_USAGE_DAY_MS);
-}
 
 /* Howard Hinnant's civil-from-days and days-from-civil (proleptic Gregorian). */
 void ibp_usage_format_date(int64_t z, char buf[11])
@@ -254,566 +98,30 @@ static int64_t default_clock(void *user)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* ---- hashing --------------------------------------------------------------------------------- */
+/* ---- draining -------------------------------------------------------------------------------- */
 
-static inline uint64_t mix(uint64_t h, uint64_t v)
-{
-    h ^= v * UINT64_C(0x9E3779B97F4A7C15);
-    h = (h << 31 | h >> 33) * UINT64_C(0xBF58476D1CE4E5B9);
-    return h;
-}
-
-static inline uint64_t mix_bytes(uint64_t h, const char *p, size_t n)
-{
-    uint64_t v;
-    h = mix(h, n);
-    while (n >= 8) {
-        memcpy(&v, p, 8);
-        h = mix(h, v);
-        p += 8;
-        n -= 8;
-    }
-    v = 0;
-    memcpy(&v, p, n);
-    return mix(h, v);
-}
-
-static inline uint64_t finish(uint64_t h)
-{
-    h ^= h >> 29;
-    h *= UINT64_C(0x94D049BB133111EB);
-    h ^= h >> 32;
-    return h;
-}
-
-static uint64_t hash_dm(uint64_t seed, const char *dom, size_t dlen, const char *mem, size_t mlen)
-{
-    return finish(mix_bytes(mix_bytes(seed, dom, dlen), mem, mlen));
-}
-
-/*
- * Neither the day nor the dm id is hashed (both are compared): the hash is
- * known before the shard lock is taken, so the slot can be fetched from
- * memory while the lock, the clock and the dm lookup run.
- */
-static uint32_t hash_hkey(uint64_t seed, const hkey *k)
-{
-    uint64_t h = mix(seed, k->dm_hash ^ (uint64_t)k->ipv6);
-    h = mix(h, k->country_ref);
-    h = mix(h, k->asn_ref);
-    return (uint32_t)finish(h);
-}
-
-static uint64_t hash_row(uint64_t seed, int32_t day, bool ipv6, const char *block, size_t blen)
-{
-    uint64_t h = mix(seed ^ UINT64_C(0x5bd1e995), (uint64_t)(uint32_t)day | (uint64_t)ipv6 << 32);
-    return finish(mix_bytes(h, block, blen));
-}
-
-/* ---- shard tables ---------------------------------------------------------------------------- */
-
-static size_t pow2_at_least(size_t n)
-{
-    size_t c = TABLE_MIN;
-    while (c < n && c < ((size_t)1 << 31))
-        c <<= 1;
-    return c;
-}
-
-/*
- * Zeroed slots. Big tables are touched here, by the flusher or at growth,
- * rather than page by page on the DNS path, and are asked to be backed by huge
- * pages: lookups are random, and 4 KiB pages make each one a TLB miss too.
- */
-static void *slots_alloc(size_t n, size_t size)
-{
-    size_t bytes = n * size;
-    if (bytes < HUGE_PAGE)
-        return calloc(n, size);
-    void *p = NULL;
-    if (posix_memalign(&p, HUGE_PAGE, bytes) != 0)
-        return NULL;
-    madvise(p, bytes, MADV_HUGEPAGE); /* advice only: fine if unsupported */
-    memset(p, 0, bytes);
-    return p;
-}
-
-/* dm_cap: room for the (domain, member) pairs, typically few. */
-static int table_init(table *t, size_t cap, size_t dm_cap)
-{
-    memset(t, 0, sizeof *t);
-    t->slots = slots_alloc(cap, sizeof *t->slots);
-    t->dms = calloc(dm_cap, sizeof *t->dms);
-    if (!t->slots || !t->dms) {
-        free(t->slots);
-        free(t->dms);
-        t->slots = NULL;
-        t->dms = NULL;
-        return -1;
-    }
-    t->cap = cap;
-    t->dcap = dm_cap;
-    return 0;
-}
-
-static void table_free(table *t)
-{
-    for (size_t i = 0; i < t->cap; i++)
-        free(t->slots[i].block);
-    for (size_t i = 0; i < t->dcap; i++)
-        free(t->dms[i].str);
-    free(t->slots);
-    free(t->dms);
-    memset(t, 0, sizeof *t);
-}
-
-/* The id of (k->dom, k->mem), or -1 with *slot = where it would go. t->dcap > t->dused. */
-static int64_t dm_find(const table *t, const hkey *k, size_t *slot)
-{
-    size_t mask = t->dcap - 1;
-    for (size_t i = k->dm_hash & mask;; i = (i + 1) & mask) {
-        const dmslot *d = &t->dms[i];
-        if (!d->str) {
-            *slot = i;
-            return -1;
-        }
-        if (d->hash == k->dm_hash && d->dlen == k->dlen && d->mlen == k->mlen &&
-            memcmp(d->str, k->dom, k->dlen) == 0 &&
-            memcmp(d->str + k->dlen + 1, k->mem, k->mlen) == 0)
-            return d->id;
-    }
-}
-
-static int dm_grow(table *t)
-{
-    size_t cap = t->dcap * 2, mask = cap - 1;
-    dmslot *dms = calloc(cap, sizeof *dms);
-    if (!dms)
-        return -1;
-    for (size_t i = 0; i < t->dcap; i++) {
-        if (!t->dms[i].str)
-            continue;
-        size_t j = t->dms[i].hash & mask;
-        while (dms[j].str)
-            j = (j + 1) & mask;
-        dms[j] = t->dms[i];
-    }
-    free(t->dms);
-    t->dms = dms;
-    t->dcap = cap;
-    return 0;
-}
-
-/* Interns (k->dom, k->mem) and sets k->dm; -1 when out of memory. */
-static int dm_intern(table *t, hkey *k)
-{
-    size_t slot;
-    int64_t id = dm_find(t, k, &slot);
-    if (id >= 0) {
-        k->dm = (uint32_t)id;
-        return 0;
-    }
-    if ((t->dused + 1) * 2 > t->dcap) {
-        if (dm_grow(t) != 0 && (t->dused + 1) * 8 > t->dcap * 7)
-            return -1;
-        dm_find(t, k, &slot);
-    }
-    char *str = malloc(k->dlen + k->mlen + 2);
-    if (!str)
-        return -1;
-    memcpy(str, k->dom, k->dlen);
-    str[k->dlen] = '\0';
-    memcpy(str + k->dlen + 1, k->mem, k->mlen);
-    str[k->dlen + 1 + k->mlen] = '\0';
-    dmslot *d = &t->dms[slot];
-    d->hash = k->dm_hash;
-    d->str = str;
-    d->dlen = (uint16_t)k->dlen;
-    d->mlen = (uint16_t)k->mlen;
-    d->id = (uint32_t)t->dused++;
-    k->dm = d->id;
-    return 0;
-}
-
-static bool entry_is(const entry *e, const hkey *k)
-{
-    return e->hash == k->hash && e->day == k->day && e->dm == k->dm && e->ipv6 == k->ipv6 &&
-           e->country_ref == k->country_ref && e->asn_ref == k->asn_ref;
-}
-
-/* The entry of k, or NULL with *slot = where it would go. t->cap > t->used. */
-static entry *table_find(const table *t, const hkey *k, size_t *slot)
-{
-    size_t mask = t->cap - 1;
-    for (size_t i = k->hash & mask;; i = (i + 1) & mask) {
-        entry *e = &t->slots[i];
-        if (!e->block) {
-            *slot = i;
-            return NULL;
-        }
-        if (entry_is(e, k))
-            return e;
-    }
-}
-
-static int table_grow(table *t)
-{
-    size_t cap = t->cap * 2, mask = cap - 1;
-    entry *slots = slots_alloc(cap, sizeof *slots);
-    if (!slots)
-        return -1;
-    for (size_t i = 0; i < t->cap; i++) {
-        entry *e = &t->slots[i];
-        if (!e->block)
-            continue;
-        size_t j = e->hash & mask;
-        while (slots[j].block)
-            j = (j + 1) & mask;
-        slots[j] = *e;
-    }
-    free(t->slots);
-    t->slots = slots;
-    t->cap = cap;
-    return 0;
-}
-
-/* ---- the hot path ---------------------------------------------------------------------------- */
-
-static void shard_orphan(void *p)
-{
-    /* Thread exit: the shard stays registered (its counts are not flushed yet);
-     * the next drain frees it. */
-    atomic_store(&((shard *)p)->orphaned, true);
-}
-
-static shard *shard_register(ibp_usage *u)
-{
-    size_t size = (sizeof(shard) + CACHE_LINE - 1) / CACHE_LINE * CACHE_LINE;
-    shard *s = aligned_alloc(CACHE_LINE, size); /* no false sharing between threads */
-    if (!s)
-        return NULL;
-    memset(s, 0, size);
-    if (table_init(&s->t, TABLE_MIN, DM_MIN) != 0) {
-        free(s);
-        return NULL;
-    }
-    pthread_mutex_init(&s->mu, NULL);
-    atomic_init(&s->orphaned, false);
-    pthread_mutex_lock(&u->reg_mu);
-    s->next = u->shards;
-    u->shards = s;
-    pthread_mutex_unlock(&u->reg_mu);
-    /* On failure the shard still serves this call and is freed at close. */
-    pthread_setspecific(u->tls, s);
-    return s;
-}
-
-/* Takes one of limit key slots; false when they are all taken. */
-static bool take_key(ibp_usage *u, size_t limit)
-{
-    size_t n = atomic_fetch_add_explicit(&u->keys, 1, memory_order_relaxed);
-    if (n < limit)
-        return true;
-    atomic_fetch_sub_explicit(&u->keys, 1, memory_order_relaxed);
-    return false;
-}
-
-static void give_key(ibp_usage *u)
-{
-    atomic_fetch_sub_explicit(&u->keys, 1, memory_order_relaxed);
-}
-
-/* Inserts k (interned, hashed) at slot (from table_find); the key slot is already taken. */
-static entry *insert(ibp_usage *u, shard *s, const hkey *k, size_t slot)
-{
-    table *t = &s->t;
-    if ((t->used + 1) * 2 > t->cap) {
-        /* Growing keeps probes short; a table that cannot grow still takes keys
-         * up to 7/8 full. */
-        if (table_grow(t) != 0 && (t->used + 1) * 8 > t->cap * 7)
-            return NULL;
-        if (table_find(t, k, &slot))
-            return NULL; /* cannot happen: k was not there */
-    }
-    ibp_geo_info gi;
-    bool geo_error = false;
-    if (k->country_ref == OVERFLOW_REF) {
-        memcpy(gi.country_code, IBP_GEO_UNKNOWN_CODE, 3);
-        strcpy(gi.country_name, IBP_GEO_UNKNOWN_NAME);
-        gi.asn[0] = gi.network_name[0] = '\0';
-    } else {
-        /* The only time a key reads strings from the databases. */
-        ibp_geo_ref ref = {k->country_ref, k->asn_ref};
-        geo_error = ibp_geo_resolve(u->geo, &ref, &gi) != IBP_OK;
-    }
-    size_t cl = strlen(gi.country_code), al = strlen(gi.asn), nl = strlen(gi.network_name),
-           cnl = strlen(gi.country_name);
-    size_t blen = k->dlen + k->mlen + cl + al + nl + cnl + 6;
-    char *b = malloc(blen);
-    if (!b)
-        return NULL;
-    char *p = b;
-    memcpy(p, k->dom, k->dlen);
-    p += k->dlen;
-    *p++ = '\0';
-    memcpy(p, k->mem, k->mlen);
-    p += k->mlen;
-    *p++ = '\0';
-    memcpy(p, gi.country_code, cl + 1);
-    p += cl + 1;
-    memcpy(p, gi.asn, al + 1);
-    p += al + 1;
-    memcpy(p, gi.network_name, nl + 1);
-    p += nl + 1;
-    memcpy(p, gi.country_name, cnl + 1);
-    entry *e = &t->slots[slot];
-    e->country_ref = k->country_ref;
-    e->asn_ref = k->asn_ref;
-    e->count = 0;
-    e->block = b;
-    e->hash = k->hash;
-    e->day = k->day;
-    e->dm = k->dm;
-    e->blen = (uint16_t)blen;
-    e->ipv6 = k->ipv6;
-    e->geo_error = geo_error;
-    t->used++;
-    return e;
-}
-
-/* Looks k up as an overflow key (geo refs replaced), inserting it when allowed. */
-static entry *overflow_key(ibp_usage *u, shard *s, hkey *k, size_t limit)
-{
-    size_t slot;
-    entry *e;
-    k->country_ref = k->asn_ref = OVERFLOW_REF;
-    k->hash = hash_hkey(u->seed, k);
-    if ((e = table_find(&s->t, k, &slot)))
-        return e;
-    if (limit && !take_key(u, limit))
-        return NULL;
-    if (!limit)
-        atomic_fetch_add_explicit(&u->keys, 1, memory_order_relaxed);
-    if ((e = insert(u, s, k, slot)))
-        return e;
-    give_key(u);
-    return NULL;
-}
-
-/*
- * The entry to count k in: its own, or past max_keys an overflow key (see
- * ibp/usage.h). *overflowed tells which. NULL only when out of memory.
- */
-static entry *find_or_insert(ibp_usage *u, shard *s, hkey *k, bool *overflowed)
-{
-    size_t slot, dslot;
-    entry *e;
-    table *t = &s->t;
-    size_t hard = u->max_keys + u->max_overflow_keys;
-    *overflowed = false;
-    int64_t dm = dm_find(t, k, &dslot);
-    if (dm >= 0) {
-        k->dm = (uint32_t)dm;
-        if ((e = table_find(t, k, &slot)))
-            return e; /* the common case: a known key */
-        if (take_key(u, u->max_keys)) {
-            if ((e = insert(u, s, k, slot)))
-                return e;
-            give_key(u);
-            return NULL;
-        }
-        *overflowed = true;
-        if ((e = overflow_key(u, s, k, hard)))
-            return e;
-    } else if (take_key(u, u->max_keys)) {
-        /* A new pair means a new key: the pairs are bounded by the keys. */
-        if (dm_intern(t, k) != 0) {
-            give_key(u);
-            return NULL;
-        }
-        table_find(t, k, &slot);
-        if ((e = insert(u, s, k, slot)))
-            return e;
-        give_key(u);
-        return NULL;
-    } else if (take_key(u, hard)) {
-        give_key(u); /* overflow_key takes it again */
-        *overflowed = true;
-        if (dm_intern(t, k) != 0)
-            return NULL;
-        if ((e = overflow_key(u, s, k, hard)))
-            return e;
-    }
-    /* Past every limit: one key per shard, date and ipv6, outside the limits. */
-    *overflowed = true;
-    k->dom = k->mem = IBP_USAGE_OVERFLOW;
-    k->dlen = k->mlen = strlen(IBP_USAGE_OVERFLOW);
-    k->dm_hash = hash_dm(u->seed, k->dom, k->dlen, k->mem, k->mlen);
-    if (dm_intern(t, k) != 0)
-        return NULL;
-    return overflow_key(u, s, k, 0);
-}
-
-ibp_status ibp_usage_record_dns_hit(ibp_usage *u, bool ipv6, const char *client_ip,
-                                    const char *domain, const char *member)
-{
-    char dom[IBP_DOMAIN_MAX + 1];
-    if (!u || !domain)
-        return IBP_E_INVAL;
-    shard *s = pthread_getspecific(u->tls);
-    if (!s && !(s = shard_register(u)))
-        return IBP_E_NOMEM;
-    hkey k;
-    ibp_status st = IBP_OK;
-    if (!member || !*member)
-        member = IBP_USAGE_NO_MEMBER;
-    k.mlen = strnlen(member, IBP_NAME_MAX + 1);
-    if (ibp_domain_normalize(domain, dom, sizeof dom) != IBP_OK || k.mlen > IBP_NAME_MAX) {
-        st = IBP_E_RANGE;
-        goto reject;
-    }
-    ibp_geo_ref ref;
-    ibp_status geo_st = ibp_geo_lookup_ref(u->geo, client_ip, &ref);
-    if (geo_st != IBP_OK)
-        ref.country = ref.asn = 0; /* bad address or database error: "??" */
-    k.ipv6 = ipv6;
-    k.country_ref = ref.country;
-    k.asn_ref = ref.asn;
-    k.dom = dom;
-    k.dlen = strlen(dom);
-    k.mem = member;
-    k.dm_hash = hash_dm(u->seed, dom, k.dlen, member, k.mlen);
-    k.hash = hash_hkey(u->seed, &k);
-
-    bool overflowed;
-    pthread_mutex_lock(&s->mu);
-    /* The one likely cache miss of a hit; the rest of the work overlaps it. */
-    __builtin_prefetch(&s->t.slots[k.hash & (s->t.cap - 1)]);
-    k.day = (int32_t)day_of(u->clock(u->clock_user));
-    entry *e = find_or_insert(u, s, &k, &overflowed);
-    if (!e) {
-        s->rejected++;
-        pthread_mutex_unlock(&s->mu);
-        return IBP_E_NOMEM;
-    }
-    e->count++;
-    s->hits++;
-    s->overflow += overflowed;
-    /* Past max_keys: ask the flusher to empty the tables now rather than at the
-     * interval. A load first, so a flood of overflow hits does not keep
-     * writing the shared flag. */
-    if (overflowed && !atomic_load_explicit(&u->early_wanted, memory_order_relaxed))
-        atomic_store_explicit(&u->early_wanted, true, memory_order_relaxed);
-    if (geo_st == IBP_E_INVAL) {
-        s->bad_ip++;
-        /* Logged later, by the flusher: no I/O here. */
-        if (s->bad_ip_report++ == 0)
-            snprintf(s->bad_ip_example, sizeof s->bad_ip_example, "%s",
-                     client_ip ? client_ip : "(null)");
-    } else if (geo_st == IBP_E_IO || e->geo_error) {
-        s->geo_err++;
-        s->geo_err_report++;
-    }
-    pthread_mutex_unlock(&s->mu);
-    return IBP_OK;
-
-reject:
-    pthread_mutex_lock(&s->mu);
-    s->rejected++;
-    pthread_mutex_unlock(&s->mu);
-    return st;
-}
-
-/* ---- the aggregate --------------------------------------------------------------------------- */
-
-static int agg_resize(agg *a, size_t cap)
-{
-    arow *slots = calloc(cap, sizeof *slots);
-    if (!slots)
-        return -1;
-    size_t mask = cap - 1, used = 0;
-    for (size_t i = 0; i < a->cap; i++) {
-        arow *r = &a->slots[i];
-        if (!r->block)
-            continue;
-        if (r->count == 0) { /* journaled: drop */
-            free(r->block);
-            continue;
-        }
-        size_t j = r->hash & mask;
-        while (slots[j].block)
-            j = (j + 1) & mask;
-        slots[j] = *r;
-        used++;
-    }
-    free(a->slots);
-    a->slots = slots;
-    a->cap = cap;
-    a->used = used;
-    return 0;
-}
-
-/*
- * Adds count to the row (day, ipv6, block), taking ownership of block (moved
- * into a new row or freed). -1 (block untouched) when out of memory.
- */
-static int agg_add(ibp_usage *u, int32_t day, bool ipv6, char *block, size_t blen, uint64_t count)
-{
-    agg *a = &u->agg;
-    if ((a->used + 1) * 2 > a->cap) {
-        if (agg_resize(a, a->cap ? a->cap * 2 : TABLE_MIN) != 0 && (a->used + 1) * 16 > a->cap * 15)
-            return -1;
-    }
-    uint64_t h = hash_row(u->seed, day, ipv6, block, blen);
-    size_t mask = a->cap - 1;
-    for (size_t i = h & mask;; i = (i + 1) & mask) {
-        arow *r = &a->slots[i];
-        if (!r->block) {
-            r->hash = h;
-            r->count = count;
-            r->block = block;
-            r->day = day;
-            r->blen = (uint16_t)blen;
-            r->ipv6 = ipv6;
-            a->used++;
-            return 0;
-        }
-        if (r->hash == h && r->day == day && r->ipv6 == ipv6 && r->blen == blen &&
-            memcmp(r->block, block, blen) == 0) {
-            r->count += count;
-            free(block);
-            return 0;
-        }
-    }
-}
-
-/* Merges the held tables into the aggregate, emptying each slot it moves. */
+/* Folds the held tables into the aggregate, emptying each slot it moves. */
 static ibp_status merge_held(ibp_usage *u, ibp_err *err)
 {
     while (u->nheld > 0) {
-        table *t = &u->held[u->nheld - 1];
+        usage_table *t = &u->held[u->nheld - 1];
         for (size_t i = 0; i < t->cap; i++) {
-            entry *e = &t->slots[i];
+            usage_entry *e = &t->slots[i];
             if (!e->block)
                 continue;
-            /* Domains and members come from outside: make them valid UTF-8
-             * (same length) before they become protobuf strings. */
-            size_t dlen = strlen(e->block);
-            geo_text_clean(e->block, dlen);
-            geo_text_clean(e->block + dlen + 1, strlen(e->block + dlen + 1));
-            if (agg_add(u, e->day, e->ipv6, e->block, e->blen, e->count) != 0)
+            if (ibp__usage_agg_add(&u->agg, e->day, e->ipv6, e->block, e->blen, e->count) != 0)
                 return ibp_err_set(err, IBP_E_NOMEM, "usage: out of memory merging counters");
             e->block = NULL;
             t->used--;
         }
-        table_free(t);
+        ibp__usage_table_free(t);
         u->nheld--;
     }
     return IBP_OK;
 }
 
 /* Folds a shard's counters into dst. Caller holds the shard's mu. */
-static void add_shard_stats(ibp_usage_stats *dst, const shard *s)
+static void add_shard_stats(ibp_usage_stats *dst, const usage_shard *s)
 {
     dst->hits += s->hits;
     dst->bad_ip_hits += s->bad_ip;
@@ -832,11 +140,11 @@ static ibp_status drain(ibp_usage *u, ibp_err *err)
     ibp_status st = IBP_OK;
     pthread_mutex_lock(&u->reg_mu);
     size_t nshards = 0;
-    for (shard *s = u->shards; s; s = s->next)
+    for (usage_shard *s = u->shards; s; s = s->next)
         nshards++;
     if (u->nheld + nshards > u->held_cap) {
         size_t cap = u->nheld + nshards + 8;
-        table *h = realloc(u->held, cap * sizeof *h);
+        usage_table *h = realloc(u->held, cap * sizeof *h);
         if (!h) {
             pthread_mutex_unlock(&u->reg_mu);
             return ibp_err_set(err, IBP_E_NOMEM, "usage: out of memory draining counters");
@@ -844,8 +152,8 @@ static ibp_status drain(ibp_usage *u, ibp_err *err)
         u->held = h;
         u->held_cap = cap;
     }
-    for (shard **link = &u->shards; *link;) {
-        shard *s = *link;
+    for (usage_shard **link = &u->shards; *link;) {
+        usage_shard *s = *link;
         pthread_mutex_lock(&s->mu);
         size_t used = s->t.used, dused = s->t.dused;
         bool orphan = atomic_load(&s->orphaned);
@@ -859,18 +167,19 @@ static ibp_status drain(ibp_usage *u, ibp_err *err)
         s->geo_err_report = 0;
         pthread_mutex_unlock(&s->mu);
 
-        table fresh;
+        usage_table fresh;
         memset(&fresh, 0, sizeof fresh);
         /* Sized for the keys seen last time, so a steady load never regrows. */
         if (used > 0 && !orphan &&
-            table_init(&fresh, pow2_at_least(2 * used), pow2_at_least(2 * dused)) != 0) {
+            ibp__usage_table_init(&fresh, ibp__usage_pow2_at_least(2 * used),
+                                  ibp__usage_pow2_at_least(2 * dused)) != 0) {
             st = ibp_err_set(err, IBP_E_NOMEM, "usage: out of memory draining counters");
             link = &s->next;
             continue;
         }
         if (used > 0) {
             pthread_mutex_lock(&s->mu);
-            table old = s->t;
+            usage_table old = s->t;
             s->t = fresh;
             pthread_mutex_unlock(&s->mu);
             for (size_t i = 0; i < old.cap; i++)
@@ -882,7 +191,7 @@ static ibp_status drain(ibp_usage *u, ibp_err *err)
             /* Its thread is gone: nobody can reach it but us. */
             *link = s->next;
             add_shard_stats(&u->retired, s);
-            table_free(&s->t);
+            ibp__usage_table_free(&s->t);
             pthread_mutex_destroy(&s->mu);
             free(s);
             continue;
@@ -896,76 +205,27 @@ static ibp_status drain(ibp_usage *u, ibp_err *err)
 
 /* ---- flushing -------------------------------------------------------------------------------- */
 
-enum flush_mode { FLUSH_ALL, FLUSH_DAY, FLUSH_BEFORE };
-
-static int cmp_rows(const void *pa, const void *pb)
-{
-    const arow *a = *(const arow *const *)pa, *b = *(const arow *const *)pb;
-    if (a->day != b->day)
-        return a->day < b->day ? -1 : 1;
-    /* Blocks are NUL-separated fields: byte order is field-by-field order. */
-    size_t n = a->blen < b->blen ? a->blen : b->blen;
-    int c = memcmp(a->block, b->block, n);
-    if (c != 0)
-        return c;
-    if (a->blen != b->blen)
-        return a->blen < b->blen ? -1 : 1;
-    return (int)a->ipv6 - (int)b->ipv6;
-}
-
-static void row_of(const arow *r, Ibp__V1__HitRow *row, char *date)
-{
-    char *p = r->block;
-    ibp__v1__hit_row__init(row);
-    row->date = date;
-    row->domain = p;
-    p += strlen(p) + 1;
-    row->member = p;
-    p += strlen(p) + 1;
-    row->country_code = p;
-    p += strlen(p) + 1;
-    row->asn = p;
-    p += strlen(p) + 1;
-    row->network_name = p;
-    p += strlen(p) + 1;
-    row->country_name = p;
-    row->ipv6 = r->ipv6;
-    row->hits = r->count;
-}
-
 /*
- * Drains the shards, then journals the aggregate rows of the dates mode
+ * Drains the shards, then journals the aggregate rows of the dates `which`
  * selects, one batch per date and max_rows, oldest date first. Rows journaled
  * are forgotten; on a journal error the rest stay for a later flush.
  */
-static ibp_status flush_locked(ibp_usage *u, enum flush_mode mode, int64_t day, ibp_err *err)
+static ibp_status flush_locked(ibp_usage *u, ibp_usage_select which, int64_t day, ibp_err *err)
 {
     ibp_err local;
     if (!err)
         err = &local; /* the log lines below want the reason */
     ibp_status st = drain(u, err);
-    arow **sel = NULL;
+    ibp_usage_row **sel = NULL;
     Ibp__V1__HitRow *rows = NULL;
     Ibp__V1__HitRow **rowp = NULL;
     size_t n = 0, journaled = 0;
-    if (u->agg.used > 0) {
-        sel = malloc(u->agg.used * sizeof *sel);
-        if (!sel) {
-            st = ibp_err_set(err, IBP_E_NOMEM, "usage: out of memory flushing");
-            goto done;
-        }
-    }
-    for (size_t i = 0; i < u->agg.cap; i++) {
-        arow *r = &u->agg.slots[i];
-        if (!r->block || r->count == 0)
-            continue;
-        if ((mode == FLUSH_DAY && r->day != day) || (mode == FLUSH_BEFORE && r->day >= day))
-            continue;
-        sel[n++] = r;
+    if (ibp__usage_agg_select(&u->agg, which, day, &sel, &n) != 0) {
+        st = ibp_err_set(err, IBP_E_NOMEM, "usage: out of memory flushing");
+        goto done;
     }
     if (n == 0)
         goto done;
-    qsort(sel, n, sizeof *sel, cmp_rows);
     size_t per = n < u->max_rows ? n : u->max_rows;
     rows = malloc(per * sizeof *rows);
     rowp = malloc(per * sizeof *rowp);
@@ -974,25 +234,13 @@ static ibp_status flush_locked(ibp_usage *u, enum flush_mode mode, int64_t day, 
         goto done;
     }
     for (size_t i = 0; i < n;) {
-        char date[11];
-        size_t j = i;
+        char date[IBP_USAGE_DATE_BUF];
         uint64_t hits = 0;
-        ibp_usage_format_date(sel[i]->day, date);
-        /* Room for node and flush_seq; each row costs its bytes plus tag and length. */
-        size_t bytes = 2 + IBP_NODE_ID_MAX + 11;
-        while (j < n && sel[j]->day == sel[i]->day && j - i < per) {
-            row_of(sel[j], &rows[j - i], date);
-            size_t rb = ibp__v1__hit_row__get_packed_size(&rows[j - i]) + 1 + 3;
-            if (j > i && bytes + rb > u->max_batch_bytes)
-                break; /* a batch always takes one row: a row is far below any limit */
-            bytes += rb;
-            rowp[j - i] = &rows[j - i];
-            hits += sel[j]->count;
-            j++;
-        }
+        size_t k = ibp__usage_batch_frame(sel + i, n - i, per, u->max_batch_bytes, date, rows, rowp,
+                                          &hits);
         Ibp__V1__HitBatch batch = IBP__V1__HIT_BATCH__INIT;
         batch.rows = rowp;
-        batch.n_rows = j - i;
+        batch.n_rows = k;
         uint64_t seq = 0;
         ibp_status jst = ibp_usage_journal_append(u->journal, &batch, &seq, err);
         if (jst != IBP_OK) {
@@ -1000,18 +248,18 @@ static ibp_status flush_locked(ibp_usage *u, enum flush_mode mode, int64_t day, 
             IBP_LOG(IBP_LOG_ERROR, COMPONENT,
                     "cannot journal usage; counts kept for the next flush date=%s rows=%zu "
                     "hits=%" PRIu64 " error=\"%s\"",
-                    date, j - i, hits, err->msg);
+                    date, k, hits, err->msg);
             st = jst;
             break;
         }
-        for (size_t r = i; r < j; r++)
+        for (size_t r = i; r < i + k; r++)
             sel[r]->count = 0;
         u->held_hits -= hits;
-        journaled += j - i;
+        journaled += k;
         IBP_LOG(IBP_LOG_DEBUG, COMPONENT,
                 "journaled usage batch seq=%" PRIu64 " date=%s rows=%zu hits=%" PRIu64, seq, date,
-                j - i, hits);
-        i = j;
+                k, hits);
+        i += k;
     }
 done:
     free(rows);
@@ -1019,7 +267,7 @@ done:
     free(sel);
     /* Drop journaled rows; a table that cannot shrink now keeps them (count 0) harmlessly. */
     if (journaled > 0)
-        agg_resize(&u->agg, pow2_at_least(2 * (u->agg.used - journaled) + 1));
+        ibp__usage_agg_compact(&u->agg);
     if (st == IBP_OK)
         u->flushes++;
     else
@@ -1034,50 +282,27 @@ static ibp_status deliver_locked(ibp_usage *u, int64_t now, bool force, ibp_err 
         err = &local; /* the log line below wants the reason */
     ibp_usage_journal_stats js;
     ibp_usage_journal_stats_get(u->journal, &js);
-    if (js.pending == 0 || (!force && now < u->next_retry_ms))
+    if (!ibp__usage_sched_deliver_due(&u->sched, now, force, js.pending))
         return IBP_OK;
     size_t delivered = 0;
     ibp_status st = ibp_usage_journal_deliver(u->journal, u->sink, &delivered, err);
-    if (st == IBP_OK) {
-        u->deliver_backoff_ms = 0;
-        u->next_retry_ms = 0;
+    int64_t backoff_ms = ibp__usage_sched_delivered(&u->sched, now, st == IBP_OK);
+    if (st == IBP_OK)
         return IBP_OK;
-    }
-    u->deliver_backoff_ms = u->deliver_backoff_ms ? u->deliver_backoff_ms * 2 : u->retry_min_ms;
-    if (u->deliver_backoff_ms > u->retry_max_ms)
-        u->deliver_backoff_ms = u->retry_max_ms;
-    u->next_retry_ms = now + u->deliver_backoff_ms;
     ibp_usage_journal_stats_get(u->journal, &js);
     IBP_LOG(IBP_LOG_WARN, COMPONENT,
             "usage sink did not confirm; retrying later delivered=%zu pending=%" PRIu64
             " retry_in_ms=%" PRId64 " error=\"%s\"",
-            delivered, js.pending, u->deliver_backoff_ms, err->msg);
+            delivered, js.pending, backoff_ms, err->msg);
     return st;
-}
-
-/* A journal failure retries the flush with a backoff, never later than the interval. */
-static void schedule_flush(ibp_usage *u, int64_t now, ibp_status st)
-{
-    if (st == IBP_OK) {
-        u->flush_backoff_ms = 0;
-        u->next_flush_ms = now + u->flush_interval_ms;
-        return;
-    }
-    u->flush_backoff_ms = u->flush_backoff_ms ? u->flush_backoff_ms * 2 : u->retry_min_ms;
-    if (u->flush_backoff_ms > u->retry_max_ms)
-        u->flush_backoff_ms = u->retry_max_ms;
-    if (u->flush_backoff_ms > u->flush_interval_ms)
-        u->flush_backoff_ms = u->flush_interval_ms;
-    u->next_flush_ms = now + u->flush_backoff_ms;
 }
 
 static void log_summary(ibp_usage *u, int64_t now, bool force)
 {
     if (!u->bad_ip_report && !u->geo_err_report)
         return;
-    if (!force && now - u->last_summary_ms < SUMMARY_EVERY_MS)
+    if (!ibp__usage_sched_summary_due(&u->sched, now, force))
         return;
-    u->last_summary_ms = now;
     if (u->bad_ip_report) {
         /* The example comes from the caller: keep the log line printable. */
         char ex[IBP_GEO_IP_MAX + 1];
@@ -1105,17 +330,16 @@ ibp_status ibp_usage_tick(ibp_usage *u, ibp_err *err)
     ibp_err e2;
     pthread_mutex_lock(&u->flush_mu);
     int64_t now = u->clock(u->clock_user);
-    int64_t today = day_of(now);
-    if (today > u->last_day) {
+    int64_t today;
+    if (ibp__usage_sched_new_day(&u->sched, now, &today)) {
         /* Right after midnight: the old date(s) go out first, on their own. */
-        u->last_day = today;
-        st = flush_locked(u, FLUSH_BEFORE, today, err);
+        st = flush_locked(u, IBP_USAGE_SELECT_BEFORE, today, err);
         if (st != IBP_OK)
-            schedule_flush(u, now, st);
+            ibp__usage_sched_flushed(&u->sched, now, false);
     }
-    /* An early flush waits out a journal backoff like any other flush. */
+    /* The flag is taken even when the early flush must wait (journal backoff). */
     bool early = atomic_exchange_explicit(&u->early_wanted, false, memory_order_relaxed) &&
-                 now < u->next_flush_ms && u->flush_backoff_ms == 0;
+                 ibp__usage_sched_early_ok(&u->sched, now);
     if (early) {
         u->early_flushes++;
         IBP_LOG(IBP_LOG_WARN, COMPONENT,
@@ -1123,9 +347,9 @@ ibp_status ibp_usage_tick(ibp_usage *u, ibp_err *err)
                 "until this early flush empties the tables early_flushes=%" PRIu64,
                 u->max_keys, u->early_flushes);
     }
-    if (early || now >= u->next_flush_ms) {
-        st2 = flush_locked(u, FLUSH_ALL, 0, st == IBP_OK ? err : &e2);
-        schedule_flush(u, now, st2);
+    if (early || ibp__usage_sched_flush_due(&u->sched, now)) {
+        st2 = flush_locked(u, IBP_USAGE_SELECT_ALL, 0, st == IBP_OK ? err : &e2);
+        ibp__usage_sched_flushed(&u->sched, now, st2 == IBP_OK);
         st = st != IBP_OK ? st : st2;
     }
     st2 = deliver_locked(u, now, false, st == IBP_OK ? err : &e2);
@@ -1139,28 +363,22 @@ int64_t ibp_usage_next_due_ms(ibp_usage *u)
 {
     pthread_mutex_lock(&u->flush_mu);
     int64_t now = u->clock(u->clock_user);
-    int64_t due = u->next_flush_ms;
-    if (atomic_load_explicit(&u->early_wanted, memory_order_relaxed) && u->flush_backoff_ms == 0)
-        due = now;
-    int64_t midnight = (u->last_day + 1) * IBP_USAGE_DAY_MS;
-    if (midnight < due)
-        due = midnight;
     ibp_usage_journal_stats js;
     ibp_usage_journal_stats_get(u->journal, &js);
-    if (js.pending > 0 && u->next_retry_ms < due)
-        due = u->next_retry_ms;
+    int64_t due = ibp__usage_sched_next_due_ms(
+        &u->sched, now, atomic_load_explicit(&u->early_wanted, memory_order_relaxed), js.pending);
     pthread_mutex_unlock(&u->flush_mu);
-    return due > now ? due - now : 0;
+    return due;
 }
 
-static ibp_status flush_now(ibp_usage *u, enum flush_mode mode, int64_t day, ibp_err *err)
+static ibp_status flush_now(ibp_usage *u, ibp_usage_select mode, int64_t day, ibp_err *err)
 {
     ibp_err e2;
     pthread_mutex_lock(&u->flush_mu);
     int64_t now = u->clock(u->clock_user);
     ibp_status st = flush_locked(u, mode, day, err);
-    if (mode == FLUSH_ALL)
-        schedule_flush(u, now, st);
+    if (mode == IBP_USAGE_SELECT_ALL)
+        ibp__usage_sched_flushed(&u->sched, now, st == IBP_OK);
     deliver_locked(u, now, true, &e2);
     pthread_mutex_unlock(&u->flush_mu);
     return st;
@@ -1170,7 +388,7 @@ ibp_status ibp_usage_flush(ibp_usage *u, ibp_err *err)
 {
     if (!u)
         return ibp_err_set(err, IBP_E_INVAL, "usage: no usage");
-    return flush_now(u, FLUSH_ALL, 0, err);
+    return flush_now(u, IBP_USAGE_SELECT_ALL, 0, err);
 }
 
 ibp_status ibp_usage_flush_date(ibp_usage *u, const char *date, ibp_err *err)
@@ -1181,7 +399,7 @@ ibp_status ibp_usage_flush_date(ibp_usage *u, const char *date, ibp_err *err)
     if (ibp_usage_parse_date(date, &day) != 0)
         return ibp_err_set(err, IBP_E_INVAL, "usage: flush: \"%s\" is not a date (YYYY-MM-DD)",
                            date ? date : "(null)");
-    return flush_now(u, FLUSH_DAY, day, err);
+    return flush_now(u, IBP_USAGE_SELECT_DAY, day, err);
 }
 
 ibp_status ibp_usage_deliver(ibp_usage *u, ibp_err *err)
@@ -1200,7 +418,7 @@ void ibp_usage_stats_get(ibp_usage *u, ibp_usage_stats *out)
     pthread_mutex_lock(&u->flush_mu);
     *out = u->retired;
     pthread_mutex_lock(&u->reg_mu);
-    for (shard *s = u->shards; s; s = s->next) {
+    for (usage_shard *s = u->shards; s; s = s->next) {
         pthread_mutex_lock(&s->mu);
         add_shard_stats(out, s);
         pthread_mutex_unlock(&s->mu);
@@ -1277,18 +495,16 @@ static ibp_status check_opts(const ibp_usage_opts *o, ibp_err *err)
 
 static void free_usage(ibp_usage *u)
 {
-    for (shard *s = u->shards, *next; s; s = next) {
+    for (usage_shard *s = u->shards, *next; s; s = next) {
         next = s->next;
-        table_free(&s->t);
+        ibp__usage_table_free(&s->t);
         pthread_mutex_destroy(&s->mu);
         free(s);
     }
     for (size_t i = 0; i < u->nheld; i++)
-        table_free(&u->held[i]);
+        ibp__usage_table_free(&u->held[i]);
     free(u->held);
-    for (size_t i = 0; i < u->agg.cap; i++)
-        free(u->agg.slots[i].block);
-    free(u->agg.slots);
+    ibp__usage_agg_free(&u->agg);
     ibp_usage_journal_close(u->journal);
     pthread_key_delete(u->tls);
     pthread_cond_destroy(&u->thr_cv);
@@ -1313,7 +529,7 @@ ibp_status ibp_usage_open(const ibp_usage_opts *opts, ibp_usage **out, ibp_err *
     ibp_usage *u = calloc(1, sizeof *u);
     if (!u)
         return ibp_err_set(err, IBP_E_NOMEM, "usage: out of memory");
-    if (pthread_key_create(&u->tls, shard_orphan) != 0) {
+    if (pthread_key_create(&u->tls, ibp__usage_shard_orphan) != 0) {
         free(u);
         return ibp_err_set(err, IBP_E_NOMEM, "usage: no thread-specific key left");
     }
@@ -1332,17 +548,15 @@ ibp_status ibp_usage_open(const ibp_usage_opts *opts, ibp_usage **out, ibp_err *
     u->sink = opts->sink;
     u->clock = opts->clock ? opts->clock : default_clock;
     u->clock_user = opts->clock ? opts->clock_user : NULL;
-    u->flush_interval_ms = opts->flush_interval_ms;
     u->max_keys = opts->max_keys;
     u->max_overflow_keys = opts->max_keys / 16 + 64;
     u->max_rows = opts->max_rows_per_batch;
     u->max_batch_bytes = opts->max_batch_bytes;
-    u->retry_min_ms = opts->retry_min_ms;
-    u->retry_max_ms = opts->retry_max_ms;
     u->tick_ms = opts->tick_ms;
     /* A per-process hash seed: clients choose domains and addresses. */
     if (getrandom(&u->seed, sizeof u->seed, GRND_NONBLOCK) != (ssize_t)sizeof u->seed)
         u->seed = (uint64_t)(uintptr_t)u ^ (uint64_t)default_clock(NULL);
+    ibp__usage_agg_init(&u->agg, u->seed);
 
     st = ibp_usage_journal_open(jdir, seq, opts->node_id, &u->journal, err);
     if (st != IBP_OK) {
@@ -1350,9 +564,8 @@ ibp_status ibp_usage_open(const ibp_usage_opts *opts, ibp_usage **out, ibp_err *
         return st;
     }
     int64_t now = u->clock(u->clock_user);
-    u->last_day = day_of(now);
-    u->next_flush_ms = now + u->flush_interval_ms;
-    u->last_summary_ms = now - SUMMARY_EVERY_MS;
+    ibp__usage_sched_init(&u->sched, opts->flush_interval_ms, opts->retry_min_ms,
+                          opts->retry_max_ms, now);
     if (opts->background) {
         if (pthread_create(&u->thread, NULL, background_main, u) != 0) {
             free_usage(u);
@@ -1378,7 +591,7 @@ ibp_status ibp_usage_close(ibp_usage *u, ibp_err *err)
     }
     pthread_mutex_lock(&u->flush_mu);
     int64_t now = u->clock(u->clock_user);
-    ibp_status st = flush_locked(u, FLUSH_ALL, 0, err);
+    ibp_status st = flush_locked(u, IBP_USAGE_SELECT_ALL, 0, err);
     deliver_locked(u, now, true, &e2);
     log_summary(u, now, true);
     if (u->held_hits > 0)
