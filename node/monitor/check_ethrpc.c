@@ -48,8 +48,8 @@ void ibp_check_run_ethrpc(const ibp_check_target *t, const ibp_check_env *env, i
     CURL *curl = curl_easy_init();
     body b = {.max = env->max_response_bytes};
     char errbuf[CURL_ERROR_SIZE] = "";
-    if (!curl || tls_conn_setup(curl, &connect_to, t, env, t->tls ? "https" : "http", url,
-                                sizeof url) != 0) {
+    if (!curl || ibp__tls_conn_setup(curl, &connect_to, t, env, t->tls ? "https" : "http", url,
+                                     sizeof url) != 0) {
         ibp_check_fail(out, "ethrpc: out of memory");
         goto done;
     }

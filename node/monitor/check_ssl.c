@@ -26,15 +26,15 @@ static void name_text(X509_NAME *name, char *out, size_t cap)
 void ibp_check_run_ssl(const ibp_check_target *t, const ibp_check_env *env, int64_t deadline_ms,
                        ibp_check_outcome *out)
 {
-    tls_conn c;
+    ibp__tls_conn c;
     char why[400];
-    if (tls_conn_open(&c, t, env, true, true, deadline_ms, why, sizeof why) != 0) {
+    if (ibp__tls_conn_open(&c, t, env, true, true, deadline_ms, why, sizeof why) != 0) {
         ibp_check_fail(out, "ssl: %s", why);
-        tls_conn_close(&c);
+        ibp__tls_conn_close(&c);
         return;
     }
     /* The leaf as curl saw it in the verified handshake (CURLINFO_CERTINFO). */
-    const char *pem = tls_conn_leaf_pem(&c);
+    const char *pem = ibp__tls_conn_leaf_pem(&c);
     BIO *bio = pem ? BIO_new_mem_buf(pem, -1) : NULL;
     X509 *cert = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
     BIO_free(bio);
@@ -42,14 +42,14 @@ void ibp_check_run_ssl(const ibp_check_target *t, const ibp_check_env *env, int6
     if (!cert || !ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm)) {
         ibp_check_fail(out, "ssl: no peer certificate to read");
         X509_free(cert);
-        tls_conn_close(&c);
+        ibp__tls_conn_close(&c);
         return;
     }
     ibp_ssl_facts f = {.not_after_s = (int64_t)timegm(&tm), .port = t->port};
     name_text(X509_get_issuer_name(cert), f.issuer, sizeof f.issuer);
     name_text(X509_get_subject_name(cert), f.subject, sizeof f.subject);
     X509_free(cert);
-    tls_conn_close(&c);
+    ibp__tls_conn_close(&c);
     int64_t now = (int64_t)time(NULL);
     out->up = ibp_ssl_judge(&t->params, &f, now, out->error, sizeof out->error);
     out->data_json = ibp_ssl_data(&f, now);

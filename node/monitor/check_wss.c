@@ -21,7 +21,7 @@
 #define HEAD_MAX 16384
 
 typedef struct ws {
-    tls_conn c;
+    ibp__tls_conn c;
     uint8_t *buf; /* received, not yet consumed */
     size_t len, cap;
     size_t max; /* one message */
@@ -45,8 +45,8 @@ static int fill(ws *w, int64_t deadline)
         w->buf = b;
         w->cap = cap;
     }
-    long n =
-        tls_conn_recv(&w->c, w->buf + w->len, w->cap - w->len, deadline, w->why, sizeof w->why);
+    long n = ibp__tls_conn_recv(&w->c, w->buf + w->len, w->cap - w->len, deadline, w->why,
+                                sizeof w->why);
     if (n == 0) {
         snprintf(w->why, sizeof w->why, "connection closed by the server");
         return -1;
@@ -78,7 +78,7 @@ static int send_frame(ws *w, uint8_t op, const void *payload, size_t len, int64_
     if (len)
         memcpy(frame + hl, payload, len);
     ibp_ws_mask(frame + hl, len, mask, 0);
-    int rc = tls_conn_send(&w->c, frame, hl + len, deadline, w->why, sizeof w->why);
+    int rc = ibp__tls_conn_send(&w->c, frame, hl + len, deadline, w->why, sizeof w->why);
     free(frame);
     return rc;
 }
@@ -104,7 +104,7 @@ static int upgrade(ws *w, const ibp_check_target *t, int64_t deadline)
         snprintf(w->why, sizeof w->why, "upgrade: path too long");
         return -1;
     }
-    if (tls_conn_send(&w->c, req, (size_t)n, deadline, w->why, sizeof w->why) != 0)
+    if (ibp__tls_conn_send(&w->c, req, (size_t)n, deadline, w->why, sizeof w->why) != 0)
         return -1;
     size_t end = 0;
     while (!(end = ibp_ws_head_end((const char *)w->buf, w->len))) {
@@ -226,7 +226,7 @@ void ibp_check_run_wss(const ibp_check_target *t, const ibp_check_env *env, int6
     ws w = {.max = env->max_response_bytes};
     ibp_substrate_facts f = {0};
     const char *phase = "connect";
-    if (tls_conn_open(&w.c, t, env, t->tls, false, deadline_ms, w.why, sizeof w.why) != 0)
+    if (ibp__tls_conn_open(&w.c, t, env, t->tls, false, deadline_ms, w.why, sizeof w.why) != 0)
         goto fail;
     phase = "upgrade";
     if (upgrade(&w, t, deadline_ms) != 0)
@@ -277,6 +277,6 @@ fail:
     ibp_check_fail(out, "wss: %s: %s", phase, w.why);
 done:
     out->data_json = ibp_substrate_data(&f);
-    tls_conn_close(&w.c);
+    ibp__tls_conn_close(&w.c);
     free(w.buf);
 }

@@ -71,8 +71,8 @@ static CURLcode use_trust(CURL *curl, void *ssl_ctx, void *user)
     return CURLE_OK;
 }
 
-int tls_conn_setup(CURL *curl, struct curl_slist **connect_to, const ibp_check_target *t,
-                   const ibp_check_env *env, const char *scheme, char *url, size_t url_cap)
+int ibp__tls_conn_setup(CURL *curl, struct curl_slist **connect_to, const ibp_check_target *t,
+                        const ibp_check_env *env, const char *scheme, char *url, size_t url_cap)
 {
     char hostport[400], ct[600], addr[80];
     bool host_v6 = strchr(t->host, ':') != NULL;
@@ -105,8 +105,8 @@ int tls_conn_setup(CURL *curl, struct curl_slist **connect_to, const ibp_check_t
     return 0;
 }
 
-int tls_conn_open(tls_conn *c, const ibp_check_target *t, const ibp_check_env *env, bool tls,
-                  bool certinfo, int64_t deadline_ms, char *why, size_t cap)
+int ibp__tls_conn_open(ibp__tls_conn *c, const ibp_check_target *t, const ibp_check_env *env,
+                       bool tls, bool certinfo, int64_t deadline_ms, char *why, size_t cap)
 {
     memset(c, 0, sizeof *c);
     c->fd = CURL_SOCKET_BAD;
@@ -116,7 +116,8 @@ int tls_conn_open(tls_conn *c, const ibp_check_target *t, const ibp_check_env *e
         snprintf(why, cap, "out of memory");
         return -1;
     }
-    if (tls_conn_setup(c->curl, &c->connect_to, t, env, tls ? "https" : "http", url, sizeof url)) {
+    if (ibp__tls_conn_setup(c->curl, &c->connect_to, t, env, tls ? "https" : "http", url,
+                            sizeof url)) {
         snprintf(why, cap, "out of memory");
         return -1;
     }
@@ -158,8 +159,8 @@ static int wait_fd(curl_socket_t fd, short events, int64_t deadline_ms)
     }
 }
 
-int tls_conn_send(tls_conn *c, const void *buf, size_t len, int64_t deadline_ms, char *why,
-                  size_t cap)
+int ibp__tls_conn_send(ibp__tls_conn *c, const void *buf, size_t len, int64_t deadline_ms,
+                       char *why, size_t cap)
 {
     const char *p = buf;
     while (len > 0) {
@@ -182,7 +183,8 @@ int tls_conn_send(tls_conn *c, const void *buf, size_t len, int64_t deadline_ms,
     return 0;
 }
 
-long tls_conn_recv(tls_conn *c, void *buf, size_t len, int64_t deadline_ms, char *why, size_t cap)
+long ibp__tls_conn_recv(ibp__tls_conn *c, void *buf, size_t len, int64_t deadline_ms, char *why,
+                        size_t cap)
 {
     for (;;) {
         size_t got = 0;
@@ -205,7 +207,7 @@ long tls_conn_recv(tls_conn *c, void *buf, size_t len, int64_t deadline_ms, char
     }
 }
 
-const char *tls_conn_leaf_pem(tls_conn *c)
+const char *ibp__tls_conn_leaf_pem(ibp__tls_conn *c)
 {
     struct curl_certinfo *ci = NULL;
     if (curl_easy_getinfo(c->curl, CURLINFO_CERTINFO, &ci) != CURLE_OK || !ci ||
@@ -217,7 +219,7 @@ const char *tls_conn_leaf_pem(tls_conn *c)
     return NULL;
 }
 
-void tls_conn_close(tls_conn *c)
+void ibp__tls_conn_close(ibp__tls_conn *c)
 {
     if (c->curl)
         curl_easy_cleanup(c->curl);
