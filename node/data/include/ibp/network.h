@@ -60,6 +60,7 @@
 #include <stdint.h>
 
 #include "ibp/status.h"
+#include "ibp/url.h" /* ibp_network_url, ibp_network_url_parse */
 
 typedef enum ibp_network_check_type {
     IBP_NETWORK_CHECK_SITE,     /* about the member as a whole (its service IP) */
@@ -180,23 +181,5 @@ bool ibp_network_member_serves_domain(const ibp_network *net, const ibp_network_
 
 /* "site", "domain", "endpoint" ("?" for anything else). */
 const char *ibp_network_check_type_name(ibp_network_check_type type);
-
-/* A parsed URL: scheme://[userinfo@]host[:port][/path][?query][#fragment]. */
-typedef struct ibp_network_url {
-    char scheme[16]; /* lower-case */
-    char host[254];  /* lower-case, without brackets or a trailing dot */
-    bool host_is_ipv6;
-    unsigned port;      /* 0 when not given */
-    size_t path_offset; /* where the path (or query, fragment) starts in the input */
-} ibp_network_url;
-
-/*
- * Parses an absolute URL with an authority. Host names are letters, digits,
- * '-', '_' and '.' (no empty labels, at most 253 bytes); IPv6 literals must be
- * in brackets and valid; a port is 1..65535. Userinfo is skipped. IBP_E_INVAL
- * with the reason in err (the URL itself is not copied into the message).
- * *out is set only on success. Pure and thread-safe.
- */
-ibp_status ibp_network_url_parse(const char *url, ibp_network_url *out, ibp_err *err);
 
 #endif
