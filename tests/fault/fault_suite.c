@@ -66,6 +66,7 @@
 #include "fault_cluster.h"
 #include "fault_load.h"
 #include "fault_witness.h"
+#include "ibp/seq_recovery.h"
 
 #define EXIT_SKIP 77
 #define HITS_PER_SECOND 100
@@ -86,6 +87,7 @@ typedef struct run {
     char filler[1100];
     bool dns_killed;
     int nats_killed; /* index of the nats-server killed */
+    ibp_seq_last_own mon2_last, dns1_last; /* lost-workdir: their last messages at the kill */
 } run;
 
 struct scenario {
@@ -182,10 +184,51 @@ static int restore_kill_dns(run *r)
     return fc_node_start(&r->fc, FC_DNS1, NULL);
 }
 
+/* The last message node signed on its own subject (ibp/seq_recovery.h). */
+static int last_own(run *r, int node, ibp_seq_last_own *out)
+{
+    const char *name = r->fc.node[node].name;
+    bool hits = node == FC_DNS1;
+    char subject[256];
+    snprintf(subject, sizeof subject, hits ? "ibp.hits.%s" : "ibp.local.%s", name);
+    natsOptions *o = NULL;
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    ibp_err err = {0};
+    int rc = -1;
+    natsStatus s = natsOptions_Create(&o);
+    if (s == NATS_OK)
+        s = fc_nats_options(&r->fc, o);
+    if (s == NATS_OK)
+        s = natsConnection_Connect(&nc, o);
+    if (s == NATS_OK)
+        s = natsConnection_JetStream(&js, nc, NULL);
+    if (s != NATS_OK)
+        fprintf(stderr, "fault: NATS: %s\n", natsStatus_GetText(s));
+    else if (ibp_seq_last_own_read(js, r->fc.roster, name, hits ? "HITS" : "LOCAL", subject, out,
+                                   &err) != IBP_OK)
+        fprintf(stderr, "fault: last message on %s: %s\n", subject, err.msg);
+    else if (!out->found)
+        fprintf(stderr, "fault: no message of %s on %s\n", name, subject);
+    else
+        rc = 0;
+    if (rc == 0)
+        printf("fault: last message of %s on %s: envelope seq %" PRIu64 ", %s %" PRIu64 "\n",
+               name, subject, out->envelope_seq, hits ? "flush_seq" : "batch_seq",
+               out->payload_seq);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    natsOptions_Destroy(o);
+    return rc;
+}
+
 static int inject_lost_workdir(run *r)
 {
     r->dns_killed = true;
     if (kill_node(r, FC_MON2) != 0 || kill_node(r, FC_DNS1) != 0)
+        return -1;
+    /* Dead: nothing of theirs can follow these. */
+    if (last_own(r, FC_MON2, &r->mon2_last) != 0 || last_own(r, FC_DNS1, &r->dns1_last) != 0)
         return -1;
     printf("fault: work dirs of mon2 and dns1 deleted\n");
     return sh("rm -rf '%s' '%s'", r->fc.node[FC_MON2].work, r->fc.node[FC_DNS1].work);
@@ -196,10 +239,30 @@ static int restore_lost_workdir(run *r)
         return -1;
     return fc_node_start(&r->fc, FC_MON2, NULL) || fc_node_start(&r->fc, FC_DNS1, NULL) ? -1 : 0;
 }
-/* No replica refused anything as a replay, and mon2 votes again. */
+/*
+ * mon2 and dns1 went on above their old numbers: their newest messages on
+ * the bus are newer than those at the kill (a node that restarted at 1 would
+ * have its first messages dropped by JetStream as duplicates of the old
+ * message ids, and the later ones refused as replays), and no replica
+ * refused anything.
+ */
 static int check_no_replays(run *r)
 {
+    ibp_seq_last_own mon2, dns1;
+    if (last_own(r, FC_MON2, &mon2) != 0 || last_own(r, FC_DNS1, &dns1) != 0)
+        return -1;
     int bad = 0;
+    if (mon2.envelope_seq <= r->mon2_last.envelope_seq) {
+        fprintf(stderr, "fault: mon2 published nothing above envelope seq %" PRIu64 "\n",
+                r->mon2_last.envelope_seq);
+        bad = 1;
+    }
+    if (dns1.envelope_seq <= r->dns1_last.envelope_seq ||
+        dns1.payload_seq <= r->dns1_last.payload_seq) {
+        fprintf(stderr, "fault: dns1 published nothing above flush_seq %" PRIu64 "\n",
+                r->dns1_last.payload_seq);
+        bad = 1;
+    }
     for (int i = FC_CON1; i <= FC_CON3; i++) {
         long long replays = fc_status_num(&r->fc, i, "replica", "rejected_total");
         printf("fault: %s rejected %lld envelopes\n", r->fc.node[i].name, replays);
@@ -439,18 +502,18 @@ static void cleanup_netns(run *r)
 }
 
 static const scenario SCENARIOS[] = {
-    {"baseline", NULL, no_fault, 10000, nothing_to_restore, NULL},
-    {"kill9-monitor", NULL, inject_kill_mon, 5000, restore_kill_mon, NULL},
-    {"kill9-consensus", NULL, inject_kill_con, 5000, restore_kill_con, NULL},
-    {"kill9-persist", NULL, inject_kill_persist, 5000, restore_kill_persist, NULL},
-    {"kill9-dns", NULL, inject_kill_dns, 3000, restore_kill_dns, NULL},
+    {"baseline", NULL, no_fault, 10000, nothing_to_restore, NULL, NULL},
+    {"kill9-monitor", NULL, inject_kill_mon, 5000, restore_kill_mon, NULL, NULL},
+    {"kill9-consensus", NULL, inject_kill_con, 5000, restore_kill_con, NULL, NULL},
+    {"kill9-persist", NULL, inject_kill_persist, 5000, restore_kill_persist, NULL, NULL},
+    {"kill9-dns", NULL, inject_kill_dns, 3000, restore_kill_dns, NULL, NULL},
     {"lost-workdir", NULL, inject_lost_workdir, 3000, restore_lost_workdir, NULL,
      check_no_replays},
-    {"nats-server-loss", prepare_nats3, inject_nats_loss, 15000, restore_nats_loss, NULL},
-    {"mariadb-down", NULL, inject_db_down, 120000, restore_db_down, NULL},
-    {"disk-full", prepare_disk, inject_disk, 10000, restore_disk, cleanup_disk},
-    {"clock-skew", prepare_skew, inject_skew, 15000, restore_skew, NULL},
-    {"netns-partition", prepare_netns, inject_netns, 15000, restore_netns, cleanup_netns},
+    {"nats-server-loss", prepare_nats3, inject_nats_loss, 15000, restore_nats_loss, NULL, NULL},
+    {"mariadb-down", NULL, inject_db_down, 120000, restore_db_down, NULL, NULL},
+    {"disk-full", prepare_disk, inject_disk, 10000, restore_disk, cleanup_disk, NULL},
+    {"clock-skew", prepare_skew, inject_skew, 15000, restore_skew, NULL, NULL},
+    {"netns-partition", prepare_netns, inject_netns, 15000, restore_netns, cleanup_netns, NULL},
 };
 
 /* ---- the run ---------------------------------------------------------------- */
