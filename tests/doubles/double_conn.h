@@ -16,17 +16,17 @@ typedef struct dconn {
 } dconn;
 
 /* Reads up to len bytes: > 0 bytes, 0 closed, -1 error or the double stopping. */
-long dconn_read(dconn *c, void *buf, size_t len);
+long ibp_test_dconn_read(dconn *c, void *buf, size_t len);
 
 /* Writes all of buf: 0, or -1. */
-int dconn_write(dconn *c, const void *buf, size_t len);
+int ibp_test_dconn_write(dconn *c, const void *buf, size_t len);
 
 /* Reads an HTTP head (up to "\r\n\r\n") into buf; returns its length or -1. Extra bytes
  * read after it stay in buf[head..*have). */
-long dconn_read_head(dconn *c, char *buf, size_t cap, size_t *have);
+long ibp_test_dconn_read_head(dconn *c, char *buf, size_t cap, size_t *have);
 
 /* The value of an HTTP header in head (case-insensitive name), "" when absent. */
-void dconn_header(const char *head, const char *name, char *out, size_t cap);
+void ibp_test_dconn_header(const char *head, const char *name, char *out, size_t cap);
 
 bool ibp_double_stopping(ibp_double *d);
 void ibp_double_behaviour_get(ibp_double *d, ibp_double_behaviour *out);

@@ -51,19 +51,19 @@ void ibp_double_serve_eth(dconn *c)
         return;
     size_t have = 0;
     for (;;) {
-        long hl = dconn_read_head(c, buf, BUF_CAP, &have);
+        long hl = ibp_test_dconn_read_head(c, buf, BUF_CAP, &have);
         if (hl < 0)
             break;
         char cl[32], host[256], path[256] = "";
-        dconn_header(buf, "Content-Length", cl, sizeof cl);
-        dconn_header(buf, "Host", host, sizeof host);
+        ibp_test_dconn_header(buf, "Content-Length", cl, sizeof cl);
+        ibp_test_dconn_header(buf, "Host", host, sizeof host);
         sscanf(buf, "POST %255s", path);
         ibp_double_note(c->d, host, path);
         size_t body_len = (size_t)strtoul(cl, NULL, 10);
         if (body_len > BUF_CAP - (size_t)hl)
             break;
         while (have < (size_t)hl + body_len) {
-            long got = dconn_read(c, buf + have, BUF_CAP - have);
+            long got = ibp_test_dconn_read(c, buf + have, BUF_CAP - have);
             if (got <= 0)
                 goto out;
             have += (size_t)got;
@@ -81,9 +81,9 @@ void ibp_double_serve_eth(dconn *c)
                          "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                          "Content-Length: %zu\r\n\r\n",
                          s ? strlen(s) : 0);
-        int rc = dconn_write(c, head, (size_t)n);
+        int rc = ibp_test_dconn_write(c, head, (size_t)n);
         if (rc == 0 && s)
-            rc = dconn_write(c, s, strlen(s));
+            rc = ibp_test_dconn_write(c, s, strlen(s));
         free(s);
         if (rc != 0)
             break;

@@ -20,7 +20,7 @@ static int send_text(dconn *c, const char *text, size_t len)
         return -1;
     size_t hl = ibp_ws_header_write(IBP_WS_TEXT, len, NULL, (uint8_t *)frame);
     memcpy(frame + hl, text, len);
-    int rc = dconn_write(c, frame, hl + len);
+    int rc = ibp_test_dconn_write(c, frame, hl + len);
     free(frame);
     return rc;
 }
@@ -71,7 +71,7 @@ static int serve_call(dconn *c, const char *msg, size_t len)
         ibp_double_sleep(c->d, b.delay_ms);
     if (b.garbage) {
         static const uint8_t junk[] = {0xF3, 0x7E, 0x00, 0x01, 'n', 'o', 't', ' ', 'w', 's'};
-        return dconn_write(c, junk, sizeof junk);
+        return ibp_test_dconn_write(c, junk, sizeof junk);
     }
     if (b.oversized) {
         char *big = malloc(OVERSIZED);
@@ -102,12 +102,12 @@ void ibp_double_serve_substrate(dconn *c)
     if (!buf)
         return;
     size_t have = 0;
-    long hl = dconn_read_head(c, buf, BUF_CAP, &have);
+    long hl = ibp_test_dconn_read_head(c, buf, BUF_CAP, &have);
     if (hl < 0)
         goto out;
     char key[128], host[256], path[256] = "";
-    dconn_header(buf, "Sec-WebSocket-Key", key, sizeof key);
-    dconn_header(buf, "Host", host, sizeof host);
+    ibp_test_dconn_header(buf, "Sec-WebSocket-Key", key, sizeof key);
+    ibp_test_dconn_header(buf, "Host", host, sizeof host);
     sscanf(buf, "GET %255s", path);
     ibp_double_note(c->d, host, path);
     char accept[29], resp[256];
@@ -116,7 +116,7 @@ void ibp_double_serve_substrate(dconn *c)
                      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
                      accept);
-    if (dconn_write(c, resp, (size_t)n) != 0)
+    if (ibp_test_dconn_write(c, resp, (size_t)n) != 0)
         goto out;
     memmove(buf, buf + hl, have - (size_t)hl);
     have -= (size_t)hl;
@@ -132,7 +132,7 @@ void ibp_double_serve_substrate(dconn *c)
         char why[128];
         int r;
         while ((r = ibp_ws_header_read((uint8_t *)buf, have, &h, why, sizeof why)) == 0) {
-            long got = dconn_read(c, buf + have, BUF_CAP - have);
+            long got = ibp_test_dconn_read(c, buf + have, BUF_CAP - have);
             if (got <= 0)
                 goto out;
             have += (size_t)got;
@@ -140,7 +140,7 @@ void ibp_double_serve_substrate(dconn *c)
         if (r < 0 || h.length > BUF_CAP - 16)
             goto out;
         while (have < (size_t)r + h.length) {
-            long got = dconn_read(c, buf + have, BUF_CAP - have);
+            long got = ibp_test_dconn_read(c, buf + have, BUF_CAP - have);
             if (got <= 0)
                 goto out;
             have += (size_t)got;
@@ -150,7 +150,7 @@ void ibp_double_serve_substrate(dconn *c)
             ibp_ws_mask((uint8_t *)payload, (size_t)h.length, h.mask, 0);
         if (h.opcode == IBP_WS_CLOSE) {
             uint8_t close_frame[2] = {0x88, 0x00};
-            dconn_write(c, close_frame, 2);
+            ibp_test_dconn_write(c, close_frame, 2);
             goto out;
         }
         if (h.opcode == IBP_WS_TEXT && serve_call(c, payload, (size_t)h.length) != 0)

@@ -127,7 +127,7 @@ static int wait_readable(dconn *c)
     return -1;
 }
 
-long dconn_read(dconn *c, void *buf, size_t len)
+long ibp_test_dconn_read(dconn *c, void *buf, size_t len)
 {
     for (;;) {
         if (wait_readable(c) < 0)
@@ -142,7 +142,7 @@ long dconn_read(dconn *c, void *buf, size_t len)
     }
 }
 
-int dconn_write(dconn *c, const void *buf, size_t len)
+int ibp_test_dconn_write(dconn *c, const void *buf, size_t len)
 {
     const char *p = buf;
     while (len > 0) {
@@ -164,7 +164,7 @@ int dconn_write(dconn *c, const void *buf, size_t len)
     return 0;
 }
 
-long dconn_read_head(dconn *c, char *buf, size_t cap, size_t *have)
+long ibp_test_dconn_read_head(dconn *c, char *buf, size_t cap, size_t *have)
 {
     for (;;) {
         for (size_t i = 3; i < *have; i++)
@@ -172,7 +172,7 @@ long dconn_read_head(dconn *c, char *buf, size_t cap, size_t *have)
                 return (long)(i + 1);
         if (*have + 1 >= cap)
             return -1;
-        long n = dconn_read(c, buf + *have, cap - 1 - *have);
+        long n = ibp_test_dconn_read(c, buf + *have, cap - 1 - *have);
         if (n <= 0)
             return -1;
         *have += (size_t)n;
@@ -180,7 +180,7 @@ long dconn_read_head(dconn *c, char *buf, size_t cap, size_t *have)
     }
 }
 
-void dconn_header(const char *head, const char *name, char *out, size_t cap)
+void ibp_test_dconn_header(const char *head, const char *name, char *out, size_t cap)
 {
     out[0] = '\0';
     size_t nl = strlen(name);
@@ -222,7 +222,7 @@ static void *conn_main(void *arg)
                 ibp_double_note(d, sni ? sni : "", NULL);
                 ibp_double_count(d);
                 char b[256];
-                while (dconn_read(&c, b, sizeof b) > 0)
+                while (ibp_test_dconn_read(&c, b, sizeof b) > 0)
                     ;
             } else if (d->kind == IBP_DOUBLE_SUBSTRATE) {
                 ibp_double_serve_substrate(&c);

@@ -79,7 +79,7 @@ static void test_hits_equal_answers(void **state)
     long long total = 0;
     for (size_t c = 0; c < sizeof clients / sizeof clients[0]; c++) {
         for (int q = 0; q < clients[c].queries; q++) {
-            char *out = dns_dig_short(&env, DNS_HOST, clients[c].type, clients[c].subnet);
+            char *out = ibp_test_dns_dig_short(&env, DNS_HOST, clients[c].type, clients[c].subnet);
             /* One dynamic record per answer: count it under the member it names. */
             assert_null(strchr(out, '\n'));
             count(t, &nt, member_of(out), clients[c].country, strcmp(clients[c].type, "AAAA") == 0);
@@ -87,9 +87,9 @@ static void test_hits_equal_answers(void **state)
             free(out);
         }
         /* Names without dynamic records count nothing. */
-        free(dns_dig_short(&env, "www." DNS_ZONE, "A", clients[c].subnet));
-        free(dns_dig_short(&env, "nothere." DNS_ZONE, "A", clients[c].subnet));
-        free(dns_dig_short(&env, DNS_ZONE, "SOA", clients[c].subnet));
+        free(ibp_test_dns_dig_short(&env, "www." DNS_ZONE, "A", clients[c].subnet));
+        free(ibp_test_dns_dig_short(&env, "nothere." DNS_ZONE, "A", clients[c].subnet));
+        free(ibp_test_dns_dig_short(&env, DNS_ZONE, "SOA", clients[c].subnet));
     }
 
     /* persist in this process, on the real HITS stream, into a database of its own. */
@@ -100,9 +100,9 @@ static void test_hits_equal_answers(void **state)
     pt_db_opts(&env.servers.env, db_name, &dbo);
     ibp_persist_opts o;
     ibp_persist_opts_init(&o);
-    o.nc = dns_env_nc();
+    o.nc = ibp_test_dns_env_nc();
     o.db = &dbo;
-    o.roster = dns_env_roster();
+    o.roster = ibp_test_dns_env_roster();
     o.hits_stream = IBP_STREAM_HITS;
     o.events_stream = "";
     o.fetch_wait_ms = 100;
@@ -142,14 +142,14 @@ static int group_setup(void **state)
 {
     (void)state;
     dns_env_opts o = {.usage_flush_ms = 1000};
-    dns_env_start(&env, &o);
+    ibp_test_dns_env_start(&env, &o);
     return 0;
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    dns_env_stop(&env);
+    ibp_test_dns_env_stop(&env);
     return 0;
 }
 

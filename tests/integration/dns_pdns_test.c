@@ -62,7 +62,7 @@ static int unix_connect(const char *path)
 
 static void want(const char *name, const char *type, const char *subnet, const char *expect)
 {
-    char *got = dns_dig_short(&env, name, type, subnet);
+    char *got = ibp_test_dns_dig_short(&env, name, type, subnet);
     if (strcmp(got, expect) != 0)
         fail_msg("dig %s %s (subnet %s): got \"%s\", want \"%s\"", name, type,
                  subnet ? subnet : "none", got, expect);
@@ -73,8 +73,8 @@ static void want(const char *name, const char *type, const char *subnet, const c
 static int answer_ttl(const char *name, const char *type, const char *subnet)
 {
     char *out = NULL;
-    dns_sh(&out, "dig +noall +answer -p %u @127.0.0.1 +subnet=%s %s %s", env.dns_port, subnet, name,
-           type);
+    ibp_test_dns_sh(&out, "dig +noall +answer -p %u @127.0.0.1 +subnet=%s %s %s", env.dns_port,
+                    subnet, name, type);
     char n[256], cls[16];
     int ttl = -1;
     if (sscanf(out, "%255s %d %15s", n, &ttl, cls) != 3)
@@ -87,13 +87,14 @@ static void test_static_and_zone(void **state)
 {
     (void)state;
     char *out = NULL;
-    out = dns_dig_short(&env, DNS_ZONE, "SOA", NULL);
+    out = ibp_test_dns_dig_short(&env, DNS_ZONE, "SOA", NULL);
     assert_true(strncmp(out, "ns1.ibp.test. hostmaster.ibp.test. ", 35) == 0);
     assert_non_null(strstr(out, " 10800 3600 604800 60"));
     free(out);
     /* PowerDNS shuffles an RRset: compare sorted. */
     assert_int_equal(
-        dns_sh(&out, "dig +short -p %u @127.0.0.1 %s NS | sort", env.dns_port, DNS_ZONE), 0);
+        ibp_test_dns_sh(&out, "dig +short -p %u @127.0.0.1 %s NS | sort", env.dns_port, DNS_ZONE),
+        0);
     assert_string_equal(out, "ns1.ibp.test.\nns2.ibp.test.\n");
     free(out);
     want("www." DNS_ZONE, "A", NULL, "192.0.2.80");
@@ -101,23 +102,26 @@ static void test_static_and_zone(void **state)
     want("ns1." DNS_ZONE, "A", NULL, "192.0.2.53");
 
     /* NXDOMAIN for a name the zone does not have, with the SOA in authority. */
-    assert_int_equal(dns_sh(&out, "dig -p %u @127.0.0.1 nothere.%s A", env.dns_port, DNS_ZONE), 0);
+    assert_int_equal(
+        ibp_test_dns_sh(&out, "dig -p %u @127.0.0.1 nothere.%s A", env.dns_port, DNS_ZONE), 0);
     assert_non_null(strstr(out, "status: NXDOMAIN"));
     assert_non_null(strstr(out, "hostmaster.ibp.test."));
     free(out);
     /* An empty non-terminal (names exist below it): NODATA, not NXDOMAIN. */
     want("_acme-challenge.deep." DNS_ZONE, "TXT", NULL, "\"token\"");
-    assert_int_equal(dns_sh(&out, "dig -p %u @127.0.0.1 deep.%s A", env.dns_port, DNS_ZONE), 0);
+    assert_int_equal(
+        ibp_test_dns_sh(&out, "dig -p %u @127.0.0.1 deep.%s A", env.dns_port, DNS_ZONE), 0);
     assert_non_null(strstr(out, "status: NOERROR"));
     assert_non_null(strstr(out, "ANSWER: 0"));
     free(out);
     /* A name outside every zone: PowerDNS refuses it. */
-    assert_int_equal(dns_sh(&out, "dig -p %u @127.0.0.1 example.com A", env.dns_port), 0);
+    assert_int_equal(ibp_test_dns_sh(&out, "dig -p %u @127.0.0.1 example.com A", env.dns_port), 0);
     assert_non_null(strstr(out, "status: REFUSED"));
     free(out);
 
     /* AXFR: SOA at both ends, the static records and the host's addresses. */
-    assert_int_equal(dns_sh(&out, "dig -p %u @127.0.0.1 %s AXFR", env.dns_port, DNS_ZONE), 0);
+    assert_int_equal(ibp_test_dns_sh(&out, "dig -p %u @127.0.0.1 %s AXFR", env.dns_port, DNS_ZONE),
+                     0);
     assert_non_null(strstr(out, "www.ibp.test."));
     assert_non_null(strstr(out, "\"hello\""));
     assert_non_null(strstr(out, "rpc.ibp.test."));
@@ -145,27 +149,28 @@ static void test_nearest_by_subnet(void **state)
         want(DNS_HOST, "A", DE, "10.0.0.1");
     }
     /* kdig too, and the scope of the answer is the client's subnet. */
-    assert_int_equal(dns_sh(&out, "kdig +short -p %u @127.0.0.1 +subnet=%s %s AAAA", env.dns_port,
-                            DE6, DNS_HOST),
+    assert_int_equal(ibp_test_dns_sh(&out, "kdig +short -p %u @127.0.0.1 +subnet=%s %s AAAA",
+                                     env.dns_port, DE6, DNS_HOST),
                      0);
     assert_string_equal(out, "fd00::1\n");
     free(out);
     assert_int_equal(
-        dns_sh(&out, "dig -p %u @127.0.0.1 +subnet=%s %s A", env.dns_port, FR, DNS_HOST), 0);
+        ibp_test_dns_sh(&out, "dig -p %u @127.0.0.1 +subnet=%s %s A", env.dns_port, FR, DNS_HOST),
+        0);
     assert_non_null(strstr(out, "CLIENT-SUBNET: 198.51.100.0/24/24"));
     free(out);
     /* ANY (over TCP after TC=1): both families. */
-    assert_int_equal(
-        dns_sh(&out, "dig +short -p %u @127.0.0.1 +subnet=%s %s ANY", env.dns_port, JP, DNS_HOST),
-        0);
+    assert_int_equal(ibp_test_dns_sh(&out, "dig +short -p %u @127.0.0.1 +subnet=%s %s ANY",
+                                     env.dns_port, JP, DNS_HOST),
+                     0);
     assert_non_null(strstr(out, "10.0.0.3"));
     assert_non_null(strstr(out, "fd00::3"));
     free(out);
     /* The dynamic TTL. */
     assert_int_equal(answer_ttl(DNS_HOST, "A", DE), 30);
     /* Through PowerDNS on the HTTP connector, as upstream configures it. */
-    assert_int_equal(dns_sh(&out, "dig +short -p %u @127.0.0.1 +subnet=%s %s A", env.dns_port_http,
-                            JP, DNS_HOST),
+    assert_int_equal(ibp_test_dns_sh(&out, "dig +short -p %u @127.0.0.1 +subnet=%s %s A",
+                                     env.dns_port_http, JP, DNS_HOST),
                      0);
     assert_string_equal(out, "10.0.0.3\n");
     free(out);
@@ -176,8 +181,9 @@ static void test_demo_queries(void **state)
 {
     (void)state;
     char *out = NULL;
-    assert_int_equal(dns_sh(&out, "bash '%s/deploy/local/pdns.sh' demo-queries '%s/pdns' %s 1",
-                            IBP_SOURCE_DIR, env.dir, DNS_HOST),
+    assert_int_equal(ibp_test_dns_sh(&out,
+                                     "bash '%s/deploy/local/pdns.sh' demo-queries '%s/pdns' %s 1",
+                                     IBP_SOURCE_DIR, env.dir, DNS_HOST),
                      0);
     assert_non_null(strstr(out, "JP 203.0.113.0/24 A 10.0.0.3 \n"));
     assert_non_null(strstr(out, "DE 2001:db8:1::/48 AAAA fd00::1 \n"));
@@ -195,15 +201,15 @@ static void test_status_changes(void **state)
 {
     (void)state;
     /* Tokyo down for the host over IPv4 only. */
-    dns_observe_all(&env, "domain", "ssl", "Tokyo Ops", DNS_HOST, false, false);
-    dns_wait_online(&env, "Tokyo Ops", false, false);
+    ibp_test_dns_observe_all(&env, "domain", "ssl", "Tokyo Ops", DNS_HOST, false, false);
+    ibp_test_dns_wait_online(&env, "Tokyo Ops", false, false);
     want(DNS_HOST, "A", JP, "10.0.0.1"); /* Berlin is next to Tokyo */
     want(DNS_HOST, "AAAA", JP, "fd00::3");
 
     /* Paris overridden: answered for no family; the US override falls back. */
-    dns_override(&env, "Paris Ops", true);
-    dns_wait_online(&env, "Paris Ops", false, false);
-    dns_wait_online(&env, "Paris Ops", true, false);
+    ibp_test_dns_override(&env, "Paris Ops", true);
+    ibp_test_dns_wait_online(&env, "Paris Ops", false, false);
+    ibp_test_dns_wait_online(&env, "Paris Ops", true, false);
     want(DNS_HOST, "A", FR, "10.0.0.1");
     want(DNS_HOST, "AAAA", FR, "fd00::1");
     want(DNS_HOST, "A", US, "10.0.0.4");
@@ -211,9 +217,9 @@ static void test_status_changes(void **state)
     /* Every member down over IPv4: the last resort, nearest not overridden, short TTL. */
     const char *all[] = {"Berlin Ops", "Paris Ops", "Tokyo Ops", "Virginia Ops"};
     for (int i = 0; i < 4; i++)
-        dns_observe_all(&env, "site", "ping", all[i], NULL, false, false);
-    dns_wait_online(&env, "Berlin Ops", false, false);
-    dns_wait_online(&env, "Virginia Ops", false, false);
+        ibp_test_dns_observe_all(&env, "site", "ping", all[i], NULL, false, false);
+    ibp_test_dns_wait_online(&env, "Berlin Ops", false, false);
+    ibp_test_dns_wait_online(&env, "Virginia Ops", false, false);
     want(DNS_HOST, "A", JP, "10.0.0.3");
     want(DNS_HOST, "A", FR, "10.0.0.1"); /* not Paris: overridden */
     assert_int_equal(answer_ttl(DNS_HOST, "A", DE), 5);
@@ -221,10 +227,10 @@ static void test_status_changes(void **state)
     assert_int_equal(answer_ttl(DNS_HOST, "AAAA", DE6), 30);
 
     /* Back: Berlin up again over IPv4, Paris enabled. */
-    dns_observe_all(&env, "site", "ping", "Berlin Ops", NULL, false, true);
-    dns_override(&env, "Paris Ops", false);
-    dns_wait_online(&env, "Berlin Ops", false, true);
-    dns_wait_online(&env, "Paris Ops", true, true);
+    ibp_test_dns_observe_all(&env, "site", "ping", "Berlin Ops", NULL, false, true);
+    ibp_test_dns_override(&env, "Paris Ops", false);
+    ibp_test_dns_wait_online(&env, "Berlin Ops", false, true);
+    ibp_test_dns_wait_online(&env, "Paris Ops", true, true);
     want(DNS_HOST, "A", JP, "10.0.0.1");
     assert_int_equal(answer_ttl(DNS_HOST, "A", JP), 30);
     want(DNS_HOST, "AAAA", FR, "fd00::2");
@@ -237,7 +243,8 @@ static void test_hostile_http(void **state)
     const char *ok_req = "{\"method\":\"lookup\",\"parameters\":{\"qtype\":\"A\",\"qname\":"
                          "\"www.ibp.test.\",\"remote\":\"127.0.0.1\",\"real-remote\":"
                          "\"127.0.0.1/32\",\"zone-id\":1}}";
-    assert_int_equal(dns_http_post(&env, "/dns", "POST", ok_req, strlen(ok_req), &resp), 200);
+    assert_int_equal(ibp_test_dns_http_post(&env, "/dns", "POST", ok_req, strlen(ok_req), &resp),
+                     200);
     assert_non_null(strstr(resp, "192.0.2.80"));
     free(resp);
 
@@ -256,7 +263,8 @@ static void test_hostile_http(void **state)
         "{\"method\":",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        assert_int_equal(dns_http_post(&env, "/dns", "POST", bad[i], strlen(bad[i]), &resp), 200);
+        assert_int_equal(
+            ibp_test_dns_http_post(&env, "/dns", "POST", bad[i], strlen(bad[i]), &resp), 200);
         assert_string_equal(resp, "{\"result\":false}");
         free(resp);
     }
@@ -267,7 +275,7 @@ static void test_hostile_http(void **state)
         snprintf(huge, hn, "{\"method\":\"lookup\",\"parameters\":{\"qtype\":\"A\",\"qname\":\"");
     memset(huge + n, 'a', 10000);
     strcpy(huge + n + 10000, "\"}}");
-    assert_int_equal(dns_http_post(&env, "/dns", "POST", huge, strlen(huge), &resp), 200);
+    assert_int_equal(ibp_test_dns_http_post(&env, "/dns", "POST", huge, strlen(huge), &resp), 200);
     assert_string_equal(resp, "{\"result\":false}");
     free(resp);
     free(huge);
@@ -275,13 +283,15 @@ static void test_hostile_http(void **state)
     size_t mb = 1 << 20;
     char *big = malloc(mb);
     memset(big, '[', mb);
-    assert_int_equal(dns_http_post(&env, "/dns", "POST", big, mb, NULL), 413);
+    assert_int_equal(ibp_test_dns_http_post(&env, "/dns", "POST", big, mb, NULL), 413);
     free(big);
-    assert_int_equal(dns_http_post(&env, "/other", "POST", ok_req, strlen(ok_req), NULL), 404);
-    assert_int_equal(dns_http_post(&env, "/dns", "GET", "", 0, NULL), 405);
+    assert_int_equal(ibp_test_dns_http_post(&env, "/other", "POST", ok_req, strlen(ok_req), NULL),
+                     404);
+    assert_int_equal(ibp_test_dns_http_post(&env, "/dns", "GET", "", 0, NULL), 405);
 
     /* Still answering, over HTTP and through PowerDNS, with the slow client connected. */
-    assert_int_equal(dns_http_post(&env, "/dns", "POST", ok_req, strlen(ok_req), &resp), 200);
+    assert_int_equal(ibp_test_dns_http_post(&env, "/dns", "POST", ok_req, strlen(ok_req), &resp),
+                     200);
     assert_non_null(strstr(resp, "192.0.2.80"));
     free(resp);
     want(DNS_HOST, "A", FR, "10.0.0.2");
@@ -312,9 +322,9 @@ static void test_hostile_http(void **state)
 
     /* Every refusal is counted, in $SRV.STATS of the node. */
     natsMsg *reply = NULL;
-    assert_int_equal(
-        natsConnection_RequestString(&reply, dns_env_nc(), "$SRV.STATS.ibp-node", "", 5000),
-        NATS_OK);
+    assert_int_equal(natsConnection_RequestString(&reply, ibp_test_dns_env_nc(),
+                                                  "$SRV.STATS.ibp-node", "", 5000),
+                     NATS_OK);
     json_t *stats = json_loads(natsMsg_GetData(reply), 0, NULL);
     natsMsg_Destroy(reply);
     json_t *dns = json_object_get(json_object_get(stats, "data"), "dns");
@@ -335,14 +345,14 @@ static int group_setup(void **state)
 {
     (void)state;
     dns_env_opts o = {.country_overrides_json = "[\"US=Paris Ops\"]", .http_pdns = true};
-    dns_env_start(&env, &o);
+    ibp_test_dns_env_start(&env, &o);
     return 0;
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    dns_env_stop(&env);
+    ibp_test_dns_env_stop(&env);
     return 0;
 }
 

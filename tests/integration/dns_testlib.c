@@ -56,7 +56,7 @@ static void must(ibp_status st, const ibp_err *err)
         fail_msg("%s: %s", ibp_status_name(st), err ? err->msg : "");
 }
 
-int dns_sh(char **out, const char *fmt, ...)
+int ibp_test_dns_sh(char **out, const char *fmt, ...)
 {
     char cmd[8192];
     va_list ap;
@@ -95,7 +95,7 @@ static unsigned free_port(void)
     const char *bin = getenv("IBP_TEST_FREEPORT");
     if (!bin)
         fail_msg("IBP_TEST_FREEPORT is not set");
-    assert_int_equal(dns_sh(&out, "%s", bin), 0);
+    assert_int_equal(ibp_test_dns_sh(&out, "%s", bin), 0);
     unsigned p = (unsigned)strtoul(out, NULL, 10);
     free(out);
     assert_true(p > 0);
@@ -187,12 +187,12 @@ static void start_replicas(void)
     }
 }
 
-const struct ibp_roster *dns_env_roster(void)
+const struct ibp_roster *ibp_test_dns_env_roster(void)
 {
     return roster;
 }
 
-natsConnection *dns_env_nc(void)
+natsConnection *ibp_test_dns_env_nc(void)
 {
     return pub_nc;
 }
@@ -244,8 +244,8 @@ static pid_t start_pdns(dns_env *e, const char *name, unsigned port, const char 
 {
     char dir[1300], conf[1400], log[1400];
     snprintf(dir, sizeof dir, "%s/%s", e->dir, name);
-    if (dns_sh(NULL, "bash '%s/deploy/local/pdns.sh' render '%s' %u '%s'", IBP_SOURCE_DIR, dir,
-               port, conn) != 0)
+    if (ibp_test_dns_sh(NULL, "bash '%s/deploy/local/pdns.sh' render '%s' %u '%s'", IBP_SOURCE_DIR,
+                        dir, port, conn) != 0)
         fail_msg("deploy/local/pdns.sh render failed");
     if (extra) {
         snprintf(conf, sizeof conf, "%s/pdns.conf", dir);
@@ -261,8 +261,8 @@ static pid_t start_pdns(dns_env *e, const char *name, unsigned port, const char 
     assert_true(pid > 0);
     for (int i = 0; i < 150; i++) {
         char *out = NULL;
-        int rc =
-            dns_sh(&out, "dig +tries=1 +time=1 -p %u @127.0.0.1 %s SOA +short", port, DNS_ZONE);
+        int rc = ibp_test_dns_sh(&out, "dig +tries=1 +time=1 -p %u @127.0.0.1 %s SOA +short", port,
+                                 DNS_ZONE);
         bool ok = rc == 0 && strstr(out, "hostmaster." DNS_ZONE ".") != NULL;
         free(out);
         if (ok)
@@ -275,7 +275,7 @@ static pid_t start_pdns(dns_env *e, const char *name, unsigned port, const char 
     return -1;
 }
 
-void dns_env_start(dns_env *e, const dns_env_opts *o)
+void ibp_test_dns_env_start(dns_env *e, const dns_env_opts *o)
 {
     ibp_err err;
     memset(e, 0, sizeof *e);
@@ -360,7 +360,7 @@ void dns_env_start(dns_env *e, const dns_env_opts *o)
     }
 }
 
-void dns_env_stop(dns_env *e)
+void ibp_test_dns_env_stop(dns_env *e)
 {
     if (e->pdns_http_pid > 0)
         ibp_testenv_kill_wait(e->pdns_http_pid, SIGTERM, 10000, NULL);
@@ -405,14 +405,15 @@ void dns_env_stop(dns_env *e)
         fprintf(stderr, "kept %s\n", e->dir);
 }
 
-char *dns_dig_short(const dns_env *e, const char *name, const char *type, const char *subnet)
+char *ibp_test_dns_dig_short(const dns_env *e, const char *name, const char *type,
+                             const char *subnet)
 {
     char *out = NULL;
     char sub[128] = "";
     if (subnet)
         snprintf(sub, sizeof sub, "+subnet=%s", subnet);
-    int rc = dns_sh(&out, "dig +short +tries=2 +time=2 -p %u @127.0.0.1 %s %s %s", e->dns_port, sub,
-                    name, type);
+    int rc = ibp_test_dns_sh(&out, "dig +short +tries=2 +time=2 -p %u @127.0.0.1 %s %s %s",
+                             e->dns_port, sub, name, type);
     if (rc != 0)
         fail_msg("dig %s %s %s failed (%d): %s", name, type, sub, rc, out);
     size_t n = strlen(out);
@@ -436,8 +437,8 @@ static void publish(ibp_signer *s, ibp_payload_type type, const ProtobufCMessage
     free(msg);
 }
 
-void dns_observe_all(dns_env *e, const char *type, const char *check, const char *member,
-                     const char *domain, bool ipv6, bool up)
+void ibp_test_dns_observe_all(dns_env *e, const char *type, const char *check, const char *member,
+                              const char *domain, bool ipv6, bool up)
 {
     (void)e;
     Ibp__V1__ResultKey k = IBP__V1__RESULT_KEY__INIT;
@@ -464,7 +465,7 @@ void dns_observe_all(dns_env *e, const char *type, const char *check, const char
     }
 }
 
-void dns_override(dns_env *e, const char *member, bool disabled)
+void ibp_test_dns_override(dns_env *e, const char *member, bool disabled)
 {
     (void)e;
     Ibp__V1__MemberOverride o = IBP__V1__MEMBER_OVERRIDE__INIT;
@@ -474,7 +475,7 @@ void dns_override(dns_env *e, const char *member, bool disabled)
     publish(ops, IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_MEMBER_OVERRIDE, &o.base);
 }
 
-void dns_wait_online(dns_env *e, const char *member, bool ipv6, bool want)
+void ibp_test_dns_wait_online(dns_env *e, const char *member, bool ipv6, bool want)
 {
     char line[512];
     snprintf(line, sizeof line,
@@ -493,8 +494,8 @@ void dns_wait_online(dns_env *e, const char *member, bool ipv6, bool want)
              ipv6 ? 6 : 4);
 }
 
-int dns_http_post(const dns_env *e, const char *path, const char *method, const char *body,
-                  size_t len, char **resp)
+int ibp_test_dns_http_post(const dns_env *e, const char *path, const char *method, const char *body,
+                           size_t len, char **resp)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)e->http_port)};

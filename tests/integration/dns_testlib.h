@@ -4,7 +4,7 @@
  * consensus replicas and three monitor signers in the test process, one
  * ibp-node with the dns role (its remote backend on a unix socket and HTTP),
  * and pdns_server on a free loopback port with deploy/pdns/pdns.conf rendered
- * by deploy/local/pdns.sh. Everything is stopped by dns_env_stop, and the
+ * by deploy/local/pdns.sh. Everything is stopped by ibp_test_dns_env_stop, and the
  * children die with the test (PR_SET_PDEATHSIG).
  *
  * The network (members with known locations):
@@ -47,32 +47,33 @@ typedef struct dns_env {
 } dns_env;
 
 /* The roster and the test's own NATS connection (test administrator) of the running env. */
-const struct ibp_roster *dns_env_roster(void);
-natsConnection *dns_env_nc(void);
+const struct ibp_roster *ibp_test_dns_env_roster(void);
+natsConnection *ibp_test_dns_env_nc(void);
 
 /* Starts everything; fails the test (cmocka) on error. */
-void dns_env_start(dns_env *e, const dns_env_opts *o);
-void dns_env_stop(dns_env *e);
+void ibp_test_dns_env_start(dns_env *e, const dns_env_opts *o);
+void ibp_test_dns_env_stop(dns_env *e);
 
 /* Runs a shell command; *out (may be NULL) gets its stdout (caller frees). Returns the exit code.
  */
-int dns_sh(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int ibp_test_dns_sh(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* dig +short on the unix-connector pdns: the answer lines (caller frees). subnet may be NULL. */
-char *dns_dig_short(const dns_env *e, const char *name, const char *type, const char *subnet);
+char *ibp_test_dns_dig_short(const dns_env *e, const char *name, const char *type,
+                             const char *subnet);
 
 /* One signed observation from every monitor: key (type, check, member, domain or NULL, ipv6). */
-void dns_observe_all(dns_env *e, const char *type, const char *check, const char *member,
-                     const char *domain, bool ipv6, bool up);
+void ibp_test_dns_observe_all(dns_env *e, const char *type, const char *check, const char *member,
+                              const char *domain, bool ipv6, bool up);
 /* A signed override (admin) of member. */
-void dns_override(dns_env *e, const char *member, bool disabled);
+void ibp_test_dns_override(dns_env *e, const char *member, bool disabled);
 
 /* Polls the dns node until member_online(domain, member, ipv6) == want (20 s). */
-void dns_wait_online(dns_env *e, const char *member, bool ipv6, bool want);
+void ibp_test_dns_wait_online(dns_env *e, const char *member, bool ipv6, bool want);
 
 /* POSTs body to the node's HTTP connector; returns the HTTP status, *resp (may be NULL) the body.
  */
-int dns_http_post(const dns_env *e, const char *path, const char *method, const char *body,
-                  size_t len, char **resp);
+int ibp_test_dns_http_post(const dns_env *e, const char *path, const char *method, const char *body,
+                           size_t len, char **resp);
 
 #endif

@@ -41,7 +41,7 @@
 static const char *const member_names[SIM_MAX_MEMBERS] = {
     "Alpha", "Beta Net", "Gamma", "Stake Plus", "Delta", "Epsilon", "Zeta", "Eta"};
 
-void sim_universe_init(sim_universe *u, int nmembers)
+void ibp_test_sim_universe_init(sim_universe *u, int nmembers)
 {
     memset(u, 0, sizeof *u);
     if (nmembers > SIM_MAX_MEMBERS)
@@ -64,7 +64,7 @@ void sim_universe_init(sim_universe *u, int nmembers)
     }
 }
 
-int sim_universe_find(const sim_universe *u, const ibp_vote_key *k)
+int ibp_test_sim_universe_find(const sim_universe *u, const ibp_vote_key *k)
 {
     for (int i = 0; i < u->nkeys; i++) {
         const ibp_vote_key *x = &u->keys[i];
@@ -76,7 +76,7 @@ int sim_universe_find(const sim_universe *u, const ibp_vote_key *k)
     return -1;
 }
 
-const char *sim_key_name(const sim_universe *u, int k, char *buf, size_t cap)
+const char *ibp_test_sim_key_name(const sim_universe *u, int k, char *buf, size_t cap)
 {
     static const char *const types[] = {"?", "site", "domain", "endpoint"};
     snprintf(buf, cap, "%s/%s/%s", u->keys[k].member, types[u->keys[k].type],
@@ -91,7 +91,7 @@ static const char *status_name(ibp_vote_status s)
 
 /* ---- knobs ------------------------------------------------------------------- */
 
-void sim_knobs_random(sim_knobs *k, uint64_t seed)
+void ibp_test_sim_knobs_random(sim_knobs *k, uint64_t seed)
 {
     sim_rng r;
     sim_rng_seed(&r, seed ^ 0x6b6e6f6273ULL);
@@ -729,7 +729,7 @@ static void safety_check(sim_cluster *c, size_t p)
     for (int i = 0; i < r->nchanges; i++) {
         const ref_change *ch = &c->rch[r->change_off + (size_t)i];
         char kn[96];
-        sim_key_name(&c->u, ch->key, kn, sizeof kn);
+        ibp_test_sim_key_name(&c->u, ch->key, kn, sizeof kn);
         if (ch->kind == IBP_VOTE_REMOVED) {
             for (size_t q = p + 1; q-- > 0;) {
                 if (now - c->pos[q].now >= c->cfg.expiry_ms)
@@ -820,7 +820,7 @@ static void ref_advance(sim_cluster *c, size_t upto)
                   env->signer, (unsigned long long)env->signer_seq);
             env->accepted++;
             r->mon = roster_index(c, env->signer);
-            ref_apply(&c->ref, env, r->mon, p + 1, c->log[p].ts);
+            ibp_test_ref_apply(&c->ref, env, r->mon, p + 1, c->log[p].ts);
             if (c->ref.nchanges > 0) {
                 size_t need = c->nrch + (size_t)c->ref.nchanges;
                 if (need > c->rchcap) {
@@ -908,7 +908,7 @@ static void compare_update(sim_cluster *c, int ri, size_t p, const ibp_vote_upda
     size_t status_events = 0;
     for (size_t i = 0; i < up->nchanges; i++) {
         const ibp_vote_change *x = &up->changes[i];
-        int k = sim_universe_find(&c->u, &x->key);
+        int k = ibp_test_sim_universe_find(&c->u, &x->key);
         CHECK(c, k >= 0, "replica %d LOCAL %zu: change of an unknown key", ri, p + 1);
         const ref_change *y = NULL;
         for (int j = 0; j < r->nchanges; j++)
@@ -917,7 +917,7 @@ static void compare_update(sim_cluster *c, int ri, size_t p, const ibp_vote_upda
                 matched[j] = true;
             }
         char kn[96];
-        sim_key_name(&c->u, k, kn, sizeof kn);
+        ibp_test_sim_key_name(&c->u, k, kn, sizeof kn);
         CHECK(c, y, "replica %d LOCAL %zu: change of %s the model did not make", ri, p + 1, kn);
         CHECK(c,
               x->kind == y->kind && x->status == y->status && x->previous == y->previous &&
@@ -1127,7 +1127,7 @@ static void trace_line(sim_cluster *c, size_t p, const ibp_vote_update *up)
     for (size_t i = 0; i < up->nchanges; i++) {
         const ibp_vote_change *x = &up->changes[i];
         char kn[96];
-        sim_key_name(&c->u, sim_universe_find(&c->u, &x->key), kn, sizeof kn);
+        ibp_test_sim_key_name(&c->u, ibp_test_sim_universe_find(&c->u, &x->key), kn, sizeof kn);
         APPEND(" %s %s->%s", kn, status_name(x->previous), status_name(x->status));
         if (x->kind != IBP_VOTE_REMOVED) {
             APPEND(" by");
@@ -1172,7 +1172,7 @@ static void cluster_init(sim_cluster *c, uint64_t seed, const sim_knobs *kn,
     c->cfg = *cfg;
     sim_rng_seed(&c->rng, seed);
     c->now = T0;
-    sim_universe_init(&c->u, kn->nmembers);
+    ibp_test_sim_universe_init(&c->u, kn->nmembers);
     c->nmon = kn->nmon;
     for (int i = 0; i < c->nmon; i++)
         snprintf(c->names[i], SIM_STR, "mon%d", i + 1);
@@ -1181,7 +1181,7 @@ static void cluster_init(sim_cluster *c, uint64_t seed, const sim_knobs *kn,
         c->cfg_has[k] = true;
         c->truth[k] = IBP_VOTE_UP;
     }
-    ref_init(&c->ref, cfg, &c->u, c->nmon, c->names);
+    ibp_test_ref_init(&c->ref, cfg, &c->u, c->nmon, c->names);
     for (int r = 0; r < NREP; r++)
         if (ibp_vote_new(cfg, &c->rep[r].e) != IBP_VOTE_OK)
             abort();
@@ -1241,7 +1241,8 @@ static void compare_exports(sim_cluster *c, int ra, const ibp_vote_state *a, int
     for (size_t i = 0; i < a->nkeys; i++) {
         const ibp_vote_state_key *x = &a->keys[i], *y = &b->keys[i];
         CHECK(c,
-              sim_universe_find(&c->u, &x->key) == sim_universe_find(&c->u, &y->key) &&
+              ibp_test_sim_universe_find(&c->u, &x->key) ==
+                      ibp_test_sim_universe_find(&c->u, &y->key) &&
                   x->last_seen_ms == y->last_seen_ms && x->official == y->official &&
                   x->check_time_ms == y->check_time_ms && !strcmp(x->error, y->error) &&
                   !strcmp(x->data_json, y->data_json) && x->nobs == y->nobs,
@@ -1282,11 +1283,11 @@ static void final_checks(sim_cluster *c, bool ground_truth)
         size_t cur = 0;
         ibp_vote_entry en;
         while (ibp_vote_official_next(e, &cur, &en)) {
-            int k = sim_universe_find(&c->u, &en.key);
+            int k = ibp_test_sim_universe_find(&c->u, &en.key);
             char kn[96];
             CHECK(c, k >= 0 && !seen[k], "final: replica %d: odd official key", r);
             seen[k] = true;
-            sim_key_name(&c->u, k, kn, sizeof kn);
+            ibp_test_sim_key_name(&c->u, k, kn, sizeof kn);
             CHECK(c,
                   en.status == c->ref.official[k] && en.check_time_ms == c->ref.off_ct[k] &&
                       !strcmp(en.error, c->ref.off_err[k]) &&
@@ -1326,7 +1327,7 @@ static void final_checks(sim_cluster *c, bool ground_truth)
     /* The honest majority agreed long enough: official equals the truth. */
     for (int k = 0; k < c->u.nkeys; k++) {
         char kn[96];
-        sim_key_name(&c->u, k, kn, sizeof kn);
+        ibp_test_sim_key_name(&c->u, k, kn, sizeof kn);
         ibp_vote_entry en;
         bool is = ibp_vote_official_get(c->rep[0].e, &c->u.keys[k], &en);
         if (c->cfg_has[k]) {
@@ -1418,13 +1419,13 @@ static void run_events(sim_cluster *c)
     }
 }
 
-int sim_run_seed(uint64_t seed, const sim_knobs *knobs, bool verbose, sim_stats *stats)
+int ibp_test_sim_run_seed(uint64_t seed, const sim_knobs *knobs, bool verbose, sim_stats *stats)
 {
     sim_knobs kn;
     if (knobs)
         kn = *knobs;
     else
-        sim_knobs_random(&kn, seed);
+        ibp_test_sim_knobs_random(&kn, seed);
     ibp_vote_config cfg;
     sim_config(&cfg);
     if (kn.calm_ms == 0)
@@ -1484,8 +1485,9 @@ int sim_run_seed(uint64_t seed, const sim_knobs *knobs, bool verbose, sim_stats 
     return rc;
 }
 
-int sim_run_script(const ibp_vote_config *cfg, int nmon, int nmembers, const sim_script *steps,
-                   size_t nsteps, int64_t end_ms, char *trace, size_t trace_cap)
+int ibp_test_sim_run_script(const ibp_vote_config *cfg, int nmon, int nmembers,
+                            const sim_script *steps, size_t nsteps, int64_t end_ms, char *trace,
+                            size_t trace_cap)
 {
     sim_knobs kn;
     memset(&kn, 0, sizeof kn);

@@ -15,8 +15,8 @@ static void copy_str(char *dst, const char *src)
     dst[n] = '\0';
 }
 
-void ref_init(ref_model *r, const ibp_vote_config *cfg, const sim_universe *u, int nmon,
-              char names[][SIM_STR])
+void ibp_test_ref_init(ref_model *r, const ibp_vote_config *cfg, const sim_universe *u, int nmon,
+                       char names[][SIM_STR])
 {
     memset(r, 0, sizeof *r);
     r->cfg = *cfg;
@@ -90,7 +90,8 @@ static void evaluate(ref_model *r, int k)
     copy_str(r->off_data[k], c->data);
 }
 
-void ref_apply(ref_model *r, const sim_env *env, int mon, uint64_t local_seq, int64_t stream_ms)
+void ibp_test_ref_apply(ref_model *r, const sim_env *env, int mon, uint64_t local_seq,
+                        int64_t stream_ms)
 {
     r->nchanges = 0;
     r->override_changed = false;

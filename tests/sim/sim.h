@@ -96,11 +96,11 @@ typedef struct sim_universe {
 
 /* Builds nmembers members x (site, 1 domain, 1 endpoint) x (ipv4, ipv6) keys,
  * at most SIM_MAX_KEYS. */
-void sim_universe_init(sim_universe *u, int nmembers);
+void ibp_test_sim_universe_init(sim_universe *u, int nmembers);
 /* Index of a key, or -1. */
-int sim_universe_find(const sim_universe *u, const ibp_vote_key *k);
+int ibp_test_sim_universe_find(const sim_universe *u, const ibp_vote_key *k);
 /* "site/ping/Member 1/v6"-style short name. */
-const char *sim_key_name(const sim_universe *u, int k, char *buf, size_t cap);
+const char *ibp_test_sim_key_name(const sim_universe *u, int k, char *buf, size_t cap);
 
 /* ---- messages (modelled envelopes) ------------------------------------------ */
 
@@ -197,11 +197,12 @@ typedef struct ref_model {
     int active, quorum;
 } ref_model;
 
-void ref_init(ref_model *r, const ibp_vote_config *cfg, const sim_universe *u, int nmon,
-              char names[][SIM_STR]);
+void ibp_test_ref_init(ref_model *r, const ibp_vote_config *cfg, const sim_universe *u, int nmon,
+                       char names[][SIM_STR]);
 /* Applies an accepted message: mon is the roster index of a monitor signer
  * (ignored for overrides). */
-void ref_apply(ref_model *r, const sim_env *env, int mon, uint64_t local_seq, int64_t stream_ms);
+void ibp_test_ref_apply(ref_model *r, const sim_env *env, int mon, uint64_t local_seq,
+                        int64_t stream_ms);
 
 /* ---- the cluster ------------------------------------------------------------- */
 
@@ -235,7 +236,7 @@ typedef struct sim_knobs {
 } sim_knobs;
 
 /* Draws knobs for a seed from its own stream of randomness. */
-void sim_knobs_random(sim_knobs *k, uint64_t seed);
+void ibp_test_sim_knobs_random(sim_knobs *k, uint64_t seed);
 
 typedef struct sim_stats {
     uint64_t steps, messages, applied, changes, flips, removals, epochs;
@@ -268,14 +269,15 @@ typedef struct sim_script {
  * Returns 0 when every invariant held; on a violation prints the seed, step and
  * virtual time and returns 1. verbose prints the trace.
  */
-int sim_run_seed(uint64_t seed, const sim_knobs *knobs, bool verbose, sim_stats *stats);
+int ibp_test_sim_run_seed(uint64_t seed, const sim_knobs *knobs, bool verbose, sim_stats *stats);
 
 /*
  * Runs a scripted scenario with cfg, nmon monitors (mon1..monN) and nmembers
  * members, through the same stream, filter, replicas and checks; writes the
  * trace (one line per epoch) into trace. Returns 0, or 1 on a violation.
  */
-int sim_run_script(const ibp_vote_config *cfg, int nmon, int nmembers, const sim_script *steps,
-                   size_t nsteps, int64_t end_ms, char *trace, size_t trace_cap);
+int ibp_test_sim_run_script(const ibp_vote_config *cfg, int nmon, int nmembers,
+                            const sim_script *steps, size_t nsteps, int64_t end_ms, char *trace,
+                            size_t trace_cap);
 
 #endif

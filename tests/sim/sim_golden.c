@@ -46,7 +46,7 @@ static void run(const char *name, int nmon, const sim_script *s, size_t n, int64
     ibp_vote_config cfg;
     ibp_vote_config_init(&cfg);
     static char trace[1 << 16];
-    int rc = sim_run_script(&cfg, nmon, 1, s, n, end_ms, trace, sizeof trace);
+    int rc = ibp_test_sim_run_script(&cfg, nmon, 1, s, n, end_ms, trace, sizeof trace);
     if (verbose)
         printf("== %s\n%s", name, trace);
     if (rc != 0) {

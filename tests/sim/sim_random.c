@@ -83,7 +83,7 @@ int main(void)
         uint64_t seed = strtoull(one, NULL, 10);
         sim_stats st;
         double t = now_s();
-        int rc = sim_run_seed(seed, NULL, verbose, &st);
+        int rc = ibp_test_sim_run_seed(seed, NULL, verbose, &st);
         char what[64];
         snprintf(what, sizeof what, "seed %llu %s", (unsigned long long)seed, rc ? "FAILED" : "ok");
         print_stats(what, &st, now_s() - t);
@@ -97,13 +97,14 @@ int main(void)
     for (uint64_t i = 0; i < n; i++) {
         uint64_t seed = base + i;
         sim_stats st;
-        if (sim_run_seed(seed, NULL, verbose, &st) != 0)
+        if (ibp_test_sim_run_seed(seed, NULL, verbose, &st) != 0)
             return 1;
         add(&total, &st);
         /* The simulation itself must be deterministic: run a few seeds twice. */
         if (i < 3) {
             sim_stats again;
-            if (sim_run_seed(seed, NULL, false, &again) != 0 || again.trace_hash != st.trace_hash ||
+            if (ibp_test_sim_run_seed(seed, NULL, false, &again) != 0 ||
+                again.trace_hash != st.trace_hash ||
                 memcmp(again.final_digest, st.final_digest, sizeof st.final_digest) != 0 ||
                 again.steps != st.steps) {
                 fprintf(stderr, "sim: FAIL seed=%llu does not replay identically\n",
