@@ -1,0 +1,39 @@
+/*
+ * Private to the cache modules of ibp/cache.h: cache.c (names, paths and the
+ * text helpers), cache_save.c (writing a cache file) and cache_load.c
+ * (reading, checking and discarding one).
+ */
+#ifndef IBP_CACHE_INTERNAL_H
+#define IBP_CACHE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "ibp/cache.h"
+
+#define IBP_CACHE_COMPONENT "cache" /* of log lines */
+
+static inline const char *ibp__cache_nz(const char *s)
+{
+    return s ? s : "";
+}
+
+/* True for the kinds ibp/cache.h defines. */
+bool ibp__cache_kind_valid(ibp_cache_kind kind);
+
+/*
+ * True when s is valid UTF-8 by jansson's rules (no overlong forms, no
+ * surrogates, nothing above U+10FFFF), so json_string() accepts it.
+ */
+bool ibp__cache_utf8_valid(const char *s);
+
+/* A copy of s with each byte that is not part of valid UTF-8 replaced by '?'. NULL: no memory. */
+char *ibp__cache_utf8_fix(const char *s);
+
+/* Length of valid UTF-8 text s cut to at most max bytes without splitting a character. */
+size_t ibp__cache_utf8_cut_len(const char *s, size_t max);
+
+/* qsort comparator of const ibp_result * by result key. */
+int ibp__cache_cmp_result_ptrs(const void *a, const void *b);
+
+#endif
