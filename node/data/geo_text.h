@@ -1,5 +1,5 @@
 /*
- * Private to geo.c and usage.c: making untrusted bytes (MaxMind strings, DNS
+ * Private to geo.c and usage_aggregate.c: making untrusted bytes (MaxMind strings, DNS
  * names, member names) safe for protobuf `string` fields, which must be UTF-8.
  */
 #ifndef IBP_GEO_TEXT_H
