@@ -503,9 +503,15 @@ static int node_start(node *n, const sigset_t *sigs)
     if (ensure_streams(n, sigs) != 0)
         return -1; /* asked to stop while waiting: a clean stop */
     /* Before anything signs or flushes: continue above the numbers the bus
-     * shows this node used (a lost or restored work dir). */
-    if (ibp_seq_recover(n->js, n->roster, cfg->node.id, cfg->roles, cfg->node.work_dir, NULL,
-                        &err) != IBP_OK)
+     * shows this node used (a lost or restored work dir). A server that
+     * cannot answer (or refuses: an older permission set) costs only this
+     * check, said at WARN; a sequence file that cannot be written stops. */
+    st = ibp_seq_recover(n->js, n->roster, cfg->node.id, cfg->roles, cfg->node.work_dir, NULL,
+                         &err);
+    if (st == IBP_E_NATS)
+        IBP_LOG(IBP_LOG_WARN, COMPONENT,
+                "sequence recovery skipped, continuing with the work dir's numbers: %s", err.msg);
+    else if (st != IBP_OK)
         return start_failure(&err, EXIT_RUNTIME);
     if (path_join(path, sizeof path, cfg->node.work_dir, "signer.seq") != 0) {
         ibp_err_set(&err, IBP_E_CONFIG, "node.work_dir is too long");

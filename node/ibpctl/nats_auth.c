@@ -68,11 +68,13 @@ static void add(list *l, const char *fmt, ...)
         memcpy(l->s[l->n++], buf, sizeof buf);
 }
 
-/* Checking a stream and creating it when missing (ibp_bus_ensure_streams). */
+/* Checking a stream, creating it when missing and bringing it to the
+ * node's stream settings (ibp_bus_ensure_streams). */
 static void ensure(perms *p, const char *stream)
 {
     add(&p->pub, "$JS.API.STREAM.INFO.%s", stream);
     add(&p->pub, "$JS.API.STREAM.CREATE.%s", stream);
+    add(&p->pub, "$JS.API.STREAM.UPDATE.%s", stream);
 }
 
 /*

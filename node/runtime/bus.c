@@ -48,9 +48,12 @@ void ibp_bus_stream_opts_init(ibp_bus_stream_opts *opts)
     opts->streams = process_streams;
     opts->replicas = 1;
     opts->local_max_age_ms = 7 * DAY_MS;
-    opts->official_max_age_ms = 7 * DAY_MS;
-    opts->history_max_age_ms = 400 * DAY_MS;
+    opts->events_max_age_ms = 400 * DAY_MS;
+    opts->hits_max_age_ms = 400 * DAY_MS;
+    opts->official_keep = IBP_BUS_OFFICIAL_KEEP_DEFAULT;
+    opts->official_memory = false;
     opts->duplicate_window_ms = 120000;
+    opts->update_existing = false;
 }
 
 static ibp_status nats_error(ibp_err *err, natsStatus s, const char *fmt, ...)
@@ -377,8 +380,9 @@ struct stream_spec {
     unsigned bit;
     const char *name;
     const char *subject;
-    int64_t max_age_ms;
-    int64_t max_msgs_per_subject;
+    int64_t max_age_ms;           /* 0: no age limit */
+    int64_t max_msgs_per_subject; /* 0: no limit */
+    bool memory;
 };
 
 /* A JetStream API call failed: say "refused" when the server refused its subject. */
@@ -402,6 +406,88 @@ static ibp_status js_api_error(ibp_err *err, natsStatus s, jsErrCode jerr, const
  * both find it missing both create it; JetStream accepts the second identical
  * create, and a different one fails as "exists", which is fine here too.
  */
+/* "7d", "36h", "90s" or "none": a stream limit in a log line. */
+static const char *age_text(int64_t ns, char *buf, size_t cap)
+{
+    int64_t s = ns / (NS_PER_MS * 1000);
+    if (ns <= 0)
+        snprintf(buf, cap, "none");
+    else if (s % 86400 == 0)
+        snprintf(buf, cap, "%" PRId64 "d", s / 86400);
+    else if (s % 3600 == 0)
+        snprintf(buf, cap, "%" PRId64 "h", s / 3600);
+    else
+        snprintf(buf, cap, "%" PRId64 "s", s);
+    return buf;
+}
+
+/*
+ * Brings an existing stream to the spec's limits (age, messages per subject,
+ * replicas), logging each change; a storage type that differs cannot be
+ * changed in place and is only reported, as is an update the server refuses
+ * (the stream keeps working as it is).
+ */
+static ibp_status update_stream(jsCtx *js, const struct stream_spec *sp, const jsStreamInfo *si,
+                                const ibp_bus_stream_opts *o)
+{
+    jsStreamConfig cfg = *si->Config;
+    int64_t want_age = sp->max_age_ms * NS_PER_MS;
+    int64_t want_per_subject = sp->max_msgs_per_subject > 0 ? sp->max_msgs_per_subject : -1;
+    int64_t have_per_subject = cfg.MaxMsgsPerSubject > 0 ? cfg.MaxMsgsPerSubject : -1;
+    int want_replicas = o->replicas > 0 ? o->replicas : 1;
+    bool changed = false;
+    char a[32], b[32];
+    if (cfg.MaxAge != want_age) {
+        IBP_LOG(IBP_LOG_INFO, "bus", "stream %s: max age %s -> %s", sp->name,
+                age_text(cfg.MaxAge, a, sizeof a), age_text(want_age, b, sizeof b));
+        cfg.MaxAge = want_age;
+        changed = true;
+    }
+    if (have_per_subject != want_per_subject) {
+        IBP_LOG(IBP_LOG_INFO, "bus", "stream %s: messages kept per subject %" PRId64 " -> %" PRId64
+                " (-1: no limit)", sp->name, have_per_subject, want_per_subject);
+        cfg.MaxMsgsPerSubject = want_per_subject;
+        changed = true;
+    }
+    if (cfg.Replicas != want_replicas) {
+        IBP_LOG(IBP_LOG_INFO, "bus", "stream %s: replicas %" PRId64 " -> %d", sp->name,
+                (int64_t)cfg.Replicas, want_replicas);
+        cfg.Replicas = want_replicas;
+        changed = true;
+    }
+    jsStorageType want_storage = sp->memory ? js_MemoryStorage : js_FileStorage;
+    if (cfg.Storage != want_storage)
+        IBP_LOG(IBP_LOG_WARN, "bus",
+                "stream %s is on %s storage, the settings ask for %s: JetStream cannot change "
+                "it in place (delete the stream while the cluster is stopped to re-create it)",
+                sp->name, cfg.Storage == js_MemoryStorage ? "memory" : "file",
+                want_storage == js_MemoryStorage ? "memory" : "file");
+    if (!changed)
+        return IBP_OK;
+    jsStreamInfo *out = NULL;
+    jsErrCode jerr = 0;
+    int64_t t0 = ibp_clock_mono_ms();
+    natsStatus s = js_UpdateStream(&out, js, &cfg, NULL, &jerr);
+    jsStreamInfo_Destroy(out);
+    if (s != NATS_OK) {
+        /* The stream works as it is: say why the settings were not applied. */
+        ibp_err why = {0};
+        js_api_error(&why, s, jerr, "STREAM.UPDATE", sp->name, t0, "update");
+        IBP_LOG(IBP_LOG_WARN, "bus", "stream %s keeps its limits: %s", sp->name, why.msg);
+        return IBP_OK;
+    }
+    IBP_LOG(IBP_LOG_INFO, "bus", "stream %s updated", sp->name);
+    return IBP_OK;
+}
+
+/*
+ * Checks the stream first and creates it only when it is missing: a daemon
+ * whose identity may read a stream but not create it (streams created by the
+ * operator beforehand) never asks for what it may not do. Two daemons that
+ * both find it missing both create it; JetStream accepts the second identical
+ * create, and a different one fails as "exists", which is fine here too.
+ * With o->update_existing an existing stream is brought to the limits.
+ */
 static ibp_status ensure_stream(jsCtx *js, const struct stream_spec *sp,
                                 const ibp_bus_stream_opts *o, ibp_err *err)
 {
@@ -413,11 +499,14 @@ static ibp_status ensure_stream(jsCtx *js, const struct stream_spec *sp,
     if (s == NATS_OK) {
         bool ours =
             si->Config->SubjectsLen == 1 && strcmp(si->Config->Subjects[0], sp->subject) == 0;
+        ibp_status st = IBP_OK;
         if (!ours)
             IBP_LOG(IBP_LOG_WARN, "bus", "stream exists with other subjects name=%s expected=%s",
                     sp->name, sp->subject);
+        else if (o->update_existing)
+            st = update_stream(js, sp, si, o);
         jsStreamInfo_Destroy(si);
-        return IBP_OK;
+        return st;
     }
     if (!(s == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr))
         return js_api_error(err, s, jerr, "STREAM.INFO", sp->name, t0, "check");
@@ -428,10 +517,10 @@ static ibp_status ensure_stream(jsCtx *js, const struct stream_spec *sp,
     cfg.Subjects = subjects;
     cfg.SubjectsLen = 1;
     cfg.Retention = js_LimitsPolicy;
-    cfg.Storage = js_FileStorage;
+    cfg.Storage = sp->memory ? js_MemoryStorage : js_FileStorage;
     cfg.Replicas = o->replicas > 0 ? o->replicas : 1;
     cfg.MaxAge = sp->max_age_ms * NS_PER_MS;
-    cfg.MaxMsgsPerSubject = sp->max_msgs_per_subject;
+    cfg.MaxMsgsPerSubject = sp->max_msgs_per_subject > 0 ? sp->max_msgs_per_subject : -1;
     cfg.Duplicates = o->duplicate_window_ms * NS_PER_MS;
     cfg.MaxMsgSize = (int32_t)IBP_MESSAGE_MAX_DEFAULT;
     cfg.AllowDirect = true;
@@ -439,8 +528,12 @@ static ibp_status ensure_stream(jsCtx *js, const struct stream_spec *sp,
     jerr = 0;
     s = js_AddStream(&si, js, &cfg, NULL, &jerr);
     if (s == NATS_OK) {
-        IBP_LOG(IBP_LOG_INFO, "bus", "created stream name=%s subjects=%s replicas=%d", sp->name,
-                sp->subject, (int)cfg.Replicas);
+        char a[32];
+        IBP_LOG(IBP_LOG_INFO, "bus",
+                "created stream name=%s subjects=%s replicas=%d storage=%s max_age=%s "
+                "per_subject=%" PRId64,
+                sp->name, sp->subject, (int)cfg.Replicas, sp->memory ? "memory" : "file",
+                age_text(cfg.MaxAge, a, sizeof a), (int64_t)cfg.MaxMsgsPerSubject);
         jsStreamInfo_Destroy(si);
         return IBP_OK;
     }
@@ -457,12 +550,12 @@ ibp_status ibp_bus_ensure_streams(jsCtx *js, const ibp_bus_stream_opts *opts, ib
     else
         ibp_bus_stream_opts_init(&o);
     const struct stream_spec specs[] = {
-        {IBP_BUS_STREAM_LOCAL, IBP_STREAM_LOCAL, "ibp.local.>", o.local_max_age_ms, 0},
-        {IBP_BUS_STREAM_OFFICIAL, IBP_STREAM_OFFICIAL, IBP_SUBJECT_OFFICIAL_SNAPSHOT,
-         o.official_max_age_ms, 0},
-        {IBP_BUS_STREAM_STATUS, IBP_STREAM_STATUS, "ibp.status.>", 0, 1},
-        {IBP_BUS_STREAM_EVENTS, IBP_STREAM_EVENTS, "ibp.events.>", o.history_max_age_ms, 0},
-        {IBP_BUS_STREAM_HITS, IBP_STREAM_HITS, "ibp.hits.>", o.history_max_age_ms, 0},
+        {IBP_BUS_STREAM_LOCAL, IBP_STREAM_LOCAL, "ibp.local.>", o.local_max_age_ms, 0, false},
+        {IBP_BUS_STREAM_OFFICIAL, IBP_STREAM_OFFICIAL, IBP_SUBJECT_OFFICIAL_SNAPSHOT, 0,
+         o.official_keep > 0 ? o.official_keep : IBP_BUS_OFFICIAL_KEEP_DEFAULT, o.official_memory},
+        {IBP_BUS_STREAM_STATUS, IBP_STREAM_STATUS, "ibp.status.>", 0, 1, false},
+        {IBP_BUS_STREAM_EVENTS, IBP_STREAM_EVENTS, "ibp.events.>", o.events_max_age_ms, 0, false},
+        {IBP_BUS_STREAM_HITS, IBP_STREAM_HITS, "ibp.hits.>", o.hits_max_age_ms, 0, false},
     };
     for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
         if (!(o.streams & specs[i].bit))

@@ -261,11 +261,13 @@ nats_js_read() {
 }
 
 # What every daemon publishes: replies, JetStream account and stream info,
-# and the creation of the streams.
+# and the creation of the streams (and their update to the settings).
 nats_daemon_base() {
     local s
     printf '%s\n' "_INBOX.>" "\$JS.API.INFO" "\$JS.API.STREAM.NAMES" "\$JS.API.STREAM.INFO.*"
-    for s in "${IBP_STREAMS[@]}"; do printf '%s\n' "\$JS.API.STREAM.CREATE.$s"; done
+    for s in "${IBP_STREAMS[@]}"; do
+        printf '%s\n' "\$JS.API.STREAM.CREATE.$s" "\$JS.API.STREAM.UPDATE.$s"
+    done
 }
 
 # The publish allow-list of role $1, one subject a line.
@@ -276,6 +278,7 @@ nats_role_publish() {
         nats_daemon_base
         nats_js_read OFFICIAL
         echo "ibp.local.*"
+        echo "\$JS.API.DIRECT.GET.LOCAL.ibp.local.*"
         ;;
     consensus)
         nats_daemon_base
@@ -287,6 +290,7 @@ nats_role_publish() {
         nats_daemon_base
         nats_js_read OFFICIAL
         echo "ibp.hits.*"
+        echo "\$JS.API.DIRECT.GET.HITS.ibp.hits.*"
         ;;
     persist)
         nats_daemon_base

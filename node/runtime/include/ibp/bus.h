@@ -51,13 +51,21 @@
 #define IBP_BUS_STREAM_HITS 0x10u
 #define IBP_BUS_STREAMS_ALL 0x1fu
 
+/* Snapshots OFFICIAL keeps by default (the chain's recent past, for late
+ * subscribers, audits and the chain-head walk). */
+#define IBP_BUS_OFFICIAL_KEEP_DEFAULT 256
+
 typedef struct ibp_bus_stream_opts {
-    unsigned streams;         /* which to check/create; default: the process's (see below) */
-    int replicas;             /* default 1; 3 for a three-server cluster */
-    int64_t local_max_age_ms; /* default 7 days */
-    int64_t official_max_age_ms;
-    int64_t history_max_age_ms;  /* EVENTS and HITS, default 400 days */
-    int64_t duplicate_window_ms; /* default 120000 */
+    unsigned streams;             /* which to check/create; default: the process's (see below) */
+    int replicas;                 /* default 1; 3 for a three-server cluster */
+    int64_t local_max_age_ms;     /* LOCAL, default 7 days */
+    int64_t events_max_age_ms;    /* EVENTS, default 400 days */
+    int64_t hits_max_age_ms;      /* HITS, default 400 days */
+    int64_t official_keep;        /* OFFICIAL: the last N snapshots, no age limit; default 256 */
+    bool official_memory;         /* OFFICIAL on memory storage (creation only); default file */
+    int64_t duplicate_window_ms;  /* default 120000 */
+    bool update_existing;         /* bring existing streams to these limits (a daemon at start),
+                                     one log line per change; otherwise only create */
 } ibp_bus_stream_opts;
 
 /* Fills the defaults; streams is the process default (all five unless set below). */
