@@ -1,6 +1,7 @@
 /*
- * Small helpers shared by the persist sources (private header): UTF-8
- * checks, UTC time conversions, sleeping that a stop flag interrupts.
+ * Small helpers shared by the persist sources (private header): UTC time
+ * conversions, sleeping that a stop flag interrupts (UTF-8 for the columns:
+ * column_text.h).
  * All pure and thread-safe unless said otherwise.
  */
 #ifndef IBP_PERSIST_UTIL_H
@@ -13,30 +14,7 @@
 
 #include <mysql.h>
 
-/* Earliest and latest instants a DATETIME(3) holds (1000-01-01 .. 9999-12-31), in Unix ms. */
-#define IBP_PERSIST_TIME_MIN_MS INT64_C(-30610224000000)
-#define IBP_PERSIST_TIME_MAX_MS INT64_C(253402300799999)
-
-/*
- * True when s[0..len) is valid UTF-8 that MariaDB's utf8mb4 accepts (no
- * overlong forms, no surrogates, nothing above U+10FFFF); *chars (may be
- * NULL) receives the number of characters.
- */
-bool ibp_persist_utf8_valid(const char *s, size_t len, size_t *chars);
-
-/*
- * Length in bytes of the longest prefix of the valid UTF-8 string s[0..len)
- * holding at most max_bytes bytes and max_chars characters, never cutting a
- * character.
- */
-size_t ibp_persist_utf8_prefix(const char *s, size_t len, size_t max_bytes, size_t max_chars);
-
-/*
- * Copies s into buf (cap bytes, NUL-terminated) as valid UTF-8 of at most
- * max_chars characters: invalid bytes become '?'. For error details that go
- * into VARCHAR columns.
- */
-void ibp_persist_utf8_sanitize(const char *s, char *buf, size_t cap, size_t max_chars);
+#include "ibp/persist_parse.h" /* IBP_PERSIST_TIME_MIN_MS, IBP_PERSIST_TIME_MAX_MS */
 
 /* Unix ms (UTC) to a MYSQL_TIME DATETIME, and back. */
 void ibp_persist_ms_to_mysql_time(int64_t ms, MYSQL_TIME *t);

@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "column_text.h"
 #include "ibp/log.h"
 #include "ibp/micro.h"
 #include "ibp/persist_query.h"

@@ -7,7 +7,8 @@
  *
  *   1. reads persist_offsets.last_seq of (stream, consumer) FOR UPDATE;
  *   2. skips every message at or below it (a redelivery: already applied);
- *   3. applies the others in stream order:
+ *   3. applies the others in stream order (the checks of the payloads are
+ *      those of ibp/persist_parse.h):
  *        HITS    each envelope verified (signature, signer in the roster with
  *                role dns, payload decodes, HitBatch.node == signer); every
  *                row checked against the column limits; a batch whose
@@ -63,16 +64,9 @@
 
 #include <mysql.h>
 
+#include "ibp/persist_parse.h" /* IBP_PERSIST_MAX_ROW_HITS, IBP_PERSIST_ERROR_TEXT_MAX */
 #include "ibp/roster.h"
 #include "ibp/status.h"
-
-/* A hit row delta above this is not plausible (10^12 hits in one flush) and
- * is dead-lettered; it also keeps any sum far from BIGINT UNSIGNED overflow. */
-#define IBP_PERSIST_MAX_ROW_HITS UINT64_C(1000000000000)
-
-/* Longest error text stored (member_events.error is TEXT): longer texts are
- * cut at a character boundary. */
-#define IBP_PERSIST_ERROR_TEXT_MAX 65535
 
 typedef enum ibp_persist_kind {
     IBP_PERSIST_HITS = 1,

@@ -1,0 +1,130 @@
+/*
+ * Decoding the payload of a HITS or EVENTS message into the plain columns
+ * persist writes (DESIGN.md §7, §8). Pure: no MariaDB, no clock, no I/O, no
+ * signature check; the caller verified the envelope and decoded its payload
+ * (ibp_verifier_check_stateless) and passes the decoded message.
+ *
+ * What is checked is what MariaDB would refuse or what can never be right,
+ * so that such a message is dead-lettered with a clear reason before any
+ * transaction starts:
+ *   HitBatch  node equal to the signer (a dns node reports its own hits),
+ *             flush_seq > 0, every date a YYYY-MM-DD from year 1000 on,
+ *             hits at most IBP_PERSIST_MAX_ROW_HITS, every string valid
+ *             UTF-8 within its column (deploy/sql/001_initial.sql);
+ *   Event     an id, a key with a member, status up or down, a time a
+ *             DATETIME holds, kind STATUS (site / domain / endpoint key with
+ *             exactly the fields its type needs) or OVERRIDE, strings valid
+ *             UTF-8 within their columns, error text and data_json valid
+ *             UTF-8 (the error text is cut to IBP_PERSIST_ERROR_TEXT_MAX
+ *             bytes at a character boundary).
+ * The reasons: IBP_E_ROLE_DENIED (HitBatch of another node), IBP_E_RANGE (a
+ * value its column cannot hold), IBP_E_INVAL (anything else malformed),
+ * IBP_E_NOMEM; err->msg is the detail stored in dead_letters (e.g. "row 3:
+ * domain has 300 characters, the column holds 253").
+ *
+ * Ownership: the parsed structs borrow every string from the decoded message
+ * (keep it alive while they are used) except the two JSON columns of an
+ * Event, which they own; the _clear functions free what they own and accept
+ * a zeroed struct. Thread-safe (no shared state).
+ */
+#ifndef IBP_PERSIST_PARSE_H
+#define IBP_PERSIST_PARSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ibp/ibp.pb-c.h"
+#include "ibp/status.h"
+
+/* A hit row delta above this is not plausible (10^12 hits in one flush) and
+ * is dead-lettered; it also keeps any sum far from BIGINT UNSIGNED overflow. */
+#define IBP_PERSIST_MAX_ROW_HITS UINT64_C(1000000000000)
+
+/* Longest error text stored (member_events.error is TEXT): longer texts are
+ * cut at a character boundary. */
+#define IBP_PERSIST_ERROR_TEXT_MAX 65535
+
+/* Earliest and latest instants a DATETIME(3) holds (1000-01-01 .. 9999-12-31), in Unix ms. */
+#define IBP_PERSIST_TIME_MIN_MS INT64_C(-30610224000000)
+#define IBP_PERSIST_TIME_MAX_MS INT64_C(253402300799999)
+
+/* Column limits (characters) of deploy/sql/001_initial.sql. */
+enum {
+    IBP_PERSIST_LIM_NODE = 64,
+    IBP_PERSIST_LIM_DOMAIN = 253,
+    IBP_PERSIST_LIM_MEMBER = 64,
+    IBP_PERSIST_LIM_ASN = 32,
+    IBP_PERSIST_LIM_NETWORK = 255,
+    IBP_PERSIST_LIM_CC = 2,
+    IBP_PERSIST_LIM_COUNTRY = 64,
+    IBP_PERSIST_LIM_CHECK_TYPE = 12,
+    IBP_PERSIST_LIM_CHECK_NAME = 64,
+    IBP_PERSIST_LIM_ENDPOINT = 512,
+    IBP_PERSIST_LIM_EVENT_ID = 128,
+};
+
+/* One row of a HitBatch: the columns of `requests`. Strings are never NULL
+ * (an absent field is ""). */
+typedef struct ibp_persist_hit_row {
+    const char *date; /* "YYYY-MM-DD" */
+    const char *domain;
+    const char *member;
+    const char *asn;
+    const char *network_name;
+    const char *country_code;
+    const char *country_name;
+    bool ipv6;
+    uint64_t hits;
+} ibp_persist_hit_row;
+
+typedef struct ibp_persist_hit_batch {
+    const char *node;          /* the reporting dns node (== the signer) */
+    uint64_t flush_seq;        /* > 0 */
+    ibp_persist_hit_row *rows; /* n_rows entries (malloc'd; NULL when none) */
+    size_t n_rows;
+} ibp_persist_hit_batch;
+
+/* An Event's columns of member_events. */
+typedef struct ibp_persist_event {
+    const char *id;
+    const char *check_type; /* static: "site", "domain", "endpoint", "override" */
+    const char *check_name;
+    const char *endpoint; /* "" unless an endpoint key */
+    const char *member;
+    const char *domain; /* "" for site and override keys */
+    bool ipv6;
+    bool up;
+    int64_t time_ms;
+    const char *error; /* valid UTF-8, error_len bytes (not NUL-terminated at the cut) */
+    size_t error_len;
+    char *vote_json; /* owned; NULL when the Event has no voters */
+    char *data_json; /* owned; NULL when the Event has no data_json */
+    uint64_t epoch;
+} ibp_persist_event;
+
+/*
+ * Checks hb, signed by signer, and fills *out (zeroed first, so that
+ * ibp_persist_hit_batch_clear may always be called). Errors as at the top;
+ * on error *out holds nothing to use but may hold memory to clear.
+ */
+ibp_status ibp_persist_parse_hit_batch(const Ibp__V1__HitBatch *hb, const char *signer,
+                                       ibp_persist_hit_batch *out, ibp_err *err);
+
+/* Frees out->rows and zeroes *out; accepts NULL. */
+void ibp_persist_hit_batch_clear(ibp_persist_hit_batch *out);
+
+/*
+ * Checks ev and fills *out (zeroed first): the columns, the vote_data JSON
+ * ({"epoch": E, "voters": [...]} for a down status, {"end_epoch": E,
+ * "end_voters": [...]} for an up status, which closes) and additional_data
+ * (data_json as it is when it is JSON MariaDB accepts, otherwise the text as
+ * a JSON string, so an outage is never lost over its extra data). Errors as
+ * at the top.
+ */
+ibp_status ibp_persist_parse_event(const Ibp__V1__Event *ev, ibp_persist_event *out, ibp_err *err);
+
+/* Frees the JSON columns and zeroes *out; accepts NULL. */
+void ibp_persist_event_clear(ibp_persist_event *out);
+
+#endif

@@ -1,0 +1,324 @@
+/*
+ * HitBatch and Event payloads to the columns persist writes; see
+ * ibp/persist_parse.h. Pure: the JSON columns are built here too because
+ * they must come out the same on every replay.
+ */
+#include "ibp/persist_parse.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "column_text.h"
+#include "ibp/event.h"
+#include "ibp/usage.h"
+
+/* MariaDB refuses JSON nested deeper than this (JSON_VALID fails). */
+#define JSON_DEPTH_MAX 32
+
+/* Checks a string for a column: valid UTF-8 and at most max characters. */
+static ibp_status field_check(ibp_err *err, const char *what, const char *s, size_t max)
+{
+    size_t chars = 0;
+    size_t len = s ? strlen(s) : 0;
+    if (!ibp_persist_utf8_valid(s ? s : "", len, &chars))
+        return ibp_err_set(err, IBP_E_INVAL, "%s is not valid UTF-8", what);
+    if (chars > max)
+        return ibp_err_set(err, IBP_E_RANGE, "%s has %zu characters, the column holds %zu", what,
+                           chars, max);
+    return IBP_OK;
+}
+
+static const char *or_empty(const char *s)
+{
+    return s ? s : "";
+}
+
+/* ---- HitBatch ------------------------------------------------------------ */
+
+static ibp_status check_row(const Ibp__V1__HitRow *r, size_t i, ibp_err *err)
+{
+    int64_t day;
+    char what[64];
+    if (r->date == NULL || ibp_usage_parse_date(r->date, &day) != 0 ||
+        strncmp(r->date, "1000", 4) < 0)
+        return ibp_err_set(err, IBP_E_INVAL, "row %zu: date '%.16s' is not YYYY-MM-DD", i,
+                           or_empty(r->date));
+    if (r->hits > IBP_PERSIST_MAX_ROW_HITS)
+        return ibp_err_set(err, IBP_E_RANGE,
+                           "row %zu: %" PRIu64 " hits is above the plausible maximum %" PRIu64, i,
+                           r->hits, IBP_PERSIST_MAX_ROW_HITS);
+    const struct {
+        const char *name;
+        const char *value;
+        size_t lim;
+    } fields[] = {
+        {"domain", r->domain, IBP_PERSIST_LIM_DOMAIN},
+        {"member", r->member, IBP_PERSIST_LIM_MEMBER},
+        {"asn", r->asn, IBP_PERSIST_LIM_ASN},
+        {"network_name", r->network_name, IBP_PERSIST_LIM_NETWORK},
+        {"country_code", r->country_code, IBP_PERSIST_LIM_CC},
+        {"country_name", r->country_name, IBP_PERSIST_LIM_COUNTRY},
+    };
+    for (size_t f = 0; f < sizeof fields / sizeof fields[0]; f++) {
+        snprintf(what, sizeof what, "row %zu: %s", i, fields[f].name);
+        ibp_status st = field_check(err, what, fields[f].value, fields[f].lim);
+        if (st != IBP_OK)
+            return st;
+    }
+    return IBP_OK;
+}
+
+ibp_status ibp_persist_parse_hit_batch(const Ibp__V1__HitBatch *hb, const char *signer,
+                                       ibp_persist_hit_batch *out, ibp_err *err)
+{
+    memset(out, 0, sizeof *out);
+    if (hb == NULL || signer == NULL)
+        return ibp_err_set(err, IBP_E_INVAL, "HitBatch missing");
+    if (!hb->node || strcmp(hb->node, signer) != 0)
+        return ibp_err_set(err, IBP_E_ROLE_DENIED,
+                           "HitBatch of node '%.64s' signed by '%.64s': a dns node reports its "
+                           "own hits",
+                           or_empty(hb->node), signer);
+    if (hb->flush_seq == 0)
+        return ibp_err_set(err, IBP_E_INVAL, "HitBatch of %s has flush_seq 0", hb->node);
+    ibp_status st = field_check(err, "node", hb->node, IBP_PERSIST_LIM_NODE);
+    for (size_t i = 0; st == IBP_OK && i < hb->n_rows; i++)
+        st = check_row(hb->rows[i], i, err);
+    if (st != IBP_OK)
+        return st;
+    if (hb->n_rows > 0) {
+        out->rows = calloc(hb->n_rows, sizeof *out->rows);
+        if (out->rows == NULL)
+            return ibp_err_set(err, IBP_E_NOMEM, "HitBatch of %s: out of memory", hb->node);
+    }
+    for (size_t i = 0; i < hb->n_rows; i++) {
+        const Ibp__V1__HitRow *r = hb->rows[i];
+        out->rows[i] = (ibp_persist_hit_row){
+            .date = r->date,
+            .domain = or_empty(r->domain),
+            .member = or_empty(r->member),
+            .asn = or_empty(r->asn),
+            .network_name = or_empty(r->network_name),
+            .country_code = or_empty(r->country_code),
+            .country_name = or_empty(r->country_name),
+            .ipv6 = r->ipv6,
+            .hits = r->hits,
+        };
+    }
+    out->n_rows = hb->n_rows;
+    out->node = hb->node;
+    out->flush_seq = hb->flush_seq;
+    return IBP_OK;
+}
+
+void ibp_persist_hit_batch_clear(ibp_persist_hit_batch *out)
+{
+    if (out == NULL)
+        return;
+    free(out->rows);
+    memset(out, 0, sizeof *out);
+}
+
+/* ---- Event --------------------------------------------------------------- */
+
+static const char *status_name(Ibp__V1__Status s)
+{
+    switch (s) {
+    case IBP__V1__STATUS__STATUS_UP:
+        return "up";
+    case IBP__V1__STATUS__STATUS_DOWN:
+        return "down";
+    default:
+        return "unspecified";
+    }
+}
+
+static int json_depth(const json_t *j)
+{
+    int max = 0;
+    if (json_is_object(j)) {
+        const char *k;
+        json_t *v;
+        json_object_foreach((json_t *)j, k, v)
+        {
+            int d = json_depth(v);
+            if (d > max)
+                max = d;
+        }
+        return max + 1;
+    }
+    if (json_is_array(j)) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(j, i, v)
+        {
+            int d = json_depth(v);
+            if (d > max)
+                max = d;
+        }
+        return max + 1;
+    }
+    return 0;
+}
+
+/*
+ * additional_data: the observation's data_json as it is when it is JSON
+ * MariaDB accepts; otherwise the text as a JSON string, so an outage is
+ * never lost over its extra data (deterministic, so a replay agrees).
+ */
+static char *data_json_column(const char *text)
+{
+    if (text == NULL || *text == '\0')
+        return NULL;
+    json_error_t jerr;
+    json_t *j = json_loads(text, JSON_DECODE_ANY, &jerr);
+    if (j != NULL && json_depth(j) <= JSON_DEPTH_MAX) {
+        json_decref(j);
+        return strdup(text);
+    }
+    json_decref(j);
+    json_t *s = json_string(text);
+    char *out = s ? json_dumps(s, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+    json_decref(s);
+    return out;
+}
+
+/* vote_data: {"epoch": E, "voters": [...]}, or with prefix "end_" for closing. */
+static char *voters_json(const Ibp__V1__Event *ev, const char *epoch_key, const char *voters_key)
+{
+    if (ev->n_voters == 0)
+        return NULL;
+    json_t *o = json_object();
+    json_t *arr = json_array();
+    for (size_t i = 0; i < ev->n_voters; i++) {
+        const Ibp__V1__Voter *v = ev->voters[i];
+        json_t *jv = json_object();
+        json_object_set_new(jv, "node", json_string(or_empty(v->node)));
+        json_object_set_new(jv, "local_seq", json_integer((json_int_t)v->local_seq));
+        json_object_set_new(jv, "batch_seq", json_integer((json_int_t)v->batch_seq));
+        json_object_set_new(jv, "status", json_string(status_name(v->status)));
+        json_array_append_new(arr, jv);
+    }
+    json_object_set_new(o, epoch_key, json_integer((json_int_t)ev->epoch));
+    json_object_set_new(o, voters_key, arr);
+    char *out = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    return out;
+}
+
+/* The key columns of f from ev's kind and key (id, member, status checked). */
+static ibp_status key_columns(const Ibp__V1__Event *ev, ibp_persist_event *f, ibp_err *err)
+{
+    const Ibp__V1__ResultKey *k = ev->key;
+    const char *domain = or_empty(k->domain);
+    const char *endpoint = or_empty(k->endpoint);
+    if (ev->kind == IBP__V1__EVENT_KIND__EVENT_KIND_OVERRIDE) {
+        f->check_type = IBP_OVERRIDE_CHECK_NAME;
+        f->check_name = k->check_name && *k->check_name ? k->check_name : IBP_OVERRIDE_CHECK_NAME;
+        f->domain = "";
+        f->endpoint = "";
+        f->ipv6 = false;
+        return IBP_OK;
+    }
+    if (ev->kind != IBP__V1__EVENT_KIND__EVENT_KIND_STATUS)
+        return ibp_err_set(err, IBP_E_INVAL, "Event %.128s has kind %d", ev->id, (int)ev->kind);
+    switch (k->check_type) {
+    case IBP__V1__CHECK_TYPE__CHECK_TYPE_SITE:
+        f->check_type = "site";
+        break;
+    case IBP__V1__CHECK_TYPE__CHECK_TYPE_DOMAIN:
+        f->check_type = "domain";
+        break;
+    case IBP__V1__CHECK_TYPE__CHECK_TYPE_ENDPOINT:
+        f->check_type = "endpoint";
+        break;
+    default:
+        return ibp_err_set(err, IBP_E_INVAL, "Event %.128s has check type %d", ev->id,
+                           (int)k->check_type);
+    }
+    bool want_domain = k->check_type != IBP__V1__CHECK_TYPE__CHECK_TYPE_SITE;
+    bool want_endpoint = k->check_type == IBP__V1__CHECK_TYPE__CHECK_TYPE_ENDPOINT;
+    if ((*domain != '\0') != want_domain || (*endpoint != '\0') != want_endpoint)
+        return ibp_err_set(
+            err, IBP_E_INVAL, "Event %.128s: a %s key %s a domain and %s an endpoint", ev->id,
+            f->check_type, want_domain ? "needs" : "has no", want_endpoint ? "needs" : "has no");
+    f->check_name = or_empty(k->check_name);
+    f->domain = domain;
+    f->endpoint = endpoint;
+    f->ipv6 = k->ipv6;
+    return IBP_OK;
+}
+
+/* The free texts: error, data_json and the voters' node names. */
+static ibp_status text_columns(const Ibp__V1__Event *ev, ibp_persist_event *f, ibp_err *err)
+{
+    const char *error = or_empty(ev->error);
+    size_t elen = strlen(error);
+    if (!ibp_persist_utf8_valid(error, elen, NULL))
+        return ibp_err_set(err, IBP_E_INVAL, "Event %.128s: error text is not valid UTF-8", ev->id);
+    f->error = error;
+    f->error_len = ibp_persist_utf8_prefix(error, elen, IBP_PERSIST_ERROR_TEXT_MAX, SIZE_MAX);
+    const char *data = or_empty(ev->data_json);
+    if (!ibp_persist_utf8_valid(data, strlen(data), NULL))
+        return ibp_err_set(err, IBP_E_INVAL, "Event %.128s: data_json is not valid UTF-8", ev->id);
+    for (size_t i = 0; i < ev->n_voters; i++) {
+        const char *node = or_empty(ev->voters[i]->node);
+        if (!ibp_persist_utf8_valid(node, strlen(node), NULL))
+            return ibp_err_set(err, IBP_E_INVAL, "Event %.128s: voter %zu is not valid UTF-8",
+                               ev->id, i);
+    }
+    f->data_json = data_json_column(data);
+    f->vote_json =
+        f->up ? voters_json(ev, "end_epoch", "end_voters") : voters_json(ev, "epoch", "voters");
+    if ((*data && f->data_json == NULL) || (ev->n_voters > 0 && f->vote_json == NULL))
+        return ibp_err_set(err, IBP_E_NOMEM, "Event %.128s: out of memory encoding JSON", ev->id);
+    return IBP_OK;
+}
+
+ibp_status ibp_persist_parse_event(const Ibp__V1__Event *ev, ibp_persist_event *out, ibp_err *err)
+{
+    memset(out, 0, sizeof *out);
+    if (ev == NULL)
+        return ibp_err_set(err, IBP_E_INVAL, "Event missing");
+    if (ev->id == NULL || *ev->id == '\0')
+        return ibp_err_set(err, IBP_E_INVAL, "Event without an id");
+    ibp_status st = field_check(err, "event id", ev->id, IBP_PERSIST_LIM_EVENT_ID);
+    if (st != IBP_OK)
+        return st;
+    const Ibp__V1__ResultKey *k = ev->key;
+    if (k == NULL || k->member == NULL || *k->member == '\0')
+        return ibp_err_set(err, IBP_E_INVAL, "Event %.128s has no key or no member", ev->id);
+    if (ev->status != IBP__V1__STATUS__STATUS_UP && ev->status != IBP__V1__STATUS__STATUS_DOWN)
+        return ibp_err_set(err, IBP_E_INVAL, "Event %.128s has status %d (neither up nor down)",
+                           ev->id, (int)ev->status);
+    if (ev->time_ms < IBP_PERSIST_TIME_MIN_MS || ev->time_ms > IBP_PERSIST_TIME_MAX_MS)
+        return ibp_err_set(err, IBP_E_RANGE,
+                           "Event %.128s time_ms %" PRId64 " is outside what DATETIME holds",
+                           ev->id, ev->time_ms);
+    out->id = ev->id;
+    out->member = k->member;
+    out->up = ev->status == IBP__V1__STATUS__STATUS_UP;
+    out->time_ms = ev->time_ms;
+    out->epoch = ev->epoch;
+    if ((st = key_columns(ev, out, err)) != IBP_OK ||
+        (st = field_check(err, "check_name", out->check_name, IBP_PERSIST_LIM_CHECK_NAME)) !=
+            IBP_OK ||
+        (st = field_check(err, "member", out->member, IBP_PERSIST_LIM_MEMBER)) != IBP_OK ||
+        (st = field_check(err, "domain", out->domain, IBP_PERSIST_LIM_DOMAIN)) != IBP_OK ||
+        (st = field_check(err, "endpoint", out->endpoint, IBP_PERSIST_LIM_ENDPOINT)) != IBP_OK)
+        return st;
+    return text_columns(ev, out, err);
+}
+
+void ibp_persist_event_clear(ibp_persist_event *out)
+{
+    if (out == NULL)
+        return;
+    free(out->vote_json);
+    free(out->data_json);
+    memset(out, 0, sizeof *out);
+}
