@@ -1,8 +1,13 @@
 /* Verified LOCAL envelopes as engine messages; see ibp/local_msg.h. */
 #include "ibp/local_msg.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "ibp/codec_member_override.h"
+#include "ibp/codec_observation_batch.h"
+#include "ibp/log.h"
 
 Ibp__V1__Status ibp_local_status_to_wire(ibp_vote_status s)
 {
@@ -29,9 +34,20 @@ void ibp_local_key_to_wire(Ibp__V1__ResultKey *out, const ibp_vote_key *k)
     out->ipv6 = k->ipv6;
 }
 
+/* A payload its codec refuses; the engine would have refused it whole as well. */
+static ibp_status refused(const ibp_verified *vm, ibp_status st, const ibp_err *err)
+{
+    if (st != IBP_E_NOMEM)
+        IBP_LOG(IBP_LOG_WARN, "replica", "payload refused signer=%s seq=%" PRIu64 " detail=\"%s\"",
+                vm->envelope->signer, vm->envelope->seq, err->msg);
+    return st;
+}
+
 ibp_status ibp_local_msg_from_verified(const ibp_verified *vm, uint64_t local_seq,
                                        int64_t stream_ms, ibp_vote_msg *out, ibp_vote_obs **obs)
 {
+    ibp_status st;
+    ibp_err err = {0};
     memset(out, 0, sizeof *out);
     *obs = NULL;
     out->signer = vm->envelope->signer;
@@ -39,32 +55,32 @@ ibp_status ibp_local_msg_from_verified(const ibp_verified *vm, uint64_t local_se
     out->stream_ms = stream_ms;
     switch (vm->envelope->type) {
     case IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_OBSERVATION_BATCH: {
-        const Ibp__V1__ObservationBatch *b = (const Ibp__V1__ObservationBatch *)vm->payload;
-        ibp_vote_obs *o = calloc(b->n_observations ? b->n_observations : 1, sizeof *o);
-        if (!o)
+        ibp_codec_observation_batch b;
+        if ((st = ibp_codec_observation_batch_decode_verified(vm, &b, &err)) != IBP_OK)
+            return refused(vm, st, &err);
+        ibp_vote_obs *o = calloc(b.nobs ? b.nobs : 1, sizeof *o);
+        if (!o) {
+            ibp_codec_observation_batch_clear(&b);
             return IBP_E_NOMEM;
-        for (size_t i = 0; i < b->n_observations; i++) {
-            const Ibp__V1__Observation *p = b->observations[i];
-            /* A missing key becomes an empty one, which the engine refuses with
-             * the whole batch, on every replica alike. */
-            if (p->key)
-                o[i].key = (ibp_vote_key){(ibp_vote_check)p->key->check_type,
-                                          p->key->check_name,
-                                          p->key->member,
-                                          p->key->domain,
-                                          p->key->endpoint,
-                                          p->key->ipv6};
-            o[i].status = ibp_local_status_from_wire(p->status);
+        }
+        /* The strings stay in vm; the codec's arrays go. */
+        for (size_t i = 0; i < b.nobs; i++) {
+            const ibp_codec_observation *p = &b.obs[i];
+            o[i].key = (ibp_vote_key){(ibp_vote_check)p->key.type, p->key.check_name,
+                                      p->key.member,                p->key.domain,
+                                      p->key.endpoint,              p->key.ipv6};
+            o[i].status = (ibp_vote_status)p->status;
             o[i].check_time_ms = p->check_time_ms;
             o[i].error = p->error;
             o[i].data_json = p->data_json;
         }
         out->kind = IBP_VOTE_MSG_OBSERVATION_BATCH;
-        out->batch_seq = b->batch_seq;
-        out->full = b->full;
+        out->batch_seq = b.batch_seq;
+        out->full = b.full;
         out->obs = o;
-        out->nobs = b->n_observations;
+        out->nobs = b.nobs;
         *obs = o;
+        ibp_codec_observation_batch_clear(&b);
         return IBP_OK;
     }
     case IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_HEARTBEAT:
@@ -74,9 +90,12 @@ ibp_status ibp_local_msg_from_verified(const ibp_verified *vm, uint64_t local_se
         out->kind = IBP_VOTE_MSG_HEARTBEAT;
         return IBP_OK;
     case IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_MEMBER_OVERRIDE: {
-        const Ibp__V1__MemberOverride *m = (const Ibp__V1__MemberOverride *)vm->payload;
+        ibp_codec_member_override m;
+        if ((st = ibp_codec_member_override_decode_verified(vm, &m, &err)) != IBP_OK)
+            return refused(vm, st, &err);
         out->kind = IBP_VOTE_MSG_MEMBER_OVERRIDE;
-        out->override = (ibp_vote_override){m->member, m->disabled, m->reason};
+        out->override = (ibp_vote_override){m.member, m.disabled, m.reason};
+        ibp_codec_member_override_clear(&m); /* borrowed: frees nothing */
         return IBP_OK;
     }
     default:

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "ibp/bus.h"
+#include "ibp/codec_heartbeat.h"
 #include "ibp/log.h"
 #include "ibp/roster.h"
 #include "ibp/seqfile.h"
@@ -83,42 +84,24 @@ void ibp_monitor_publisher_opts_init(ibp_monitor_publisher_opts *opts)
 
 /* ---- pure helpers ------------------------------------------------------- */
 
-static Ibp__V1__CheckType wire_check_type(ibp_check_type t)
-{
-    switch (t) {
-    case IBP_CHECK_SITE:
-        return IBP__V1__CHECK_TYPE__CHECK_TYPE_SITE;
-    case IBP_CHECK_DOMAIN:
-        return IBP__V1__CHECK_TYPE__CHECK_TYPE_DOMAIN;
-    case IBP_CHECK_ENDPOINT:
-        return IBP__V1__CHECK_TYPE__CHECK_TYPE_ENDPOINT;
-    }
-    return IBP__V1__CHECK_TYPE__CHECK_TYPE_UNSPECIFIED;
-}
-
 ibp_status ibp_observation_from_result(const ibp_result *r, ibp_observation_buf *buf, ibp_err *err)
 {
     if (!r || !buf)
         return ibp_err_set(err, IBP_E_INVAL, "observation: no result");
-    Ibp__V1__CheckType t = wire_check_type(r->type);
-    if (t == IBP__V1__CHECK_TYPE__CHECK_TYPE_UNSPECIFIED)
+    if (r->type != IBP_CHECK_SITE && r->type != IBP_CHECK_DOMAIN && r->type != IBP_CHECK_ENDPOINT)
         return ibp_err_set(err, IBP_E_INVAL, "observation: unknown check type %d", (int)r->type);
     if (ibp_domain_normalize(r->domain, buf->domain, sizeof buf->domain) != IBP_OK)
         return ibp_err_set(err, IBP_E_RANGE, "observation: domain '%.80s...' is too long",
                            r->domain);
-    ibp__v1__result_key__init(&buf->key);
-    ibp__v1__observation__init(&buf->obs);
-    buf->key.check_type = t;
-    buf->key.check_name = r->check_name;
-    buf->key.member = r->member;
-    buf->key.domain = buf->domain;
-    buf->key.endpoint = r->endpoint;
-    buf->key.ipv6 = r->ipv6;
-    buf->obs.key = &buf->key;
-    buf->obs.status = r->up ? IBP__V1__STATUS__STATUS_UP : IBP__V1__STATUS__STATUS_DOWN;
-    buf->obs.check_time_ms = r->check_time_ms;
-    buf->obs.error = r->error;
-    buf->obs.data_json = r->data_json;
+    /* ibp_check_type has the wire's values. */
+    buf->obs = (ibp_codec_observation){
+        .key = {(ibp_codec_check)r->type, r->check_name, r->member, buf->domain, r->endpoint,
+                r->ipv6},
+        .status = r->up ? IBP_CODEC_STATUS_UP : IBP_CODEC_STATUS_DOWN,
+        .check_time_ms = r->check_time_ms,
+        .error = r->error,
+        .data_json = r->data_json,
+    };
     return IBP_OK;
 }
 
@@ -128,8 +111,7 @@ static size_t observation_wire_size(const ibp_result *r)
     ibp_observation_buf b;
     if (ibp_observation_from_result(r, &b, NULL) != IBP_OK)
         return 0;
-    size_t n = protobuf_c_message_get_packed_size(&b.obs.base);
-    return n + 1 + 5; /* tag, varint length (at most 5 bytes) */
+    return ibp_codec_observation_size(&b.obs);
 }
 
 size_t ibp_observation_batch_split(const ibp_result *const *results, size_t n, size_t max_obs,
@@ -154,8 +136,7 @@ ibp_status ibp_observation_batch_pack(const ibp_result *const *results, size_t n
 {
     ibp_status st = IBP_OK;
     ibp_observation_buf *bufs = calloc(n ? n : 1, sizeof *bufs);
-    Ibp__V1__Observation **obs = calloc(n ? n : 1, sizeof *obs);
-    uint8_t *data = NULL;
+    ibp_codec_observation *obs = calloc(n ? n : 1, sizeof *obs);
     if (!bufs || !obs) {
         st = ibp_err_set(err, IBP_E_NOMEM, "observation batch: out of memory");
         goto out;
@@ -163,24 +144,11 @@ ibp_status ibp_observation_batch_pack(const ibp_result *const *results, size_t n
     for (size_t i = 0; i < n; i++) {
         if ((st = ibp_observation_from_result(results[i], &bufs[i], err)) != IBP_OK)
             goto out;
-        obs[i] = &bufs[i].obs;
+        obs[i] = bufs[i].obs;
     }
-    Ibp__V1__ObservationBatch b = IBP__V1__OBSERVATION_BATCH__INIT;
-    b.batch_seq = batch_seq;
-    b.full = full;
-    b.n_observations = n;
-    b.observations = obs;
-    size_t len = protobuf_c_message_get_packed_size(&b.base);
-    if (!(data = malloc(len ? len : 1))) {
-        st = ibp_err_set(err, IBP_E_NOMEM, "observation batch: out of memory");
-        goto out;
-    }
-    protobuf_c_message_pack(&b.base, data);
-    *out = data;
-    *out_len = len;
-    data = NULL;
+    ibp_codec_observation_batch b = {.batch_seq = batch_seq, .full = full, .obs = obs, .nobs = n};
+    st = ibp_codec_observation_batch_encode(&b, out, out_len, err);
 out:
-    free(data);
     free(obs);
     free(bufs);
     return st;
@@ -299,16 +267,15 @@ static ibp_status seal_heartbeat(ibp_monitor_publisher *p, ibp_err *err)
     for (unsigned bit = 1; bit <= IBP_ROLE_ADMIN && n < 8; bit <<= 1)
         if (p->opts.roles & bit)
             roles[n++] = (char *)ibp_role_name(bit);
-    Ibp__V1__Heartbeat hb = IBP__V1__HEARTBEAT__INIT;
-    hb.n_roles = n;
-    hb.roles = roles;
-    uint8_t buf[256];
-    size_t len = protobuf_c_message_get_packed_size(&hb.base);
-    if (len > sizeof buf)
-        return ibp_err_set(err, IBP_E_RANGE, "publisher: heartbeat too large");
-    protobuf_c_message_pack(&hb.base, buf);
-    return seal_and_queue(p, IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_HEARTBEAT, buf, len, 0, false,
-                          err);
+    ibp_codec_heartbeat hb = {.roles = (const char *const *)roles, .nroles = n};
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    ibp_status st = ibp_codec_heartbeat_encode(&hb, &buf, &len, err);
+    if (st != IBP_OK)
+        return st;
+    st = seal_and_queue(p, IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_HEARTBEAT, buf, len, 0, false, err);
+    free(buf);
+    return st;
 }
 
 /* Makes the batches that are due. Called only with an empty queue. */

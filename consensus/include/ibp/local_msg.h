@@ -14,11 +14,15 @@
 
 /*
  * Fills *out from vm (which must stay alive while *out is used), with the
- * LOCAL stream sequence and time. Observation batches need an array: *obs
- * receives a malloc'd one (free it after the apply; NULL for other kinds).
- * Returns IBP_OK; IBP_E_NOT_FOUND when the message is not for the engine (a
- * heartbeat from a signer without the monitor role, or a payload type that
- * does not belong on LOCAL); IBP_E_NOMEM.
+ * LOCAL stream sequence and time. The payload is decoded and checked by its
+ * codec (ibp/codec_observation_batch.h, ibp/codec_member_override.h).
+ * Observation batches need an array: *obs receives a malloc'd one (free it
+ * after the apply; NULL for other kinds). Returns IBP_OK; IBP_E_NOT_FOUND
+ * when the message is not for the engine (a heartbeat from a signer without
+ * the monitor role, or a payload type that does not belong on LOCAL);
+ * IBP_E_PAYLOAD_DECODE or IBP_E_TOO_LARGE for a payload the codec refuses
+ * (logged with the reason, at WARN), which the engine would refuse whole as
+ * well; IBP_E_NOMEM.
  */
 ibp_status ibp_local_msg_from_verified(const ibp_verified *vm, uint64_t local_seq,
                                        int64_t stream_ms, ibp_vote_msg *out, ibp_vote_obs **obs);

@@ -54,6 +54,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ibp/codec_observation_batch.h"
 #include "ibp/envelope.h"
 #include "ibp/ibp.pb-c.h"
 #include "ibp/result.h"
@@ -148,12 +149,12 @@ void ibp_monitor_publisher_stop(ibp_monitor_publisher *p);
 /* ---- pure helpers (also used by tests and tools) ------------------------ */
 
 /*
- * One observation in wire form, borrowing the result's strings except the
- * normalised domain, which it holds itself. Not to be copied (obs points at key).
+ * One observation as the codec takes it (ibp/codec_observation_batch.h),
+ * borrowing the result's strings except the normalised domain, which it holds
+ * itself. Not to be copied (obs.key.domain points at domain).
  */
 typedef struct ibp_observation_buf {
-    Ibp__V1__Observation obs;
-    Ibp__V1__ResultKey key;
+    ibp_codec_observation obs;
     char domain[IBP_DOMAIN_MAX + 1];
 } ibp_observation_buf;
 
