@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ibp/vec.h"
 #include "vote_internal.h"
 
 static const char *const rc_msgs[] = {
@@ -56,14 +57,14 @@ const char *ibp_vote_rc_name(ibp_vote_rc rc)
 
 const uint8_t ibp_vote_empty_digest[IBP_VOTE_DIGEST_SIZE];
 
-_Noreturn void vote_assert_fail(const char *what, const char *file, int line)
+_Noreturn void ibp__vote_assert_fail(const char *what, const char *file, int line)
 {
     /* The one place the engine writes anything: a bug report on the way down. */
     fprintf(stderr, "ibp_vote: invariant broken: %s (%s:%d)\n", what, file, line);
     abort();
 }
 
-ibp_vote_rc vote_fail(ibp_vote *e, ibp_vote_rc rc, const char *fmt, ...)
+ibp_vote_rc ibp__vote_fail(ibp_vote *e, ibp_vote_rc rc, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -72,24 +73,17 @@ ibp_vote_rc vote_fail(ibp_vote *e, ibp_vote_rc rc, const char *fmt, ...)
     return rc;
 }
 
-bool vote_grow(void *arrp, size_t *cap, size_t need, size_t esz)
+bool ibp__vote_grow(void *arrp, size_t *cap, size_t need, size_t esz)
 {
     if (need <= *cap)
-        return true;
-    size_t nc = *cap ? *cap : 8;
-    while (nc < need) {
-        if (nc > SIZE_MAX / 2 / esz)
-            return false;
-        nc *= 2;
-    }
+        return true; /* ibp_grow would return the array, which may be NULL */
     /* arrp points at a T* variable; copy it through void * without punning. */
     void *p;
     memcpy(&p, arrp, sizeof p);
-    void *q = realloc(p, nc * esz);
+    void *q = ibp_grow(p, cap, need, esz);
     if (!q)
         return false;
     memcpy(arrp, &q, sizeof q);
-    *cap = nc;
     return true;
 }
 
@@ -133,7 +127,8 @@ ibp_vote_rc ibp_vote_config_check(const ibp_vote_config *cfg)
     return IBP_VOTE_OK;
 }
 
-uint32_t vote_quorum(const ibp_vote *e, uint32_t nactive)
+/* Quorum for n active monitors under e's configuration. */
+static uint32_t quorum_of(const ibp_vote *e, uint32_t nactive)
 {
     uint32_t q = nactive / 2 + 1;
     return q > e->cfg.quorum_min ? q : e->cfg.quorum_min;
@@ -152,7 +147,7 @@ ibp_vote_rc ibp_vote_new(const ibp_vote_config *cfg, ibp_vote **out)
     e->free_head = VOTE_NONE;
     e->lru_head = e->lru_tail = VOTE_NONE;
     e->act_head = e->act_tail = VOTE_NONE;
-    if (!vote_table_init(&e->key_index, 64) || !vote_table_init(&e->mon_index, 16)) {
+    if (!ibp_hash_index_init(&e->key_index, 64) || !ibp_hash_index_init(&e->mon_index, 16)) {
         ibp_vote_free(e);
         return IBP_VOTE_E_NOMEM;
     }
@@ -184,8 +179,8 @@ void ibp_vote_free(ibp_vote *e)
         free((char *)e->overs[i].reason);
     }
     free(e->overs);
-    vote_table_destroy(&e->key_index);
-    vote_table_destroy(&e->mon_index);
+    ibp_hash_index_destroy(&e->key_index);
+    ibp_hash_index_destroy(&e->mon_index);
     free(e->obs_kid);
     free(e->touched);
     free(e->created);
@@ -222,8 +217,8 @@ static bool key_expire(ibp_vote *e, uint32_t id)
         (!VOTE_GROW(e->changes, e->changes_cap, e->nchanges + 1) ||
          !VOTE_GROW(e->change_vote_off, e->change_vote_off_cap, e->nchanges + 1)))
         return false;
-    vote_lru_unlink(e, id);
-    vote_table_remove(&e->key_index, k->hash, id);
+    ibp__vote_lru_unlink(e, id);
+    ibp_hash_index_remove(&e->key_index, k->hash, id);
     for (uint32_t j = 0; j < k->nobs; j++) {
         struct vmon *m = &e->mons[k->obs[j].mon];
         VOTE_ASSERT(m->nobs > 0);
@@ -236,17 +231,17 @@ static bool key_expire(ibp_vote *e, uint32_t id)
     k->nobs = k->cap = 0;
     if (k->official != IBP_VOTE_NONE) {
         uint64_t el[4];
-        vote_official_element(k, el);
-        vote_digest_sub(e->digest, el);
+        ibp__vote_official_element(k, el);
+        ibp__vote_digest_sub(e->digest, el);
         ibp_vote_change *c = &e->changes[e->nchanges];
         memset(c, 0, sizeof *c);
         c->kind = IBP_VOTE_REMOVED;
-        vote_key_public(k, &c->key);
+        ibp__vote_key_public(k, &c->key);
         c->status = IBP_VOTE_NONE;
         c->previous = (ibp_vote_status)k->official;
         c->check_time_ms = k->off_check_time_ms;
-        c->error = vote_extra_error(k->off_extra);
-        c->data_json = vote_extra_data(k->off_extra, k->off_errlen);
+        c->error = ibp__vote_extra_error(k->off_extra);
+        c->data_json = ibp__vote_extra_data(k->off_extra, k->off_errlen);
         e->change_vote_off[e->nchanges] = e->nvotes;
         e->nchanges++;
         e->nofficial--;
@@ -301,7 +296,7 @@ static void next_stamp(ibp_vote *e)
 static void rollback_created(ibp_vote *e)
 {
     while (e->ncreated > 0)
-        vote_key_uncreate(e, e->created[--e->ncreated]);
+        ibp__vote_key_uncreate(e, e->created[--e->ncreated]);
 }
 
 /* ---- staging (validation, no visible change) ------------------------------- */
@@ -309,13 +304,13 @@ static void rollback_created(ibp_vote *e)
 static ibp_vote_rc check_signer(ibp_vote *e, const ibp_vote_msg *msg, size_t *len)
 {
     const char *s = nz(msg->signer);
-    *len = vote_bounded_len(s, IBP_VOTE_NAME_MAX);
+    *len = ibp__vote_bounded_len(s, IBP_VOTE_NAME_MAX);
     if (*len == 0)
-        return vote_fail(e, IBP_VOTE_E_INVAL, "LOCAL %llu: empty signer",
-                         (unsigned long long)msg->local_seq);
+        return ibp__vote_fail(e, IBP_VOTE_E_INVAL, "LOCAL %llu: empty signer",
+                              (unsigned long long)msg->local_seq);
     if (*len > IBP_VOTE_NAME_MAX)
-        return vote_fail(e, IBP_VOTE_E_INVAL, "LOCAL %llu: signer longer than %d bytes",
-                         (unsigned long long)msg->local_seq, IBP_VOTE_NAME_MAX);
+        return ibp__vote_fail(e, IBP_VOTE_E_INVAL, "LOCAL %llu: signer longer than %d bytes",
+                              (unsigned long long)msg->local_seq, IBP_VOTE_NAME_MAX);
     return IBP_VOTE_OK;
 }
 
@@ -323,18 +318,18 @@ static ibp_vote_rc check_signer(ibp_vote *e, const ibp_vote_msg *msg, size_t *le
 static bool check_obs(const ibp_vote_obs *o, struct vote_stage *st, char *err, size_t cap,
                       const char *where)
 {
-    if (!vote_key_validate(&o->key, &st->v, err, cap, where))
+    if (!ibp__vote_key_validate(&o->key, &st->v, err, cap, where))
         return false;
     if (o->status != IBP_VOTE_UP && o->status != IBP_VOTE_DOWN) {
         snprintf(err, cap, "%s: status %d is neither up nor down", where, (int)o->status);
         return false;
     }
-    st->errlen = vote_bounded_len(nz(o->error), IBP_VOTE_ERROR_MAX);
+    st->errlen = ibp__vote_bounded_len(nz(o->error), IBP_VOTE_ERROR_MAX);
     if (st->errlen > IBP_VOTE_ERROR_MAX) {
         snprintf(err, cap, "%s: error text longer than %d bytes", where, IBP_VOTE_ERROR_MAX);
         return false;
     }
-    st->datalen = vote_bounded_len(nz(o->data_json), IBP_VOTE_DATA_MAX);
+    st->datalen = ibp__vote_bounded_len(nz(o->data_json), IBP_VOTE_DATA_MAX);
     if (st->datalen > IBP_VOTE_DATA_MAX) {
         snprintf(err, cap, "%s: data longer than %d bytes", where, IBP_VOTE_DATA_MAX);
         return false;
@@ -348,19 +343,19 @@ static ibp_vote_rc stage_monitor_msg(ibp_vote *e, const ibp_vote_msg *msg, size_
                                      uint32_t *mon)
 {
     unsigned long long seq = (unsigned long long)msg->local_seq;
-    *mon = vote_mon_find(e, msg->signer, signer_len);
+    *mon = ibp__vote_mon_find(e, msg->signer, signer_len);
     if (*mon == VOTE_NONE && e->nmons >= e->cfg.max_monitors)
-        return vote_fail(e, IBP_VOTE_E_LIMIT, "LOCAL %llu: more than %zu monitors (new: %s)", seq,
-                         e->cfg.max_monitors, msg->signer);
+        return ibp__vote_fail(e, IBP_VOTE_E_LIMIT, "LOCAL %llu: more than %zu monitors (new: %s)",
+                              seq, e->cfg.max_monitors, msg->signer);
     if (msg->kind != IBP_VOTE_MSG_OBSERVATION_BATCH || msg->nobs == 0)
         return IBP_VOTE_OK;
     size_t n = msg->nobs;
     if (n > e->cfg.max_batch_obs)
-        return vote_fail(e, IBP_VOTE_E_LIMIT,
-                         "LOCAL %llu: batch from %s has %zu observations, limit %zu", seq,
-                         msg->signer, n, e->cfg.max_batch_obs);
+        return ibp__vote_fail(e, IBP_VOTE_E_LIMIT,
+                              "LOCAL %llu: batch from %s has %zu observations, limit %zu", seq,
+                              msg->signer, n, e->cfg.max_batch_obs);
     if (!msg->obs)
-        return vote_fail(e, IBP_VOTE_E_INVAL, "LOCAL %llu: observations missing", seq);
+        return ibp__vote_fail(e, IBP_VOTE_E_INVAL, "LOCAL %llu: observations missing", seq);
     if (!VOTE_GROW(e->stage, e->stage_cap, n) || !VOTE_GROW(e->obs_kid, e->obs_kid_cap, n) ||
         !VOTE_GROW(e->touched, e->touched_cap, n) || !VOTE_GROW(e->created, e->created_cap, n))
         return IBP_VOTE_E_NOMEM;
@@ -383,20 +378,20 @@ static ibp_vote_rc stage_monitor_msg(ibp_vote *e, const ibp_vote_msg *msg, size_
     size_t fresh_for_mon = 0;
     for (size_t i = 0; i < n; i++) {
         const vote_kview *v = &e->stage[i].v;
-        uint64_t h = vote_key_hash(v);
-        uint32_t kid = vote_key_find(e, v, h);
+        uint64_t h = ibp__vote_key_hash(v);
+        uint32_t kid = ibp__vote_key_find(e, v, h);
         if (kid == VOTE_NONE) {
             if (e->nkeys >= e->cfg.max_keys)
-                return vote_fail(e, IBP_VOTE_E_LIMIT, "LOCAL %llu: more than %zu keys", seq,
-                                 e->cfg.max_keys);
-            ibp_vote_rc rc = vote_key_create(e, v, h, &kid);
+                return ibp__vote_fail(e, IBP_VOTE_E_LIMIT, "LOCAL %llu: more than %zu keys", seq,
+                                      e->cfg.max_keys);
+            ibp_vote_rc rc = ibp__vote_key_create(e, v, h, &kid);
             if (rc != IBP_VOTE_OK)
                 return rc;
             e->created[e->ncreated++] = kid;
         }
         e->obs_kid[i] = kid;
         struct vkey *k = &e->keys[kid];
-        e->stage[i].slot = *mon == VOTE_NONE ? -1 : vote_obs_slot(k, *mon);
+        e->stage[i].slot = *mon == VOTE_NONE ? -1 : ibp__vote_obs_slot(k, *mon);
         if (k->stamp != e->stamp) {
             k->stamp = e->stamp;
             e->touched[e->ntouched++] = kid;
@@ -406,9 +401,9 @@ static ibp_vote_rc stage_monitor_msg(ibp_vote *e, const ibp_vote_msg *msg, size_
     }
     size_t held = *mon == VOTE_NONE ? 0 : e->mons[*mon].nobs;
     if (held + fresh_for_mon > e->cfg.max_keys_per_node)
-        return vote_fail(e, IBP_VOTE_E_LIMIT,
-                         "LOCAL %llu: monitor %s would hold %zu keys, limit %zu", seq, msg->signer,
-                         held + fresh_for_mon, e->cfg.max_keys_per_node);
+        return ibp__vote_fail(e, IBP_VOTE_E_LIMIT,
+                              "LOCAL %llu: monitor %s would hold %zu keys, limit %zu", seq,
+                              msg->signer, held + fresh_for_mon, e->cfg.max_keys_per_node);
     return IBP_VOTE_OK;
 }
 
@@ -417,13 +412,14 @@ static ibp_vote_rc stage_override(ibp_vote *e, const ibp_vote_msg *msg, size_t *
     unsigned long long seq = (unsigned long long)msg->local_seq;
     const char *member = nz(msg->override.member);
     const char *reason = nz(msg->override.reason);
-    size_t mlen = vote_bounded_len(member, IBP_VOTE_NAME_MAX);
+    size_t mlen = ibp__vote_bounded_len(member, IBP_VOTE_NAME_MAX);
     if (mlen == 0 || mlen > IBP_VOTE_NAME_MAX)
-        return vote_fail(e, IBP_VOTE_E_INVAL, "LOCAL %llu: override member %s", seq,
-                         mlen ? "too long" : "empty");
-    if (vote_bounded_len(reason, IBP_VOTE_ERROR_MAX) > IBP_VOTE_ERROR_MAX)
-        return vote_fail(e, IBP_VOTE_E_INVAL, "LOCAL %llu: override reason longer than %d bytes",
-                         seq, IBP_VOTE_ERROR_MAX);
+        return ibp__vote_fail(e, IBP_VOTE_E_INVAL, "LOCAL %llu: override member %s", seq,
+                              mlen ? "too long" : "empty");
+    if (ibp__vote_bounded_len(reason, IBP_VOTE_ERROR_MAX) > IBP_VOTE_ERROR_MAX)
+        return ibp__vote_fail(e, IBP_VOTE_E_INVAL,
+                              "LOCAL %llu: override reason longer than %d bytes", seq,
+                              IBP_VOTE_ERROR_MAX);
     *at = e->nover;
     for (size_t i = 0; i < e->nover; i++)
         if (strcmp(e->overs[i].member, member) == 0)
@@ -432,8 +428,8 @@ static ibp_vote_rc stage_override(ibp_vote *e, const ibp_vote_msg *msg, size_t *
     if (msg->override.disabled) {
         *changes = !exists || strcmp(e->overs[*at].reason, reason) != 0;
         if (!exists && e->nover >= e->cfg.max_overrides)
-            return vote_fail(e, IBP_VOTE_E_LIMIT, "LOCAL %llu: more than %zu overrides", seq,
-                             e->cfg.max_overrides);
+            return ibp__vote_fail(e, IBP_VOTE_E_LIMIT, "LOCAL %llu: more than %zu overrides", seq,
+                                  e->cfg.max_overrides);
     } else {
         *changes = exists;
     }
@@ -451,7 +447,7 @@ static bool put_obs(ibp_vote *e, uint32_t kid, uint32_t mon, const ibp_vote_msg 
     /* A key twice in one batch: the first occurrence appended the slot. */
     if (slot < 0 && k->nobs > 0 && k->obs[k->nobs - 1].mon == mon)
         slot = (int)k->nobs - 1;
-    VOTE_ASSERT(slot < 0 ? vote_obs_slot(k, mon) < 0 : k->obs[slot].mon == mon);
+    VOTE_ASSERT(slot < 0 ? ibp__vote_obs_slot(k, mon) < 0 : k->obs[slot].mon == mon);
     struct vobs *o;
     if (slot < 0) {
         if (k->nobs == k->cap) {
@@ -492,17 +488,17 @@ static bool put_obs(ibp_vote *e, uint32_t kid, uint32_t mon, const ibp_vote_msg 
                          : (errlen == 0 && st->datalen == 0);
     if (!same) {
         char *x;
-        if (!vote_extra_make(err, errlen, data, st->datalen, &x))
+        if (!ibp__vote_extra_make(err, errlen, data, st->datalen, &x))
             return false;
         free(o->extra);
         o->extra = x;
         o->errlen = (uint16_t)errlen;
     }
     if (k->last_seen_ms == INT64_MIN) {
-        vote_lru_append(e, kid);
+        ibp__vote_lru_append(e, kid);
     } else if (e->lru_tail != kid) {
-        vote_lru_unlink(e, kid);
-        vote_lru_append(e, kid);
+        ibp__vote_lru_unlink(e, kid);
+        ibp__vote_lru_append(e, kid);
     }
     k->last_seen_ms = e->now_ms;
     return true;
@@ -532,8 +528,8 @@ static bool apply_override(ibp_vote *e, const ibp_vote_msg *msg, size_t at)
         /* Replaced or removed: the old record lives until the next apply. */
         if (!VOTE_GROW(e->dead_overs, e->dead_cap, e->ndead + 1))
             return false;
-        vote_override_element(e->overs[at].member, e->overs[at].reason, el);
-        vote_digest_sub(e->digest, el);
+        ibp__vote_override_element(e->overs[at].member, e->overs[at].reason, el);
+        ibp__vote_digest_sub(e->digest, el);
         e->dead_overs[e->ndead++] = e->overs[at];
         memmove(&e->overs[at], &e->overs[at + 1], (e->nover - at - 1) * sizeof e->overs[0]);
         e->nover--;
@@ -554,8 +550,8 @@ static bool apply_override(ibp_vote *e, const ibp_vote_msg *msg, size_t at)
         memmove(&e->overs[at + 1], &e->overs[at], (e->nover - at) * sizeof e->overs[0]);
         e->overs[at] = ov;
         e->nover++;
-        vote_override_element(ov.member, ov.reason, el);
-        vote_digest_add(e->digest, el);
+        ibp__vote_override_element(ov.member, ov.reason, el);
+        ibp__vote_digest_add(e->digest, el);
     }
     return true;
 }
@@ -563,7 +559,7 @@ static bool apply_override(ibp_vote *e, const ibp_vote_msg *msg, size_t at)
 static ibp_vote_rc poison(ibp_vote *e)
 {
     e->poisoned = true;
-    return vote_fail(e, IBP_VOTE_E_NOMEM, "out of memory while applying; engine unusable");
+    return ibp__vote_fail(e, IBP_VOTE_E_NOMEM, "out of memory while applying; engine unusable");
 }
 
 /* Builds the events of the update once the epoch is known. */
@@ -587,7 +583,7 @@ static bool build_events(ibp_vote *e, const ibp_vote_msg *msg, bool override_cha
         v.s[3] = c->key.endpoint;
         for (int j = 0; j < 4; j++)
             v.len[j] = strlen(v.s[j]);
-        vote_event_id_key(e->epoch, &v, ev->id);
+        ibp__vote_event_id_key(e->epoch, &v, ev->id);
         ev->kind = IBP_VOTE_EVENT_STATUS;
         ev->key = c->key;
         ev->status = c->status;
@@ -604,7 +600,7 @@ static bool build_events(ibp_vote *e, const ibp_vote_msg *msg, bool override_cha
         memset(ev, 0, sizeof *ev);
         const char *member = e->ev_member, *reason = e->ev_reason;
         VOTE_ASSERT(member && reason);
-        vote_event_id_override(e->epoch, member, ev->id);
+        ibp__vote_event_id_override(e->epoch, member, ev->id);
         ev->kind = IBP_VOTE_EVENT_OVERRIDE;
         ev->key.type = 0;
         ev->key.check_name = "override";
@@ -628,12 +624,12 @@ ibp_vote_rc ibp_vote_apply(ibp_vote *e, const ibp_vote_msg *msg, ibp_vote_update
     if (!e)
         return IBP_VOTE_E_INVAL;
     if (e->poisoned)
-        return vote_fail(e, IBP_VOTE_E_POISONED, "engine unusable after out of memory");
+        return ibp__vote_fail(e, IBP_VOTE_E_POISONED, "engine unusable after out of memory");
     if (!msg || !update)
-        return vote_fail(e, IBP_VOTE_E_INVAL, "NULL message or update");
+        return ibp__vote_fail(e, IBP_VOTE_E_INVAL, "NULL message or update");
     if (msg->local_seq <= e->local_seq)
-        return vote_fail(e, IBP_VOTE_E_SEQ, "LOCAL %llu after %llu",
-                         (unsigned long long)msg->local_seq, (unsigned long long)e->local_seq);
+        return ibp__vote_fail(e, IBP_VOTE_E_SEQ, "LOCAL %llu after %llu",
+                              (unsigned long long)msg->local_seq, (unsigned long long)e->local_seq);
     release_update(e);
     e->errmsg[0] = '\0';
     e->ncreated = 0;
@@ -656,8 +652,8 @@ ibp_vote_rc ibp_vote_apply(ibp_vote *e, const ibp_vote_msg *msg, ibp_vote_update
             rc = stage_override(e, msg, &over_at, &over_changes);
         break;
     default:
-        rc = vote_fail(e, IBP_VOTE_E_INVAL, "LOCAL %llu: unknown message kind %d",
-                       (unsigned long long)msg->local_seq, (int)msg->kind);
+        rc = ibp__vote_fail(e, IBP_VOTE_E_INVAL, "LOCAL %llu: unknown message kind %d",
+                            (unsigned long long)msg->local_seq, (int)msg->kind);
     }
     if (rc == IBP_VOTE_E_NOMEM) {
         rollback_created(e);
@@ -673,21 +669,21 @@ ibp_vote_rc ibp_vote_apply(ibp_vote *e, const ibp_vote_msg *msg, ibp_vote_update
     /* The message is valid: time moves and it applies. */
     if (msg->stream_ms > e->now_ms)
         e->now_ms = msg->stream_ms;
-    vote_mons_sweep(e);
+    ibp__vote_mons_sweep(e);
     if (msg->kind != IBP_VOTE_MSG_MEMBER_OVERRIDE) {
         if (mon == VOTE_NONE &&
-            vote_mon_create(e, msg->signer, signer_len, e->now_ms, &mon) != IBP_VOTE_OK)
+            ibp__vote_mon_create(e, msg->signer, signer_len, e->now_ms, &mon) != IBP_VOTE_OK)
             return poison(e);
-        vote_mon_touch(e, mon);
+        ibp__vote_mon_touch(e, mon);
     }
-    uint32_t quorum = vote_quorum(e, e->nactive);
+    uint32_t quorum = quorum_of(e, e->nactive);
     if (msg->kind == IBP_VOTE_MSG_OBSERVATION_BATCH) {
         for (size_t i = 0; i < msg->nobs; i++)
             if (!put_obs(e, e->obs_kid[i], mon, msg, &msg->obs[i], &e->stage[i]))
                 return poison(e);
         e->ncreated = 0;
         for (size_t i = 0; i < e->ntouched; i++)
-            if (!vote_tally_key(e, e->touched[i], quorum))
+            if (!ibp__vote_tally_key(e, e->touched[i], quorum))
                 return poison(e);
     }
     if (msg->kind == IBP_VOTE_MSG_MEMBER_OVERRIDE && over_changes &&
@@ -715,7 +711,7 @@ ibp_vote_rc ibp_vote_apply(ibp_vote *e, const ibp_vote_msg *msg, ibp_vote_update
     update->nchanges = e->nchanges;
     update->events = e->nevents ? e->events : NULL;
     update->nevents = e->nevents;
-    vote_digest_bytes(e->digest, update->digest);
+    ibp__vote_digest_bytes(e->digest, update->digest);
     update->active_monitors = e->nactive;
     update->quorum = quorum;
     return IBP_VOTE_OK;
@@ -729,7 +725,7 @@ void ibp_vote_get_info(const ibp_vote *e, ibp_vote_info *info)
     info->epoch = e->epoch;
     info->local_seq = e->local_seq;
     info->now_ms = e->now_ms;
-    vote_digest_bytes(e->digest, info->digest);
+    ibp__vote_digest_bytes(e->digest, info->digest);
     info->official_keys = e->nofficial;
     info->keys = e->nkeys;
     info->observations = e->nobs;
@@ -740,16 +736,16 @@ void ibp_vote_get_info(const ibp_vote *e, ibp_vote_info *info)
 
 void ibp_vote_digest(const ibp_vote *e, uint8_t out[IBP_VOTE_DIGEST_SIZE])
 {
-    vote_digest_bytes(e->digest, out);
+    ibp__vote_digest_bytes(e->digest, out);
 }
 
 static void entry_of(const struct vkey *k, ibp_vote_entry *out)
 {
-    vote_key_public(k, &out->key);
+    ibp__vote_key_public(k, &out->key);
     out->status = (ibp_vote_status)k->official;
     out->check_time_ms = k->off_check_time_ms;
-    out->error = vote_extra_error(k->off_extra);
-    out->data_json = vote_extra_data(k->off_extra, k->off_errlen);
+    out->error = ibp__vote_extra_error(k->off_extra);
+    out->data_json = ibp__vote_extra_data(k->off_extra, k->off_errlen);
 }
 
 bool ibp_vote_official_next(const ibp_vote *e, size_t *cursor, ibp_vote_entry *out)
@@ -770,9 +766,9 @@ bool ibp_vote_official_get(const ibp_vote *e, const ibp_vote_key *key, ibp_vote_
 {
     vote_kview v;
     char err[160];
-    if (!key || !vote_key_validate(key, &v, err, sizeof err, "lookup"))
+    if (!key || !ibp__vote_key_validate(key, &v, err, sizeof err, "lookup"))
         return false;
-    uint32_t id = vote_key_find(e, &v, vote_key_hash(&v));
+    uint32_t id = ibp__vote_key_find(e, &v, ibp__vote_key_hash(&v));
     if (id == VOTE_NONE || e->keys[id].official == IBP_VOTE_NONE)
         return false;
     entry_of(&e->keys[id], out);

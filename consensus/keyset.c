@@ -18,23 +18,24 @@ static const char *nz(const char *s)
     return s ? s : "";
 }
 
-size_t vote_bounded_len(const char *s, size_t max)
+size_t ibp__vote_bounded_len(const char *s, size_t max)
 {
     const char *z = memchr(s, '\0', max + 1);
     return z ? (size_t)(z - s) : max + 1;
 }
 
-const char *vote_extra_error(const char *extra)
+const char *ibp__vote_extra_error(const char *extra)
 {
     return extra ? extra : "";
 }
 
-const char *vote_extra_data(const char *extra, uint16_t errlen)
+const char *ibp__vote_extra_data(const char *extra, uint16_t errlen)
 {
     return extra ? extra + errlen + 1 : "";
 }
 
-bool vote_extra_make(const char *error, size_t errlen, const char *data, size_t datalen, char **out)
+bool ibp__vote_extra_make(const char *error, size_t errlen, const char *data, size_t datalen,
+                          char **out)
 {
     if (errlen == 0 && datalen == 0) {
         *out = NULL;
@@ -51,7 +52,8 @@ bool vote_extra_make(const char *error, size_t errlen, const char *data, size_t 
     return true;
 }
 
-void vote_key_view(const struct vkey *k, vote_kview *v)
+/* The view of a held key. */
+static void key_view(const struct vkey *k, vote_kview *v)
 {
     v->type = k->type;
     v->ipv6 = k->ipv6 != 0;
@@ -65,7 +67,7 @@ void vote_key_view(const struct vkey *k, vote_kview *v)
     v->len[3] = (size_t)(k->len_total - k->off_endpoint) - 1;
 }
 
-void vote_key_public(const struct vkey *k, ibp_vote_key *out)
+void ibp__vote_key_public(const struct vkey *k, ibp_vote_key *out)
 {
     out->type = (ibp_vote_check)k->type;
     out->check_name = k->str;
@@ -75,14 +77,14 @@ void vote_key_public(const struct vkey *k, ibp_vote_key *out)
     out->ipv6 = k->ipv6 != 0;
 }
 
-void vote_official_element(const struct vkey *k, uint64_t lanes[4])
+void ibp__vote_official_element(const struct vkey *k, uint64_t lanes[4])
 {
     vote_kview v;
-    vote_key_view(k, &v);
-    const char *err = vote_extra_error(k->off_extra);
-    const char *data = vote_extra_data(k->off_extra, k->off_errlen);
-    vote_entry_element(&v, k->official, k->off_check_time_ms, err, k->off_errlen, data,
-                       strlen(data), lanes);
+    key_view(k, &v);
+    const char *err = ibp__vote_extra_error(k->off_extra);
+    const char *data = ibp__vote_extra_data(k->off_extra, k->off_errlen);
+    ibp__vote_entry_element(&v, k->official, k->off_check_time_ms, err, k->off_errlen, data,
+                            strlen(data), lanes);
 }
 
 static bool valid_domain(const char *s, size_t n)
@@ -95,8 +97,8 @@ static bool valid_domain(const char *s, size_t n)
     return true;
 }
 
-bool vote_key_validate(const ibp_vote_key *key, vote_kview *v, char *err, size_t errcap,
-                       const char *where)
+bool ibp__vote_key_validate(const ibp_vote_key *key, vote_kview *v, char *err, size_t errcap,
+                            const char *where)
 {
     static const size_t caps[4] = {IBP_VOTE_NAME_MAX, IBP_VOTE_NAME_MAX, IBP_VOTE_DOMAIN_MAX,
                                    IBP_VOTE_URL_MAX};
@@ -112,7 +114,7 @@ bool vote_key_validate(const ibp_vote_key *key, vote_kview *v, char *err, size_t
     v->s[2] = nz(key->domain);
     v->s[3] = nz(key->endpoint);
     for (int i = 0; i < 4; i++) {
-        v->len[i] = vote_bounded_len(v->s[i], caps[i]);
+        v->len[i] = ibp__vote_bounded_len(v->s[i], caps[i]);
         if (v->len[i] > caps[i]) {
             snprintf(err, errcap, "%s: %s longer than %zu bytes", where, names[i], caps[i]);
             return false;
@@ -155,25 +157,25 @@ static bool key_eq(const void *ctx, uint32_t id)
     if ((size_t)k->len_total != v->len[0] + v->len[1] + v->len[2] + v->len[3] + 4)
         return false;
     vote_kview kv;
-    vote_key_view(k, &kv);
+    key_view(k, &kv);
     for (int i = 0; i < 4; i++)
         if (kv.len[i] != v->len[i] || memcmp(kv.s[i], v->s[i], v->len[i]) != 0)
             return false;
     return true;
 }
 
-uint32_t vote_key_find(const ibp_vote *e, const vote_kview *v, uint64_t hash)
+uint32_t ibp__vote_key_find(const ibp_vote *e, const vote_kview *v, uint64_t hash)
 {
     struct key_probe p = {e, v};
-    return vote_table_find(&e->key_index, hash, key_eq, &p);
+    return ibp_hash_index_find(&e->key_index, hash, key_eq, &p);
 }
 
 /* Creates a key record (no observation, not official, not yet in the expiry
  * list). Caller checked max_keys. */
-ibp_vote_rc vote_key_create(ibp_vote *e, const vote_kview *v, uint64_t hash, uint32_t *out)
+ibp_vote_rc ibp__vote_key_create(ibp_vote *e, const vote_kview *v, uint64_t hash, uint32_t *out)
 {
     size_t total = v->len[0] + v->len[1] + v->len[2] + v->len[3] + 4;
-    if (!vote_table_reserve(&e->key_index, 1))
+    if (!ibp_hash_index_reserve(&e->key_index, 1))
         return IBP_VOTE_E_NOMEM;
     char *str = malloc(total);
     if (!str)
@@ -211,19 +213,19 @@ ibp_vote_rc vote_key_create(ibp_vote *e, const vote_kview *v, uint64_t hash, uin
     k->live = 1;
     k->last_seen_ms = INT64_MIN; /* not in the expiry list yet */
     k->prev = k->next = VOTE_NONE;
-    vote_table_insert(&e->key_index, hash, id);
+    ibp_hash_index_insert(&e->key_index, hash, id);
     e->nkeys++;
     *out = id;
     return IBP_VOTE_OK;
 }
 
-/* Undoes vote_key_create() of a key that never got an observation. */
-void vote_key_uncreate(ibp_vote *e, uint32_t id)
+/* Undoes ibp__vote_key_create() of a key that never got an observation. */
+void ibp__vote_key_uncreate(ibp_vote *e, uint32_t id)
 {
     struct vkey *k = &e->keys[id];
     VOTE_ASSERT(k->live && k->nobs == 0 && k->official == IBP_VOTE_NONE &&
                 k->last_seen_ms == INT64_MIN);
-    vote_table_remove(&e->key_index, k->hash, id);
+    ibp_hash_index_remove(&e->key_index, k->hash, id);
     free(k->str);
     free(k->obs);
     memset(k, 0, sizeof *k);
@@ -232,7 +234,7 @@ void vote_key_uncreate(ibp_vote *e, uint32_t id)
     e->nkeys--;
 }
 
-void vote_lru_unlink(ibp_vote *e, uint32_t id)
+void ibp__vote_lru_unlink(ibp_vote *e, uint32_t id)
 {
     struct vkey *k = &e->keys[id];
     if (k->prev != VOTE_NONE)
@@ -246,7 +248,7 @@ void vote_lru_unlink(ibp_vote *e, uint32_t id)
     k->prev = k->next = VOTE_NONE;
 }
 
-void vote_lru_append(ibp_vote *e, uint32_t id)
+void ibp__vote_lru_append(ibp_vote *e, uint32_t id)
 {
     struct vkey *k = &e->keys[id];
     k->next = VOTE_NONE;
@@ -277,20 +279,20 @@ static bool mon_eq(const void *ctx, uint32_t id)
 
 static uint64_t mon_hash(const char *s, size_t len)
 {
-    return vote_hash_bytes(s, len, 0x6d6f6e69746f7231ULL /* "monitor1" */);
+    return ibp_hash_bytes(s, len, 0x6d6f6e69746f7231ULL /* "monitor1" */);
 }
 
-uint32_t vote_mon_find(const ibp_vote *e, const char *s, size_t len)
+uint32_t ibp__vote_mon_find(const ibp_vote *e, const char *s, size_t len)
 {
     struct mon_probe p = {e, s, len};
-    return vote_table_find(&e->mon_index, mon_hash(s, len), mon_eq, &p);
+    return ibp_hash_index_find(&e->mon_index, mon_hash(s, len), mon_eq, &p);
 }
 
 /* Adds a monitor (inactive, never heard from). Caller checked max_monitors. */
-ibp_vote_rc vote_mon_create(ibp_vote *e, const char *s, size_t len, int64_t last_msg_ms,
-                            uint32_t *out)
+ibp_vote_rc ibp__vote_mon_create(ibp_vote *e, const char *s, size_t len, int64_t last_msg_ms,
+                                 uint32_t *out)
 {
-    if (!vote_table_reserve(&e->mon_index, 1) || !VOTE_GROW(e->mons, e->mons_cap, e->nmons + 1))
+    if (!ibp_hash_index_reserve(&e->mon_index, 1) || !VOTE_GROW(e->mons, e->mons_cap, e->nmons + 1))
         return IBP_VOTE_E_NOMEM;
     char *id = malloc(len + 1);
     if (!id)
@@ -305,7 +307,7 @@ ibp_vote_rc vote_mon_create(ibp_vote *e, const char *s, size_t len, int64_t last
     m->hash = mon_hash(s, len);
     m->last_msg_ms = last_msg_ms;
     m->prev = m->next = VOTE_NONE;
-    vote_table_insert(&e->mon_index, m->hash, idx);
+    ibp_hash_index_insert(&e->mon_index, m->hash, idx);
     *out = idx;
     return IBP_VOTE_OK;
 }
@@ -324,7 +326,7 @@ static void act_unlink(ibp_vote *e, uint32_t id)
     m->prev = m->next = VOTE_NONE;
 }
 
-void vote_act_append(ibp_vote *e, uint32_t id)
+void ibp__vote_act_append(ibp_vote *e, uint32_t id)
 {
     struct vmon *m = &e->mons[id];
     m->next = VOTE_NONE;
@@ -337,7 +339,7 @@ void vote_act_append(ibp_vote *e, uint32_t id)
 }
 
 /* Monitors whose last message is no longer younger than the window leave. */
-void vote_mons_sweep(ibp_vote *e)
+void ibp__vote_mons_sweep(ibp_vote *e)
 {
     while (e->act_head != VOTE_NONE &&
            e->now_ms - e->mons[e->act_head].last_msg_ms >= e->cfg.active_window_ms) {
@@ -349,7 +351,7 @@ void vote_mons_sweep(ibp_vote *e)
 }
 
 /* The sender of a batch or heartbeat is active as of now. */
-void vote_mon_touch(ibp_vote *e, uint32_t id)
+void ibp__vote_mon_touch(ibp_vote *e, uint32_t id)
 {
     struct vmon *m = &e->mons[id];
     VOTE_ASSERT(m->last_msg_ms <= e->now_ms);
@@ -360,10 +362,10 @@ void vote_mon_touch(ibp_vote *e, uint32_t id)
         m->active = true;
         e->nactive++;
     }
-    vote_act_append(e, id);
+    ibp__vote_act_append(e, id);
 }
 
-int vote_obs_slot(const struct vkey *k, uint32_t mon)
+int ibp__vote_obs_slot(const struct vkey *k, uint32_t mon)
 {
     for (uint32_t j = 0; j < k->nobs; j++)
         if (k->obs[j].mon == mon)

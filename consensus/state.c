@@ -57,7 +57,7 @@ ibp_vote_rc ibp_vote_export(ibp_vote *e, ibp_vote_state *out)
     if ((nm && (!ord || !e->x_mons || !e->x_monpos)) || (e->nkeys && !e->x_keys) ||
         (e->nobs && !e->x_obs)) {
         free(ord);
-        return vote_fail(e, IBP_VOTE_E_NOMEM, "export: out of memory");
+        return ibp__vote_fail(e, IBP_VOTE_E_NOMEM, "export: out of memory");
     }
     for (size_t i = 0; i < nm; i++)
         ord[i] = (struct mon_order){e->mons[i].last_msg_ms, e->mons[i].id, (uint32_t)i};
@@ -75,12 +75,12 @@ ibp_vote_rc ibp_vote_export(ibp_vote *e, ibp_vote_state *out)
         const struct vkey *k = &e->keys[id];
         VOTE_ASSERT(k->live && nk < e->nkeys);
         ibp_vote_state_key *x = &e->x_keys[nk++];
-        vote_key_public(k, &x->key);
+        ibp__vote_key_public(k, &x->key);
         x->last_seen_ms = k->last_seen_ms;
         x->official = (ibp_vote_status)k->official;
         x->check_time_ms = k->official ? k->off_check_time_ms : 0;
-        x->error = vote_extra_error(k->off_extra);
-        x->data_json = vote_extra_data(k->off_extra, k->off_errlen);
+        x->error = ibp__vote_extra_error(k->off_extra);
+        x->data_json = ibp__vote_extra_data(k->off_extra, k->off_errlen);
         x->obs = k->nobs ? &e->x_obs[no] : NULL;
         x->nobs = k->nobs;
         for (uint32_t j = 0; j < k->nobs; j++) {
@@ -93,8 +93,8 @@ ibp_vote_rc ibp_vote_export(ibp_vote *e, ibp_vote_state *out)
             xo->stream_ms = o->stream_ms;
             xo->local_seq = o->local_seq;
             xo->batch_seq = o->batch_seq;
-            xo->error = vote_extra_error(o->extra);
-            xo->data_json = vote_extra_data(o->extra, o->errlen);
+            xo->error = ibp__vote_extra_error(o->extra);
+            xo->data_json = ibp__vote_extra_data(o->extra, o->errlen);
         }
     }
     VOTE_ASSERT(nk == e->nkeys && no == e->nobs);
@@ -103,7 +103,7 @@ ibp_vote_rc ibp_vote_export(ibp_vote *e, ibp_vote_state *out)
     out->epoch = e->epoch;
     out->local_seq = e->local_seq;
     out->now_ms = e->now_ms;
-    vote_digest_bytes(e->digest, out->digest);
+    ibp__vote_digest_bytes(e->digest, out->digest);
     out->monitors = e->x_mons;
     out->nmonitors = nm;
     out->keys = e->x_keys;
@@ -141,7 +141,7 @@ static const char *nz(const char *s)
 
 static bool text_ok(const char *s, size_t max)
 {
-    return vote_bounded_len(nz(s), max) <= max;
+    return ibp__vote_bounded_len(nz(s), max) <= max;
 }
 
 static ibp_vote_rc import_monitors(ibp_vote *e, const ibp_vote_state *st, struct import_ctx *c)
@@ -152,23 +152,23 @@ static ibp_vote_rc import_monitors(ibp_vote *e, const ibp_vote_state *st, struct
     for (size_t i = 0; i < st->nmonitors; i++) {
         const ibp_vote_state_monitor *m = &st->monitors[i];
         const char *node = nz(m->node);
-        size_t len = vote_bounded_len(node, IBP_VOTE_NAME_MAX);
+        size_t len = ibp__vote_bounded_len(node, IBP_VOTE_NAME_MAX);
         if (len == 0 || len > IBP_VOTE_NAME_MAX)
             return bad(c, IBP_VOTE_E_STATE, "import: monitor %zu: bad node id", i);
-        if (vote_mon_find(e, node, len) != VOTE_NONE)
+        if (ibp__vote_mon_find(e, node, len) != VOTE_NONE)
             return bad(c, IBP_VOTE_E_STATE, "import: monitor %s twice", node);
         if (m->last_msg_ms > st->now_ms)
             return bad(c, IBP_VOTE_E_STATE, "import: monitor %s heard after now", node);
         if (i > 0 && m->last_msg_ms < st->monitors[i - 1].last_msg_ms)
             return bad(c, IBP_VOTE_E_STATE, "import: monitors not ordered by last message");
         uint32_t idx;
-        if (vote_mon_create(e, node, len, m->last_msg_ms, &idx) != IBP_VOTE_OK)
+        if (ibp__vote_mon_create(e, node, len, m->last_msg_ms, &idx) != IBP_VOTE_OK)
             return bad(c, IBP_VOTE_E_NOMEM, "import: out of memory");
         VOTE_ASSERT(idx == i);
         if (st->now_ms - m->last_msg_ms < e->cfg.active_window_ms) {
             e->mons[idx].active = true;
             e->nactive++;
-            vote_act_append(e, idx);
+            ibp__vote_act_append(e, idx);
         }
     }
     return IBP_VOTE_OK;
@@ -210,7 +210,7 @@ static ibp_vote_rc import_obs(ibp_vote *e, const ibp_vote_state *st, struct vkey
         struct vobs *vo = &k->obs[k->nobs];
         const char *err = nz(o->error), *data = nz(o->data_json);
         size_t errlen = strlen(err);
-        if (!vote_extra_make(err, errlen, data, strlen(data), &vo->extra))
+        if (!ibp__vote_extra_make(err, errlen, data, strlen(data), &vo->extra))
             return bad(c, IBP_VOTE_E_NOMEM, "import: out of memory");
         k->nobs++;
         vo->mon = (uint16_t)o->monitor;
@@ -230,7 +230,7 @@ static ibp_vote_rc import_keys(ibp_vote *e, const ibp_vote_state *st, struct imp
 {
     if (st->nkeys > e->cfg.max_keys)
         return bad(c, IBP_VOTE_E_LIMIT, "import: %zu keys, limit %zu", st->nkeys, e->cfg.max_keys);
-    if (!vote_table_reserve(&e->key_index, st->nkeys) ||
+    if (!ibp_hash_index_reserve(&e->key_index, st->nkeys) ||
         !VOTE_GROW(e->keys, e->keys_cap, st->nkeys))
         return bad(c, IBP_VOTE_E_NOMEM, "import: out of memory");
     for (size_t i = 0; i < st->nkeys; i++) {
@@ -238,10 +238,10 @@ static ibp_vote_rc import_keys(ibp_vote *e, const ibp_vote_state *st, struct imp
         vote_kview v;
         char where[48], why[200];
         snprintf(where, sizeof where, "import: key %zu", i);
-        if (!vote_key_validate(&x->key, &v, why, sizeof why, where))
+        if (!ibp__vote_key_validate(&x->key, &v, why, sizeof why, where))
             return bad(c, IBP_VOTE_E_STATE, "%s", why);
-        uint64_t h = vote_key_hash(&v);
-        if (vote_key_find(e, &v, h) != VOTE_NONE)
+        uint64_t h = ibp__vote_key_hash(&v);
+        if (ibp__vote_key_find(e, &v, h) != VOTE_NONE)
             return bad(c, IBP_VOTE_E_STATE, "%s: duplicate", where);
         if (x->last_seen_ms > st->now_ms ||
             (i > 0 && x->last_seen_ms < st->keys[i - 1].last_seen_ms))
@@ -252,26 +252,26 @@ static ibp_vote_rc import_keys(ibp_vote *e, const ibp_vote_state *st, struct imp
         if (!text_ok(x->error, IBP_VOTE_ERROR_MAX) || !text_ok(x->data_json, IBP_VOTE_DATA_MAX))
             return bad(c, IBP_VOTE_E_STATE, "%s: official text too long", where);
         uint32_t kid;
-        if (vote_key_create(e, &v, h, &kid) != IBP_VOTE_OK)
+        if (ibp__vote_key_create(e, &v, h, &kid) != IBP_VOTE_OK)
             return bad(c, IBP_VOTE_E_NOMEM, "import: out of memory");
         struct vkey *k = &e->keys[kid];
         k->last_seen_ms = x->last_seen_ms;
-        vote_lru_append(e, kid);
+        ibp__vote_lru_append(e, kid);
         ibp_vote_rc rc = import_obs(e, st, k, x, i, c);
         if (rc != IBP_VOTE_OK)
             return rc;
         if (x->official != IBP_VOTE_NONE) {
             const char *err = nz(x->error), *data = nz(x->data_json);
             size_t errlen = strlen(err);
-            if (!vote_extra_make(err, errlen, data, strlen(data), &k->off_extra))
+            if (!ibp__vote_extra_make(err, errlen, data, strlen(data), &k->off_extra))
                 return bad(c, IBP_VOTE_E_NOMEM, "import: out of memory");
             k->off_errlen = (uint16_t)errlen;
             k->off_check_time_ms = x->check_time_ms;
             k->official = (uint8_t)x->official;
             e->nofficial++;
             uint64_t el[4];
-            vote_official_element(k, el);
-            vote_digest_add(e->digest, el);
+            ibp__vote_official_element(k, el);
+            ibp__vote_digest_add(e->digest, el);
         }
     }
     return IBP_VOTE_OK;
@@ -287,7 +287,7 @@ static ibp_vote_rc import_overrides(ibp_vote *e, const ibp_vote_state *st, struc
     for (size_t i = 0; i < st->noverrides; i++) {
         const ibp_vote_override *o = &st->overrides[i];
         const char *member = nz(o->member), *reason = nz(o->reason);
-        size_t mlen = vote_bounded_len(member, IBP_VOTE_NAME_MAX);
+        size_t mlen = ibp__vote_bounded_len(member, IBP_VOTE_NAME_MAX);
         if (mlen == 0 || mlen > IBP_VOTE_NAME_MAX || !text_ok(reason, IBP_VOTE_ERROR_MAX) ||
             !o->disabled)
             return bad(c, IBP_VOTE_E_STATE, "import: override %zu malformed", i);
@@ -302,8 +302,8 @@ static ibp_vote_rc import_overrides(ibp_vote *e, const ibp_vote_state *st, struc
         }
         e->overs[e->nover++] = (ibp_vote_override){m, true, r};
         uint64_t el[4];
-        vote_override_element(m, r, el);
-        vote_digest_add(e->digest, el);
+        ibp__vote_override_element(m, r, el);
+        ibp__vote_digest_add(e->digest, el);
     }
     return IBP_VOTE_OK;
 }
@@ -333,7 +333,7 @@ ibp_vote_rc ibp_vote_import(const ibp_vote_config *cfg, const ibp_vote_state *st
         rc = import_overrides(e, st, &c);
     if (rc == IBP_VOTE_OK) {
         uint8_t d[IBP_VOTE_DIGEST_SIZE];
-        vote_digest_bytes(e->digest, d);
+        ibp__vote_digest_bytes(e->digest, d);
         if (memcmp(d, st->digest, sizeof d) != 0)
             rc = bad(&c, IBP_VOTE_E_DIGEST, "import: recomputed digest differs from the state's");
     }

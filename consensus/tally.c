@@ -26,7 +26,7 @@ static void drop_obs(ibp_vote *e, struct vkey *k, uint32_t j)
     k->nobs--;
 }
 
-bool vote_tally_key(ibp_vote *e, uint32_t kid, uint32_t quorum)
+bool ibp__vote_tally_key(ibp_vote *e, uint32_t kid, uint32_t quorum)
 {
     struct vkey *k = &e->keys[kid];
     const int64_t now = e->now_ms;
@@ -106,14 +106,14 @@ bool vote_tally_key(ibp_vote *e, uint32_t kid, uint32_t quorum)
     char *extra = NULL;
     if (b->extra) {
         const char *data = b->extra + b->errlen + 1;
-        if (!vote_extra_make(b->extra, b->errlen, data, strlen(data), &extra))
+        if (!ibp__vote_extra_make(b->extra, b->errlen, data, strlen(data), &extra))
             return false;
     }
     uint8_t previous = k->official;
     uint64_t el[4];
     if (previous != IBP_VOTE_NONE) {
-        vote_official_element(k, el);
-        vote_digest_sub(e->digest, el);
+        ibp__vote_official_element(k, el);
+        ibp__vote_digest_sub(e->digest, el);
     } else {
         e->nofficial++;
     }
@@ -122,18 +122,18 @@ bool vote_tally_key(ibp_vote *e, uint32_t kid, uint32_t quorum)
     k->off_errlen = b->errlen;
     k->off_check_time_ms = b->check_time_ms;
     k->official = decided;
-    vote_official_element(k, el);
-    vote_digest_add(e->digest, el);
+    ibp__vote_official_element(k, el);
+    ibp__vote_digest_add(e->digest, el);
 
     ibp_vote_change *c = &e->changes[e->nchanges];
     memset(c, 0, sizeof *c);
     c->kind = previous == IBP_VOTE_NONE ? IBP_VOTE_ADDED : IBP_VOTE_FLIPPED;
-    vote_key_public(k, &c->key);
+    ibp__vote_key_public(k, &c->key);
     c->status = (ibp_vote_status)decided;
     c->previous = (ibp_vote_status)previous;
     c->check_time_ms = k->off_check_time_ms;
-    c->error = vote_extra_error(k->off_extra);
-    c->data_json = vote_extra_data(k->off_extra, k->off_errlen);
+    c->error = ibp__vote_extra_error(k->off_extra);
+    c->data_json = ibp__vote_extra_data(k->off_extra, k->off_errlen);
     c->nvotes = n;
     e->change_vote_off[e->nchanges] = e->nvotes;
     e->nchanges++;

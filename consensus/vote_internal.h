@@ -1,8 +1,8 @@
 /*
  * Internals of the vote engine, shared by its source files only.
  *
- *   hash.c    64-bit hash and mix functions, the digest elements, event ids
- *   table.c   open-addressing index (hash -> id) for keys and monitors
+ *   hash.c    the key hash, the digest elements, event ids (over the
+ *             portable hash of ibp/hash_index.h)
  *   keyset.c  key and monitor records, their indexes and time-ordered lists
  *   engine.c  the engine: apply (staging, validation), overrides, updates
  *   tally.c   per-key voting: who votes, the quorum decision, evidence
@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ibp/hash_index.h"
 #include "ibp/vote.h"
 
 /*
@@ -25,19 +26,15 @@
 #define VOTE_ASSERT(cond)                                                                          \
     do {                                                                                           \
         if (!(cond))                                                                               \
-            vote_assert_fail(#cond, __FILE__, __LINE__);                                           \
+            ibp__vote_assert_fail(#cond, __FILE__, __LINE__);                                      \
     } while (0)
 
-_Noreturn void vote_assert_fail(const char *what, const char *file, int line);
+_Noreturn void ibp__vote_assert_fail(const char *what, const char *file, int line);
 
 #define VOTE_NONE UINT32_MAX
+_Static_assert(VOTE_NONE == IBP_HASH_INDEX_NONE, "a missing key or monitor is the index's NONE");
 
 /* ---- hash.c ------------------------------------------------------------- */
-
-/* Portable (endian-independent) 64-bit hash of len bytes under seed. */
-uint64_t vote_hash_bytes(const void *data, size_t len, uint64_t seed);
-/* Bijective 64-bit finaliser. */
-uint64_t vote_mix64(uint64_t x);
 
 /* A key as it is compared and hashed: pointers plus lengths. */
 typedef struct vote_kview {
@@ -48,51 +45,23 @@ typedef struct vote_kview {
 } vote_kview;
 
 /* Hash of a key for the index (one seed). */
-uint64_t vote_key_hash(const vote_kview *k);
+uint64_t ibp__vote_key_hash(const vote_kview *k);
 
 /* The four lanes of a digest element for an official entry. */
-void vote_entry_element(const vote_kview *k, uint8_t status, int64_t check_time_ms,
-                        const char *error, size_t errlen, const char *data, size_t datalen,
-                        uint64_t lanes[4]);
+void ibp__vote_entry_element(const vote_kview *k, uint8_t status, int64_t check_time_ms,
+                             const char *error, size_t errlen, const char *data, size_t datalen,
+                             uint64_t lanes[4]);
 /* The four lanes of a digest element for a disabled member. */
-void vote_override_element(const char *member, const char *reason, uint64_t lanes[4]);
+void ibp__vote_override_element(const char *member, const char *reason, uint64_t lanes[4]);
 
 /* Writes "<epoch>-<32 hex>" for a status event of key k, or an override of member. */
-void vote_event_id_key(uint64_t epoch, const vote_kview *k, char out[IBP_VOTE_EVENT_ID_SIZE]);
-void vote_event_id_override(uint64_t epoch, const char *member, char out[IBP_VOTE_EVENT_ID_SIZE]);
+void ibp__vote_event_id_key(uint64_t epoch, const vote_kview *k, char out[IBP_VOTE_EVENT_ID_SIZE]);
+void ibp__vote_event_id_override(uint64_t epoch, const char *member,
+                                 char out[IBP_VOTE_EVENT_ID_SIZE]);
 
-void vote_digest_add(uint64_t d[4], const uint64_t el[4]);
-void vote_digest_sub(uint64_t d[4], const uint64_t el[4]);
-void vote_digest_bytes(const uint64_t d[4], uint8_t out[IBP_VOTE_DIGEST_SIZE]);
-
-/* ---- table.c ------------------------------------------------------------ */
-
-/*
- * Linear-probing index of 32-bit ids by 64-bit hash. Each slot packs the id
- * and the low 32 bits of the hash (enough to find the home slot while the
- * table has at most 2^32 slots, and to skip most foreign entries without a
- * call to eq). Deletion shifts entries back, so there are no tombstones.
- * Lookups never depend on the slot layout, so the layout (which differs after
- * a restore) never shows in any result.
- */
-typedef struct vote_table {
-    uint64_t *slots;
-    size_t mask; /* capacity - 1; capacity is a power of two */
-    size_t count;
-} vote_table;
-
-typedef bool (*vote_eq_fn)(const void *ctx, uint32_t id);
-
-bool vote_table_init(vote_table *t, size_t capacity);
-void vote_table_destroy(vote_table *t);
-/* Ensures room for count + extra entries at load <= 1/2. false on ENOMEM. */
-bool vote_table_reserve(vote_table *t, size_t extra);
-/* The id whose entry matches, or VOTE_NONE. */
-uint32_t vote_table_find(const vote_table *t, uint64_t hash, vote_eq_fn eq, const void *ctx);
-/* Adds id (not present; room reserved). */
-void vote_table_insert(vote_table *t, uint64_t hash, uint32_t id);
-/* Removes id (present). */
-void vote_table_remove(vote_table *t, uint64_t hash, uint32_t id);
+void ibp__vote_digest_add(uint64_t d[4], const uint64_t el[4]);
+void ibp__vote_digest_sub(uint64_t d[4], const uint64_t el[4]);
+void ibp__vote_digest_bytes(const uint64_t d[4], uint8_t out[IBP_VOTE_DIGEST_SIZE]);
 
 /* ---- engine state ------------------------------------------------------- */
 
@@ -159,13 +128,13 @@ struct ibp_vote {
     size_t keys_len, keys_cap;
     uint32_t free_head;
     size_t nkeys, nofficial, nobs;
-    vote_table key_index;
+    ibp_hash_index key_index;
     uint32_t lru_head, lru_tail;
 
     /* monitors */
     struct vmon *mons;
     size_t nmons, mons_cap;
-    vote_table mon_index;
+    ibp_hash_index mon_index;
     uint32_t act_head, act_tail;
     uint32_t nactive;
 
@@ -213,58 +182,53 @@ struct ibp_vote {
  * Grows the array whose pointer variable is at arrp (element size esz) to hold
  * at least need elements, doubling. false on ENOMEM (array unchanged).
  */
-bool vote_grow(void *arrp, size_t *cap, size_t need, size_t esz);
-#define VOTE_GROW(arr, cap, need) vote_grow(&(arr), &(cap), (need), sizeof *(arr))
+bool ibp__vote_grow(void *arrp, size_t *cap, size_t need, size_t esz);
+#define VOTE_GROW(arr, cap, need) ibp__vote_grow(&(arr), &(cap), (need), sizeof *(arr))
 
-/* The view of a held key. */
-void vote_key_view(const struct vkey *k, vote_kview *out);
 /* Fills a public key struct borrowing the held key's strings. */
-void vote_key_public(const struct vkey *k, ibp_vote_key *out);
+void ibp__vote_key_public(const struct vkey *k, ibp_vote_key *out);
 
 /* Error text / data of an "error\0data\0" block (NULL block = both ""). */
-const char *vote_extra_error(const char *extra);
-const char *vote_extra_data(const char *extra, uint16_t errlen);
+const char *ibp__vote_extra_error(const char *extra);
+const char *ibp__vote_extra_data(const char *extra, uint16_t errlen);
 /* Allocates an extra block; *out NULL when both are empty. false on ENOMEM. */
-bool vote_extra_make(const char *error, size_t errlen, const char *data, size_t datalen,
-                     char **out);
+bool ibp__vote_extra_make(const char *error, size_t errlen, const char *data, size_t datalen,
+                          char **out);
 
 /* Digest element of a key's current official entry. */
-void vote_official_element(const struct vkey *k, uint64_t lanes[4]);
+void ibp__vote_official_element(const struct vkey *k, uint64_t lanes[4]);
 
 /* Validates a public key; fills the view. false with a reason in err. */
-bool vote_key_validate(const ibp_vote_key *key, vote_kview *v, char *err, size_t errcap,
-                       const char *where);
+bool ibp__vote_key_validate(const ibp_vote_key *key, vote_kview *v, char *err, size_t errcap,
+                            const char *where);
 /* Length of s when it is at most max bytes, else max + 1 (never reads further). */
-size_t vote_bounded_len(const char *s, size_t max);
+size_t ibp__vote_bounded_len(const char *s, size_t max);
 
 /* Reports a failure: sets e->errmsg and returns rc. */
-ibp_vote_rc vote_fail(ibp_vote *e, ibp_vote_rc rc, const char *fmt, ...)
+ibp_vote_rc ibp__vote_fail(ibp_vote *e, ibp_vote_rc rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Key records: find by view and hash; create (caller checked max_keys; the
  * key has no observation and is not in the expiry list). */
-uint32_t vote_key_find(const ibp_vote *e, const vote_kview *v, uint64_t hash);
-ibp_vote_rc vote_key_create(ibp_vote *e, const vote_kview *v, uint64_t hash, uint32_t *out);
-/* Undoes vote_key_create() of a key that never got an observation. */
-void vote_key_uncreate(ibp_vote *e, uint32_t id);
+uint32_t ibp__vote_key_find(const ibp_vote *e, const vote_kview *v, uint64_t hash);
+ibp_vote_rc ibp__vote_key_create(ibp_vote *e, const vote_kview *v, uint64_t hash, uint32_t *out);
+/* Undoes ibp__vote_key_create() of a key that never got an observation. */
+void ibp__vote_key_uncreate(ibp_vote *e, uint32_t id);
 /* The expiry list: append at the tail, unlink from anywhere. */
-void vote_lru_append(ibp_vote *e, uint32_t id);
-void vote_lru_unlink(ibp_vote *e, uint32_t id);
+void ibp__vote_lru_append(ibp_vote *e, uint32_t id);
+void ibp__vote_lru_unlink(ibp_vote *e, uint32_t id);
 /* Slot of monitor mon's observation in key k, or -1. */
-int vote_obs_slot(const struct vkey *k, uint32_t mon);
+int ibp__vote_obs_slot(const struct vkey *k, uint32_t mon);
 /* Monitors: find by id; create (inactive, caller checked max_monitors). */
-uint32_t vote_mon_find(const ibp_vote *e, const char *s, size_t len);
-ibp_vote_rc vote_mon_create(ibp_vote *e, const char *s, size_t len, int64_t last_msg_ms,
-                            uint32_t *out);
+uint32_t ibp__vote_mon_find(const ibp_vote *e, const char *s, size_t len);
+ibp_vote_rc ibp__vote_mon_create(ibp_vote *e, const char *s, size_t len, int64_t last_msg_ms,
+                                 uint32_t *out);
 /* Appends a monitor to the tail of the active list. */
-void vote_act_append(ibp_vote *e, uint32_t id);
+void ibp__vote_act_append(ibp_vote *e, uint32_t id);
 /* Monitors whose last message is no longer younger than the window leave. */
-void vote_mons_sweep(ibp_vote *e);
+void ibp__vote_mons_sweep(ibp_vote *e);
 /* The sender of a batch or heartbeat is active as of now. */
-void vote_mon_touch(ibp_vote *e, uint32_t id);
-
-/* Quorum for n active monitors under e's configuration. */
-uint32_t vote_quorum(const ibp_vote *e, uint32_t nactive);
+void ibp__vote_mon_touch(ibp_vote *e, uint32_t id);
 
 /* ---- tally.c -------------------------------------------------------------- */
 
@@ -274,6 +238,6 @@ uint32_t vote_quorum(const ibp_vote *e, uint32_t nactive);
  * the rules decide it, updates the official result and digest and appends a
  * change with its evidence. false on ENOMEM (the caller poisons the engine).
  */
-bool vote_tally_key(ibp_vote *e, uint32_t kid, uint32_t quorum);
+bool ibp__vote_tally_key(ibp_vote *e, uint32_t kid, uint32_t quorum);
 
 #endif

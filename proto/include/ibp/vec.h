@@ -12,7 +12,8 @@
 /*
  * Makes room for at least `need` elements of elem_size bytes in `items`
  * (whose capacity in elements is *cap; items may be NULL with *cap 0).
- * When *cap >= need, returns items unchanged. Otherwise the capacity doubles
+ * When *cap >= need, returns items unchanged (so NULL when items is NULL:
+ * callers that may ask for 0 elements test need > *cap first). Otherwise the capacity doubles
  * (from 8 when it was 0) until it reaches need, the array is reallocated and
  * the new array is returned with *cap updated; the old pointer must no longer
  * be used. Returns NULL when need * elem_size overflows or memory runs out:
