@@ -109,11 +109,19 @@ static void parse_item(ibp_persist_applier *a, item *it)
                  tn ? tn : "?", a->stream);
         return;
     }
-    if (a->o.kind == IBP_PERSIST_HITS)
-        st = ibp_persist_parse_hit_batch((const Ibp__V1__HitBatch *)it->vm.payload,
-                                         it->vm.envelope->signer, &it->hb, &e);
-    else
-        st = ibp_persist_parse_event((const Ibp__V1__Event *)it->vm.payload, &it->ev, &e);
+    if (a->o.kind == IBP_PERSIST_HITS) {
+        ibp_codec_hit_batch w;
+        st = ibp_codec_hit_batch_decode_verified(&it->vm, &w, &e);
+        if (st == IBP_OK)
+            st = ibp_persist_parse_hits(&w, it->vm.envelope->signer, &it->hb, &e);
+        ibp_codec_hit_batch_clear(&w); /* the rows borrow from it->vm */
+    } else {
+        ibp_codec_event w;
+        st = ibp_codec_event_decode_verified(&it->vm, &w, &e);
+        if (st == IBP_OK)
+            st = ibp_persist_parse_event_wire(&w, &it->ev, &e);
+        ibp_codec_event_clear(&w); /* the columns borrow from it->vm */
+    }
     if (st != IBP_OK) {
         it->reason = st;
         snprintf(it->detail, sizeof it->detail, "%s", e.msg[0] ? e.msg : ibp_strerror(st));

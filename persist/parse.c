@@ -13,8 +13,8 @@
 #include <jansson.h>
 
 #include "column_text.h"
+#include "ibp/envelope.h"
 #include "ibp/event.h"
-#include "ibp/usage.h"
 
 /* MariaDB refuses JSON nested deeper than this (JSON_VALID fails). */
 #define JSON_DEPTH_MAX 32
@@ -39,14 +39,13 @@ static const char *or_empty(const char *s)
 
 /* ---- HitBatch ------------------------------------------------------------ */
 
-static ibp_status check_row(const Ibp__V1__HitRow *r, size_t i, ibp_err *err)
+/* The columns of one row; the codec has checked the date is a calendar day. */
+static ibp_status check_row(const ibp_codec_hit_row *r, size_t i, ibp_err *err)
 {
-    int64_t day;
     char what[64];
-    if (r->date == NULL || ibp_usage_parse_date(r->date, &day) != 0 ||
-        strncmp(r->date, "1000", 4) < 0)
+    if (strncmp(r->date, "1000", 4) < 0) /* DATE starts at year 1000 */
         return ibp_err_set(err, IBP_E_INVAL, "row %zu: date '%.16s' is not YYYY-MM-DD", i,
-                           or_empty(r->date));
+                           r->date);
     if (r->hits > IBP_PERSIST_MAX_ROW_HITS)
         return ibp_err_set(err, IBP_E_RANGE,
                            "row %zu: %" PRIu64 " hits is above the plausible maximum %" PRIu64, i,
@@ -72,8 +71,8 @@ static ibp_status check_row(const Ibp__V1__HitRow *r, size_t i, ibp_err *err)
     return IBP_OK;
 }
 
-ibp_status ibp_persist_parse_hit_batch(const Ibp__V1__HitBatch *hb, const char *signer,
-                                       ibp_persist_hit_batch *out, ibp_err *err)
+ibp_status ibp_persist_parse_hits(const ibp_codec_hit_batch *hb, const char *signer,
+                                  ibp_persist_hit_batch *out, ibp_err *err)
 {
     memset(out, 0, sizeof *out);
     if (hb == NULL || signer == NULL)
@@ -83,20 +82,18 @@ ibp_status ibp_persist_parse_hit_batch(const Ibp__V1__HitBatch *hb, const char *
                            "HitBatch of node '%.64s' signed by '%.64s': a dns node reports its "
                            "own hits",
                            or_empty(hb->node), signer);
-    if (hb->flush_seq == 0)
-        return ibp_err_set(err, IBP_E_INVAL, "HitBatch of %s has flush_seq 0", hb->node);
     ibp_status st = field_check(err, "node", hb->node, IBP_PERSIST_LIM_NODE);
-    for (size_t i = 0; st == IBP_OK && i < hb->n_rows; i++)
-        st = check_row(hb->rows[i], i, err);
+    for (size_t i = 0; st == IBP_OK && i < hb->nrows; i++)
+        st = check_row(&hb->rows[i], i, err);
     if (st != IBP_OK)
         return st;
-    if (hb->n_rows > 0) {
-        out->rows = calloc(hb->n_rows, sizeof *out->rows);
+    if (hb->nrows > 0) {
+        out->rows = calloc(hb->nrows, sizeof *out->rows);
         if (out->rows == NULL)
             return ibp_err_set(err, IBP_E_NOMEM, "HitBatch of %s: out of memory", hb->node);
     }
-    for (size_t i = 0; i < hb->n_rows; i++) {
-        const Ibp__V1__HitRow *r = hb->rows[i];
+    for (size_t i = 0; i < hb->nrows; i++) {
+        const ibp_codec_hit_row *r = &hb->rows[i];
         out->rows[i] = (ibp_persist_hit_row){
             .date = r->date,
             .domain = or_empty(r->domain),
@@ -109,10 +106,29 @@ ibp_status ibp_persist_parse_hit_batch(const Ibp__V1__HitBatch *hb, const char *
             .hits = r->hits,
         };
     }
-    out->n_rows = hb->n_rows;
+    out->n_rows = hb->nrows;
     out->node = hb->node;
     out->flush_seq = hb->flush_seq;
     return IBP_OK;
+}
+
+ibp_status ibp_persist_parse_hit_batch(const Ibp__V1__HitBatch *hb, const char *signer,
+                                       ibp_persist_hit_batch *out, ibp_err *err)
+{
+    memset(out, 0, sizeof *out);
+    if (hb == NULL || signer == NULL)
+        return ibp_err_set(err, IBP_E_INVAL, "HitBatch missing");
+    /* The codec takes a parsed payload only as part of a verified message. */
+    Ibp__V1__Envelope env = IBP__V1__ENVELOPE__INIT;
+    env.type = IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_HIT_BATCH;
+    ibp_verified vm = {&env, (ProtobufCMessage *)&hb->base, NULL};
+    ibp_codec_hit_batch w;
+    ibp_status st = ibp_codec_hit_batch_decode_verified(&vm, &w, err);
+    if (st != IBP_OK)
+        return st;
+    st = ibp_persist_parse_hits(&w, signer, out, err);
+    ibp_codec_hit_batch_clear(&w); /* the rows borrow from hb, not from w */
+    return st;
 }
 
 void ibp_persist_hit_batch_clear(ibp_persist_hit_batch *out)
@@ -125,12 +141,12 @@ void ibp_persist_hit_batch_clear(ibp_persist_hit_batch *out)
 
 /* ---- Event --------------------------------------------------------------- */
 
-static const char *status_name(Ibp__V1__Status s)
+static const char *status_name(ibp_codec_status s)
 {
     switch (s) {
-    case IBP__V1__STATUS__STATUS_UP:
+    case IBP_CODEC_STATUS_UP:
         return "up";
-    case IBP__V1__STATUS__STATUS_DOWN:
+    case IBP_CODEC_STATUS_DOWN:
         return "down";
     default:
         return "unspecified";
@@ -188,14 +204,14 @@ static char *data_json_column(const char *text)
 }
 
 /* vote_data: {"epoch": E, "voters": [...]}, or with prefix "end_" for closing. */
-static char *voters_json(const Ibp__V1__Event *ev, const char *epoch_key, const char *voters_key)
+static char *voters_json(const ibp_codec_event *ev, const char *epoch_key, const char *voters_key)
 {
-    if (ev->n_voters == 0)
+    if (ev->nvoters == 0)
         return NULL;
     json_t *o = json_object();
     json_t *arr = json_array();
-    for (size_t i = 0; i < ev->n_voters; i++) {
-        const Ibp__V1__Voter *v = ev->voters[i];
+    for (size_t i = 0; i < ev->nvoters; i++) {
+        const ibp_codec_voter *v = &ev->voters[i];
         json_t *jv = json_object();
         json_object_set_new(jv, "node", json_string(or_empty(v->node)));
         json_object_set_new(jv, "local_seq", json_integer((json_int_t)v->local_seq));
@@ -210,51 +226,27 @@ static char *voters_json(const Ibp__V1__Event *ev, const char *epoch_key, const 
     return out;
 }
 
-/* The key columns of f from ev's kind and key (id, member, status checked). */
-static ibp_status key_columns(const Ibp__V1__Event *ev, ibp_persist_event *f, ibp_err *err)
+/* The key columns of f from ev's kind and key (kind, type and shape checked by the codec). */
+static void key_columns(const ibp_codec_event *ev, ibp_persist_event *f)
 {
-    const Ibp__V1__ResultKey *k = ev->key;
-    const char *domain = or_empty(k->domain);
-    const char *endpoint = or_empty(k->endpoint);
-    if (ev->kind == IBP__V1__EVENT_KIND__EVENT_KIND_OVERRIDE) {
+    const ibp_codec_key *k = &ev->key;
+    if (ev->kind == IBP_CODEC_EVENT_OVERRIDE) {
         f->check_type = IBP_OVERRIDE_CHECK_NAME;
         f->check_name = k->check_name && *k->check_name ? k->check_name : IBP_OVERRIDE_CHECK_NAME;
         f->domain = "";
         f->endpoint = "";
         f->ipv6 = false;
-        return IBP_OK;
+        return;
     }
-    if (ev->kind != IBP__V1__EVENT_KIND__EVENT_KIND_STATUS)
-        return ibp_err_set(err, IBP_E_INVAL, "Event %.128s has kind %d", ev->id, (int)ev->kind);
-    switch (k->check_type) {
-    case IBP__V1__CHECK_TYPE__CHECK_TYPE_SITE:
-        f->check_type = "site";
-        break;
-    case IBP__V1__CHECK_TYPE__CHECK_TYPE_DOMAIN:
-        f->check_type = "domain";
-        break;
-    case IBP__V1__CHECK_TYPE__CHECK_TYPE_ENDPOINT:
-        f->check_type = "endpoint";
-        break;
-    default:
-        return ibp_err_set(err, IBP_E_INVAL, "Event %.128s has check type %d", ev->id,
-                           (int)k->check_type);
-    }
-    bool want_domain = k->check_type != IBP__V1__CHECK_TYPE__CHECK_TYPE_SITE;
-    bool want_endpoint = k->check_type == IBP__V1__CHECK_TYPE__CHECK_TYPE_ENDPOINT;
-    if ((*domain != '\0') != want_domain || (*endpoint != '\0') != want_endpoint)
-        return ibp_err_set(
-            err, IBP_E_INVAL, "Event %.128s: a %s key %s a domain and %s an endpoint", ev->id,
-            f->check_type, want_domain ? "needs" : "has no", want_endpoint ? "needs" : "has no");
+    f->check_type = ibp_codec_check_name(k->type);
     f->check_name = or_empty(k->check_name);
-    f->domain = domain;
-    f->endpoint = endpoint;
+    f->domain = or_empty(k->domain);
+    f->endpoint = or_empty(k->endpoint);
     f->ipv6 = k->ipv6;
-    return IBP_OK;
 }
 
 /* The free texts: error, data_json and the voters' node names. */
-static ibp_status text_columns(const Ibp__V1__Event *ev, ibp_persist_event *f, ibp_err *err)
+static ibp_status text_columns(const ibp_codec_event *ev, ibp_persist_event *f, ibp_err *err)
 {
     const char *error = or_empty(ev->error);
     size_t elen = strlen(error);
@@ -265,8 +257,8 @@ static ibp_status text_columns(const Ibp__V1__Event *ev, ibp_persist_event *f, i
     const char *data = or_empty(ev->data_json);
     if (!ibp_persist_utf8_valid(data, strlen(data), NULL))
         return ibp_err_set(err, IBP_E_INVAL, "Event %.128s: data_json is not valid UTF-8", ev->id);
-    for (size_t i = 0; i < ev->n_voters; i++) {
-        const char *node = or_empty(ev->voters[i]->node);
+    for (size_t i = 0; i < ev->nvoters; i++) {
+        const char *node = or_empty(ev->voters[i].node);
         if (!ibp_persist_utf8_valid(node, strlen(node), NULL))
             return ibp_err_set(err, IBP_E_INVAL, "Event %.128s: voter %zu is not valid UTF-8",
                                ev->id, i);
@@ -274,9 +266,37 @@ static ibp_status text_columns(const Ibp__V1__Event *ev, ibp_persist_event *f, i
     f->data_json = data_json_column(data);
     f->vote_json =
         f->up ? voters_json(ev, "end_epoch", "end_voters") : voters_json(ev, "epoch", "voters");
-    if ((*data && f->data_json == NULL) || (ev->n_voters > 0 && f->vote_json == NULL))
+    if ((*data && f->data_json == NULL) || (ev->nvoters > 0 && f->vote_json == NULL))
         return ibp_err_set(err, IBP_E_NOMEM, "Event %.128s: out of memory encoding JSON", ev->id);
     return IBP_OK;
+}
+
+ibp_status ibp_persist_parse_event_wire(const ibp_codec_event *ev, ibp_persist_event *out,
+                                        ibp_err *err)
+{
+    memset(out, 0, sizeof *out);
+    if (ev == NULL)
+        return ibp_err_set(err, IBP_E_INVAL, "Event missing");
+    ibp_status st = field_check(err, "event id", ev->id, IBP_PERSIST_LIM_EVENT_ID);
+    if (st != IBP_OK)
+        return st;
+    if (ev->time_ms < IBP_PERSIST_TIME_MIN_MS || ev->time_ms > IBP_PERSIST_TIME_MAX_MS)
+        return ibp_err_set(err, IBP_E_RANGE,
+                           "Event %.128s time_ms %" PRId64 " is outside what DATETIME holds",
+                           ev->id, ev->time_ms);
+    out->id = ev->id;
+    out->member = ev->key.member;
+    out->up = ev->status == IBP_CODEC_STATUS_UP;
+    out->time_ms = ev->time_ms;
+    out->epoch = ev->epoch;
+    key_columns(ev, out);
+    if ((st = field_check(err, "check_name", out->check_name, IBP_PERSIST_LIM_CHECK_NAME)) !=
+            IBP_OK ||
+        (st = field_check(err, "member", out->member, IBP_PERSIST_LIM_MEMBER)) != IBP_OK ||
+        (st = field_check(err, "domain", out->domain, IBP_PERSIST_LIM_DOMAIN)) != IBP_OK ||
+        (st = field_check(err, "endpoint", out->endpoint, IBP_PERSIST_LIM_ENDPOINT)) != IBP_OK)
+        return st;
+    return text_columns(ev, out, err);
 }
 
 ibp_status ibp_persist_parse_event(const Ibp__V1__Event *ev, ibp_persist_event *out, ibp_err *err)
@@ -284,34 +304,17 @@ ibp_status ibp_persist_parse_event(const Ibp__V1__Event *ev, ibp_persist_event *
     memset(out, 0, sizeof *out);
     if (ev == NULL)
         return ibp_err_set(err, IBP_E_INVAL, "Event missing");
-    if (ev->id == NULL || *ev->id == '\0')
-        return ibp_err_set(err, IBP_E_INVAL, "Event without an id");
-    ibp_status st = field_check(err, "event id", ev->id, IBP_PERSIST_LIM_EVENT_ID);
+    /* The codec takes a parsed payload only as part of a verified message. */
+    Ibp__V1__Envelope env = IBP__V1__ENVELOPE__INIT;
+    env.type = IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_EVENT;
+    ibp_verified vm = {&env, (ProtobufCMessage *)&ev->base, NULL};
+    ibp_codec_event w;
+    ibp_status st = ibp_codec_event_decode_verified(&vm, &w, err);
     if (st != IBP_OK)
         return st;
-    const Ibp__V1__ResultKey *k = ev->key;
-    if (k == NULL || k->member == NULL || *k->member == '\0')
-        return ibp_err_set(err, IBP_E_INVAL, "Event %.128s has no key or no member", ev->id);
-    if (ev->status != IBP__V1__STATUS__STATUS_UP && ev->status != IBP__V1__STATUS__STATUS_DOWN)
-        return ibp_err_set(err, IBP_E_INVAL, "Event %.128s has status %d (neither up nor down)",
-                           ev->id, (int)ev->status);
-    if (ev->time_ms < IBP_PERSIST_TIME_MIN_MS || ev->time_ms > IBP_PERSIST_TIME_MAX_MS)
-        return ibp_err_set(err, IBP_E_RANGE,
-                           "Event %.128s time_ms %" PRId64 " is outside what DATETIME holds",
-                           ev->id, ev->time_ms);
-    out->id = ev->id;
-    out->member = k->member;
-    out->up = ev->status == IBP__V1__STATUS__STATUS_UP;
-    out->time_ms = ev->time_ms;
-    out->epoch = ev->epoch;
-    if ((st = key_columns(ev, out, err)) != IBP_OK ||
-        (st = field_check(err, "check_name", out->check_name, IBP_PERSIST_LIM_CHECK_NAME)) !=
-            IBP_OK ||
-        (st = field_check(err, "member", out->member, IBP_PERSIST_LIM_MEMBER)) != IBP_OK ||
-        (st = field_check(err, "domain", out->domain, IBP_PERSIST_LIM_DOMAIN)) != IBP_OK ||
-        (st = field_check(err, "endpoint", out->endpoint, IBP_PERSIST_LIM_ENDPOINT)) != IBP_OK)
-        return st;
-    return text_columns(ev, out, err);
+    st = ibp_persist_parse_event_wire(&w, out, err);
+    ibp_codec_event_clear(&w); /* the columns borrow from ev, not from w */
+    return st;
 }
 
 void ibp_persist_event_clear(ibp_persist_event *out)

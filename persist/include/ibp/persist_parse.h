@@ -2,11 +2,14 @@
  * Decoding the payload of a HITS or EVENTS message into the plain columns
  * persist writes (DESIGN.md §7, §8). Pure: no MariaDB, no clock, no I/O, no
  * signature check; the caller verified the envelope and decoded its payload
- * (ibp_verifier_check_stateless) and passes the decoded message.
+ * with its codec (ibp/codec_hit_batch.h, ibp/codec_event.h), which refuses
+ * what can never be right (IBP_E_INVAL: flush_seq 0, a date that is not a
+ * calendar day; an Event without id or member, with a status, kind or key
+ * shape that is wrong), and passes the codec's plain struct.
  *
- * What is checked is what MariaDB would refuse or what can never be right,
- * so that such a message is dead-lettered with a clear reason before any
- * transaction starts:
+ * What is checked here is what MariaDB would refuse, so that such a message
+ * is dead-lettered with a clear reason before any transaction starts (the
+ * list below includes the codec's checks: the _from_pb forms run both):
  *   HitBatch  node equal to the signer (a dns node reports its own hits),
  *             flush_seq > 0, every date a YYYY-MM-DD from year 1000 on,
  *             hits at most IBP_PERSIST_MAX_ROW_HITS, every string valid
@@ -34,6 +37,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ibp/codec_event.h"
+#include "ibp/codec_hit_batch.h"
 #include "ibp/ibp.pb-c.h"
 #include "ibp/status.h"
 
@@ -104,10 +109,15 @@ typedef struct ibp_persist_event {
 } ibp_persist_event;
 
 /*
- * Checks hb, signed by signer, and fills *out (zeroed first, so that
- * ibp_persist_hit_batch_clear may always be called). Errors as at the top;
- * on error *out holds nothing to use but may hold memory to clear.
+ * Checks hb (decoded by the HitBatch codec), signed by signer, and fills *out
+ * (zeroed first, so that ibp_persist_hit_batch_clear may always be called).
+ * The rows borrow hb's strings, not its arrays. Errors as at the top; on
+ * error *out holds nothing to use but may hold memory to clear.
  */
+ibp_status ibp_persist_parse_hits(const ibp_codec_hit_batch *hb, const char *signer,
+                                  ibp_persist_hit_batch *out, ibp_err *err);
+
+/* The same from a parsed protobuf message (the codec's checks first), for tools and tests. */
 ibp_status ibp_persist_parse_hit_batch(const Ibp__V1__HitBatch *hb, const char *signer,
                                        ibp_persist_hit_batch *out, ibp_err *err);
 
@@ -115,13 +125,18 @@ ibp_status ibp_persist_parse_hit_batch(const Ibp__V1__HitBatch *hb, const char *
 void ibp_persist_hit_batch_clear(ibp_persist_hit_batch *out);
 
 /*
- * Checks ev and fills *out (zeroed first): the columns, the vote_data JSON
+ * Checks ev (decoded by the Event codec) and fills *out (zeroed first): the
+ * columns (borrowing ev's strings, not its voters array), the vote_data JSON
  * ({"epoch": E, "voters": [...]} for a down status, {"end_epoch": E,
  * "end_voters": [...]} for an up status, which closes) and additional_data
  * (data_json as it is when it is JSON MariaDB accepts, otherwise the text as
  * a JSON string, so an outage is never lost over its extra data). Errors as
  * at the top.
  */
+ibp_status ibp_persist_parse_event_wire(const ibp_codec_event *ev, ibp_persist_event *out,
+                                        ibp_err *err);
+
+/* The same from a parsed protobuf message (the codec's checks first), for tools and tests. */
 ibp_status ibp_persist_parse_event(const Ibp__V1__Event *ev, ibp_persist_event *out, ibp_err *err);
 
 /* Frees the JSON columns and zeroes *out; accepts NULL. */
