@@ -151,8 +151,8 @@ bool ibp_rfc3339_parse_ms(const char *s, int64_t *unix_ms)
         if (*p != '\0')
             return false;
     }
-    *unix_ms = ibp_days_from_civil(y, mo, d) * DAY_MS + (int64_t)h * 3600000 +
-               (int64_t)mi * 60000 + (int64_t)sec * 1000 + frac_ms - offset_min * 60000;
+    *unix_ms = ibp_days_from_civil(y, mo, d) * DAY_MS + (int64_t)h * 3600000 + (int64_t)mi * 60000 +
+               (int64_t)sec * 1000 + frac_ms - offset_min * 60000;
     return true;
 }
 

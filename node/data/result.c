@@ -5,6 +5,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ibp/ibp.pb-c.h"
+
+/* ibp_check_type and ibp_result_status (ibp/types.h) convert to and from the wire's enums by value.
+ */
+_Static_assert(IBP_CHECK_SITE == (int)IBP__V1__CHECK_TYPE__CHECK_TYPE_SITE, "CheckType SITE");
+_Static_assert(IBP_CHECK_DOMAIN == (int)IBP__V1__CHECK_TYPE__CHECK_TYPE_DOMAIN, "CheckType DOMAIN");
+_Static_assert(IBP_CHECK_ENDPOINT == (int)IBP__V1__CHECK_TYPE__CHECK_TYPE_ENDPOINT,
+               "CheckType ENDPOINT");
+_Static_assert(IBP_RESULT_NONE == (int)IBP__V1__STATUS__STATUS_UNSPECIFIED, "Status UNSPECIFIED");
+_Static_assert(IBP_RESULT_UP == (int)IBP__V1__STATUS__STATUS_UP, "Status UP");
+_Static_assert(IBP_RESULT_DOWN == (int)IBP__V1__STATUS__STATUS_DOWN, "Status DOWN");
+
 const char *ibp_check_type_name(ibp_check_type type)
 {
     switch (type) {

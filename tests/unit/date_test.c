@@ -32,8 +32,8 @@ static void test_civil_known_days(void **state)
     expect_civil(10957, 2000, 1, 1);
     expect_civil(11016, 2000, 2, 29); /* divisible by 400: leap */
     expect_civil(19782, 2024, 2, 29);
-    expect_civil(-719528, 0, 1, 1);     /* year 0 (1 BC) */
-    expect_civil(-719468, 0, 3, 1);     /* year 0 is a leap year */
+    expect_civil(-719528, 0, 1, 1); /* year 0 (1 BC) */
+    expect_civil(-719468, 0, 3, 1); /* year 0 is a leap year */
     expect_civil(2932896, 9999, 12, 31);
     expect_civil(-719529, -1, 12, 31);
 }

@@ -32,16 +32,18 @@ static void test_valid(void **state)
     expect_valid(NULL, 0, true);
     expect_valid("Stake Plus", 10, true);
     expect_valid("\x00", 1, true); /* NUL is U+0000: the caller decides about it */
-    expect_valid("a\x00" "b", 3, true);
+    expect_valid("a\x00"
+                 "b",
+                 3, true);
     expect_valid("\x7f", 1, true);
-    expect_valid("\xc2\x80", 2, true);             /* U+0080 */
-    expect_valid("\xdf\xbf", 2, true);             /* U+07FF */
-    expect_valid("\xe0\xa0\x80", 3, true);         /* U+0800 */
-    expect_valid("\xed\x9f\xbf", 3, true);         /* U+D7FF */
-    expect_valid("\xee\x80\x80", 3, true);         /* U+E000 */
-    expect_valid("\xef\xbf\xbf", 3, true);         /* U+FFFF */
-    expect_valid("\xf0\x90\x80\x80", 4, true);     /* U+10000 */
-    expect_valid("\xf4\x8f\xbf\xbf", 4, true);     /* U+10FFFF */
+    expect_valid("\xc2\x80", 2, true);         /* U+0080 */
+    expect_valid("\xdf\xbf", 2, true);         /* U+07FF */
+    expect_valid("\xe0\xa0\x80", 3, true);     /* U+0800 */
+    expect_valid("\xed\x9f\xbf", 3, true);     /* U+D7FF */
+    expect_valid("\xee\x80\x80", 3, true);     /* U+E000 */
+    expect_valid("\xef\xbf\xbf", 3, true);     /* U+FFFF */
+    expect_valid("\xf0\x90\x80\x80", 4, true); /* U+10000 */
+    expect_valid("\xf4\x8f\xbf\xbf", 4, true); /* U+10FFFF */
     expect_valid("Z\xc3\xbcrich \xe2\x82\xac \xf0\x9f\x98\x80", 16, true);
 }
 
@@ -102,8 +104,11 @@ static bool reference_valid(const unsigned char *s, size_t len)
     size_t i = 0;
     while (i < len) {
         unsigned c = s[i];
-        size_t n = c < 0x80 ? 1 : c >= 0xC0 && c < 0xE0 ? 2 : c >= 0xE0 && c < 0xF0 ? 3
-                                 : c >= 0xF0 && c < 0xF8 ? 4 : 0;
+        size_t n = c < 0x80                ? 1
+                   : c >= 0xC0 && c < 0xE0 ? 2
+                   : c >= 0xE0 && c < 0xF0 ? 3
+                   : c >= 0xF0 && c < 0xF8 ? 4
+                                           : 0;
         if (n == 0 || i + n > len)
             return false;
         uint32_t cp = n == 1 ? c : n == 2 ? c & 0x1F : n == 3 ? c & 0x0F : c & 0x07;

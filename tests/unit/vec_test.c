@@ -137,12 +137,9 @@ static void test_strbuf_too_big(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_grow_doubles),
-        cmocka_unit_test(test_grow_from_odd_capacity),
-        cmocka_unit_test(test_grow_overflow),
-        cmocka_unit_test(test_grow_near_limit_does_not_wrap),
-        cmocka_unit_test(test_strbuf),
-        cmocka_unit_test(test_strbuf_too_big),
+        cmocka_unit_test(test_grow_doubles),  cmocka_unit_test(test_grow_from_odd_capacity),
+        cmocka_unit_test(test_grow_overflow), cmocka_unit_test(test_grow_near_limit_does_not_wrap),
+        cmocka_unit_test(test_strbuf),        cmocka_unit_test(test_strbuf_too_big),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -67,6 +67,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ibp/types.h"
+
 /* Result codes of the engine (the driver maps them to ibp_status). */
 #define IBP_VOTE_RC_LIST(X)                                                                        \
     X(IBP_VOTE_OK, "ok")                                                                           \
@@ -91,17 +93,17 @@ const char *ibp_vote_strerror(ibp_vote_rc rc);
 /* Stable name of a result code ("IBP_VOTE_E_LIMIT"); never NULL. Thread-safe. */
 const char *ibp_vote_rc_name(ibp_vote_rc rc);
 
-/* Values match proto/ibp.proto (CheckType, Status, PayloadType). */
+/* Values match proto/ibp.proto (CheckType, Status, PayloadType) through ibp/types.h. */
 typedef enum ibp_vote_check {
-    IBP_VOTE_SITE = 1,
-    IBP_VOTE_DOMAIN = 2,
-    IBP_VOTE_ENDPOINT = 3,
+    IBP_VOTE_SITE = IBP_CHECK_SITE,
+    IBP_VOTE_DOMAIN = IBP_CHECK_DOMAIN,
+    IBP_VOTE_ENDPOINT = IBP_CHECK_ENDPOINT,
 } ibp_vote_check;
 
 typedef enum ibp_vote_status {
-    IBP_VOTE_NONE = 0, /* no official status (absent, removed) */
-    IBP_VOTE_UP = 1,
-    IBP_VOTE_DOWN = 2,
+    IBP_VOTE_NONE = IBP_RESULT_NONE, /* no official status (absent, removed) */
+    IBP_VOTE_UP = IBP_RESULT_UP,
+    IBP_VOTE_DOWN = IBP_RESULT_DOWN,
 } ibp_vote_status;
 
 typedef enum ibp_vote_kind {
@@ -110,14 +112,14 @@ typedef enum ibp_vote_kind {
     IBP_VOTE_MSG_MEMBER_OVERRIDE = 3,
 } ibp_vote_kind;
 
-/* Caps on input strings, in bytes without the NUL (same as node/result.h). */
-#define IBP_VOTE_NAME_MAX 255     /* check names, members, node ids */
-#define IBP_VOTE_DOMAIN_MAX 253   /* lower-case, no trailing dot */
-#define IBP_VOTE_URL_MAX 2048     /* endpoint URLs */
-#define IBP_VOTE_ERROR_MAX 4096   /* error texts, override reasons */
-#define IBP_VOTE_DATA_MAX 65536   /* extra data (a JSON object as text) */
-#define IBP_VOTE_DIGEST_SIZE 32   /* bytes */
-#define IBP_VOTE_EVENT_ID_SIZE 56 /* bytes, NUL included: "<epoch>-<32 hex>" */
+/* Caps on input strings, in bytes without the NUL (ibp/types.h). */
+#define IBP_VOTE_NAME_MAX IBP_NAME_MAX     /* check names, members, node ids */
+#define IBP_VOTE_DOMAIN_MAX IBP_DOMAIN_MAX /* lower-case, no trailing dot */
+#define IBP_VOTE_URL_MAX IBP_URL_MAX       /* endpoint URLs */
+#define IBP_VOTE_ERROR_MAX IBP_ERROR_MAX   /* error texts, override reasons */
+#define IBP_VOTE_DATA_MAX IBP_DATA_MAX     /* extra data (a JSON object as text) */
+#define IBP_VOTE_DIGEST_SIZE 32            /* bytes */
+#define IBP_VOTE_EVENT_ID_SIZE 56          /* bytes, NUL included: "<epoch>-<32 hex>" */
 
 /*
  * Identity of a result. A site key has empty domain and endpoint; a domain key

@@ -3,11 +3,37 @@
  * the caps on names, domains, URLs and texts. Header only; the vote engine,
  * the data library, the drivers and persist all include it, so a value
  * changes in one place.
+ *
+ * The enum values are the wire's (proto/ibp.proto CheckType and Status), so
+ * code converts between them and the protobuf-c enums by value; the files
+ * that do so check it with _Static_assert (node/data/result.c).
+ * Plain values only: no functions, so the pure cores may include it.
  */
 #ifndef IBP_TYPES_H
 #define IBP_TYPES_H
 
 /* Observations one monitor batch may carry at most (the publisher's default). */
 #define IBP_MONITOR_MAX_BATCH_OBS_DEFAULT 5000
+
+/* Caps on the strings of a result, in bytes without the NUL. */
+#define IBP_DOMAIN_MAX 253 /* longest domain (RFC 1035) */
+#define IBP_NAME_MAX 255   /* member and check names, node ids */
+#define IBP_URL_MAX 2048   /* endpoint URLs */
+#define IBP_ERROR_MAX 4096 /* error texts, override reasons (longer error texts are cut) */
+#define IBP_DATA_MAX 65536 /* extra data (a JSON object as text) */
+
+/* What a result key names (wire: CheckType; 0 there is "unspecified"). */
+typedef enum ibp_check_type {
+    IBP_CHECK_SITE = 1,
+    IBP_CHECK_DOMAIN = 2,
+    IBP_CHECK_ENDPOINT = 3,
+} ibp_check_type;
+
+/* A result's status (wire: Status; NONE is "unspecified": no status, absent). */
+typedef enum ibp_result_status {
+    IBP_RESULT_NONE = 0,
+    IBP_RESULT_UP = 1,
+    IBP_RESULT_DOWN = 2,
+} ibp_result_status;
 
 #endif

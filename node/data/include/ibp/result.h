@@ -17,19 +17,7 @@
 #include <stdint.h>
 
 #include "ibp/status.h"
-
-/* Longest domain (RFC 1035) and the caps on other key strings. */
-#define IBP_DOMAIN_MAX 253
-#define IBP_NAME_MAX 255   /* member and check names */
-#define IBP_URL_MAX 2048   /* endpoint URLs */
-#define IBP_ERROR_MAX 4096 /* error texts longer than this are cut */
-#define IBP_DATA_MAX 65536 /* extra data (JSON object text) */
-
-typedef enum ibp_check_type {
-    IBP_CHECK_SITE = 1,
-    IBP_CHECK_DOMAIN = 2,
-    IBP_CHECK_ENDPOINT = 3,
-} ibp_check_type;
+#include "ibp/types.h" /* ibp_check_type and the caps IBP_DOMAIN_MAX .. IBP_DATA_MAX */
 
 /* "site", "domain", "endpoint"; "?" for anything else. */
 const char *ibp_check_type_name(ibp_check_type type);
