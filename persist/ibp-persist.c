@@ -2,16 +2,19 @@
  * ibp-persist: writes the HITS and EVENTS streams to MariaDB exactly once,
  * answers queries over NATS, and rebuilds a database from the streams.
  *
- *   ibp-persist --config FILE [--sql-dir DIR] [--set KEY=VALUE]...
+ *   ibp-persist --config FILE [--set KEY=VALUE]... [--FLAG VALUE]...
  *   ibp-persist replay --config FILE --database NAME
  *               [--from-seq N | --from-time RFC3339] [--stream HITS|EVENTS|all]
  *   ibp-persist --help | --example-config
  *
- * Only wiring: the work is in the ibp_persist library (ibp/persist*.h).
- * Exit status: 0 after a clean stop, 1 on a runtime error, 2 on bad usage
- * or configuration.
+ * Every --FLAG VALUE sets a key of the settings table (ibp/persist_config.h),
+ * the same field the config file sets: flags and --set apply in command-line
+ * order over the file. Only wiring: the work is in the ibp_persist library
+ * (ibp/persist*.h). Exit status: 0 after a clean stop, 1 on a runtime error,
+ * 2 on bad usage or configuration.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -23,15 +26,15 @@
 #include <nats/nats.h>
 
 #include "ibp/bus.h"
+#include "ibp/date.h"
 #include "ibp/log.h"
-#include "ibp/node_config.h"
 #include "ibp/persist.h"
+#include "ibp/persist_config.h"
 #include "ibp/persist_db.h"
 #include "ibp/persist_replay.h"
 #include "ibp/persist_service.h"
 #include "ibp/roster.h"
 #include "ibp/schema.h"
-#include "persist_util.h"
 
 #define PROG "ibp-persist"
 #define COMPONENT "ibp-persist"
@@ -60,69 +63,142 @@ static void install_signals(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
+/* ---- command line -------------------------------------------------------- */
+
+enum { MODE_LIVE = 1, MODE_REPLAY = 2 };
+
+/* A flag that sets a key of the settings table, and the modes that take it. */
+typedef struct flag_key {
+    const char *flag; /* long option name */
+    const char *key;  /* settings key */
+    unsigned modes;
+    const char *arg; /* its value in --help */
+} flag_key;
+
+static const flag_key flag_keys[] = {
+    {"sql-dir", "persist.sql_dir", MODE_LIVE | MODE_REPLAY, "DIR"},
+    {"hits-stream", "persist.hits_stream", MODE_LIVE | MODE_REPLAY, "NAME"},
+    {"events-stream", "persist.events_stream", MODE_LIVE | MODE_REPLAY, "NAME"},
+    {"hits-durable", "persist.hits_durable", MODE_LIVE | MODE_REPLAY, "NAME"},
+    {"events-durable", "persist.events_durable", MODE_LIVE | MODE_REPLAY, "NAME"},
+    {"service-prefix", "persist.service_prefix", MODE_LIVE, "P"},
+    {"database", "replay.database", MODE_REPLAY, "NAME"},
+    {"from-seq", "replay.from_seq", MODE_REPLAY, "N"},
+    {"from-time", "replay.from_time", MODE_REPLAY, "RFC3339"},
+    {"stream", "replay.stream", MODE_REPLAY, "HITS|EVENTS|all"},
+};
+#define FLAG_KEYS (sizeof flag_keys / sizeof flag_keys[0])
+
+/* getopt_long values of the options that are not keys; flag_keys[i] is OPT_KEY + i. */
+enum { OPT_EXAMPLE = 256, OPT_CONFIG, OPT_SET, OPT_KEY };
+
 static void usage(FILE *out)
 {
+    fprintf(out, "usage: " PROG " --config FILE [--set KEY=VALUE]... [--FLAG VALUE]...\n"
+                 "       " PROG " replay --config FILE --database NAME [--from-seq N | --from-time "
+                 "RFC3339]\n"
+                 "                   [--stream HITS|EVENTS|all] [--FLAG VALUE]...\n"
+                 "       " PROG " --help | --example-config\n"
+                 "\n"
+                 "Runs durable JetStream pull consumers on HITS and EVENTS and applies each batch\n"
+                 "to MariaDB in one transaction with its stream sequence, acknowledging after the\n"
+                 "commit (exactly once). Answers ibp.persist.events and ibp.persist.usage (JSON\n"
+                 "request-reply) and $SRV.PING|INFO|STATS. Pending schema migrations are applied\n"
+                 "at start; a database newer than this program is refused. SIGTERM/SIGINT stop it\n"
+                 "cleanly.\n"
+                 "\n"
+                 "replay rebuilds the tables from the streams into NAME, which must be empty (it\n"
+                 "is created when missing), from the start, a stream sequence or a time, printing\n"
+                 "progress to stderr at most once a second.\n"
+                 "\n"
+                 "  --config FILE           the configuration (JSON; keys below)\n"
+                 "  --set KEY=VALUE         override one config key (same words as the file)\n"
+                 "  --example-config        print an example configuration\n"
+                 "\n"
+                 "Each flag below sets one config key (as --set KEY=VALUE does); flags and --set\n"
+                 "apply in order over the file:\n");
+    for (size_t i = 0; i < FLAG_KEYS; i++) {
+        char left[64];
+        snprintf(left, sizeof left, "--%s %s", flag_keys[i].flag, flag_keys[i].arg);
+        fprintf(out, "  %-34s %s%s\n", left, flag_keys[i].key,
+                flag_keys[i].modes == MODE_REPLAY ? " (replay only)"
+                : flag_keys[i].modes == MODE_LIVE ? " (not replay)"
+                                                  : "");
+    }
     fprintf(out,
-            "usage: " PROG " --config FILE [--sql-dir DIR] [--set KEY=VALUE]... [names]\n"
-            "       " PROG " replay --config FILE --database NAME [--from-seq N | --from-time "
-            "RFC3339]\n"
-            "                   [--stream HITS|EVENTS|all] [--sql-dir DIR] [names]\n"
-            "       " PROG " --help | --example-config\n"
-            "\n"
-            "Runs durable JetStream pull consumers on HITS and EVENTS and applies each batch\n"
-            "to MariaDB in one transaction with its stream sequence, acknowledging after the\n"
-            "commit (exactly once). Answers ibp.persist.events and ibp.persist.usage (JSON\n"
-            "request-reply) and $SRV.PING|INFO|STATS. Pending schema migrations are applied\n"
-            "at start; a database newer than this program is refused. SIGTERM/SIGINT stop it\n"
-            "cleanly.\n"
-            "\n"
-            "replay rebuilds the tables from the streams into NAME, which must be empty (it\n"
-            "is created when missing), from the start, a stream sequence or a time, printing\n"
-            "progress to stderr at most once a second.\n"
-            "\n"
-            "  --set KEY=VALUE         override one config key (same words as the file)\n"
-            "  --sql-dir DIR           migration files (default $IBP_SQL_DIR or %s)\n"
-            "  --hits-stream NAME      stream of HitBatches (default HITS; \"\" skips it)\n"
-            "  --events-stream NAME    stream of Events (default EVENTS; \"\" skips it)\n"
-            "  --hits-durable NAME     durable consumer / offsets name "
-            "(default " IBP_PERSIST_HITS_DURABLE_DEFAULT ")\n"
-            "  --events-durable NAME   (default " IBP_PERSIST_EVENTS_DURABLE_DEFAULT ")\n"
-            "  --service-prefix P      request subjects P.events, P.usage "
-            "(default " IBP_PERSIST_SERVICE_PREFIX ")\n"
+            "\nWithout persist.sql_dir the migrations are read from $IBP_SQL_DIR, else %s.\n"
             "\n"
             "Configuration keys (JSON file; nested objects or dotted keys):\n\n",
             ibp_schema_default_dir());
     ibp_persist_config_help(out);
 }
 
+/* One override of the config, in command-line order: --set or a flag. */
+typedef struct override {
+    const flag_key *flag; /* NULL: --set, text is "KEY=VALUE" */
+    const char *text;     /* the value, or KEY=VALUE */
+} override;
+
 typedef struct args {
     const char *config;
-    const char *sql_dir;
-    const char *sets[MAX_SETS];
-    int nsets;
     bool replay;
-    const char *database;
-    uint64_t from_seq;
-    const char *from_time;
-    const char *stream;
-    const char *hits_stream, *events_stream, *hits_durable, *events_durable, *service_prefix;
+    override overrides[MAX_SETS];
+    int n;
 } args;
+
+static int add_override(args *a, const flag_key *flag, const char *text)
+{
+    if (a->n == MAX_SETS) {
+        fprintf(stderr, PROG ": too many --set and flags (at most %d)\n", MAX_SETS);
+        return -1;
+    }
+    a->overrides[a->n++] = (override){flag, text};
+    return 0;
+}
+
+/* A flag's value: from-seq keeps its own rule (a sequence is >= 1). */
+static int check_flag_value(const flag_key *f, const char *val)
+{
+    if (strcmp(f->flag, "from-seq") == 0) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long long v = strtoull(val, &end, 10);
+        if (errno || end == val || *end || v == 0 || v > INT64_MAX) {
+            fprintf(stderr, PROG ": --from-seq %s is not a sequence number (>= 1)\n", val);
+            return -1;
+        }
+    }
+    return 0;
+}
 
 static int parse_args(int argc, char **argv, args *a)
 {
     memset(a, 0, sizeof *a);
-    int i = 1;
-    if (i < argc && strcmp(argv[i], "replay") == 0) {
+    struct option opts[FLAG_KEYS + 5];
+    size_t n = 0;
+    opts[n++] = (struct option){"help", no_argument, NULL, 'h'};
+    opts[n++] = (struct option){"example-config", no_argument, NULL, OPT_EXAMPLE};
+    opts[n++] = (struct option){"config", required_argument, NULL, OPT_CONFIG};
+    opts[n++] = (struct option){"set", required_argument, NULL, OPT_SET};
+    for (size_t i = 0; i < FLAG_KEYS; i++)
+        opts[n++] = (struct option){flag_keys[i].flag, required_argument, NULL, OPT_KEY + (int)i};
+    opts[n] = (struct option){NULL, 0, NULL, 0};
+
+    int first = 1;
+    if (argc > 1 && strcmp(argv[1], "replay") == 0) {
         a->replay = true;
-        i++;
+        first = 2;
     }
-    for (; i < argc; i++) {
-        const char *arg = argv[i];
-        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+    unsigned mode = a->replay ? MODE_REPLAY : MODE_LIVE;
+    optind = first;
+    opterr = 0; /* our own messages, naming the option as given */
+    int c;
+    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+        const char *given = argv[optind - 1];
+        if (c == 'h') {
             usage(stdout);
             exit(0);
-        } else if (strcmp(arg, "--example-config") == 0) {
+        } else if (c == OPT_EXAMPLE) {
             ibp_err e;
             ibp_err_clear(&e);
             if (ibp_persist_config_example(stdout, &e) != IBP_OK) {
@@ -130,67 +206,40 @@ static int parse_args(int argc, char **argv, args *a)
                 exit(1);
             }
             exit(0);
-        }
-        if (val == NULL) {
-            fprintf(stderr, PROG ": %s needs a value (or is unknown); see --help\n", arg);
-            return -1;
-        }
-        if (strcmp(arg, "--config") == 0)
-            a->config = val;
-        else if (strcmp(arg, "--sql-dir") == 0)
-            a->sql_dir = val;
-        else if (strcmp(arg, "--set") == 0) {
-            if (a->nsets == MAX_SETS) {
-                fprintf(stderr, PROG ": too many --set\n");
+        } else if (c == OPT_CONFIG) {
+            a->config = optarg;
+        } else if (c == OPT_SET) {
+            if (add_override(a, NULL, optarg) != 0)
+                return -1;
+        } else if (c >= OPT_KEY && c < OPT_KEY + (int)FLAG_KEYS) {
+            const flag_key *f = &flag_keys[c - OPT_KEY];
+            if (!(f->modes & mode)) {
+                fprintf(stderr, PROG ": unknown option --%s%s; see --help\n", f->flag,
+                        a->replay ? " for replay" : " (it belongs to replay)");
                 return -1;
             }
-            a->sets[a->nsets++] = val;
-        } else if (strcmp(arg, "--hits-stream") == 0)
-            a->hits_stream = val;
-        else if (strcmp(arg, "--events-stream") == 0)
-            a->events_stream = val;
-        else if (strcmp(arg, "--hits-durable") == 0)
-            a->hits_durable = val;
-        else if (strcmp(arg, "--events-durable") == 0)
-            a->events_durable = val;
-        else if (!a->replay && strcmp(arg, "--service-prefix") == 0)
-            a->service_prefix = val;
-        else if (a->replay && strcmp(arg, "--database") == 0)
-            a->database = val;
-        else if (a->replay && strcmp(arg, "--from-seq") == 0) {
-            char *end = NULL;
-            errno = 0;
-            unsigned long long v = strtoull(val, &end, 10);
-            if (errno || end == val || *end || v == 0) {
-                fprintf(stderr, PROG ": --from-seq %s is not a sequence number (>= 1)\n", val);
+            if (check_flag_value(f, optarg) != 0 || add_override(a, f, optarg) != 0)
                 return -1;
-            }
-            a->from_seq = v;
-        } else if (a->replay && strcmp(arg, "--from-time") == 0)
-            a->from_time = val;
-        else if (a->replay && strcmp(arg, "--stream") == 0)
-            a->stream = val;
-        else {
-            fprintf(stderr, PROG ": unknown option %s; see --help\n", arg);
+        } else if (c == ':') {
+            fprintf(stderr, PROG ": %s needs a value; see --help\n", given);
+            return -1;
+        } else {
+            fprintf(stderr, PROG ": unknown option %s; see --help\n", given);
             return -1;
         }
-        i++;
+    }
+    if (optind < argc) {
+        fprintf(stderr, PROG ": unexpected argument %s; see --help\n", argv[optind]);
+        return -1;
     }
     if (a->config == NULL) {
         fprintf(stderr, PROG ": --config FILE is required; see --help\n");
         return -1;
     }
-    if (a->replay && a->database == NULL) {
-        fprintf(stderr, PROG ": replay needs --database NAME\n");
-        return -1;
-    }
-    if (a->from_seq && a->from_time) {
-        fprintf(stderr, PROG ": --from-seq and --from-time exclude each other\n");
-        return -1;
-    }
     return 0;
 }
 
+/* Loads the file, applies the overrides in order, validates. */
 static int load_config(const args *a, ibp_persist_config *cfg)
 {
     ibp_err e;
@@ -200,16 +249,25 @@ static int load_config(const args *a, ibp_persist_config *cfg)
         fprintf(stderr, PROG ": %s\n", e.msg);
         return -1;
     }
-    for (int i = 0; i < a->nsets; i++) {
-        char key[128];
-        const char *eq = strchr(a->sets[i], '=');
-        if (eq == NULL || (size_t)(eq - a->sets[i]) >= sizeof key) {
-            fprintf(stderr, PROG ": --set %s: expected KEY=VALUE\n", a->sets[i]);
-            goto fail;
+    for (int i = 0; i < a->n; i++) {
+        const override *o = &a->overrides[i];
+        char key[128], source[48] = "--set";
+        const char *k, *v = o->text;
+        if (o->flag != NULL) {
+            k = o->flag->key;
+            snprintf(source, sizeof source, "--%s", o->flag->flag);
+        } else {
+            const char *eq = strchr(o->text, '=');
+            if (eq == NULL || (size_t)(eq - o->text) >= sizeof key) {
+                fprintf(stderr, PROG ": --set %s: expected KEY=VALUE\n", o->text);
+                goto fail;
+            }
+            memcpy(key, o->text, (size_t)(eq - o->text));
+            key[eq - o->text] = '\0';
+            k = key;
+            v = eq + 1;
         }
-        memcpy(key, a->sets[i], (size_t)(eq - a->sets[i]));
-        key[eq - a->sets[i]] = '\0';
-        if (ibp_settings_set_text(t, cfg, key, eq + 1, "--set", &e) != IBP_OK) {
+        if (ibp_settings_set_text(t, cfg, k, v, source, &e) != IBP_OK) {
             fprintf(stderr, PROG ": %s\n", e.msg);
             goto fail;
         }
@@ -219,11 +277,21 @@ static int load_config(const args *a, ibp_persist_config *cfg)
         fprintf(stderr, PROG ": %s\n", e.msg);
         goto fail;
     }
+    if (a->replay && cfg->replay.database == NULL) {
+        fprintf(stderr, PROG ": replay needs --database NAME\n");
+        goto fail;
+    }
     ibp_log_set_level((ibp_log_level)ibp_log_level_parse(cfg->log.level));
     return 0;
 fail:
     ibp_persist_config_free(cfg);
     return -1;
+}
+
+/* A stream name of the config: NULL (set to "") skips the stream. */
+static const char *stream_name(const char *name)
+{
+    return name ? name : "";
 }
 
 static void print_progress(void *user, const ibp_persist_replay_progress *p)
@@ -277,6 +345,59 @@ static void log_stats(ibp_persist *p)
             s.hits.dead_lettered + s.events.dead_lettered);
 }
 
+/* `replay`: rebuilds replay.database from the streams. Returns the exit status. */
+static int run_replay(const ibp_persist_config *cfg, const ibp_roster *roster,
+                      const ibp_persist_db_opts *dbo, const char *sql_dir)
+{
+    ibp_err e;
+    ibp_err_clear(&e);
+    natsConnection *nc = NULL;
+    int rc = 1;
+    ibp_persist_replay_opts ro;
+    ibp_persist_replay_opts_init(&ro);
+    ro.roster = roster;
+    ro.db = dbo;
+    ro.database = cfg->replay.database;
+    ro.sql_dir = sql_dir;
+    ro.batch_size = (size_t)cfg->persist.batch_size;
+    ro.min_offline_ms = cfg->events.min_offline_ms;
+    ro.from_seq = (uint64_t)cfg->replay.from_seq;
+    ro.progress = print_progress;
+    ro.hits_stream = stream_name(cfg->persist.hits_stream);
+    ro.events_stream = stream_name(cfg->persist.events_stream);
+    ro.hits_consumer = cfg->persist.hits_durable;
+    ro.events_consumer = cfg->persist.events_durable;
+    ro.stop = &stop_flag;
+    /* Checked when the key was set (replay.from_time's check). */
+    if (cfg->replay.from_time && ibp_rfc3339_parse_ms(cfg->replay.from_time, &ro.from_time_ms) &&
+        ro.from_time_ms == 0)
+        ro.from_time_ms = 1; /* 0 means "not by time" */
+    if (strcmp(cfg->replay.stream, "HITS") == 0)
+        ro.events_stream = "";
+    else if (strcmp(cfg->replay.stream, "EVENTS") == 0)
+        ro.hits_stream = "";
+    if (ibp_config_nats_connect(&cfg->nats, PROG "-replay", false, &nc, &e) != IBP_OK) {
+        IBP_LOG(IBP_LOG_ERROR, COMPONENT, "%s", e.msg);
+        return 1;
+    }
+    ro.nc = nc;
+    ibp_persist_replay_result res;
+    if (ibp_persist_replay(&ro, &res, &e) != IBP_OK) {
+        IBP_LOG(IBP_LOG_ERROR, COMPONENT, "%s", e.msg);
+        rc = e.code == IBP_E_EXISTS || e.code == IBP_E_INVAL ? 2 : 1;
+        goto out;
+    }
+    fprintf(stderr,
+            "replay done: HITS %" PRIu64 " messages (last seq %" PRIu64 "), EVENTS %" PRIu64
+            " messages (last seq %" PRIu64 "), dead letters %" PRIu64 "\n",
+            res.hits.messages, res.hits.last_seq, res.events.messages, res.events.last_seq,
+            res.hits.dead_lettered + res.events.dead_lettered);
+    rc = 0;
+out:
+    natsConnection_Destroy(nc);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     args a;
@@ -287,7 +408,7 @@ int main(int argc, char **argv)
     if (load_config(&a, &cfg) != 0)
         return 2;
     install_signals();
-    const char *sql_dir = a.sql_dir ? a.sql_dir : getenv("IBP_SQL_DIR");
+    const char *sql_dir = cfg.persist.sql_dir ? cfg.persist.sql_dir : getenv("IBP_SQL_DIR");
     int rc = 1;
     ibp_err e;
     ibp_err_clear(&e);
@@ -311,62 +432,7 @@ int main(int argc, char **argv)
     ibp_persist_db_library_init();
 
     if (a.replay) {
-        if (ibp_config_nats_connect(&cfg.nats, PROG "-replay", false, &nc, &e) != IBP_OK) {
-            IBP_LOG(IBP_LOG_ERROR, COMPONENT, "%s", e.msg);
-            goto out;
-        }
-        ibp_persist_replay_opts ro;
-        ibp_persist_replay_opts_init(&ro);
-        ro.nc = nc;
-        ro.roster = roster;
-        ro.db = &dbo;
-        ro.database = a.database;
-        ro.sql_dir = sql_dir;
-        ro.batch_size = (size_t)cfg.persist.batch_size;
-        ro.min_offline_ms = cfg.events.min_offline_ms;
-        ro.from_seq = a.from_seq;
-        ro.progress = print_progress;
-        if (a.hits_stream)
-            ro.hits_stream = a.hits_stream;
-        if (a.events_stream)
-            ro.events_stream = a.events_stream;
-        if (a.hits_durable)
-            ro.hits_consumer = a.hits_durable;
-        if (a.events_durable)
-            ro.events_consumer = a.events_durable;
-        ro.stop = &stop_flag;
-        if (a.from_time) {
-            if (ibp_persist_parse_time_ms(a.from_time, &ro.from_time_ms) != 0) {
-                fprintf(stderr, PROG ": --from-time %s is not an RFC 3339 time\n", a.from_time);
-                rc = 2;
-                goto out;
-            }
-            if (ro.from_time_ms == 0)
-                ro.from_time_ms = 1; /* 0 means "not by time" */
-        }
-        if (a.stream && strcmp(a.stream, "all") != 0) {
-            if (strcmp(a.stream, "HITS") == 0)
-                ro.events_stream = "";
-            else if (strcmp(a.stream, "EVENTS") == 0)
-                ro.hits_stream = "";
-            else {
-                fprintf(stderr, PROG ": --stream must be HITS, EVENTS or all\n");
-                rc = 2;
-                goto out;
-            }
-        }
-        ibp_persist_replay_result res;
-        if (ibp_persist_replay(&ro, &res, &e) != IBP_OK) {
-            IBP_LOG(IBP_LOG_ERROR, COMPONENT, "%s", e.msg);
-            rc = e.code == IBP_E_EXISTS || e.code == IBP_E_INVAL ? 2 : 1;
-            goto out;
-        }
-        fprintf(stderr,
-                "replay done: HITS %" PRIu64 " messages (last seq %" PRIu64 "), EVENTS %" PRIu64
-                " messages (last seq %" PRIu64 "), dead letters %" PRIu64 "\n",
-                res.hits.messages, res.hits.last_seq, res.events.messages, res.events.last_seq,
-                res.hits.dead_lettered + res.events.dead_lettered);
-        rc = 0;
+        rc = run_replay(&cfg, roster, &dbo, sql_dir);
         goto out;
     }
 
@@ -390,8 +456,9 @@ int main(int argc, char **argv)
         IBP_LOG(IBP_LOG_ERROR, COMPONENT, "%s", e.msg);
         goto out;
     }
-    if (a.hits_stream == NULL && a.events_stream == NULL) {
-        /* The standard streams (DESIGN.md §5) when missing; named ones are the operator's. */
+    if (cfg.persist.hits_stream && strcmp(cfg.persist.hits_stream, "HITS") == 0 &&
+        cfg.persist.events_stream && strcmp(cfg.persist.events_stream, "EVENTS") == 0) {
+        /* The standard streams (DESIGN.md §5) when missing; other names are the operator's. */
         jsCtx *js = NULL;
         if (natsConnection_JetStream(&js, nc, NULL) == NATS_OK) {
             ibp_err se;
@@ -414,14 +481,10 @@ int main(int argc, char **argv)
     po.batch_size = (size_t)cfg.persist.batch_size;
     po.fetch_wait_ms = cfg.persist.fetch_wait_ms;
     po.min_offline_ms = cfg.events.min_offline_ms;
-    if (a.hits_stream)
-        po.hits_stream = a.hits_stream;
-    if (a.events_stream)
-        po.events_stream = a.events_stream;
-    if (a.hits_durable)
-        po.hits_durable = a.hits_durable;
-    if (a.events_durable)
-        po.events_durable = a.events_durable;
+    po.hits_stream = stream_name(cfg.persist.hits_stream);
+    po.events_stream = stream_name(cfg.persist.events_stream);
+    po.hits_durable = cfg.persist.hits_durable;
+    po.events_durable = cfg.persist.events_durable;
     if (ibp_persist_start(&po, &persist, &e) != IBP_OK) {
         IBP_LOG(IBP_LOG_ERROR, COMPONENT, "%s", e.msg);
         goto out;
@@ -431,8 +494,7 @@ int main(int argc, char **argv)
     so.nc = nc;
     so.db = &dbo;
     so.persist = persist;
-    if (a.service_prefix)
-        so.subject_prefix = a.service_prefix;
+    so.subject_prefix = cfg.persist.service_prefix;
     if (ibp_persist_service_start(&so, &service, &e) != IBP_OK)
         IBP_LOG(IBP_LOG_WARN, COMPONENT, "queries over NATS not available: %s", e.msg);
     IBP_LOG(IBP_LOG_INFO, COMPONENT, "running node=%s database=%s", cfg.node.id, dbo.database);

@@ -1,9 +1,10 @@
 /*
- * The settings tables of ibp-node and ibp-persist; see ibp/node_config.h.
+ * The settings table of ibp-node and the groups of keys every daemon shares;
+ * see ibp/node_config.h.
  *
- * Keys both daemons share are described once, relative to their sub-struct
+ * Keys the daemons share are described once, relative to their sub-struct
  * (ibp_config_nats, ...), and each table adds those groups at the offset of
- * the sub-struct in its own config struct.
+ * the sub-struct in its own config struct (ibp-persist's: persist/config.c).
  */
 #include "ibp/node_config.h"
 
@@ -184,14 +185,46 @@ static const ibp_setting log_settings[] = {
      .help = "Lowest level logged: debug, info, warn, error or off."},
 };
 
-/* ---- cross-key checks shared by both daemons --------------------------------------------- */
+/* The shared groups, for the other daemons' tables (ibp/node_config.h). */
+
+const ibp_setting *ibp_config_identity_settings(size_t *count)
+{
+    *count = COUNT(identity_settings);
+    return identity_settings;
+}
+
+const ibp_setting *ibp_config_nats_settings(size_t *count)
+{
+    *count = COUNT(nats_settings);
+    return nats_settings;
+}
+
+const ibp_setting *ibp_config_mysql_settings(size_t *count)
+{
+    *count = COUNT(mysql_settings);
+    return mysql_settings;
+}
+
+const ibp_setting *ibp_config_events_settings(size_t *count)
+{
+    *count = COUNT(events_settings);
+    return events_settings;
+}
+
+const ibp_setting *ibp_config_log_settings(size_t *count)
+{
+    *count = COUNT(log_settings);
+    return log_settings;
+}
+
+/* ---- cross-key checks shared by the daemons ---------------------------------------------- */
 
 static bool set(const char *s)
 {
     return s && *s;
 }
 
-static ibp_status validate_nats(const ibp_config_nats *n, const char *source, ibp_err *err)
+ibp_status ibp_config_nats_validate(const ibp_config_nats *n, const char *source, ibp_err *err)
 {
     if (set(n->password_file) && !set(n->user))
         return ibp_err_set(err, IBP_E_CONFIG, "%s: key 'nats.password_file' needs 'nats.user'",
@@ -524,7 +557,7 @@ static ibp_status validate_node(const void *base, const char *source, ibp_err *e
                            "%s: key 'consensus.max_keys_per_node': %" PRId64
                            " is over consensus.max_keys (%" PRId64 ")",
                            source, cfg->consensus.max_keys_per_node, cfg->consensus.max_keys);
-    return validate_nats(&cfg->nats, source, err);
+    return ibp_config_nats_validate(&cfg->nats, source, err);
 }
 
 static const ibp_settings_group node_groups[] = {
@@ -575,79 +608,4 @@ ibp_status ibp_node_config_help(FILE *out)
 ibp_status ibp_node_config_example(FILE *out, ibp_err *err)
 {
     return ibp_settings_example(&node_table, out, err);
-}
-
-/* ---- ibp-persist ------------------------------------------------------------------------- */
-
-static const ibp_setting persist_settings[] = {
-    {.name = "persist.batch_size",
-     .type = IBP_SETTING_INT64,
-     .flags = IBP_SETTING_RELOADABLE,
-     .default_text = "1000",
-     .min = 1,
-     .max = 100000,
-     .offset = IBP_SETTING_AT_I64(ibp_persist_config, persist.batch_size),
-     .help = "Messages fetched and applied to the database per transaction."},
-    {.name = "persist.fetch_wait_ms",
-     .type = IBP_SETTING_DURATION_MS,
-     .flags = IBP_SETTING_RELOADABLE,
-     .default_text = "1000",
-     .min = 10,
-     .max = 60 * SECOND_MS,
-     .offset = IBP_SETTING_AT_I64(ibp_persist_config, persist.fetch_wait_ms),
-     .help = "How long one fetch from a stream waits for messages."},
-};
-
-static ibp_status validate_persist(const void *base, const char *source, ibp_err *err)
-{
-    const ibp_persist_config *cfg = base;
-    return validate_nats(&cfg->nats, source, err);
-}
-
-static const ibp_settings_group persist_groups[] = {
-    {identity_settings, COUNT(identity_settings), offsetof(ibp_persist_config, node)},
-    {nats_settings, COUNT(nats_settings), offsetof(ibp_persist_config, nats)},
-    {mysql_settings, COUNT(mysql_settings), offsetof(ibp_persist_config, mysql)},
-    {persist_settings, COUNT(persist_settings), 0},
-    {events_settings, COUNT(events_settings), offsetof(ibp_persist_config, events)},
-    {log_settings, COUNT(log_settings), offsetof(ibp_persist_config, log)},
-};
-
-static const ibp_settings_table persist_table = {
-    .program = "ibp-persist",
-    .groups = persist_groups,
-    .group_count = COUNT(persist_groups),
-    .struct_size = sizeof(ibp_persist_config),
-    .validate = validate_persist,
-};
-
-const ibp_settings_table *ibp_persist_config_table(void)
-{
-    return &persist_table;
-}
-
-ibp_status ibp_persist_config_load(const char *path, ibp_persist_config *out, ibp_err *err)
-{
-    return ibp_settings_load_file(&persist_table, path, out, err);
-}
-
-ibp_status ibp_persist_config_load_buffer(const char *text, size_t len, const char *source,
-                                          ibp_persist_config *out, ibp_err *err)
-{
-    return ibp_settings_load_buffer(&persist_table, text, len, source, out, err);
-}
-
-void ibp_persist_config_free(ibp_persist_config *cfg)
-{
-    ibp_settings_free(&persist_table, cfg);
-}
-
-ibp_status ibp_persist_config_help(FILE *out)
-{
-    return ibp_settings_help(&persist_table, out);
-}
-
-ibp_status ibp_persist_config_example(FILE *out, ibp_err *err)
-{
-    return ibp_settings_example(&persist_table, out, err);
 }

@@ -7,6 +7,7 @@
 
 #include "fuzz_common.h"
 #include "ibp/node_config.h"
+#include "ibp/persist_config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -21,6 +21,7 @@
 #include "ibp/cache.h"
 #include "ibp/envelope.h"
 #include "ibp/node_config.h"
+#include "ibp/persist_config.h"
 #include "ibp/result.h"
 
 static const char *out_dir;

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "ibp/node_config.h"
+#include "ibp/persist_config.h"
 #include "ibp/roster.h"
 #include "ibp/settings.h"
 #include "test_util.h"

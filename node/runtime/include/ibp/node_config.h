@@ -1,10 +1,10 @@
 /*
- * Configuration of the daemons: ibp-node (monitor, consensus, dns, admin
- * roles) and ibp-persist. Each has one settings table (see ibp/settings.h);
- * loading, validation, `--help` and the example config all come from it.
- * The keys they share (node identity, NATS, MariaDB, events, log) live in
- * sub-structs described by shared groups of settings, so both tables use the
- * same entries.
+ * Configuration of ibp-node (monitor, consensus, dns, admin roles): one
+ * settings table (see ibp/settings.h) from which loading, validation,
+ * `--help` and the example config all come. The keys every daemon shares
+ * (node identity, NATS, MariaDB, events, log) live in sub-structs described
+ * by shared groups of settings, exported below, so that ibp-persist's table
+ * (persist/include/ibp/persist_config.h) uses the same entries.
  *
  * Ownership: a loaded config owns its strings and lists; free it with the
  * matching _free(). Unset optional strings are NULL. A loaded config is not
@@ -131,21 +131,28 @@ typedef struct ibp_node_config {
     ibp_config_log log;
 } ibp_node_config;
 
-typedef struct ibp_persist_config {
-    ibp_config_identity node;
-    ibp_config_nats nats;
-    ibp_config_mysql mysql;
-    struct {
-        int64_t batch_size;    /* messages fetched and applied per transaction */
-        int64_t fetch_wait_ms; /* how long one fetch waits for messages */
-    } persist;
-    ibp_config_events events;
-    ibp_config_log log;
-} ibp_persist_config;
+/*
+ * The shared groups of keys, each described relative to its sub-struct
+ * (ibp_config_identity, ibp_config_nats, ibp_config_mysql, ibp_config_events,
+ * ibp_config_log): a daemon's table adds one as an ibp_settings_group whose
+ * base is the offset of that sub-struct in its own config struct. Each
+ * returns a constant array and writes its length to *count. Thread-safe.
+ */
+const ibp_setting *ibp_config_identity_settings(size_t *count);
+const ibp_setting *ibp_config_nats_settings(size_t *count);
+const ibp_setting *ibp_config_mysql_settings(size_t *count);
+const ibp_setting *ibp_config_events_settings(size_t *count);
+const ibp_setting *ibp_config_log_settings(size_t *count);
 
-/* The settings tables, for ibp_settings_*() calls (overrides, reload checks, secrets). */
+/*
+ * The checks across the "nats.*" keys that every daemon's validate runs
+ * (one way to authenticate, TLS certificate and key together). source names
+ * the file in the message. Errors: IBP_E_CONFIG.
+ */
+ibp_status ibp_config_nats_validate(const ibp_config_nats *nats, const char *source, ibp_err *err);
+
+/* The settings table, for ibp_settings_*() calls (overrides, reload checks, secrets). */
 const ibp_settings_table *ibp_node_config_table(void);
-const ibp_settings_table *ibp_persist_config_table(void);
 
 /*
  * Loads an ibp-node config file (defaults, then the file, then validation).
@@ -170,13 +177,5 @@ ibp_status ibp_node_config_help(FILE *out);
 
 /* Writes an example config (every default, example values for required keys); it loads as is. */
 ibp_status ibp_node_config_example(FILE *out, ibp_err *err);
-
-/* The same four calls for ibp-persist. */
-ibp_status ibp_persist_config_load(const char *path, ibp_persist_config *out, ibp_err *err);
-ibp_status ibp_persist_config_load_buffer(const char *text, size_t len, const char *source,
-                                          ibp_persist_config *out, ibp_err *err);
-void ibp_persist_config_free(ibp_persist_config *cfg);
-ibp_status ibp_persist_config_help(FILE *out);
-ibp_status ibp_persist_config_example(FILE *out, ibp_err *err);
 
 #endif
