@@ -3,9 +3,9 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "ibp/cache.h"
+#include "ibp/clock.h"
 #include "ibp/log.h"
 
 struct ibp_data {
@@ -26,9 +26,7 @@ static int64_t data_now_ms(const ibp_data *d)
 {
     if (d->opts.now_ms)
         return d->opts.now_ms(d->opts.clock_user);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return ibp_clock_wall_ms();
 }
 
 static ibp_status load_official(ibp_data *d, ibp_err *err)

@@ -5,9 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "ibp/bus.h"
+#include "ibp/clock.h"
 #include "ibp/log.h"
 #include "ibp/roster.h"
 #include "ibp/subject.h"
@@ -28,13 +28,6 @@ void ibp_usage_nats_sink_opts_init(ibp_usage_nats_sink_opts *opts)
     memset(opts, 0, sizeof *opts);
     opts->subject_prefix = "ibp.hits";
     opts->publish_timeout_ms = 5000;
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static ibp_status sink_deliver(void *ctx, const Ibp__V1__HitBatch *batch, const uint8_t *packed,
@@ -67,7 +60,7 @@ static ibp_status sink_deliver(void *ctx, const Ibp__V1__HitBatch *batch, const 
     if (n < 0 || (size_t)n >= sizeof subject || m < 0 || (size_t)m >= sizeof msg_id)
         return ibp_err_set(err, IBP_E_INVAL, "usage sink: subject or message id too long");
     ibp_status st = ibp_signer_seal_bytes(s->signer, IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_HIT_BATCH,
-                                          packed, len, now_ms(), &env, &env_len, &seq, err);
+                                          packed, len, ibp_clock_wall_ms(), &env, &env_len, &seq, err);
     if (st != IBP_OK)
         return st;
     st = ibp_bus_publish_envelope(s->js, subject, IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_HIT_BATCH, me,

@@ -17,8 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
+#include "ibp/clock.h"
 #include "ibp/envelope.h"
 #include "ibp/roster.h"
 #include "ibp/schema.h"
@@ -40,13 +40,6 @@ struct smoke_opts {
     const char *work_dir;
     const char *sql_dir;
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Loads (or on first use creates) the smoke key and roster in work_dir. */
 static ibp_status smoke_identity(const char *work_dir, ibp_key *key, ibp_roster **roster,
@@ -115,7 +108,7 @@ static ibp_status smoke_bus(const struct smoke_opts *o, ibp_err *err, char *repo
     hb.n_roles = 1;
     hb.roles = roles;
     if ((st = ibp_signer_seal(signer, IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_HEARTBEAT, &hb.base,
-                              now_ms(), &sealed, &sealed_len, &seq, err)) != IBP_OK)
+                              ibp_clock_wall_ms(), &sealed, &sealed_len, &seq, err)) != IBP_OK)
         goto out;
 
     if ((st = ibpctl_nats_connect(o->nats_url, "ibpctl-smoke", &nc, err)) != IBP_OK)
