@@ -8,7 +8,7 @@
 
 static ibp_codec_key key_of(const ibp_vote_key *k)
 {
-    return (ibp_codec_key){(ibp_codec_check)k->type, k->check_name, k->member, k->domain,
+    return (ibp_codec_key){(ibp_check_type)k->type, k->check_name, k->member, k->domain,
                            k->endpoint, k->ipv6};
 }
 
@@ -40,7 +40,7 @@ ibp_status ibp_snapshot_encode(const ibp_vote *e, const ibp_vote_update *update,
     size_t n = 0, cursor = 0;
     ibp_vote_entry ent;
     while (n < info.official_keys && ibp_vote_official_next(e, &cursor, &ent)) {
-        entries[n++] = (ibp_codec_snapshot_entry){key_of(&ent.key), (ibp_codec_status)ent.status,
+        entries[n++] = (ibp_codec_snapshot_entry){key_of(&ent.key), (ibp_result_status)ent.status,
                                                   ent.check_time_ms, ent.error, ent.data_json};
     }
     for (size_t i = 0; i < n_ovr; i++)
@@ -56,7 +56,7 @@ ibp_status ibp_snapshot_encode(const ibp_vote *e, const ibp_vote_update *update,
         for (size_t k = 0; k < ch->nvotes; k++, vi++)
             votes[vi] = (ibp_codec_snapshot_vote){ch->votes[k].node, ch->votes[k].local_seq,
                                                   ch->votes[k].batch_seq,
-                                                  (ibp_codec_status)ch->votes[k].status};
+                                                  (ibp_result_status)ch->votes[k].status};
     }
     ibp_codec_snapshot s = {
         .epoch = info.epoch,

@@ -141,12 +141,12 @@ void ibp_persist_hit_batch_clear(ibp_persist_hit_batch *out)
 
 /* ---- Event --------------------------------------------------------------- */
 
-static const char *status_name(ibp_codec_status s)
+static const char *status_name(ibp_result_status s)
 {
     switch (s) {
-    case IBP_CODEC_STATUS_UP:
+    case IBP_RESULT_UP:
         return "up";
-    case IBP_CODEC_STATUS_DOWN:
+    case IBP_RESULT_DOWN:
         return "down";
     default:
         return "unspecified";
@@ -286,7 +286,7 @@ ibp_status ibp_persist_parse_event_wire(const ibp_codec_event *ev, ibp_persist_e
                            ev->id, ev->time_ms);
     out->id = ev->id;
     out->member = ev->key.member;
-    out->up = ev->status == IBP_CODEC_STATUS_UP;
+    out->up = ev->status == IBP_RESULT_UP;
     out->time_ms = ev->time_ms;
     out->epoch = ev->epoch;
     key_columns(ev, out);

@@ -15,7 +15,7 @@ static const char *nz(const char *s)
 
 static bool status_ok(int s)
 {
-    return s == IBP_CODEC_STATUS_UP || s == IBP_CODEC_STATUS_DOWN;
+    return s == IBP_RESULT_UP || s == IBP_RESULT_DOWN;
 }
 
 ibp_status ibp_codec_event_encode(const ibp_codec_event *e, uint8_t **out, size_t *out_len,
@@ -151,17 +151,17 @@ static ibp_status from_pb(const Ibp__V1__Event *ev, struct owned *o, ibp_codec_e
                                "Event %.128s: voter %zu has status %d (neither up nor down)",
                                ev->id, i, (int)v->status);
         o->voters[i] = (ibp_codec_voter){nz(v->node), v->local_seq, v->batch_seq,
-                                         (ibp_codec_status)v->status};
+                                         (ibp_result_status)v->status};
     }
     out->id = ev->id;
     out->kind = (ibp_codec_event_kind)ev->kind;
-    out->key = (ibp_codec_key){(ibp_codec_check)k->check_type,
+    out->key = (ibp_codec_key){(ibp_check_type)k->check_type,
                                nz(k->check_name),
                                k->member,
                                nz(k->domain),
                                nz(k->endpoint),
                                k->ipv6};
-    out->status = (ibp_codec_status)ev->status;
+    out->status = (ibp_result_status)ev->status;
     out->error = nz(ev->error);
     out->data_json = nz(ev->data_json);
     out->time_ms = ev->time_ms;

@@ -38,14 +38,14 @@ static ibp_status from_pb(const Ibp__V1__MemberOverride *pb, ibp_codec_member_ov
     size_t mlen = strlen(member), rlen = strlen(reason);
     if (mlen == 0)
         return ibp_err_set(err, IBP_E_PAYLOAD_DECODE, "member override: no member");
-    if (mlen > IBP_CODEC_NAME_MAX)
+    if (mlen > IBP_NAME_MAX)
         return ibp_err_set(err, IBP_E_TOO_LARGE,
                            "member override: member of %zu bytes is over the limit of %d", mlen,
-                           IBP_CODEC_NAME_MAX);
-    if (rlen > IBP_CODEC_ERROR_MAX)
+                           IBP_NAME_MAX);
+    if (rlen > IBP_ERROR_MAX)
         return ibp_err_set(err, IBP_E_TOO_LARGE,
                            "member override: reason of %zu bytes is over the limit of %d", rlen,
-                           IBP_CODEC_ERROR_MAX);
+                           IBP_ERROR_MAX);
     out->member = member;
     out->disabled = pb->disabled;
     out->reason = reason;

@@ -116,13 +116,13 @@ static ibp_status from_pb(const Ibp__V1__ObservationBatch *b, struct owned *o,
         if (!p->key)
             return ibp_err_set(err, IBP_E_PAYLOAD_DECODE,
                                "observation batch %llu: observation %zu: no key", bseq, i);
-        d->key = (ibp_codec_key){(ibp_codec_check)p->key->check_type,
+        d->key = (ibp_codec_key){(ibp_check_type)p->key->check_type,
                                  nz(p->key->check_name),
                                  nz(p->key->member),
                                  nz(p->key->domain),
                                  nz(p->key->endpoint),
                                  p->key->ipv6};
-        d->status = (ibp_codec_status)p->status;
+        d->status = (ibp_result_status)p->status;
         d->check_time_ms = p->check_time_ms;
         d->error = nz(p->error);
         d->data_json = nz(p->data_json);
@@ -131,22 +131,22 @@ static ibp_status from_pb(const Ibp__V1__ObservationBatch *b, struct owned *o,
         if (kst != IBP_OK)
             return ibp_err_set(err, kst == IBP_E_TOO_LARGE ? kst : IBP_E_PAYLOAD_DECODE,
                                "observation batch %llu: observation %zu: %s", bseq, i, e2.msg);
-        if (d->status != IBP_CODEC_STATUS_UP && d->status != IBP_CODEC_STATUS_DOWN)
+        if (d->status != IBP_RESULT_UP && d->status != IBP_RESULT_DOWN)
             return ibp_err_set(err, IBP_E_PAYLOAD_DECODE,
                                "observation batch %llu: observation %zu: status %d is neither "
                                "up nor down",
                                bseq, i, (int)p->status);
         size_t elen = strlen(d->error), dlen = strlen(d->data_json);
-        if (elen > IBP_CODEC_ERROR_MAX)
+        if (elen > IBP_ERROR_MAX)
             return ibp_err_set(err, IBP_E_TOO_LARGE,
                                "observation batch %llu: observation %zu: error of %zu bytes is "
                                "over the limit of %d",
-                               bseq, i, elen, IBP_CODEC_ERROR_MAX);
-        if (dlen > IBP_CODEC_DATA_MAX)
+                               bseq, i, elen, IBP_ERROR_MAX);
+        if (dlen > IBP_DATA_MAX)
             return ibp_err_set(err, IBP_E_TOO_LARGE,
                                "observation batch %llu: observation %zu: data of %zu bytes is "
                                "over the limit of %d",
-                               bseq, i, dlen, IBP_CODEC_DATA_MAX);
+                               bseq, i, dlen, IBP_DATA_MAX);
     }
     out->batch_seq = b->batch_seq;
     out->full = b->full;

@@ -24,17 +24,15 @@ int ibp_codec_key_cmp(const ibp_codec_key *a, const ibp_codec_key *b)
     return strcmp(nz(a->member), nz(b->member));
 }
 
-const char *ibp_codec_check_name(ibp_codec_check type)
+const char *ibp_codec_check_name(ibp_check_type type)
 {
     switch (type) {
-    case IBP_CODEC_CHECK_SITE:
+    case IBP_CHECK_SITE:
         return "site";
-    case IBP_CODEC_CHECK_DOMAIN:
+    case IBP_CHECK_DOMAIN:
         return "domain";
-    case IBP_CODEC_CHECK_ENDPOINT:
+    case IBP_CHECK_ENDPOINT:
         return "endpoint";
-    case IBP_CODEC_CHECK_NONE:
-        break;
     }
     return "?";
 }
@@ -56,23 +54,23 @@ ibp_status ibp_codec_key_check(const ibp_codec_key *k, ibp_err *err)
     size_t clen = strlen(nz(k->check_name)), mlen = strlen(nz(k->member));
     size_t dlen = strlen(nz(k->domain)), elen = strlen(nz(k->endpoint));
     ibp_status st;
-    if (k->type != IBP_CODEC_CHECK_SITE && k->type != IBP_CODEC_CHECK_DOMAIN &&
-        k->type != IBP_CODEC_CHECK_ENDPOINT)
+    if (k->type != IBP_CHECK_SITE && k->type != IBP_CHECK_DOMAIN &&
+        k->type != IBP_CHECK_ENDPOINT)
         return ibp_err_set(err, IBP_E_INVAL, "result: unknown check type %d", (int)k->type);
-    if ((st = check_len(tn, "check name", clen, IBP_CODEC_NAME_MAX, "IBP_NAME_MAX", err)) ||
-        (st = check_len(tn, "member", mlen, IBP_CODEC_NAME_MAX, "IBP_NAME_MAX", err)) ||
-        (st = check_len(tn, "domain", dlen, IBP_CODEC_DOMAIN_MAX, "IBP_DOMAIN_MAX", err)) ||
-        (st = check_len(tn, "endpoint URL", elen, IBP_CODEC_URL_MAX, "IBP_URL_MAX", err)))
+    if ((st = check_len(tn, "check name", clen, IBP_NAME_MAX, "IBP_NAME_MAX", err)) ||
+        (st = check_len(tn, "member", mlen, IBP_NAME_MAX, "IBP_NAME_MAX", err)) ||
+        (st = check_len(tn, "domain", dlen, IBP_DOMAIN_MAX, "IBP_DOMAIN_MAX", err)) ||
+        (st = check_len(tn, "endpoint URL", elen, IBP_URL_MAX, "IBP_URL_MAX", err)))
         return st;
     if (!clen)
         return ibp_err_set(err, IBP_E_INVAL, "%s result: empty check name", tn);
     if (!mlen)
         return ibp_err_set(err, IBP_E_INVAL, "%s result: empty member", tn);
-    if (k->type == IBP_CODEC_CHECK_SITE && (dlen || elen))
+    if (k->type == IBP_CHECK_SITE && (dlen || elen))
         return ibp_err_set(err, IBP_E_INVAL, "site result: has a domain or endpoint");
-    if (k->type == IBP_CODEC_CHECK_DOMAIN && (!dlen || elen))
+    if (k->type == IBP_CHECK_DOMAIN && (!dlen || elen))
         return ibp_err_set(err, IBP_E_INVAL, "domain result: needs a domain and no endpoint");
-    if (k->type == IBP_CODEC_CHECK_ENDPOINT && (!dlen || !elen))
+    if (k->type == IBP_CHECK_ENDPOINT && (!dlen || !elen))
         return ibp_err_set(err, IBP_E_INVAL, "endpoint result: needs domain and endpoint");
     return IBP_OK;
 }

@@ -336,10 +336,10 @@ static ibp_status check_data(const char *data, ibp_err *err)
     size_t len = strlen(data);
     if (len == 0)
         return IBP_OK;
-    if (len > IBP_CODEC_DATA_MAX)
+    if (len > IBP_DATA_MAX)
         return ibp_err_set(err, IBP_E_TOO_LARGE,
                            "result data: %zu bytes of JSON is over the limit of %d (IBP_DATA_MAX)",
-                           len, IBP_CODEC_DATA_MAX);
+                           len, IBP_DATA_MAX);
     json_error_t jerr;
     json_t *j = json_loadb(data, len, 0, &jerr);
     int ok = json_is_object(j);
@@ -362,7 +362,7 @@ static bool split_len(const Ibp__V1__OfficialSnapshot *s, const Ibp__V1__Snapsho
     bool ok = true;
     size_t n = strlen(str_at(s, e->endpoint_scheme, &ok)) + strlen(str_at(s, e->domain, &ok)) +
                strlen(str_at(s, e->endpoint_path, &ok));
-    if (!ok || e->endpoint != 0 || n > IBP_CODEC_URL_MAX)
+    if (!ok || e->endpoint != 0 || n > IBP_URL_MAX)
         return false;
     *len = n;
     return true;
@@ -416,7 +416,7 @@ static ibp_status from_pb(const Ibp__V1__OfficialSnapshot *s, struct owned *o,
         ibp_codec_snapshot_entry *d = &o->entries[i];
         bool ok = true;
         d->key = (ibp_codec_key){
-            .type = (ibp_codec_check)e->check_type,
+            .type = (ibp_check_type)e->check_type,
             .check_name = str_at(s, e->check_name, &ok),
             .member = str_at(s, e->member, &ok),
             .domain = str_at(s, e->domain, &ok),
@@ -443,7 +443,7 @@ static ibp_status from_pb(const Ibp__V1__OfficialSnapshot *s, struct owned *o,
                              epoch, i, (int)e->status);
             goto out;
         }
-        d->status = (ibp_codec_status)e->status;
+        d->status = (ibp_result_status)e->status;
         d->check_time_ms = e->check_time_ms;
         ibp_err e2 = {0};
         ibp_status kst = ibp_codec_key_check(&d->key, &e2);
@@ -479,11 +479,11 @@ static ibp_status from_pb(const Ibp__V1__OfficialSnapshot *s, struct owned *o,
             goto out;
         }
         size_t mlen = strlen(d->member);
-        if (mlen > IBP_CODEC_NAME_MAX) {
+        if (mlen > IBP_NAME_MAX) {
             st = ibp_err_set(err, IBP_E_TOO_LARGE,
                              "snapshot epoch %llu: override %zu: member of %zu bytes is over the "
                              "limit of %d (IBP_NAME_MAX)",
-                             epoch, i, mlen, IBP_CODEC_NAME_MAX);
+                             epoch, i, mlen, IBP_NAME_MAX);
             goto out;
         }
         if (!d->disabled)
@@ -505,7 +505,7 @@ static ibp_status from_pb(const Ibp__V1__OfficialSnapshot *s, struct owned *o,
         if (pe->removed) {
             const Ibp__V1__ResultKey *rk = pe->removed;
             d->removed = true;
-            d->key = (ibp_codec_key){(ibp_codec_check)rk->check_type,
+            d->key = (ibp_codec_key){(ibp_check_type)rk->check_type,
                                      rk->check_name,
                                      rk->member,
                                      rk->domain,
@@ -543,7 +543,7 @@ static ibp_status from_pb(const Ibp__V1__OfficialSnapshot *s, struct owned *o,
             }
             o->votes[vi].local_seq = pv->local_seq;
             o->votes[vi].batch_seq = pv->batch_seq;
-            o->votes[vi].status = (ibp_codec_status)pv->status;
+            o->votes[vi].status = (ibp_result_status)pv->status;
         }
     }
 

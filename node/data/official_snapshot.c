@@ -38,7 +38,7 @@ ibp_status ibp_official_snapshot_from_wire(const ibp_codec_snapshot *s, ibp_offi
         ibp_result_key k = {(ibp_check_type)e->key.type, e->key.check_name, e->key.member,
                             e->key.domain,               e->key.endpoint,   e->key.ipv6};
         ibp_err e2;
-        ibp_status rst = ibp_result_new(&k, e->status == IBP_CODEC_STATUS_UP, e->check_time_ms,
+        ibp_status rst = ibp_result_new(&k, e->status == IBP_RESULT_UP, e->check_time_ms,
                                         e->error, e->data_json, &out->results.items[i], &e2);
         if (rst != IBP_OK) {
             st = ibp_err_set(err, rst == IBP_E_TOO_LARGE || rst == IBP_E_NOMEM ? rst

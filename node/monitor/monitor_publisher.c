@@ -95,9 +95,9 @@ ibp_status ibp_observation_from_result(const ibp_result *r, ibp_observation_buf 
                            r->domain);
     /* ibp_check_type has the wire's values. */
     buf->obs = (ibp_codec_observation){
-        .key = {(ibp_codec_check)r->type, r->check_name, r->member, buf->domain, r->endpoint,
+        .key = {(ibp_check_type)r->type, r->check_name, r->member, buf->domain, r->endpoint,
                 r->ipv6},
-        .status = r->up ? IBP_CODEC_STATUS_UP : IBP_CODEC_STATUS_DOWN,
+        .status = r->up ? IBP_RESULT_UP : IBP_RESULT_DOWN,
         .check_time_ms = r->check_time_ms,
         .error = r->error,
         .data_json = r->data_json,

@@ -16,17 +16,17 @@
 #include "ibp/envelope.h"
 #include "ibp/ibp.pb-c.h"
 
-static const ibp_codec_voter voters[] = {{"mon-1", 10, 20, IBP_CODEC_STATUS_DOWN},
-                                         {"mon-2", 11, 21, IBP_CODEC_STATUS_DOWN}};
+static const ibp_codec_voter voters[] = {{"mon-1", 10, 20, IBP_RESULT_DOWN},
+                                         {"mon-2", 11, 21, IBP_RESULT_DOWN}};
 
 static ibp_codec_event sample(void)
 {
     return (ibp_codec_event){
         .id = "3-0123456789abcdef0123456789abcdef",
         .kind = IBP_CODEC_EVENT_STATUS,
-        .key = {IBP_CODEC_CHECK_ENDPOINT, "wss", "alice", "rpc.example.org",
+        .key = {IBP_CHECK_ENDPOINT, "wss", "alice", "rpc.example.org",
                 "wss://rpc.example.org/polkadot", true},
-        .status = IBP_CODEC_STATUS_DOWN,
+        .status = IBP_RESULT_DOWN,
         .error = "connection refused",
         .data_json = "{\"ms\":3}",
         .time_ms = 1700000000000,
@@ -56,7 +56,7 @@ static void test_round_trip(void **state)
     assert_string_equal(d.id, e.id);
     assert_int_equal(d.kind, IBP_CODEC_EVENT_STATUS);
     assert_int_equal(ibp_codec_key_cmp(&d.key, &e.key), 0);
-    assert_int_equal(d.status, IBP_CODEC_STATUS_DOWN);
+    assert_int_equal(d.status, IBP_RESULT_DOWN);
     assert_string_equal(d.error, "connection refused");
     assert_string_equal(d.data_json, "{\"ms\":3}");
     assert_int_equal(d.time_ms, 1700000000000);
@@ -65,7 +65,7 @@ static void test_round_trip(void **state)
     assert_string_equal(d.voters[1].node, "mon-2");
     assert_int_equal(d.voters[1].local_seq, 11);
     assert_int_equal(d.voters[1].batch_seq, 21);
-    assert_int_equal(d.voters[1].status, IBP_CODEC_STATUS_DOWN);
+    assert_int_equal(d.voters[1].status, IBP_RESULT_DOWN);
     ibp_codec_event_clear(&d);
     ibp_codec_event_clear(&d);
 
@@ -73,7 +73,7 @@ static void test_round_trip(void **state)
     e = (ibp_codec_event){.id = "4-x",
                           .kind = IBP_CODEC_EVENT_OVERRIDE,
                           .key = {.check_name = "override", .member = "alice"},
-                          .status = IBP_CODEC_STATUS_UP,
+                          .status = IBP_RESULT_UP,
                           .error = "back"};
     assert_int_equal(round_trip(&e, &d, &err), IBP_OK);
     assert_int_equal(d.kind, IBP_CODEC_EVENT_OVERRIDE);
@@ -123,24 +123,24 @@ static void test_refuses_malformed(void **state)
     e.key.member = "";
     expect_refused(&e, "has no key or no member");
     e = sample();
-    e.status = IBP_CODEC_STATUS_NONE;
+    e.status = IBP_RESULT_NONE;
     expect_refused(&e, "has status 0 (neither up nor down)");
     e = sample();
     e.kind = IBP_CODEC_EVENT_NONE;
     expect_refused(&e, "has kind 0");
     e = sample();
-    e.key.type = IBP_CODEC_CHECK_NONE;
+    e.key.type = (ibp_check_type)0;
     expect_refused(&e, "has check type 0");
     e = sample();
-    e.key.type = IBP_CODEC_CHECK_SITE;
+    e.key.type = IBP_CHECK_SITE;
     expect_refused(&e, "a site key has no a domain and has no an endpoint");
     e = sample();
-    e.key.type = IBP_CODEC_CHECK_DOMAIN;
+    e.key.type = IBP_CHECK_DOMAIN;
     expect_refused(&e, "a domain key needs a domain and has no an endpoint");
     e = sample();
     e.key.endpoint = "";
     expect_refused(&e, "an endpoint");
-    ibp_codec_voter bad[] = {{"mon-1", 1, 1, IBP_CODEC_STATUS_NONE}};
+    ibp_codec_voter bad[] = {{"mon-1", 1, 1, IBP_RESULT_NONE}};
     e = sample();
     e.voters = bad;
     e.nvoters = 1;

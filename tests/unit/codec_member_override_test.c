@@ -63,18 +63,18 @@ static void test_round_trip(void **state)
 static void test_refuses_malformed(void **state)
 {
     (void)state;
-    char *big = malloc(IBP_CODEC_ERROR_MAX + 2);
-    memset(big, 'r', IBP_CODEC_ERROR_MAX + 1);
-    big[IBP_CODEC_ERROR_MAX + 1] = '\0';
+    char *big = malloc(IBP_ERROR_MAX + 2);
+    memset(big, 'r', IBP_ERROR_MAX + 1);
+    big[IBP_ERROR_MAX + 1] = '\0';
     ibp_codec_member_override d;
     ibp_codec_member_override m = {"", true, "x", NULL};
     assert_int_equal(round_trip(&m, &d), IBP_E_PAYLOAD_DECODE);
     assert_null(d.owned);
-    m = (ibp_codec_member_override){big + IBP_CODEC_ERROR_MAX - IBP_CODEC_NAME_MAX, true, "", NULL};
+    m = (ibp_codec_member_override){big + IBP_ERROR_MAX - IBP_NAME_MAX, true, "", NULL};
     assert_int_equal(round_trip(&m, &d), IBP_E_TOO_LARGE);
     m = (ibp_codec_member_override){"A", true, big, NULL};
     assert_int_equal(round_trip(&m, &d), IBP_E_TOO_LARGE);
-    m = (ibp_codec_member_override){big + IBP_CODEC_ERROR_MAX + 1 - IBP_CODEC_NAME_MAX, true,
+    m = (ibp_codec_member_override){big + IBP_ERROR_MAX + 1 - IBP_NAME_MAX, true,
                                     big + 1, NULL};
     assert_int_equal(round_trip(&m, &d), IBP_OK); /* at the caps */
     ibp_codec_member_override_clear(&d);

@@ -18,10 +18,10 @@
 #include "ibp/ibp.pb-c.h"
 
 static const ibp_codec_observation obs[] = {
-    {{IBP_CODEC_CHECK_ENDPOINT, "wss", "Stake Plus", "rpc.example.net",
+    {{IBP_CHECK_ENDPOINT, "wss", "Stake Plus", "rpc.example.net",
       "wss://rpc.example.net/dot", true},
-     IBP_CODEC_STATUS_DOWN, 1700000000000, "timeout", "{\"ms\":12}"},
-    {{IBP_CODEC_CHECK_SITE, "ping", "Amforc", NULL, NULL, false}, IBP_CODEC_STATUS_UP, 5, NULL,
+     IBP_RESULT_DOWN, 1700000000000, "timeout", "{\"ms\":12}"},
+    {{IBP_CHECK_SITE, "ping", "Amforc", NULL, NULL, false}, IBP_RESULT_UP, 5, NULL,
      NULL},
 };
 
@@ -103,19 +103,19 @@ static void expect_refused(const ibp_codec_observation *o, ibp_status want, cons
 static void test_refuses_malformed(void **state)
 {
     (void)state;
-    char *big = malloc(IBP_CODEC_DATA_MAX + 2);
-    memset(big, 'x', IBP_CODEC_DATA_MAX + 1);
-    big[IBP_CODEC_DATA_MAX + 1] = '\0';
+    char *big = malloc(IBP_DATA_MAX + 2);
+    memset(big, 'x', IBP_DATA_MAX + 1);
+    big[IBP_DATA_MAX + 1] = '\0';
     ibp_codec_observation o;
 
     o = obs[1];
-    o.status = IBP_CODEC_STATUS_NONE;
+    o.status = IBP_RESULT_NONE;
     expect_refused(&o, IBP_E_PAYLOAD_DECODE, "status unspecified");
     o = obs[1];
-    o.status = (ibp_codec_status)9;
+    o.status = (ibp_result_status)9;
     expect_refused(&o, IBP_E_PAYLOAD_DECODE, "unknown status");
     o = obs[1];
-    o.key.type = IBP_CODEC_CHECK_NONE;
+    o.key.type = (ibp_check_type)0;
     expect_refused(&o, IBP_E_PAYLOAD_DECODE, "check type unspecified");
     o = obs[1];
     o.key.member = "";
@@ -127,17 +127,17 @@ static void test_refuses_malformed(void **state)
     o.key.endpoint = "";
     expect_refused(&o, IBP_E_PAYLOAD_DECODE, "endpoint key without endpoint");
     o = obs[1];
-    o.key.check_name = big + IBP_CODEC_DATA_MAX - IBP_CODEC_NAME_MAX; /* NAME_MAX + 1 bytes */
+    o.key.check_name = big + IBP_DATA_MAX - IBP_NAME_MAX; /* NAME_MAX + 1 bytes */
     expect_refused(&o, IBP_E_TOO_LARGE, "check name over its cap");
     o = obs[1];
-    o.error = big + IBP_CODEC_DATA_MAX - IBP_CODEC_ERROR_MAX;
+    o.error = big + IBP_DATA_MAX - IBP_ERROR_MAX;
     expect_refused(&o, IBP_E_TOO_LARGE, "error over its cap");
     o = obs[1];
     o.data_json = big;
     expect_refused(&o, IBP_E_TOO_LARGE, "data over its cap");
     /* At the caps, accepted. */
     o = obs[1];
-    o.error = big + IBP_CODEC_DATA_MAX + 1 - IBP_CODEC_ERROR_MAX;
+    o.error = big + IBP_DATA_MAX + 1 - IBP_ERROR_MAX;
     o.data_json = big + 1;
     ibp_codec_observation_batch b = {.obs = &o, .nobs = 1}, d;
     uint8_t *buf;

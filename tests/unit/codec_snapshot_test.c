@@ -18,23 +18,23 @@
 #include "ibp/ibp.pb-c.h"
 
 static const ibp_codec_snapshot_entry entries[] = {
-    {{IBP_CODEC_CHECK_SITE, "ping", "Stake Plus", "", "", false},
-     IBP_CODEC_STATUS_UP, 10, "", ""},
-    {{IBP_CODEC_CHECK_ENDPOINT, "wss", "Amforc", "rpc.example.net", "wss://rpc.example.net/dot",
+    {{IBP_CHECK_SITE, "ping", "Stake Plus", "", "", false},
+     IBP_RESULT_UP, 10, "", ""},
+    {{IBP_CHECK_ENDPOINT, "wss", "Amforc", "rpc.example.net", "wss://rpc.example.net/dot",
       true},
-     IBP_CODEC_STATUS_DOWN, 20, "timeout", "{\"ms\":3}"},
-    {{IBP_CODEC_CHECK_DOMAIN, "ssl", "Amforc", "rpc.example.net", "", false},
-     IBP_CODEC_STATUS_UP, 30, "", ""},
-    {{IBP_CODEC_CHECK_ENDPOINT, "wss", "Amforc", "rpc.example.net", "wss://other.example/x",
+     IBP_RESULT_DOWN, 20, "timeout", "{\"ms\":3}"},
+    {{IBP_CHECK_DOMAIN, "ssl", "Amforc", "rpc.example.net", "", false},
+     IBP_RESULT_UP, 30, "", ""},
+    {{IBP_CHECK_ENDPOINT, "wss", "Amforc", "rpc.example.net", "wss://other.example/x",
       false},
-     IBP_CODEC_STATUS_UP, 40, "", ""},
+     IBP_RESULT_UP, 40, "", ""},
 };
 #define NENTRIES (sizeof entries / sizeof entries[0])
 
 static const ibp_codec_snapshot_override overrides[] = {{"Stake Plus", true, "maintenance"},
                                                         {"Amforc", false, ""}};
-static const ibp_codec_snapshot_vote votes[] = {{"mon1", 7, 3, IBP_CODEC_STATUS_DOWN},
-                                                {"mon2", 8, 4, IBP_CODEC_STATUS_DOWN}};
+static const ibp_codec_snapshot_vote votes[] = {{"mon1", 7, 3, IBP_RESULT_DOWN},
+                                                {"mon2", 8, 4, IBP_RESULT_DOWN}};
 static const uint8_t digest[32] = {1, 2, 3};
 
 static ibp_codec_snapshot sample(const ibp_codec_snapshot_entry *ents,
@@ -42,7 +42,7 @@ static ibp_codec_snapshot sample(const ibp_codec_snapshot_entry *ents,
 {
     ev[0] = (ibp_codec_snapshot_evidence){false, entries[1].key, 0, votes, 2};
     ev[1] = (ibp_codec_snapshot_evidence){
-        true, {IBP_CODEC_CHECK_SITE, "ping", "Gone", "", "", true}, 0, votes, 1};
+        true, {IBP_CHECK_SITE, "ping", "Gone", "", "", true}, 0, votes, 1};
     return (ibp_codec_snapshot){.epoch = 9,
                                 .local_seq = 99,
                                 .applied_ms = 1700000000000,
@@ -111,7 +111,7 @@ static void test_round_trip(void **state)
     assert_string_equal(d.evidence[0].votes[1].node, "mon2");
     assert_int_equal(d.evidence[0].votes[1].local_seq, 8);
     assert_int_equal(d.evidence[0].votes[1].batch_seq, 4);
-    assert_int_equal(d.evidence[0].votes[1].status, IBP_CODEC_STATUS_DOWN);
+    assert_int_equal(d.evidence[0].votes[1].status, IBP_RESULT_DOWN);
     assert_true(d.evidence[1].removed);
     assert_string_equal(d.evidence[1].key.member, "Gone");
     assert_true(d.evidence[1].key.ipv6);
@@ -239,7 +239,7 @@ static void test_refuses_malformed(void **state)
     expect_refused(&s, IBP_E_PAYLOAD_DECODE, "site key with a domain");
     RESET();
     e.member = 8;
-    expect_refused(&s, IBP_E_TOO_LARGE, "member over IBP_CODEC_NAME_MAX");
+    expect_refused(&s, IBP_E_TOO_LARGE, "member over IBP_NAME_MAX");
     RESET();
     e.data_json = 4;
     expect_refused(&s, IBP_E_PAYLOAD_DECODE, "data not a JSON object");

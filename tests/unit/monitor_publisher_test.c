@@ -39,10 +39,10 @@ static void test_observation_normalises_domain(void **state)
     ibp_err err;
     assert_int_equal(ibp_observation_from_result(r, &b, &err), IBP_OK);
     assert_string_equal(b.obs.key.domain, "rpc.example.net");
-    assert_int_equal(b.obs.key.type, IBP_CODEC_CHECK_ENDPOINT);
+    assert_int_equal(b.obs.key.type, IBP_CHECK_ENDPOINT);
     assert_string_equal(b.obs.key.member, "Stake Plus");
     assert_string_equal(b.obs.key.endpoint, "wss://rpc.example.net/dot");
-    assert_int_equal(b.obs.status, IBP_CODEC_STATUS_DOWN);
+    assert_int_equal(b.obs.status, IBP_RESULT_DOWN);
     assert_int_equal(b.obs.check_time_ms, 1700000000000);
     assert_string_equal(b.obs.error, "eeeeeee");
     assert_string_equal(b.obs.data_json, "{\"ms\":12}");
@@ -53,7 +53,7 @@ static void test_observation_normalises_domain(void **state)
     assert_int_equal(ibp_observation_from_result(r, &b, &err), IBP_OK);
     assert_string_equal(b.obs.key.domain, "");
     assert_true(b.obs.key.ipv6);
-    assert_int_equal(b.obs.status, IBP_CODEC_STATUS_UP);
+    assert_int_equal(b.obs.status, IBP_RESULT_UP);
     ibp_result_free(r);
     assert_int_equal(ibp_observation_from_result(NULL, &b, &err), IBP_E_INVAL);
 }

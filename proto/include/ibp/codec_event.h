@@ -42,7 +42,7 @@ typedef struct ibp_codec_voter {
     const char *node;
     uint64_t local_seq; /* LOCAL sequence of the batch that carried the vote */
     uint64_t batch_seq; /* the monitor's batch counter */
-    ibp_codec_status status;
+    ibp_result_status status;
 } ibp_codec_voter;
 
 /* Strings borrowed; NULL means "". */
@@ -50,7 +50,7 @@ typedef struct ibp_codec_event {
     const char *id; /* deterministic: same change, same id on every replica */
     ibp_codec_event_kind kind;
     ibp_codec_key key;
-    ibp_codec_status status;
+    ibp_result_status status;
     const char *error;
     const char *data_json;
     int64_t time_ms; /* stream time of the change */

@@ -7,8 +7,8 @@
  * default are left out).
  *
  * Checks on decode (IBP_E_PAYLOAD_DECODE, or IBP_E_TOO_LARGE for a string
- * over its cap): a member of 1..IBP_CODEC_NAME_MAX bytes, a reason of at most
- * IBP_CODEC_ERROR_MAX bytes; raw bytes also at most IBP_DECODED_MAX_DEFAULT
+ * over its cap): a member of 1..IBP_NAME_MAX bytes, a reason of at most
+ * IBP_ERROR_MAX bytes; raw bytes also at most IBP_DECODED_MAX_DEFAULT
  * once decoded. The vote engine refuses exactly these too.
  */
 #ifndef IBP_CODEC_MEMBER_OVERRIDE_H

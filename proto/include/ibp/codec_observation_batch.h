@@ -14,7 +14,7 @@
  *     verified envelope was bounded by the verifier);
  *   - every observation has a key that passes ibp_codec_key_check;
  *   - status up or down;
- *   - error at most IBP_CODEC_ERROR_MAX bytes, data at most IBP_CODEC_DATA_MAX.
+ *   - error at most IBP_ERROR_MAX bytes, data at most IBP_DATA_MAX.
  * Each of these is also a reason for the vote engine to refuse the batch
  * whole, so a replica that decodes with this codec skips exactly the batches
  * an older one skipped. The engine's own further checks (lower-case domains,
@@ -37,7 +37,7 @@ struct ibp_verified;
 /* One monitor's latest observation of one key. Strings borrowed; NULL means "". */
 typedef struct ibp_codec_observation {
     ibp_codec_key key;
-    ibp_codec_status status; /* UP or DOWN */
+    ibp_result_status status; /* UP or DOWN */
     int64_t check_time_ms;   /* the monitor's clock */
     const char *error;       /* "" when none */
     const char *data_json;   /* a JSON object as text, "" when none */

@@ -18,12 +18,12 @@
  *   - at most IBP_DECODED_MAX_DEFAULT bytes once decoded (raw bytes only; a
  *     verified envelope was bounded by the verifier);
  *   - the string table starts with "" and every index is in range;
- *   - a split endpoint has endpoint 0 and rebuilds to at most IBP_CODEC_URL_MAX;
+ *   - a split endpoint has endpoint 0 and rebuilds to at most IBP_URL_MAX;
  *   - every entry's status is up or down, its key passes ibp_codec_key_check,
- *     its data is "" or a JSON object of at most IBP_CODEC_DATA_MAX bytes
+ *     its data is "" or a JSON object of at most IBP_DATA_MAX bytes
  *     (error texts are not refused for length: receivers cut them);
  *   - no key twice;
- *   - every override names a member (1..IBP_CODEC_NAME_MAX bytes); no member
+ *   - every override names a member (1..IBP_NAME_MAX bytes); no member
  *     is disabled twice;
  *   - evidence points at an entry in range or carries a valid removed key;
  *     votes name a node in the table and report up or down.
@@ -44,7 +44,7 @@ struct ibp_verified;
 
 typedef struct ibp_codec_snapshot_entry {
     ibp_codec_key key;
-    ibp_codec_status status; /* UP or DOWN */
+    ibp_result_status status; /* UP or DOWN */
     int64_t check_time_ms;
     const char *error;     /* "" when none */
     const char *data_json; /* a JSON object as text, "" when none */
@@ -60,7 +60,7 @@ typedef struct ibp_codec_snapshot_vote {
     const char *node;       /* monitor node id */
     uint64_t local_seq;     /* LOCAL sequence of the batch that carried the vote */
     uint64_t batch_seq;     /* the monitor's batch counter */
-    ibp_codec_status status;
+    ibp_result_status status;
 } ibp_codec_snapshot_vote;
 
 /* Why a key changed at this epoch. */
