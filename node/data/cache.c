@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cache_internal.h"
+#include "ibp/utf8.h"
 
 const char *ibp_cache_kind_name(ibp_cache_kind kind)
 {
@@ -59,57 +60,6 @@ ibp_status ibp_cache_path(const char *work_dir, ibp_cache_kind kind, char *buf, 
 
 /* ---- UTF-8 ------------------------------------------------------------------------------ */
 
-/*
- * Length of the valid UTF-8 sequence at s (at most avail bytes), or 0 when it
- * is not valid. The same rules as jansson (no overlong forms, no surrogates,
- * nothing above U+10FFFF), so whatever passes here json_string() accepts.
- */
-static size_t utf8_seq_len(const unsigned char *s, size_t avail)
-{
-    unsigned c = s[0];
-    size_t n;
-    uint32_t v;
-    if (c < 0x80)
-        return 1;
-    if (c < 0xC2)
-        return 0; /* continuation byte or overlong 2-byte lead */
-    if (c < 0xE0) {
-        n = 2;
-        v = c & 0x1F;
-    } else if (c < 0xF0) {
-        n = 3;
-        v = c & 0x0F;
-    } else if (c < 0xF5) {
-        n = 4;
-        v = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (n > avail)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        v = (v << 6) | (s[i] & 0x3F);
-    }
-    if ((n == 3 && v < 0x800) || (n == 4 && v < 0x10000) || (v >= 0xD800 && v <= 0xDFFF) ||
-        v > 0x10FFFF)
-        return 0;
-    return n;
-}
-
-bool ibp__cache_utf8_valid(const char *s)
-{
-    size_t len = strlen(s);
-    for (size_t i = 0; i < len;) {
-        size_t n = utf8_seq_len((const unsigned char *)s + i, len - i);
-        if (!n)
-            return false;
-        i += n;
-    }
-    return true;
-}
-
 /* A copy of s with each byte that is not part of valid UTF-8 replaced by '?'. NULL: no memory. */
 char *ibp__cache_utf8_fix(const char *s)
 {
@@ -118,7 +68,7 @@ char *ibp__cache_utf8_fix(const char *s)
     if (!out)
         return NULL;
     for (size_t i = 0; i < len;) {
-        size_t n = utf8_seq_len((const unsigned char *)s + i, len - i);
+        size_t n = ibp_utf8_seq_len(s + i, len - i);
         if (n) {
             memcpy(out + i, s + i, n);
             i += n;

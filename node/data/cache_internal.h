@@ -8,8 +8,10 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "ibp/cache.h"
+#include "ibp/utf8.h"
 
 #define IBP_CACHE_COMPONENT "cache" /* of log lines */
 
@@ -21,11 +23,12 @@ static inline const char *ibp__cache_nz(const char *s)
 /* True for the kinds ibp/cache.h defines. */
 bool ibp__cache_kind_valid(ibp_cache_kind kind);
 
-/*
- * True when s is valid UTF-8 by jansson's rules (no overlong forms, no
- * surrogates, nothing above U+10FFFF), so json_string() accepts it.
- */
-bool ibp__cache_utf8_valid(const char *s);
+/* True when the C string s is valid UTF-8 (ibp/utf8.h: jansson's rules too, so json_string() takes
+ * it). */
+static inline bool ibp__cache_utf8_valid(const char *s)
+{
+    return ibp_utf8_valid(s, strlen(s));
+}
 
 /* A copy of s with each byte that is not part of valid UTF-8 replaced by '?'. NULL: no memory. */
 char *ibp__cache_utf8_fix(const char *s);

@@ -12,50 +12,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "cache_internal.h"
 #include "ibp/atomic_file.h"
+#include "ibp/clock.h"
 #include "ibp/log.h"
+#include "ibp/vec.h"
 
 #define COMPONENT IBP_CACHE_COMPONENT
 
-typedef struct strbuf {
-    char *p;
-    size_t len, cap;
-} strbuf;
-
-static int sb_append(strbuf *b, const char *data, size_t n)
-{
-    if (n > b->cap - b->len) {
-        size_t cap = b->cap ? b->cap : 65536;
-        while (cap - b->len < n) {
-            if (cap > SIZE_MAX / 2)
-                return -1;
-            cap *= 2;
-        }
-        char *p = realloc(b->p, cap);
-        if (!p)
-            return -1;
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, data, n);
-    b->len += n;
-    return 0;
-}
-
-static int sb_append_str(strbuf *b, const char *s)
-{
-    return sb_append(b, s, strlen(s));
-}
-
 static int dump_cb(const char *buffer, size_t size, void *data)
 {
-    return sb_append(data, buffer, size);
+    return ibp_strbuf_append(data, buffer, size) ? 0 : -1;
 }
 
-static int sb_append_json(strbuf *b, const json_t *j)
+static int append_json(ibp_strbuf *b, const json_t *j)
 {
     return json_dump_callback(j, dump_cb, b, JSON_COMPACT);
 }
@@ -184,13 +155,6 @@ static ibp_status ensure_parent_dir(const char *path, ibp_err *err)
     return st;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Checks the contents and returns sorted copies of the pointer arrays (caller frees both). */
 static ibp_status sorted_contents(const char *path, const ibp_cache_contents *c,
                                   const ibp_result ***res_out, const ibp_cache_override ***ov_out,
@@ -256,7 +220,7 @@ ibp_status ibp_cache_save(const char *path, const ibp_cache_contents *c, ibp_err
     ibp_status st = IBP_OK;
     const ibp_result **res = NULL;
     const ibp_cache_override **ovs = NULL;
-    strbuf b = {0};
+    ibp_strbuf b = {0};
     json_t *j = NULL;
     size_t skipped = 0;
     char head[256];
@@ -276,19 +240,19 @@ ibp_status ibp_cache_save(const char *path, const ibp_cache_contents *c, ibp_err
     if ((st = sorted_contents(path, c, &res, &ovs, err)) != IBP_OK)
         goto done;
 
-    int64_t saved_at_ms = c->saved_at_ms ? c->saved_at_ms : now_ms();
+    int64_t saved_at_ms = c->saved_at_ms ? c->saved_at_ms : ibp_clock_wall_ms();
     int n =
         snprintf(head, sizeof head,
                  "{\"format\":\"%s\",\"version\":%d,\"kind\":\"%s\",\"saved_at_ms\":%" PRId64,
                  IBP_CACHE_FORMAT, IBP_CACHE_VERSION, ibp_cache_kind_name(c->kind), saved_at_ms);
-    if (n < 0 || (size_t)n >= sizeof head || sb_append(&b, head, (size_t)n))
+    if (n < 0 || (size_t)n >= sizeof head || !ibp_strbuf_append(&b, head, (size_t)n))
         goto nomem;
     if (c->has_epoch) {
         n = snprintf(head, sizeof head, ",\"epoch\":%" PRIu64, c->epoch);
-        if (n < 0 || (size_t)n >= sizeof head || sb_append(&b, head, (size_t)n))
+        if (n < 0 || (size_t)n >= sizeof head || !ibp_strbuf_append(&b, head, (size_t)n))
             goto nomem;
     }
-    if (sb_append_str(&b, ",\n\"results\":["))
+    if (!ibp_strbuf_append_str(&b, ",\n\"results\":["))
         goto nomem;
     size_t written = 0;
     for (size_t i = 0; i < c->result_count; i++) {
@@ -299,23 +263,23 @@ ibp_status ibp_cache_save(const char *path, const ibp_cache_contents *c, ibp_err
         }
         if (st != IBP_OK)
             goto done;
-        if (sb_append_str(&b, written ? ",\n" : "\n") || sb_append_json(&b, j))
+        if (!ibp_strbuf_append_str(&b, written ? ",\n" : "\n") || append_json(&b, j))
             goto nomem;
         json_decref(j);
         j = NULL;
         written++;
     }
-    if (sb_append_str(&b, "\n],\n\"overrides\":["))
+    if (!ibp_strbuf_append_str(&b, "\n],\n\"overrides\":["))
         goto nomem;
     for (size_t i = 0; i < c->override_count; i++) {
         if ((st = override_to_json(path, ovs[i], &j, err)) != IBP_OK)
             goto done;
-        if (sb_append_str(&b, i ? ",\n" : "\n") || sb_append_json(&b, j))
+        if (!ibp_strbuf_append_str(&b, i ? ",\n" : "\n") || append_json(&b, j))
             goto nomem;
         json_decref(j);
         j = NULL;
     }
-    if (sb_append_str(&b, "\n]}\n"))
+    if (!ibp_strbuf_append_str(&b, "\n]}\n"))
         goto nomem;
     if (skipped)
         IBP_LOG(IBP_LOG_WARN, COMPONENT,
@@ -323,7 +287,7 @@ ibp_status ibp_cache_save(const char *path, const ibp_cache_contents *c, ibp_err
 
     if ((st = ensure_parent_dir(path, err)) != IBP_OK)
         goto done;
-    st = ibp_file_write_atomic(path, b.p, b.len, IBP_CACHE_FILE_MODE, err);
+    st = ibp_file_write_atomic(path, b.s, b.len, IBP_CACHE_FILE_MODE, err);
     goto done;
 nomem:
     st = ibp_err_set(err, IBP_E_NOMEM, "%s: out of memory", path);
@@ -331,7 +295,7 @@ done:
     if (st != IBP_OK)
         (void)ibp_err_wrap(err, "save %s cache", ibp_cache_kind_name(c->kind));
     json_decref(j);
-    free(b.p);
+    ibp_strbuf_free(&b);
     free(ovs);
     free(res);
     return st;

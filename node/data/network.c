@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ibp/vec.h"
 #include "network_internal.h"
 
 /* ---- small helpers ----------------------------------------------------------------------- */
@@ -46,15 +47,12 @@ ibp_status ibp__network_grow(void **arr, size_t *cap, size_t count, size_t elem)
 {
     if (count < *cap)
         return IBP_OK;
-    size_t ncap = *cap ? *cap * 2 : 8;
-    if (ncap > SIZE_MAX / elem)
-        return IBP_E_NOMEM;
-    void *p = realloc(*arr, ncap * elem);
+    size_t old = *cap;
+    char *p = ibp_grow(*arr, cap, count + 1, elem);
     if (!p)
         return IBP_E_NOMEM;
-    memset((char *)p + *cap * elem, 0, (ncap - *cap) * elem);
+    memset(p + old * elem, 0, (*cap - old) * elem);
     *arr = p;
-    *cap = ncap;
     return IBP_OK;
 }
 

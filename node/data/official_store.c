@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ibp/vec.h"
 #include "store_internal.h"
 
 /* ---- shared results ----------------------------------------------------- */
@@ -207,12 +208,10 @@ void ibp__store_publish(ibp_store *s, struct snap *sn)
 ibp_status ibp__store_pending_add(struct pending_events *pe, const ibp_result *r)
 {
     if (pe->n == pe->cap) {
-        size_t ncap = pe->cap ? pe->cap * 2 : 8;
-        ibp_event_record *nev = realloc(pe->ev, ncap * sizeof *nev);
+        ibp_event_record *nev = ibp_grow(pe->ev, &pe->cap, pe->n + 1, sizeof *nev);
         if (!nev)
             return IBP_E_NOMEM;
         pe->ev = nev;
-        pe->cap = ncap;
     }
     ibp_event_record *e = &pe->ev[pe->n++];
     e->kind = IBP_EVENT_STATUS;

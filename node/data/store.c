@@ -8,8 +8,8 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "ibp/clock.h"
 #include "store_internal.h"
 
 void ibp_store_opts_init(ibp_store_opts *opts)
@@ -21,9 +21,7 @@ int64_t ibp__store_now_ms(const ibp_store *s)
 {
     if (s->opts.now_ms)
         return s->opts.now_ms(s->opts.clock_user);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return ibp_clock_wall_ms();
 }
 
 ibp_status ibp_store_new(const ibp_store_opts *opts, ibp_store **out)

@@ -22,7 +22,9 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "ibp/date.h"
 #include "ibp/log.h"
+#include "ibp/vec.h"
 #include "ibp/roster.h"
 #include "usage_batch.h"
 #include "usage_internal.h"
@@ -31,69 +33,24 @@
 
 /* ---- dates ----------------------------------------------------------------------------------- */
 
-/* Howard Hinnant's civil-from-days and days-from-civil (proleptic Gregorian). */
-void ibp_usage_format_date(int64_t z, char buf[11])
+void ibp_usage_format_date(int64_t day, char buf[11])
 {
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    unsigned doe = (unsigned)(z - era * 146097);
-    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t y = (int64_t)yoe + era * 400;
-    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    unsigned mp = (5 * doy + 2) / 153;
-    unsigned d = doy - (153 * mp + 2) / 5 + 1;
-    unsigned m = mp < 10 ? mp + 3 : mp - 9;
-    y += m <= 2;
-    if (y < 0)
-        y = 0;
-    if (y > 9999)
-        y = 9999;
-    unsigned v[3] = {(unsigned)y, m, d};
-    buf[0] = (char)('0' + v[0] / 1000);
-    buf[1] = (char)('0' + v[0] / 100 % 10);
-    buf[2] = (char)('0' + v[0] / 10 % 10);
-    buf[3] = (char)('0' + v[0] % 10);
-    buf[4] = '-';
-    buf[5] = (char)('0' + v[1] / 10);
-    buf[6] = (char)('0' + v[1] % 10);
-    buf[7] = '-';
-    buf[8] = (char)('0' + v[2] / 10);
-    buf[9] = (char)('0' + v[2] % 10);
-    buf[10] = '\0';
+    ibp_date_format(day, buf);
 }
 
-int ibp_usage_parse_date(const char *s, int64_t *day)
+int ibp_usage_parse_date(const char *date, int64_t *day)
 {
-    static const unsigned dim[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (!s || strlen(s) != 10 || s[4] != '-' || s[7] != '-')
-        return -1;
-    unsigned v[10];
-    for (int i = 0; i < 10; i++) {
-        if (i == 4 || i == 7)
-            continue;
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v[i] = (unsigned)(s[i] - '0');
-    }
-    int64_t y = v[0] * 1000 + v[1] * 100 + v[2] * 10 + v[3];
-    unsigned m = v[5] * 10 + v[6], d = v[8] * 10 + v[9];
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (m < 1 || m > 12 || d < 1 || d > dim[m - 1] || (m == 2 && d == 29 && !leap))
-        return -1;
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    *day = era * 146097 + (int64_t)doe - 719468;
-    return 0;
+    return ibp_date_parse(date, day) ? 0 : -1;
 }
 
+/*
+ * Not ibp_clock_wall_ms: the hot path reads this clock on every hit, and a
+ * coarse clock is a vDSO read with no barrier; a day boundary needs no better.
+ */
 static int64_t default_clock(void *user)
 {
     (void)user;
     struct timespec ts;
-    /* A coarse clock is a vDSO read with no barrier; a day boundary needs no better. */
     clock_gettime(CLOCK_REALTIME_COARSE, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
@@ -143,14 +100,12 @@ static ibp_status drain(ibp_usage *u, ibp_err *err)
     for (usage_shard *s = u->shards; s; s = s->next)
         nshards++;
     if (u->nheld + nshards > u->held_cap) {
-        size_t cap = u->nheld + nshards + 8;
-        usage_table *h = realloc(u->held, cap * sizeof *h);
+        usage_table *h = ibp_grow(u->held, &u->held_cap, u->nheld + nshards, sizeof *h);
         if (!h) {
             pthread_mutex_unlock(&u->reg_mu);
             return ibp_err_set(err, IBP_E_NOMEM, "usage: out of memory draining counters");
         }
         u->held = h;
-        u->held_cap = cap;
     }
     for (usage_shard **link = &u->shards; *link;) {
         usage_shard *s = *link;

@@ -4,7 +4,6 @@
 #include "usage_batch.h"
 
 #include "ibp/roster.h"
-#include "ibp/usage.h"
 
 static void row_of(const ibp_usage_row *r, Ibp__V1__HitRow *row, char *date)
 {
@@ -29,7 +28,7 @@ size_t ibp__usage_batch_frame(ibp_usage_row *const *sel, size_t n, size_t max_ro
 {
     size_t j = 0;
     *hits = 0;
-    ibp_usage_format_date(sel[0]->day, date);
+    ibp_date_format(sel[0]->day, date);
     /* Room for node and flush_seq; each row costs its bytes plus tag and length. */
     size_t bytes = 2 + IBP_NODE_ID_MAX + 11;
     while (j < n && sel[j]->day == sel[0]->day && j < max_rows) {

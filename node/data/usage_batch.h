@@ -10,10 +10,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ibp/date.h"
 #include "ibp/ibp.pb-c.h"
 #include "ibp/usage_aggregate.h"
 
-#define IBP_USAGE_DATE_BUF 11 /* "YYYY-MM-DD" and its NUL */
+#define IBP_USAGE_DATE_BUF IBP_DATE_BUF /* "YYYY-MM-DD" and its NUL */
 
 /*
  * Frames the next batch from sel[0..n) (n > 0, sorted, all rows with a
