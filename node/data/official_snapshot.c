@@ -6,11 +6,13 @@
 
 #include "ibp/codec_snapshot.h"
 
+/* The wire's canonical key order (ibp/codec_result_key.h), which the store keeps too. */
 static int result_cmp(const void *a, const void *b)
 {
     const ibp_result *x = *(ibp_result *const *)a, *y = *(ibp_result *const *)b;
-    ibp_result_key kx = ibp_result_key_of(x), ky = ibp_result_key_of(y);
-    return ibp_result_key_cmp(&kx, &ky);
+    ibp_codec_key kx = {x->type, x->check_name, x->member, x->domain, x->endpoint, x->ipv6};
+    ibp_codec_key ky = {y->type, y->check_name, y->member, y->domain, y->endpoint, y->ipv6};
+    return ibp_codec_key_cmp(&kx, &ky);
 }
 
 ibp_status ibp_official_snapshot_from_wire(const ibp_codec_snapshot *s, ibp_official_snapshot *out,
@@ -49,7 +51,7 @@ ibp_status ibp_official_snapshot_from_wire(const ibp_codec_snapshot *s, ibp_offi
         }
         out->results.count++;
     }
-    /* The store's order (the codec has refused a key given twice). */
+    /* Canonical order (the codec has refused a key given twice). */
     qsort(out->results.items, out->results.count, sizeof *out->results.items, result_cmp);
     for (size_t i = 0; i < s->noverrides; i++) {
         const ibp_codec_snapshot_override *o = &s->overrides[i];

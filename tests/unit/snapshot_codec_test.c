@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ibp/codec_result_key.h"
 #include "ibp/official_snapshot.h"
 #include "ibp/snapshot_encode.h"
 #include "ibp/vote.h"
@@ -54,6 +55,26 @@ static ibp_vote *engine_with_state(ibp_vote_update *u)
     ibp_vote_update u2;
     assert_int_equal(ibp_vote_apply(e, &ovr, &u2), IBP_VOTE_OK);
     return e;
+}
+
+/* The store keeps results in the same order the wire uses. */
+static void test_agrees_with_store_order(void **state)
+{
+    (void)state;
+    enum { N = 400 };
+    static const char *const names[] = {"a", "b", "ab", "", "B", "a\xc3\xa9"};
+    srand(7);
+    for (int i = 0; i < N; i++) {
+        ibp_codec_key a = {1 + rand() % 3,           names[rand() % 6], names[rand() % 6],
+                           names[rand() % 6],        names[rand() % 6], rand() % 2};
+        ibp_codec_key b = {1 + rand() % 3,           names[rand() % 6], names[rand() % 6],
+                           names[rand() % 6],        names[rand() % 6], rand() % 2};
+        ibp_result_key ra = {a.type, a.check_name, a.member, a.domain, a.endpoint, a.ipv6};
+        ibp_result_key rb = {b.type, b.check_name, b.member, b.domain, b.endpoint, b.ipv6};
+        int c1 = ibp_codec_key_cmp(&a, &b), c2 = ibp_result_key_cmp(&ra, &rb);
+        if ((c1 > 0) != (c2 > 0) || (c1 < 0) != (c2 < 0))
+            fail_msg("wire order %d, store order %d", c1, c2);
+    }
 }
 
 static void test_round_trip(void **state)
@@ -164,6 +185,7 @@ static void test_decode_refuses_bad_snapshots(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_agrees_with_store_order),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_decode_refuses_bad_snapshots),
     };
