@@ -11,6 +11,7 @@
 
 #include <nats/nats.h>
 
+#include "ibp/clock.h"
 #include "ibp/envelope.h"
 #include "ibp/official_snapshot.h"
 #include "ibp/subject.h"
@@ -369,13 +370,6 @@ int fw_stream_leader(const fault_cluster *fc, const char *stream, int *replicas)
     return k;
 }
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int fw_clock_offset(const fault_cluster *fc, const char *node, int timeout_ms, int64_t *offset_ms)
 {
     char subject[256];
@@ -399,7 +393,7 @@ int fw_clock_offset(const fault_cluster *fc, const char *node, int timeout_ms, i
             if (first_seq == 0)
                 first_seq = seq;
             else if (seq > first_seq) {
-                *offset_ms = vm.envelope->created_ms - wall_ms();
+                *offset_ms = vm.envelope->created_ms - ibp_clock_wall_ms();
                 rc = 0;
             }
         }

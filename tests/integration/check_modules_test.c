@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ibp/clock.h"
 #include "ibp/check_run.h"
 #include "member_double.h"
 
@@ -30,13 +31,6 @@ static char dir[256];
 static char ca[300], ok_cert[300], ok_key[300], exp_cert[300], exp_key[300], wrong_cert[300],
     wrong_key[300];
 static bool have_v6;
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int setup(void **state)
 {
@@ -189,10 +183,10 @@ static void test_wss(void **state)
         mut;                                                                                       \
         ibp_double_set(d, &b);                                                                     \
         make(&g, IBP_CHECK_MODULE_WSS, "127.0.0.1", port, HOST, "/", opts, "Paseo Testnet", 1000); \
-        int64_t t0 = mono_ms();                                                                    \
+        int64_t t0 = ibp_clock_mono_ms();                                                                    \
         o = run(&g, ca);                                                                           \
         expect_down(o, want);                                                                      \
-        assert_true(mono_ms() - t0 < 1300);                                                        \
+        assert_true(ibp_clock_mono_ms() - t0 < 1300);                                                        \
         ibp_check_outcome_clear(&o);                                                               \
     } while (0)
     CASE(b.syncing = true, NULL, "node is syncing");
@@ -269,10 +263,10 @@ static void test_ethrpc(void **state)
     b.delay_ms = 2000;
     ibp_double_set(d, &b);
     make(&g, IBP_CHECK_MODULE_ETHRPC, "127.0.0.1", port, ETH_HOST, "/", NULL, NULL, 1000);
-    int64_t t0 = mono_ms();
+    int64_t t0 = ibp_clock_mono_ms();
     o = run(&g, ca);
     expect_down(o, "eth_chainId");
-    assert_true(mono_ms() - t0 < 1300);
+    assert_true(ibp_clock_mono_ms() - t0 < 1300);
     ibp_check_outcome_clear(&o);
     ibp_double_stop(d);
 }

@@ -40,6 +40,7 @@
 
 #include <jansson.h>
 
+#include "ibp/clock.h"
 #include "ibp/bus.h"
 #include "ibp/envelope.h"
 #include "ibp/key.h"
@@ -71,13 +72,6 @@ static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void must(ibp_status st, const ibp_err *err)
@@ -202,8 +196,8 @@ static uint64_t wait_official(int i, bool want_up)
 {
     bool found = false, up = false;
     uint64_t epoch = 0;
-    int64_t end = mono_ms() + WAIT_MS;
-    while (mono_ms() < end) {
+    int64_t end = ibp_clock_mono_ms() + WAIT_MS;
+    while (ibp_clock_mono_ms() < end) {
         official(i, &found, &up, &epoch);
         if (found && up == want_up)
             return epoch;
@@ -232,10 +226,10 @@ static uint64_t status_num(int i, const char *section, const char *key, const ch
 /* Waits until every live replica consumed LOCAL up to seq. */
 static void wait_replicas(uint64_t seq)
 {
-    int64_t end = mono_ms() + WAIT_MS;
+    int64_t end = ibp_clock_mono_ms() + WAIT_MS;
     for (int r = 0; r < REPLICAS; r++) {
         while (alive[r] && status_num(r, "replica", "local_seq", NULL) < seq) {
-            if (mono_ms() > end) {
+            if (ibp_clock_mono_ms() > end) {
                 dump_log(r);
                 fail_msg("replica mon%d did not reach LOCAL seq %" PRIu64, r + 1, seq);
             }
@@ -287,7 +281,7 @@ static void start_node(int i)
 /* Waits until node i answers on its control socket. */
 static void wait_node(int i)
 {
-    int64_t end = mono_ms() + WAIT_MS;
+    int64_t end = ibp_clock_mono_ms() + WAIT_MS;
     struct stat st;
     while (stat(sock[i], &st) != 0) {
         int status;
@@ -296,7 +290,7 @@ static void wait_node(int i)
             dump_log(i);
             fail_msg("mon%d exited during start (status %d)", i + 1, status);
         }
-        if (mono_ms() > end) {
+        if (ibp_clock_mono_ms() > end) {
             dump_log(i);
             fail_msg("mon%d did not open its control socket", i + 1);
         }
@@ -746,9 +740,9 @@ static void test_cluster(void **state)
     ibp_key_wipe(&mon4);
     inject_snapshot("mon2", &evil_key, e_up2 + 101, "forged-snapshot-sig");
     replay_first_snapshot();
-    int64_t end = mono_ms() + WAIT_MS;
+    int64_t end = ibp_clock_mono_ms() + WAIT_MS;
     while (status_num(OBSERVER, "subscriber", "received", NULL) < received + 3) {
-        if (mono_ms() > end)
+        if (ibp_clock_mono_ms() > end)
             fail_msg("mon5 did not read the three injected snapshots");
         sleep_ms(20);
     }
@@ -756,7 +750,7 @@ static void test_cluster(void **state)
     while (status_num(OBSERVER, "subscriber", "ignored", NULL) < ign0 + 1 ||
            status_num(OBSERVER, "subscriber", "rejected_by", "IBP_E_BAD_SIGNATURE") < sig0 + 1 ||
            status_num(OBSERVER, "subscriber", "rejected_by", "IBP_E_ROLE_DENIED") < role0 + 1) {
-        if (mono_ms() > end)
+        if (ibp_clock_mono_ms() > end)
             break; /* the assertions below say which */
         sleep_ms(20);
     }

@@ -27,6 +27,7 @@
 
 #include <jansson.h>
 
+#include "ibp/clock.h"
 #include "ibp/bus.h"
 #include "ibp/key.h"
 #include "ibp/micro.h"
@@ -39,13 +40,6 @@ static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void must(ibp_status st, const ibp_err *err)
@@ -248,7 +242,7 @@ static json_t *request(natsConnection *nc, const char *subject)
     natsMsg *reply = NULL;
     natsStatus ns = NATS_TIMEOUT;
     /* The service subscribes once it has started: retry for a while. */
-    for (int64_t end = mono_ms() + WAIT_MS; mono_ms() < end;) {
+    for (int64_t end = ibp_clock_mono_ms() + WAIT_MS; ibp_clock_mono_ms() < end;) {
         ns = natsConnection_RequestString(&reply, nc, subject, "", 2000);
         if (ns == NATS_OK)
             break;

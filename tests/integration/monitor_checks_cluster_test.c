@@ -49,6 +49,7 @@
 
 #include <jansson.h>
 
+#include "ibp/clock.h"
 #include "ibp/bus.h"
 #include "ibp/envelope.h"
 #include "ibp/key.h"
@@ -77,13 +78,6 @@ static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void must(ibp_status st, const ibp_err *err)
@@ -191,11 +185,11 @@ static int official_site(int i, const char *member, char *error, size_t cap)
 
 static void wait_site(const char *member, int want, const char *why)
 {
-    int64_t end = mono_ms() + WAIT_MS;
+    int64_t end = ibp_clock_mono_ms() + WAIT_MS;
     for (int i = 0; i < NODES; i++) {
         int got = 2;
         while ((got = official_site(i, member, NULL, 0)) != want) {
-            if (mono_ms() > end)
+            if (ibp_clock_mono_ms() > end)
                 fail_msg("node%d: ping of %s is %d, want %d (%s)", i + 1, member, got, want, why);
             sleep_ms(100);
         }
@@ -213,11 +207,11 @@ static int official(int i, const char *type, const char *check, const char *memb
 static void wait_state_in(bool ipv6, const char *type, const char *check, const char *member,
                           const char *endpoint, int want, const char *why)
 {
-    int64_t end = mono_ms() + WAIT_MS;
+    int64_t end = ibp_clock_mono_ms() + WAIT_MS;
     for (int i = 0; i < NODES; i++) {
         int got = 2;
         while ((got = official_in(i, ipv6, type, check, member, endpoint, NULL, 0)) != want) {
-            if (mono_ms() > end) {
+            if (ibp_clock_mono_ms() > end) {
                 for (int k = 0; k < NODES; k++)
                     dump_log(k);
                 fail_msg("node%d: %s %s of %s (%s) is %d, want %d (%s)", i + 1, type, check, member,
@@ -326,7 +320,7 @@ static void start_node(int i)
 
 static void wait_node(int i)
 {
-    int64_t end = mono_ms() + WAIT_MS;
+    int64_t end = ibp_clock_mono_ms() + WAIT_MS;
     struct stat st;
     while (stat(sock[i], &st) != 0) {
         int status;
@@ -335,7 +329,7 @@ static void wait_node(int i)
             dump_log(i);
             fail_msg("node%d exited during start (status %d)", i + 1, status);
         }
-        if (mono_ms() > end) {
+        if (ibp_clock_mono_ms() > end) {
             dump_log(i);
             fail_msg("node%d did not open its control socket", i + 1);
         }
@@ -543,10 +537,10 @@ static void test_removed_member_expires(void **state)
     json_decref(a);
     for (int i = 1; i < NODES; i++)
         assert_int_equal(kill(pids[i], SIGHUP), 0);
-    int64_t t0 = mono_ms();
+    int64_t t0 = ibp_clock_mono_ms();
     wait_state("endpoint", "wss", "Beta", URL, 0, "Beta left the config");
     wait_state("domain", "ssl", "Beta", "", 0, "Beta left the config");
-    printf("Beta's official keys expired %" PRId64 " ms after the reload\n", mono_ms() - t0);
+    printf("Beta's official keys expired %" PRId64 " ms after the reload\n", ibp_clock_mono_ms() - t0);
     for (int i = 0; i < NODES; i++) {
         assert_int_equal(official(i, "endpoint", "wss", "Alpha", URL, NULL, 0), 1);
         assert_int_equal(official(i, "domain", "ssl", "Alpha", "", NULL, 0), 1);

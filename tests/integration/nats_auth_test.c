@@ -37,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ibp/clock.h"
 #include "ibp/bus.h"
 #include "ibp/key.h"
 #include "ibp/nkey.h"
@@ -192,13 +193,6 @@ static int free_port(unsigned *port)
     return 0;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static bool port_accepts(unsigned port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -247,9 +241,9 @@ static int server_start(server *sv, const char *name, const char *body)
         sv->pid = ibp_testenv_spawn(argv, sv->log, NULL);
         if (sv->pid < 0)
             return -1;
-        int64_t deadline = now_ms() + READY_TIMEOUT_MS;
+        int64_t deadline = ibp_clock_mono_ms() + READY_TIMEOUT_MS;
         bool exited = false;
-        while (now_ms() < deadline) {
+        while (ibp_clock_mono_ms() < deadline) {
             int status = 0;
             if (waitpid(sv->pid, &status, WNOHANG) == sv->pid) {
                 exited = true;
@@ -315,9 +309,9 @@ static ibp_status try_connect(const char *what, const ibp_config_nats *cfg, nats
 {
     ibp_err_clear(err);
     *nc = NULL;
-    int64_t t0 = now_ms();
+    int64_t t0 = ibp_clock_mono_ms();
     ibp_status st = ibp_config_nats_connect(cfg, "ibp-auth-test", false, nc, err);
-    printf("  %-44s -> %s (%lld ms)%s%s\n", what, ibp_status_name(st), (long long)(now_ms() - t0),
+    printf("  %-44s -> %s (%lld ms)%s%s\n", what, ibp_status_name(st), (long long)(ibp_clock_mono_ms() - t0),
            st == IBP_OK ? "" : ": ", st == IBP_OK ? "" : err->msg);
     fflush(stdout);
     return st;

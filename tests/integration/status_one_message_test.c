@@ -38,6 +38,7 @@
 
 #include <jansson.h>
 
+#include "ibp/clock.h"
 #include "ibp/bus.h"
 #include "ibp/envelope.h"
 #include "ibp/key.h"
@@ -70,13 +71,6 @@ static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void must(ibp_status st, const ibp_err *err)
@@ -175,10 +169,10 @@ static void report(bool up, bool may_die)
 /* Waits until node i holds the key officially with status want_up; returns the epoch. */
 static uint64_t wait_official(int i, bool want_up)
 {
-    int64_t end = mono_ms() + WAIT_MS;
+    int64_t end = ibp_clock_mono_ms() + WAIT_MS;
     bool found = false, up = false;
     uint64_t epoch = 0;
-    while (mono_ms() < end) {
+    while (ibp_clock_mono_ms() < end) {
         json_t *a = ctl_ok(i, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b}", "cmd", "official",
                                         "type", "endpoint", "check", CHECK, "member", MEMBER,
                                         "domain", DOMAIN, "endpoint", ENDPOINT, "ipv6", 0));
@@ -285,11 +279,11 @@ static size_t count(bool status, uint64_t epoch)
 /* Waits until the subscriber got the status message of epoch; returns the wait. */
 static int64_t wait_status(uint64_t epoch, int64_t limit_ms)
 {
-    int64_t start = mono_ms();
-    while (mono_ms() - start < limit_ms) {
+    int64_t start = ibp_clock_mono_ms();
+    while (ibp_clock_mono_ms() - start < limit_ms) {
         drain();
         if (count(true, epoch) > 0)
-            return mono_ms() - start;
+            return ibp_clock_mono_ms() - start;
         sleep_ms(20);
     }
     fail_msg("no status message of epoch %" PRIu64 " within %lld ms", epoch, (long long)limit_ms);
@@ -434,7 +428,7 @@ static void start_node(int i, bool die_after_snapshot)
 
 static void wait_node(int i)
 {
-    int64_t end = mono_ms() + WAIT_MS;
+    int64_t end = ibp_clock_mono_ms() + WAIT_MS;
     struct stat st;
     while (stat(sock[i], &st) != 0) {
         int status;
@@ -443,7 +437,7 @@ static void wait_node(int i)
             dump_log(i);
             fail_msg("rep%d exited during start (status %d)", i + 1, status);
         }
-        if (mono_ms() > end) {
+        if (ibp_clock_mono_ms() > end) {
             dump_log(i);
             fail_msg("rep%d did not open its control socket", i + 1);
         }
@@ -566,7 +560,7 @@ static void test_one_message_per_change(void **state)
     assert_int_equal(nrecs, 2 * epoch); /* the restarts changed nothing */
     report(up, true);
     int dead = -1;
-    for (int64_t end = mono_ms() + WAIT_MS; dead < 0 && mono_ms() < end;) {
+    for (int64_t end = ibp_clock_mono_ms() + WAIT_MS; dead < 0 && ibp_clock_mono_ms() < end;) {
         for (int i = 0; i < NODES; i++) {
             int status = 0;
             if (waitpid(pids[i], &status, WNOHANG) == pids[i]) {

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ibp/clock.h"
 #include "ibp/cache.h"
 #include "ibp/checker.h"
 #include "ibp/network.h"
@@ -279,13 +280,6 @@ static void test_run_once(void **state)
     free(checks);
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static bool local_up(ibp_store *s, unsigned port, bool *found)
 {
     char url[128];
@@ -303,8 +297,8 @@ static bool local_up(ibp_store *s, unsigned port, bool *found)
 /* Runs are counted after a result is stored, so poll rather than read once. */
 static bool runs_reach(ibp_checker *c, uint64_t want)
 {
-    int64_t deadline = mono_ms() + 5000;
-    while (ibp_checker_runs(c) < want && mono_ms() < deadline)
+    int64_t deadline = ibp_clock_mono_ms() + 5000;
+    while (ibp_checker_runs(c) < want && ibp_clock_mono_ms() < deadline)
         usleep(20000);
     return ibp_checker_runs(c) >= want;
 }
@@ -333,8 +327,8 @@ static void test_thread(void **state)
     assert_int_equal(ibp_checker_target_count(c), 4);
 
     bool found = false;
-    int64_t deadline = mono_ms() + 5000;
-    while (!(local_up(store, relay, &found) && found) && mono_ms() < deadline)
+    int64_t deadline = ibp_clock_mono_ms() + 5000;
+    while (!(local_up(store, relay, &found) && found) && ibp_clock_mono_ms() < deadline)
         usleep(20000);
     assert_true(found);
     assert_true(local_up(store, relay, &found));
@@ -342,15 +336,15 @@ static void test_thread(void **state)
     uint64_t runs = ibp_checker_runs(c);
 
     close(fr); /* down within the next interval */
-    deadline = mono_ms() + 5000;
-    while (local_up(store, relay, &found) && mono_ms() < deadline)
+    deadline = ibp_clock_mono_ms() + 5000;
+    while (local_up(store, relay, &found) && ibp_clock_mono_ms() < deadline)
         usleep(20000);
     assert_false(local_up(store, relay, &found));
     assert_true(runs_reach(c, runs + 4));
 
-    int64_t t0 = mono_ms();
+    int64_t t0 = ibp_clock_mono_ms();
     ibp_checker_stop(c);
-    assert_true(mono_ms() - t0 < 1500);
+    assert_true(ibp_clock_mono_ms() - t0 < 1500);
     ibp_checker_stop(NULL);
     ibp_store_free(store);
     ibp_network_free(net);
@@ -387,11 +381,11 @@ static void test_retry_and_stats(void **state)
     o.retry_delay_ms = 100;
     ibp_checker *c = NULL;
     ibp_err err = {0};
-    int64_t t0 = mono_ms();
+    int64_t t0 = ibp_clock_mono_ms();
     assert_ok(ibp_checker_start(&o, &c, &err), err);
     assert_true(runs_reach(c, 1));
     /* Two retries 100 ms apart before the failure counts. */
-    assert_true(mono_ms() - t0 >= 200);
+    assert_true(ibp_clock_mono_ms() - t0 >= 200);
     ibp_checker_stats st;
     ibp_checker_stats_get(c, &st);
     assert_int_equal(st.targets, 1);
@@ -514,17 +508,17 @@ static void test_in_flight_bound(void **state)
     o.max_in_flight = 2;
     ibp_checker *c = NULL;
     ibp_err err = {0};
-    int64_t t0 = mono_ms();
+    int64_t t0 = ibp_clock_mono_ms();
     assert_ok(ibp_checker_start(&o, &c, &err), err);
     uint64_t max_seen = 0;
-    while (ibp_checker_runs(c) < 4 && mono_ms() - t0 < 6000) {
+    while (ibp_checker_runs(c) < 4 && ibp_clock_mono_ms() - t0 < 6000) {
         ibp_checker_stats st;
         ibp_checker_stats_get(c, &st);
         if (st.in_flight > max_seen)
             max_seen = st.in_flight;
         usleep(10000);
     }
-    int64_t took = mono_ms() - t0;
+    int64_t took = ibp_clock_mono_ms() - t0;
     assert_int_equal(ibp_checker_runs(c), 4);
     assert_int_equal(max_seen, 2);
     /* Two rounds of two 1 s timeouts (plus the first round's spread of up to 1 s; a slow
