@@ -5,12 +5,12 @@
  */
 #include "ibp/dns_service.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "ibp/atomic_file.h"
 #include "ibp/dns_answer.h"
 #include "ibp/dns_locator.h"
 #include "ibp/dns_zones.h"
@@ -66,39 +66,13 @@ void ibp_dns_service_opts_from_config(ibp_dns_service_opts *o, const ibp_node_co
 
 static ibp_status read_file(const char *path, char **out, size_t *len, ibp_err *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return ibp_err_set(err, IBP_E_IO, "dns.static_records_file %s: %s", path, strerror(errno));
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    ibp_status st = IBP_OK;
-    for (;;) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 65536;
-            char *b = cap <= STATIC_FILE_MAX ? realloc(buf, cap) : NULL;
-            if (!b) {
-                st = ibp_err_set(err, IBP_E_TOO_LARGE, "dns.static_records_file %s: too large",
-                                 path);
-                break;
-            }
-            buf = b;
-        }
-        size_t r = fread(buf + n, 1, cap - n, f);
-        n += r;
-        if (r == 0) {
-            if (ferror(f))
-                st = ibp_err_set(err, IBP_E_IO, "dns.static_records_file %s: read error", path);
-            break;
-        }
-    }
-    fclose(f);
-    if (st != IBP_OK) {
-        free(buf);
-        return st;
-    }
-    *out = buf;
-    *len = n;
-    return IBP_OK;
+    ibp_err e;
+    ibp_status st = ibp_file_read_all(path, STATIC_FILE_MAX, out, len, &e);
+    if (st == IBP_OK)
+        return IBP_OK;
+    if (st == IBP_E_NOT_FOUND)
+        st = IBP_E_IO; /* a configured file that is missing is an I/O error here */
+    return ibp_err_set(err, st, "dns.static_records_file %s", e.msg);
 }
 
 static ibp_status build(ibp_dns_service *s, const ibp_dns_service_opts *o, ibp_err *err)
