@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "ibp/clock.h"
+#include "ibp/codec_event.h"
 #include "ibp/local_msg.h"
 #include "ibp/result.h"
 #include "ibp/status_sig.h"
@@ -21,44 +22,43 @@
 static ibp_status make_event_msg(ibp_replica *r, const ibp_vote_event *ev, natsMsg **out,
                                  ibp_err *err)
 {
-    Ibp__V1__ResultKey key;
-    Ibp__V1__Event e = IBP__V1__EVENT__INIT;
-    Ibp__V1__Voter *voters = calloc(ev->nvotes ? ev->nvotes : 1, sizeof *voters);
-    Ibp__V1__Voter **vp = calloc(ev->nvotes ? ev->nvotes : 1, sizeof *vp);
-    uint8_t *sealed = NULL;
-    size_t len = 0;
+    ibp_codec_voter *voters = calloc(ev->nvotes ? ev->nvotes : 1, sizeof *voters);
+    uint8_t *payload = NULL, *sealed = NULL;
+    size_t plen = 0, len = 0;
     char subject[1024];
     ibp_status st = ibp_err_set(err, IBP_E_NOMEM, "event: out of memory");
-    if (!voters || !vp)
+    if (!voters)
         goto out;
-    ibp_local_key_to_wire(&key, &ev->key);
+    /* The engine's check types and statuses have the wire's values (ibp/types.h). */
+    ibp_codec_event e = {
+        .id = ev->id,
+        .kind = ev->kind == IBP_VOTE_EVENT_OVERRIDE ? IBP_CODEC_EVENT_OVERRIDE
+                                                    : IBP_CODEC_EVENT_STATUS,
+        .key = {(ibp_check_type)ev->key.type, ev->key.check_name, ev->key.member, ev->key.domain,
+                ev->key.endpoint, ev->key.ipv6},
+        .status = (ibp_result_status)ev->status,
+        .error = ev->error,
+        .data_json = ev->data_json,
+        .time_ms = ev->time_ms,
+        .epoch = ev->epoch,
+        .voters = voters,
+        .nvoters = ev->nvotes,
+    };
     if (ev->kind == IBP_VOTE_EVENT_OVERRIDE)
-        key.check_name = "override";
-    e.id = (char *)ev->id;
-    e.kind = ev->kind == IBP_VOTE_EVENT_OVERRIDE ? IBP__V1__EVENT_KIND__EVENT_KIND_OVERRIDE
-                                                 : IBP__V1__EVENT_KIND__EVENT_KIND_STATUS;
-    e.key = &key;
-    e.status = ibp_local_status_to_wire(ev->status);
-    e.error = (char *)(ev->error ? ev->error : "");
-    e.data_json = (char *)(ev->data_json ? ev->data_json : "");
-    e.time_ms = ev->time_ms;
-    e.epoch = ev->epoch;
-    for (size_t i = 0; i < ev->nvotes; i++) {
-        ibp__v1__voter__init(&voters[i]);
-        voters[i].node = (char *)ev->votes[i].node;
-        voters[i].local_seq = ev->votes[i].local_seq;
-        voters[i].batch_seq = ev->votes[i].batch_seq;
-        voters[i].status = ibp_local_status_to_wire(ev->votes[i].status);
-        vp[i] = &voters[i];
-    }
-    e.n_voters = ev->nvotes;
-    e.voters = vp;
-    if ((st = ibp_subject_events(key.member, subject, sizeof subject)) != IBP_OK) {
+        e.key.check_name = "override";
+    for (size_t i = 0; i < ev->nvotes; i++)
+        voters[i] = (ibp_codec_voter){ev->votes[i].node, ev->votes[i].local_seq,
+                                      ev->votes[i].batch_seq,
+                                      (ibp_result_status)ev->votes[i].status};
+    if ((st = ibp_subject_events(e.key.member ? e.key.member : "", subject, sizeof subject)) !=
+        IBP_OK) {
         ibp_err_set(err, st, "event %s: member name does not fit a subject", ev->id);
         goto out;
     }
-    if ((st = ibp_signer_seal(r->opts.signer, IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_EVENT, &e.base,
-                              ibp_clock_wall_ms(), &sealed, &len, NULL, err)) != IBP_OK)
+    if ((st = ibp_codec_event_encode(&e, &payload, &plen, err)) != IBP_OK ||
+        (st = ibp_signer_seal_bytes(r->opts.signer, IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_EVENT,
+                                    payload, plen, ibp_clock_wall_ms(), &sealed, &len, NULL,
+                                    err)) != IBP_OK)
         goto out;
     natsMsg *m = NULL;
     if (natsMsg_Create(&m, subject, NULL, (const char *)sealed, (int)len) != NATS_OK ||
@@ -73,7 +73,7 @@ static ibp_status make_event_msg(ibp_replica *r, const ibp_vote_event *ev, natsM
     st = IBP_OK;
 out:
     free(sealed);
-    free(vp);
+    free(payload);
     free(voters);
     return st;
 }

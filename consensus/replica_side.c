@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "ibp/clock.h"
+#include "ibp/codec_event.h"
 #include "ibp/log.h"
 #include "ibp/status_sig.h"
 #include "ibp/subject.h"
@@ -189,9 +190,12 @@ static int side_stored(ibp_replica *r, natsMsg *m, uint64_t epoch)
         }
     } else {
         ibp_verified vm = {0};
+        ibp_codec_event ce;
         if (ibp_verifier_check_stateless(r->verifier, data, len, &vm, NULL) == IBP_OK &&
-            vm.envelope->type == IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_EVENT)
-            have = ((const Ibp__V1__Event *)vm.payload)->epoch;
+            ibp_codec_event_decode_verified(&vm, &ce, NULL) == IBP_OK) {
+            have = ce.epoch;
+            ibp_codec_event_clear(&ce);
+        }
         ibp_verified_clear(&vm);
     }
     natsMsg_Destroy(last);
