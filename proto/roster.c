@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "ibp/atomic_file.h"
+#include "ibp/vec.h"
 
 #define ROSTER_FILE_MAX (4u * 1024u * 1024u)
 #define ROSTER_VERSION 1
@@ -134,14 +135,10 @@ ibp_status ibp_roster_add(ibp_roster *r, const char *id, const uint8_t pk[IBP_PU
         return ibp_err_set(err, IBP_E_INVAL, "node '%s': no valid roles", id);
     if (ibp_roster_find(r, id))
         return ibp_err_set(err, IBP_E_EXISTS, "node '%s' is already in the roster", id);
-    if (r->count == r->cap) {
-        size_t ncap = r->cap ? r->cap * 2 : 8;
-        ibp_roster_node *nn = realloc(r->nodes, ncap * sizeof *nn);
-        if (!nn)
-            return ibp_err_set(err, IBP_E_NOMEM, "roster add: out of memory");
-        r->nodes = nn;
-        r->cap = ncap;
-    }
+    ibp_roster_node *nn = ibp_grow(r->nodes, &r->cap, r->count + 1, sizeof *nn);
+    if (!nn)
+        return ibp_err_set(err, IBP_E_NOMEM, "roster add: out of memory");
+    r->nodes = nn;
     size_t pos = 0;
     while (pos < r->count && strcmp(r->nodes[pos].id, id) < 0)
         pos++;

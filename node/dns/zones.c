@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ibp/vec.h"
+
 typedef struct name_entry {
     char *name;
     size_t zone;      /* index into zones */
@@ -106,14 +108,10 @@ static int strset_add(strset *s, const char *v)
     for (size_t i = 0; i < s->count; i++)
         if (strcmp(s->items[i], v) == 0)
             return 0;
-    if (s->count == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 16;
-        char **n = realloc(s->items, cap * sizeof *n);
-        if (!n)
-            return -1;
-        s->items = n;
-        s->cap = cap;
-    }
+    char **n = ibp_grow(s->items, &s->cap, s->count + 1, sizeof *n);
+    if (!n)
+        return -1;
+    s->items = n;
     if (!(s->items[s->count] = strdup(v)))
         return -1;
     s->count++;
@@ -277,14 +275,10 @@ static name_entry *find_entry(const ibp_dns_zones *z, const char *name)
 /* Appends name to the names array (duplicates are merged by merge_names). */
 static name_entry *add_name(ibp_dns_zones *z, size_t *cap, const char *name)
 {
-    if (z->name_count == *cap) {
-        size_t nc = *cap ? *cap * 2 : 64;
-        name_entry *n = realloc(z->names, nc * sizeof *n);
-        if (!n)
-            return NULL;
-        z->names = n;
-        *cap = nc;
-    }
+    name_entry *n = ibp_grow(z->names, cap, z->name_count + 1, sizeof *n);
+    if (!n)
+        return NULL;
+    z->names = n;
     name_entry *e = &z->names[z->name_count];
     memset(e, 0, sizeof *e);
     e->host = -1;

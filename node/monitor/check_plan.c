@@ -7,6 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "ibp/vec.h"
+
 typedef struct plan_builder {
     ibp_check_plan *plan;
     size_t cap, skip_cap;
@@ -84,14 +86,10 @@ static ibp_status skip(plan_builder *b, const char *check, const char *member, c
         if (strcmp(p->skips[i].check, check) == 0 && strcmp(p->skips[i].member, member) == 0 &&
             strcmp(p->skips[i].reason, reason) == 0)
             return IBP_OK;
-    if (p->skip_count == b->skip_cap) {
-        size_t cap = b->skip_cap ? b->skip_cap * 2 : 8;
-        ibp_check_skip *s = realloc(p->skips, cap * sizeof *s);
-        if (!s)
-            return IBP_E_NOMEM;
-        p->skips = s;
-        b->skip_cap = cap;
-    }
+    ibp_check_skip *grown = ibp_grow(p->skips, &b->skip_cap, p->skip_count + 1, sizeof *grown);
+    if (!grown)
+        return IBP_E_NOMEM;
+    p->skips = grown;
     ibp_check_skip *s = &p->skips[p->skip_count];
     s->check = dup_s(check);
     s->member = dup_s(member);
@@ -116,14 +114,10 @@ static ibp_status add(plan_builder *b, const ibp_check_target *t)
         if (ibp_result_key_cmp(&k, &o) == 0)
             return IBP_OK;
     }
-    if (p->count == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 32;
-        ibp_check_target **ts = realloc(p->targets, cap * sizeof *ts);
-        if (!ts)
-            return IBP_E_NOMEM;
-        p->targets = ts;
-        b->cap = cap;
-    }
+    ibp_check_target **ts = ibp_grow(p->targets, &b->cap, p->count + 1, sizeof *ts);
+    if (!ts)
+        return IBP_E_NOMEM;
+    p->targets = ts;
     ibp_check_target *n = calloc(1, sizeof *n);
     if (!n)
         return IBP_E_NOMEM;

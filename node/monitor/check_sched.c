@@ -3,6 +3,8 @@
 
 #include <stdlib.h>
 
+#include "ibp/vec.h"
+
 static bool before(const ibp_check_sched_entry *a, const ibp_check_sched_entry *b)
 {
     return a->due_ms < b->due_ms || (a->due_ms == b->due_ms && a->order < b->order);
@@ -10,14 +12,10 @@ static bool before(const ibp_check_sched_entry *a, const ibp_check_sched_entry *
 
 ibp_status ibp_check_sched_push(ibp_check_sched *s, int64_t due_ms, void *item)
 {
-    if (s->count == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 64;
-        ibp_check_sched_entry *h = realloc(s->heap, cap * sizeof *h);
-        if (!h)
-            return IBP_E_NOMEM;
-        s->heap = h;
-        s->cap = cap;
-    }
+    ibp_check_sched_entry *h = ibp_grow(s->heap, &s->cap, s->count + 1, sizeof *h);
+    if (!h)
+        return IBP_E_NOMEM;
+    s->heap = h;
     ibp_check_sched_entry e = {.due_ms = due_ms, .order = s->next_order++, .item = item};
     size_t i = s->count++;
     while (i > 0) {
