@@ -1,20 +1,13 @@
 /*
- * Strings for MariaDB's utf8mb4 columns (private header of persist): the
- * validity and length checks of persist_parse and the cleaning of texts that
- * go into dead_letters. Pure and thread-safe.
+ * Strings for MariaDB's utf8mb4 columns (private header of persist): cutting
+ * a text to a column's length and cleaning texts that go into dead_letters.
+ * Validity is proto's ibp_utf8_valid / ibp_utf8_count (ibp/utf8.h), whose
+ * rules are utf8mb4's. Pure and thread-safe.
  */
 #ifndef IBP_PERSIST_COLUMN_TEXT_H
 #define IBP_PERSIST_COLUMN_TEXT_H
 
-#include <stdbool.h>
 #include <stddef.h>
-
-/*
- * True when s[0..len) is valid UTF-8 that MariaDB's utf8mb4 accepts (no
- * overlong forms, no surrogates, nothing above U+10FFFF); *chars (may be
- * NULL) receives the number of characters.
- */
-bool ibp_persist_utf8_valid(const char *s, size_t len, size_t *chars);
 
 /*
  * Length in bytes of the longest prefix of the valid UTF-8 string s[0..len)

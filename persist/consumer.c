@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ibp/clock.h"
 #include "ibp/envelope.h"
 #include "ibp/log.h"
 #include "persist_util.h"
@@ -257,7 +258,7 @@ static ibp_status consumer_ensure(stream_ctx *sc, uint64_t last_seq, bool recrea
 
 static void log_nats_error(stream_ctx *sc, const ibp_err *e)
 {
-    int64_t now = ibp_persist_mono_ms();
+    int64_t now = ibp_clock_mono_ms();
     pthread_mutex_lock(&sc->mu);
     sc->stats.nats_errors++;
     pthread_mutex_unlock(&sc->mu);
@@ -357,7 +358,7 @@ static bool apply_batch(stream_ctx *sc, const ibp_persist_msg *msgs, size_t n, u
         sc->stats.db_errors++;
         sc->stats.db_ok = false;
         pthread_mutex_unlock(&sc->mu);
-        int64_t now = ibp_persist_mono_ms();
+        int64_t now = ibp_clock_mono_ms();
         if (now >= sc->next_lag_log_ms) {
             IBP_LOG(IBP_LOG_WARN, COMPONENT,
                     "database unavailable: not acknowledging, retrying in %" PRId64
@@ -459,7 +460,7 @@ static void *stream_main(void *arg)
         if (sc->applier == NULL) {
             if (db_open(sc, &e) != IBP_OK) {
                 set_db_ok(sc, false);
-                int64_t now = ibp_persist_mono_ms();
+                int64_t now = ibp_clock_mono_ms();
                 if (now >= sc->next_lag_log_ms) {
                     IBP_LOG(IBP_LOG_WARN, COMPONENT,
                             "database unavailable, retrying in %" PRId64
@@ -487,7 +488,7 @@ static void *stream_main(void *arg)
             pthread_mutex_unlock(&sc->mu);
             if (consumer_ensure(sc, last, false, &e) != IBP_OK) {
                 if (e.code == IBP_E_CONFIG) {
-                    int64_t now = ibp_persist_mono_ms();
+                    int64_t now = ibp_clock_mono_ms();
                     if (now >= sc->next_nats_log_ms) {
                         IBP_LOG(IBP_LOG_ERROR, COMPONENT, "%s", e.msg);
                         sc->next_nats_log_ms = now + o->lag_log_interval_ms;

@@ -15,6 +15,7 @@
 
 #include "apply_internal.h"
 #include "ibp/persist_db.h"
+#include "ibp/vec.h"
 
 /* Hit row columns in the order of the INSERT (and of the primary key). */
 enum { C_DATE, C_NODE, C_DOMAIN, C_MEMBER, C_ASN, C_NETWORK, C_CC, C_COUNTRY, C_STRS };
@@ -129,13 +130,12 @@ static int row_cmp(const void *pa, const void *pb)
 
 static bool agg_grow(ibp__hits *h)
 {
-    size_t ncap = h->caprows ? h->caprows * 2 : 1024;
-    agg_row *nr = realloc(h->rows, ncap * sizeof *nr);
+    /* Doubles from 1024; the slot table is rebuilt at twice the rows. */
+    agg_row *nr = ibp_grow(h->rows, &h->caprows, h->caprows ? h->caprows * 2 : 1024, sizeof *nr);
     if (nr == NULL)
         return false;
     h->rows = nr;
-    h->caprows = ncap;
-    size_t nslots = ncap * 2;
+    size_t nslots = h->caprows * 2;
     uint32_t *ns = calloc(nslots, sizeof *ns);
     if (ns == NULL)
         return false;
@@ -265,14 +265,10 @@ static ibp_status upsert_rows(ibp_persist_applier *a, ibp_err *err)
 
 static flush_state *flush_push(ibp__hits *h)
 {
-    if (h->nflush == h->capflush) {
-        size_t ncap = h->capflush ? h->capflush * 2 : 16;
-        flush_state *nf = realloc(h->flush, ncap * sizeof *nf);
-        if (nf == NULL)
-            return NULL;
-        h->flush = nf;
-        h->capflush = ncap;
-    }
+    flush_state *nf = ibp_grow(h->flush, &h->capflush, h->nflush + 1, sizeof *nf);
+    if (nf == NULL)
+        return NULL;
+    h->flush = nf;
     flush_state *f = &h->flush[h->nflush++];
     memset(f, 0, sizeof *f);
     return f;

@@ -15,6 +15,7 @@
 #include "column_text.h"
 #include "ibp/envelope.h"
 #include "ibp/event.h"
+#include "ibp/utf8.h"
 
 /* MariaDB refuses JSON nested deeper than this (JSON_VALID fails). */
 #define JSON_DEPTH_MAX 32
@@ -24,7 +25,7 @@ static ibp_status field_check(ibp_err *err, const char *what, const char *s, siz
 {
     size_t chars = 0;
     size_t len = s ? strlen(s) : 0;
-    if (!ibp_persist_utf8_valid(s ? s : "", len, &chars))
+    if (!ibp_utf8_count(s ? s : "", len, &chars))
         return ibp_err_set(err, IBP_E_INVAL, "%s is not valid UTF-8", what);
     if (chars > max)
         return ibp_err_set(err, IBP_E_RANGE, "%s has %zu characters, the column holds %zu", what,
@@ -44,8 +45,7 @@ static ibp_status check_row(const ibp_codec_hit_row *r, size_t i, ibp_err *err)
 {
     char what[64];
     if (strncmp(r->date, "1000", 4) < 0) /* DATE starts at year 1000 */
-        return ibp_err_set(err, IBP_E_INVAL, "row %zu: date '%.16s' is not YYYY-MM-DD", i,
-                           r->date);
+        return ibp_err_set(err, IBP_E_INVAL, "row %zu: date '%.16s' is not YYYY-MM-DD", i, r->date);
     if (r->hits > IBP_PERSIST_MAX_ROW_HITS)
         return ibp_err_set(err, IBP_E_RANGE,
                            "row %zu: %" PRIu64 " hits is above the plausible maximum %" PRIu64, i,
@@ -250,16 +250,16 @@ static ibp_status text_columns(const ibp_codec_event *ev, ibp_persist_event *f, 
 {
     const char *error = or_empty(ev->error);
     size_t elen = strlen(error);
-    if (!ibp_persist_utf8_valid(error, elen, NULL))
+    if (!ibp_utf8_valid(error, elen))
         return ibp_err_set(err, IBP_E_INVAL, "Event %.128s: error text is not valid UTF-8", ev->id);
     f->error = error;
     f->error_len = ibp_persist_utf8_prefix(error, elen, IBP_PERSIST_ERROR_TEXT_MAX, SIZE_MAX);
     const char *data = or_empty(ev->data_json);
-    if (!ibp_persist_utf8_valid(data, strlen(data), NULL))
+    if (!ibp_utf8_valid(data, strlen(data)))
         return ibp_err_set(err, IBP_E_INVAL, "Event %.128s: data_json is not valid UTF-8", ev->id);
     for (size_t i = 0; i < ev->nvoters; i++) {
         const char *node = or_empty(ev->voters[i].node);
-        if (!ibp_persist_utf8_valid(node, strlen(node), NULL))
+        if (!ibp_utf8_valid(node, strlen(node)))
             return ibp_err_set(err, IBP_E_INVAL, "Event %.128s: voter %zu is not valid UTF-8",
                                ev->id, i);
     }

@@ -10,36 +10,22 @@
 #include <jansson.h>
 
 #include "ibp/availability.h"
+#include "ibp/clock.h"
+#include "ibp/date.h"
 #include "ibp/persist_db.h"
-#include "ibp/usage.h"
+#include "ibp/vec.h"
 #include "persist_util.h"
 
-/* A growing SQL text with escaped literals. */
+/* A growing SQL text with escaped literals; oom once any append failed. */
 typedef struct sqlbuf {
-    char *s;
-    size_t len, cap;
+    ibp_strbuf t;
     bool oom;
 } sqlbuf;
 
 static void sb_add(sqlbuf *b, const char *text, size_t n)
 {
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t ncap = b->cap ? b->cap : 512;
-        while (ncap < b->len + n + 1)
-            ncap *= 2;
-        char *ns = realloc(b->s, ncap);
-        if (ns == NULL) {
-            b->oom = true;
-            return;
-        }
-        b->s = ns;
-        b->cap = ncap;
-    }
-    memcpy(b->s + b->len, text, n);
-    b->len += n;
-    b->s[b->len] = '\0';
+    if (!b->oom && !ibp_strbuf_append(&b->t, text, n))
+        b->oom = true;
 }
 
 static void sb_str(sqlbuf *b, const char *text)
@@ -142,13 +128,13 @@ ibp_status ibp_persist_query_member_events(MYSQL *db, const char *member, const 
     snprintf(lim, sizeof lim, "%d", IBP_PERSIST_QUERY_MAX_ROWS + 1);
     sb_str(&b, lim);
     if (b.oom) {
-        free(b.s);
+        ibp_strbuf_free(&b.t);
         return ibp_err_set(err, IBP_E_NOMEM, "query events: out of memory");
     }
     ibp_status st = IBP_OK;
     ibp_persist_event_list l = {0};
     MYSQL_RES *res = NULL;
-    if (mysql_real_query(db, b.s, (unsigned long)b.len) != 0 ||
+    if (mysql_real_query(db, b.t.s, (unsigned long)b.t.len) != 0 ||
         (res = mysql_store_result(db)) == NULL) {
         st = ibp_persist_db_error(err, db, "query events of %.64s", member);
         goto out;
@@ -195,7 +181,7 @@ ibp_status ibp_persist_query_member_events(MYSQL *db, const char *member, const 
 out:
     mysql_free_result(res);
     mysql_rollback(db);
-    free(b.s);
+    ibp_strbuf_free(&b.t);
     if (st == IBP_OK)
         *out = l;
     else
@@ -249,8 +235,7 @@ ibp_status ibp_persist_query_usage(MYSQL *db, const ibp_persist_usage_query *q,
     int64_t d0, d1;
     if (db == NULL || q == NULL || out == NULL)
         return ibp_err_set(err, IBP_E_INVAL, "query usage: NULL argument");
-    if (ibp_usage_parse_date(q->start_date, &d0) != 0 ||
-        ibp_usage_parse_date(q->end_date, &d1) != 0)
+    if (!ibp_date_parse(q->start_date, &d0) || !ibp_date_parse(q->end_date, &d1))
         return ibp_err_set(err, IBP_E_INVAL, "query usage: start and end must be dates YYYY-MM-DD");
     if (d0 > d1)
         return ibp_err_set(err, IBP_E_INVAL, "query usage: start %s is after end %s", q->start_date,
@@ -307,13 +292,13 @@ ibp_status ibp_persist_query_usage(MYSQL *db, const ibp_persist_usage_query *q,
     snprintf(lim, sizeof lim, " LIMIT %d", IBP_PERSIST_QUERY_MAX_ROWS + 1);
     sb_str(&b, lim);
     if (b.oom) {
-        free(b.s);
+        ibp_strbuf_free(&b.t);
         return ibp_err_set(err, IBP_E_NOMEM, "query usage: out of memory");
     }
     ibp_status st = IBP_OK;
     ibp_persist_usage_result r = {0};
     MYSQL_RES *res = NULL;
-    if (mysql_real_query(db, b.s, (unsigned long)b.len) != 0 ||
+    if (mysql_real_query(db, b.t.s, (unsigned long)b.t.len) != 0 ||
         (res = mysql_store_result(db)) == NULL) {
         st = ibp_persist_db_error(err, db, "query usage by %s", ibp_persist_usage_by_name(q->by));
         goto out;
@@ -349,7 +334,7 @@ ibp_status ibp_persist_query_usage(MYSQL *db, const ibp_persist_usage_query *q,
 out:
     mysql_free_result(res);
     mysql_rollback(db);
-    free(b.s);
+    ibp_strbuf_free(&b.t);
     if (st == IBP_OK)
         *out = r;
     else
@@ -392,12 +377,12 @@ int ibp_persist_time_parse_ms(const char *text, int64_t *ms)
         *ms = strtoll(text, NULL, 10);
         return 0;
     }
-    return ibp_persist_parse_time_ms(text, ms);
+    return ibp_rfc3339_parse_ms(text, ms) ? 0 : -1;
 }
 
 void ibp_persist_time_format_ms(int64_t ms, char *buf, size_t cap)
 {
-    ibp_persist_format_rfc3339_ms(ms, buf, cap);
+    ibp_rfc3339_format_ms(ms, buf, cap);
 }
 
 /* A time in a request: RFC 3339 / date string, or Unix ms. */
@@ -428,8 +413,8 @@ static json_t *json_column(const char *s)
 
 static json_t *time_json(int64_t ms)
 {
-    char buf[40];
-    ibp_persist_format_rfc3339_ms(ms, buf, sizeof buf);
+    char buf[IBP_RFC3339_MS_BUF];
+    ibp_rfc3339_format_ms(ms, buf, sizeof buf);
     return json_string(buf);
 }
 
@@ -462,7 +447,7 @@ ibp_status ibp_persist_query_events_json(MYSQL *db, const char *request, size_t 
     ibp_persist_event_list l = {0};
     ibp_err qe;
     ibp_err_clear(&qe);
-    int64_t now_ms = ibp_persist_now_ms();
+    int64_t now_ms = ibp_clock_wall_ms();
     st = ibp_persist_query_member_events(db, member, domain, start_ms, end_ms, &l, &qe);
     if (st != IBP_OK) {
         *response = ibp_persist_query_error_json(st, qe.msg);
@@ -769,7 +754,7 @@ ibp_status ibp_persist_query_hit_flushes_json(MYSQL *db, const char *request, si
         st = fail_json(response, err, IBP_E_NOMEM, "hit_flushes: out of memory");
         goto out;
     }
-    if (mysql_real_query(db, b.s, (unsigned long)b.len) != 0 ||
+    if (mysql_real_query(db, b.t.s, (unsigned long)b.t.len) != 0 ||
         (res = mysql_store_result(db)) == NULL) {
         ibp_err qe;
         ibp_err_clear(&qe);
@@ -793,7 +778,7 @@ ibp_status ibp_persist_query_hit_flushes_json(MYSQL *db, const char *request, si
 out:
     mysql_free_result(res);
     mysql_rollback(db);
-    free(b.s);
+    ibp_strbuf_free(&b.t);
     json_decref(req);
     return st;
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ibp/clock.h"
 #include "ibp/envelope.h"
 #include "ibp/log.h"
 #include "ibp/persist.h"
@@ -133,7 +134,7 @@ static uint32_t random32(void)
             v = 0;
         close(fd);
     }
-    return v ^ (uint32_t)ibp_persist_mono_ms();
+    return v ^ (uint32_t)ibp_clock_mono_ms();
 }
 
 typedef struct replay_stream {
@@ -193,7 +194,7 @@ static void report(replay_stream *rs, uint64_t first, uint64_t last, uint64_t po
     const ibp_persist_replay_opts *o = rs->o;
     if (o->progress == NULL)
         return;
-    double el = (double)(ibp_persist_mono_ms() - t0) / 1000.0;
+    double el = (double)(ibp_clock_mono_ms() - t0) / 1000.0;
     ibp_persist_replay_progress p = {
         .stream = rs->stream,
         .position = pos,
@@ -272,7 +273,7 @@ static ibp_status replay_one(replay_stream *rs, ibp_err *err)
             " into=%s",
             rs->stream, first, last, pending_at_start, o->database);
 
-    int64_t t0 = ibp_persist_mono_ms(), next_report = t0 + o->progress_interval_ms;
+    int64_t t0 = ibp_clock_mono_ms(), next_report = t0 + o->progress_interval_ms;
     int64_t backoff_ms = 250;
     uint64_t pos = 0;
     int idle = 0;
@@ -365,7 +366,7 @@ static ibp_status replay_one(replay_stream *rs, ibp_err *err)
         if (r.last_seq > pos)
             pos = r.last_seq;
         rs->res->last_seq = pos;
-        int64_t now = ibp_persist_mono_ms();
+        int64_t now = ibp_clock_mono_ms();
         if (now >= next_report) {
             report(rs, first, last, pos, t0, false);
             next_report = now + o->progress_interval_ms;

@@ -16,6 +16,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ibp/atomic_file.h"
+#include "ibp/vec.h"
+
 /* The configured install directory of the migration files (the last resort). */
 #ifndef IBP_SQL_DIR
 #define IBP_SQL_DIR "/usr/local/share/ibp/sql"
@@ -280,16 +283,12 @@ static ibp_status scan_dir(const char *dir, migration **out, size_t *count, ibp_
                              dir, e->d_name, MAX_MIGRATIONS);
             goto fail;
         }
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            migration *nl = realloc(list, ncap * sizeof *nl);
-            if (nl == NULL) {
-                st = ibp_err_set(err, IBP_E_NOMEM, "schema: out of memory listing %s", dir);
-                goto fail;
-            }
-            list = nl;
-            cap = ncap;
+        migration *nl = ibp_grow(list, &cap, n + 1, sizeof *nl);
+        if (nl == NULL) {
+            st = ibp_err_set(err, IBP_E_NOMEM, "schema: out of memory listing %s", dir);
+            goto fail;
         }
+        list = nl;
         migration *m = &list[n];
         m->version = version;
         if (snprintf(m->name, sizeof m->name, "%s", e->d_name) >= (int)sizeof m->name ||
@@ -336,50 +335,22 @@ fail:
 
 static ibp_status read_file(const char *path, char **out, ibp_err *err)
 {
-    FILE *f = fopen(path, "rb");
     char *buf = NULL;
-    size_t len = 0, cap = 0;
-    ibp_status st = IBP_OK;
-
-    if (f == NULL)
-        return ibp_err_set(err, IBP_E_IO, "schema: open %s: %s", path, strerror(errno));
-    for (;;) {
-        if (cap - len < 4096 + 1) {
-            size_t ncap = cap ? cap * 2 : 16384;
-            if (ncap > (size_t)MAX_FILE_BYTES + 1) {
-                st = ibp_err_set(err, IBP_E_CONFIG, "schema: %s is larger than %ld bytes", path,
-                                 MAX_FILE_BYTES);
-                goto fail;
-            }
-            char *nb = realloc(buf, ncap);
-            if (nb == NULL) {
-                st = ibp_err_set(err, IBP_E_NOMEM, "schema: out of memory reading %s", path);
-                goto fail;
-            }
-            buf = nb;
-            cap = ncap;
-        }
-        size_t r = fread(buf + len, 1, cap - len - 1, f);
-        len += r;
-        if (r == 0)
-            break;
-    }
-    if (ferror(f)) {
-        st = ibp_err_set(err, IBP_E_IO, "schema: read %s: %s", path, strerror(errno));
-        goto fail;
-    }
-    buf[len] = '\0';
+    size_t len = 0;
+    ibp_err e;
+    ibp_err_clear(&e);
+    ibp_status st = ibp_file_read_all(path, (size_t)MAX_FILE_BYTES, &buf, &len, &e);
+    if (st == IBP_E_TOO_LARGE)
+        return ibp_err_set(err, IBP_E_CONFIG, "schema: %s is larger than %ld bytes", path,
+                           MAX_FILE_BYTES);
+    if (st != IBP_OK)
+        return ibp_err_set(err, st == IBP_E_NOMEM ? st : IBP_E_IO, "schema: %s", e.msg);
     if (strlen(buf) != len) {
-        st = ibp_err_set(err, IBP_E_CONFIG, "schema: %s contains a NUL byte", path);
-        goto fail;
+        free(buf);
+        return ibp_err_set(err, IBP_E_CONFIG, "schema: %s contains a NUL byte", path);
     }
-    fclose(f);
     *out = buf;
     return IBP_OK;
-fail:
-    fclose(f);
-    free(buf);
-    return st;
 }
 
 /* ---- splitting a file into statements --------------------------------- */
@@ -414,14 +385,10 @@ static ibp_status push_statement(statement_list *l, const char *buf, size_t len,
         start++;
     if (start == len)
         return IBP_OK;
-    if (l->count == l->cap) {
-        size_t ncap = l->cap ? l->cap * 2 : 16;
-        statement *ni = realloc(l->items, ncap * sizeof *ni);
-        if (ni == NULL)
-            return ibp_err_set(err, IBP_E_NOMEM, "schema: out of memory parsing %s", name);
-        l->items = ni;
-        l->cap = ncap;
-    }
+    statement *ni = ibp_grow(l->items, &l->cap, l->count + 1, sizeof *ni);
+    if (ni == NULL)
+        return ibp_err_set(err, IBP_E_NOMEM, "schema: out of memory parsing %s", name);
+    l->items = ni;
     char *sql = malloc(len - start + 1);
     if (sql == NULL)
         return ibp_err_set(err, IBP_E_NOMEM, "schema: out of memory parsing %s", name);

@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "column_text.h"
+#include "ibp/clock.h"
 #include "ibp/log.h"
 #include "ibp/micro.h"
 #include "ibp/persist_query.h"
@@ -121,7 +122,7 @@ static void respond(ibp_persist_service *s, natsMsg *req, const char *body, ibp_
 
 static void handle_endpoint(ibp_persist_service *s, int ep, natsMsg *req)
 {
-    int64_t t0 = ibp_persist_mono_ms();
+    int64_t t0 = ibp_clock_mono_ms();
     char *resp = NULL;
     ibp_err e;
     ibp_err_clear(&e);
@@ -136,7 +137,7 @@ static void handle_endpoint(ibp_persist_service *s, int ep, natsMsg *req)
         else if (ep == EP_USAGE)
             st = ibp_persist_query_usage_json(s->db, data, len, &resp, &e);
         else if (ep == EP_SLA)
-            st = ibp_persist_query_sla_json(s->db, data, len, ibp_persist_now_ms(), &resp, &e);
+            st = ibp_persist_query_sla_json(s->db, data, len, ibp_clock_wall_ms(), &resp, &e);
         else
             st = ibp_persist_query_hit_flushes_json(s->db, data, len, &resp, &e);
         if (st == IBP_E_DB) {
@@ -151,7 +152,7 @@ static void handle_endpoint(ibp_persist_service *s, int ep, natsMsg *req)
     char last_error[256];
     if (st != IBP_OK)
         ibp_persist_utf8_sanitize(e.msg, last_error, sizeof last_error, 200);
-    ibp_micro_record(s->micro, (size_t)ep, (ibp_persist_mono_ms() - t0) * 1000000,
+    ibp_micro_record(s->micro, (size_t)ep, (ibp_clock_mono_ms() - t0) * 1000000,
                      st != IBP_OK ? last_error : NULL);
 }
 
