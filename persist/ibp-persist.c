@@ -190,6 +190,7 @@ static int parse_args(int argc, char **argv, args *a)
         first = 2;
     }
     unsigned mode = a->replay ? MODE_REPLAY : MODE_LIVE;
+    bool from_seq = false, from_time = false;
     optind = first;
     opterr = 0; /* our own messages, naming the option as given */
     int c;
@@ -220,6 +221,8 @@ static int parse_args(int argc, char **argv, args *a)
             }
             if (check_flag_value(f, optarg) != 0 || add_override(a, f, optarg) != 0)
                 return -1;
+            from_seq = from_seq || strcmp(f->flag, "from-seq") == 0;
+            from_time = from_time || strcmp(f->flag, "from-time") == 0;
         } else if (c == ':') {
             fprintf(stderr, PROG ": %s needs a value; see --help\n", given);
             return -1;
@@ -234,6 +237,10 @@ static int parse_args(int argc, char **argv, args *a)
     }
     if (a->config == NULL) {
         fprintf(stderr, PROG ": --config FILE is required; see --help\n");
+        return -1;
+    }
+    if (from_seq && from_time) {
+        fprintf(stderr, PROG ": --from-seq and --from-time exclude each other\n");
         return -1;
     }
     return 0;
