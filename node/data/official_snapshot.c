@@ -1,6 +1,7 @@
 /* Received official snapshots into the store; see ibp/official_snapshot.h. */
 #include "ibp/official_snapshot.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,8 +52,12 @@ ibp_status ibp_official_snapshot_from_wire(const ibp_codec_snapshot *s, ibp_offi
         }
         out->results.count++;
     }
-    /* Canonical order (the codec has refused a key given twice). */
-    qsort(out->results.items, out->results.count, sizeof *out->results.items, result_cmp);
+    /* Canonical order (the codec has refused a key given twice); replicas send it so. */
+    bool in_order = true;
+    for (size_t i = 1; in_order && i < out->results.count; i++)
+        in_order = result_cmp(&out->results.items[i - 1], &out->results.items[i]) < 0;
+    if (!in_order)
+        qsort(out->results.items, out->results.count, sizeof *out->results.items, result_cmp);
     for (size_t i = 0; i < s->noverrides; i++) {
         const ibp_codec_snapshot_override *o = &s->overrides[i];
         if (!o->disabled)

@@ -260,6 +260,29 @@ static void test_refuses_malformed(void **state)
     e2 = e;
     s.n_entries = 2;
     expect_refused(&s, IBP_E_PAYLOAD_DECODE, "a key twice");
+    /* Out of canonical order is accepted; a key twice apart from its twin is not. */
+    Ibp__V1__SnapshotEntry e3;
+    Ibp__V1__SnapshotEntry *ep3[] = {&e2, &e, &e3};
+    RESET();
+    e2 = e;
+    e2.member = 7; /* "d.example" sorts after "Alpha" */
+    e3 = e2;
+    s.entries = ep3;
+    s.n_entries = 2;
+    {
+        size_t len = ibp__v1__official_snapshot__get_packed_size(&s);
+        uint8_t *buf = malloc(len);
+        ibp__v1__official_snapshot__pack(&s, buf);
+        ibp_codec_snapshot d;
+        ibp_err err;
+        assert_int_equal(ibp_codec_snapshot_decode(buf, len, &d, &err), IBP_OK);
+        assert_string_equal(d.entries[0].key.member, "d.example");
+        ibp_codec_snapshot_clear(&d);
+        free(buf);
+    }
+    s.n_entries = 3;
+    expect_refused(&s, IBP_E_PAYLOAD_DECODE, "a key twice, apart");
+    s.entries = ep;
 
     Ibp__V1__SnapshotOverride o = IBP__V1__SNAPSHOT_OVERRIDE__INIT, o2;
     Ibp__V1__SnapshotOverride *op[] = {&o, &o2};
