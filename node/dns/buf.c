@@ -5,9 +5,12 @@
 #include "ibp/dns_request.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "ibp/vec.h"
 
 static bool reserve(ibp_dns_buf *b, size_t more)
 {
@@ -15,16 +18,18 @@ static bool reserve(ibp_dns_buf *b, size_t more)
         return false;
     if (b->len + more + 1 <= b->cap)
         return true;
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + more + 1)
-        cap *= 2;
-    char *d = realloc(b->data, cap);
+    size_t need = b->len + more + 1;
+    if (more > SIZE_MAX - b->len - 1) {
+        b->failed = true;
+        return false;
+    }
+    /* From 4 KiB at first: most answers fit without a second realloc. */
+    char *d = ibp_grow(b->data, &b->cap, need < 4096 ? 4096 : need, 1);
     if (!d) {
         b->failed = true;
         return false;
     }
     b->data = d;
-    b->cap = cap;
     return true;
 }
 

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "ibp/log.h"
+#include "ibp/vec.h"
 
 #define COMPONENT "dns-http"
 
@@ -112,14 +113,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_YES; /* discard the rest; answer 413 at the end */
         }
         if (rq->len + n + 1 > rq->cap) {
-            size_t cap = rq->cap ? rq->cap : 1024;
-            while (cap < rq->len + n + 1)
-                cap *= 2;
-            char *b = realloc(rq->body, cap);
+            size_t need = rq->len + n + 1;
+            char *b = ibp_grow(rq->body, &rq->cap, need < 1024 ? 1024 : need, 1);
             if (!b)
                 return MHD_NO;
             rq->body = b;
-            rq->cap = cap;
         }
         memcpy(rq->body + rq->len, upload_data, n);
         rq->len += n;

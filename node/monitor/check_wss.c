@@ -15,6 +15,7 @@
 #include "check_modules.h"
 #include "ibp/check_rules.h"
 #include "ibp/clock.h"
+#include "ibp/vec.h"
 #include "ibp/ws_frame.h"
 #include "tls_conn.h"
 
@@ -36,14 +37,13 @@ static int fill(ws *w, int64_t deadline)
         return -1;
     }
     if (w->cap - w->len < 4096) {
-        size_t cap = w->cap ? w->cap * 2 : 16384;
-        uint8_t *b = realloc(w->buf, cap);
+        size_t need = w->cap ? w->cap + 1 : 16384; /* doubles; 16 KiB at first */
+        uint8_t *b = ibp_grow(w->buf, &w->cap, need, 1);
         if (!b) {
             snprintf(w->why, sizeof w->why, "out of memory");
             return -1;
         }
         w->buf = b;
-        w->cap = cap;
     }
     long n = ibp__tls_conn_recv(&w->c, w->buf + w->len, w->cap - w->len, deadline, w->why,
                                 sizeof w->why);
