@@ -66,9 +66,12 @@ ibp_status ibp_local_msg_from_verified(const ibp_verified *vm, uint64_t local_se
         /* The strings stay in vm; the codec's arrays go. */
         for (size_t i = 0; i < b.nobs; i++) {
             const ibp_codec_observation *p = &b.obs[i];
-            o[i].key = (ibp_vote_key){(ibp_vote_check)p->key.type, p->key.check_name,
-                                      p->key.member,                p->key.domain,
-                                      p->key.endpoint,              p->key.ipv6};
+            o[i].key = (ibp_vote_key){(ibp_vote_check)p->key.type,
+                                      p->key.check_name,
+                                      p->key.member,
+                                      p->key.domain,
+                                      p->key.endpoint,
+                                      p->key.ipv6};
             o[i].status = (ibp_vote_status)p->status;
             o[i].check_time_ms = p->check_time_ms;
             o[i].error = p->error;

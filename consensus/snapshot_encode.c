@@ -8,8 +8,8 @@
 
 static ibp_codec_key key_of(const ibp_vote_key *k)
 {
-    return (ibp_codec_key){(ibp_check_type)k->type, k->check_name, k->member, k->domain,
-                           k->endpoint, k->ipv6};
+    return (ibp_codec_key){
+        (ibp_check_type)k->type, k->check_name, k->member, k->domain, k->endpoint, k->ipv6};
 }
 
 ibp_status ibp_snapshot_encode(const ibp_vote *e, const ibp_vote_update *update, uint8_t **out,
@@ -44,8 +44,7 @@ ibp_status ibp_snapshot_encode(const ibp_vote *e, const ibp_vote_update *update,
                                                   ent.check_time_ms, ent.error, ent.data_json};
     }
     for (size_t i = 0; i < n_ovr; i++)
-        overrides[i] = (ibp_codec_snapshot_override){ovr[i].member, ovr[i].disabled,
-                                                     ovr[i].reason};
+        overrides[i] = (ibp_codec_snapshot_override){ovr[i].member, ovr[i].disabled, ovr[i].reason};
     size_t vi = 0;
     for (size_t c = 0; c < nchanges; c++) {
         const ibp_vote_change *ch = &update->changes[c];

@@ -8,8 +8,8 @@
 #include "ibp/ibp.pb-c.h"
 #include "ibp/pb_bound.h"
 
-ibp_status ibp_codec_heartbeat_encode(const ibp_codec_heartbeat *h, uint8_t **out,
-                                      size_t *out_len, ibp_err *err)
+ibp_status ibp_codec_heartbeat_encode(const ibp_codec_heartbeat *h, uint8_t **out, size_t *out_len,
+                                      ibp_err *err)
 {
     Ibp__V1__Heartbeat pb = IBP__V1__HEARTBEAT__INIT;
     pb.epoch = h->epoch;
@@ -29,8 +29,8 @@ ibp_status ibp_codec_heartbeat_encode(const ibp_codec_heartbeat *h, uint8_t **ou
 static ibp_status from_pb(const Ibp__V1__Heartbeat *pb, ibp_codec_heartbeat *out, ibp_err *err)
 {
     if (pb->n_roles > IBP_CODEC_HEARTBEAT_ROLES_MAX)
-        return ibp_err_set(err, IBP_E_PAYLOAD_DECODE, "heartbeat: %zu roles, limit %d",
-                           pb->n_roles, IBP_CODEC_HEARTBEAT_ROLES_MAX);
+        return ibp_err_set(err, IBP_E_PAYLOAD_DECODE, "heartbeat: %zu roles, limit %d", pb->n_roles,
+                           IBP_CODEC_HEARTBEAT_ROLES_MAX);
     for (size_t i = 0; i < pb->n_roles; i++) {
         size_t n = pb->roles[i] ? strlen(pb->roles[i]) : 0;
         if (n == 0 || n > IBP_CODEC_HEARTBEAT_ROLE_MAX)

@@ -34,8 +34,8 @@ size_t ibp_codec_hit_row_size(const ibp_codec_hit_row *r)
     return ibp__v1__hit_row__get_packed_size(&p) + 1 + 5; /* tag, varint length */
 }
 
-ibp_status ibp_codec_hit_batch_encode(const ibp_codec_hit_batch *b, uint8_t **out,
-                                      size_t *out_len, ibp_err *err)
+ibp_status ibp_codec_hit_batch_encode(const ibp_codec_hit_batch *b, uint8_t **out, size_t *out_len,
+                                      ibp_err *err)
 {
     ibp_status st = IBP_OK;
     size_t n = b->nrows;
@@ -127,11 +127,9 @@ static ibp_status from_pb(const Ibp__V1__HitBatch *hb, struct owned *o, ibp_code
         if (!date_ok(nz(r->date)))
             return ibp_err_set(err, IBP_E_INVAL, "row %zu: date '%.16s' is not YYYY-MM-DD", i,
                                nz(r->date));
-        o->rows[i] = (ibp_codec_hit_row){nz(r->date),         nz(r->domain),
-                                         nz(r->member),       nz(r->country_code),
-                                         nz(r->asn),          nz(r->network_name),
-                                         nz(r->country_name), r->ipv6,
-                                         r->hits};
+        o->rows[i] = (ibp_codec_hit_row){nz(r->date),         nz(r->domain), nz(r->member),
+                                         nz(r->country_code), nz(r->asn),    nz(r->network_name),
+                                         nz(r->country_name), r->ipv6,       r->hits};
     }
     out->node = nz(hb->node);
     out->flush_seq = hb->flush_seq;

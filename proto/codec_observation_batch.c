@@ -1,4 +1,5 @@
-/* ObservationBatch between a plain struct and its payload bytes; see ibp/codec_observation_batch.h. */
+/* ObservationBatch between a plain struct and its payload bytes; see ibp/codec_observation_batch.h.
+ */
 #include "ibp/codec_observation_batch.h"
 
 #include <stdlib.h>

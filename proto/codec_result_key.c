@@ -54,8 +54,7 @@ ibp_status ibp_codec_key_check(const ibp_codec_key *k, ibp_err *err)
     size_t clen = strlen(nz(k->check_name)), mlen = strlen(nz(k->member));
     size_t dlen = strlen(nz(k->domain)), elen = strlen(nz(k->endpoint));
     ibp_status st;
-    if (k->type != IBP_CHECK_SITE && k->type != IBP_CHECK_DOMAIN &&
-        k->type != IBP_CHECK_ENDPOINT)
+    if (k->type != IBP_CHECK_SITE && k->type != IBP_CHECK_DOMAIN && k->type != IBP_CHECK_ENDPOINT)
         return ibp_err_set(err, IBP_E_INVAL, "result: unknown check type %d", (int)k->type);
     if ((st = check_len(tn, "check name", clen, IBP_NAME_MAX, "IBP_NAME_MAX", err)) ||
         (st = check_len(tn, "member", mlen, IBP_NAME_MAX, "IBP_NAME_MAX", err)) ||

@@ -355,7 +355,8 @@ static int dup_cmp(const void *a, const void *b)
     return entry_ptr_cmp(a, b);
 }
 
-/* Length of the split-form URL of e (NUL excluded); false when an index is bad or it is too long. */
+/* Length of the split-form URL of e (NUL excluded); false when an index is bad or it is too long.
+ */
 static bool split_len(const Ibp__V1__OfficialSnapshot *s, const Ibp__V1__SnapshotEntry *e,
                       size_t *len)
 {

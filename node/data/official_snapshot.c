@@ -38,16 +38,19 @@ ibp_status ibp_official_snapshot_from_wire(const ibp_codec_snapshot *s, ibp_offi
     }
     for (size_t i = 0; i < s->nentries; i++) {
         const ibp_codec_snapshot_entry *e = &s->entries[i];
-        ibp_result_key k = {(ibp_check_type)e->key.type, e->key.check_name, e->key.member,
-                            e->key.domain,               e->key.endpoint,   e->key.ipv6};
+        ibp_result_key k = {(ibp_check_type)e->key.type,
+                            e->key.check_name,
+                            e->key.member,
+                            e->key.domain,
+                            e->key.endpoint,
+                            e->key.ipv6};
         ibp_err e2;
-        ibp_status rst = ibp_result_new(&k, e->status == IBP_RESULT_UP, e->check_time_ms,
-                                        e->error, e->data_json, &out->results.items[i], &e2);
+        ibp_status rst = ibp_result_new(&k, e->status == IBP_RESULT_UP, e->check_time_ms, e->error,
+                                        e->data_json, &out->results.items[i], &e2);
         if (rst != IBP_OK) {
-            st = ibp_err_set(err, rst == IBP_E_TOO_LARGE || rst == IBP_E_NOMEM ? rst
-                                                                             : IBP_E_PAYLOAD_DECODE,
-                             "snapshot epoch %llu: entry %zu: %s", (unsigned long long)s->epoch, i,
-                             e2.msg);
+            st = ibp_err_set(
+                err, rst == IBP_E_TOO_LARGE || rst == IBP_E_NOMEM ? rst : IBP_E_PAYLOAD_DECODE,
+                "snapshot epoch %llu: entry %zu: %s", (unsigned long long)s->epoch, i, e2.msg);
             goto fail;
         }
         out->results.count++;
@@ -80,8 +83,8 @@ fail:
     return st;
 }
 
-ibp_status ibp_official_snapshot_decode(const uint8_t *data, size_t len,
-                                        ibp_official_snapshot *out, ibp_err *err)
+ibp_status ibp_official_snapshot_decode(const uint8_t *data, size_t len, ibp_official_snapshot *out,
+                                        ibp_err *err)
 {
     ibp_codec_snapshot w;
     memset(out, 0, sizeof *out);

@@ -95,8 +95,7 @@ static void test_refuses_malformed(void **state)
             fail_msg("date '%s' was not refused (%s)", bad_dates[i], err.msg);
     }
     static const uint8_t junk[] = {0x10, 0x80};
-    assert_int_equal(ibp_codec_hit_batch_decode(junk, sizeof junk, &d, &err),
-                     IBP_E_PAYLOAD_DECODE);
+    assert_int_equal(ibp_codec_hit_batch_decode(junk, sizeof junk, &d, &err), IBP_E_PAYLOAD_DECODE);
 }
 
 int main(void)

@@ -74,8 +74,7 @@ static void test_refuses_malformed(void **state)
     assert_int_equal(round_trip(&m, &d), IBP_E_TOO_LARGE);
     m = (ibp_codec_member_override){"A", true, big, NULL};
     assert_int_equal(round_trip(&m, &d), IBP_E_TOO_LARGE);
-    m = (ibp_codec_member_override){big + IBP_ERROR_MAX + 1 - IBP_NAME_MAX, true,
-                                    big + 1, NULL};
+    m = (ibp_codec_member_override){big + IBP_ERROR_MAX + 1 - IBP_NAME_MAX, true, big + 1, NULL};
     assert_int_equal(round_trip(&m, &d), IBP_OK); /* at the caps */
     ibp_codec_member_override_clear(&d);
     free(big);

@@ -18,11 +18,13 @@
 #include "ibp/ibp.pb-c.h"
 
 static const ibp_codec_observation obs[] = {
-    {{IBP_CHECK_ENDPOINT, "wss", "Stake Plus", "rpc.example.net",
-      "wss://rpc.example.net/dot", true},
-     IBP_RESULT_DOWN, 1700000000000, "timeout", "{\"ms\":12}"},
-    {{IBP_CHECK_SITE, "ping", "Amforc", NULL, NULL, false}, IBP_RESULT_UP, 5, NULL,
-     NULL},
+    {{IBP_CHECK_ENDPOINT, "wss", "Stake Plus", "rpc.example.net", "wss://rpc.example.net/dot",
+      true},
+     IBP_RESULT_DOWN,
+     1700000000000,
+     "timeout",
+     "{\"ms\":12}"},
+    {{IBP_CHECK_SITE, "ping", "Amforc", NULL, NULL, false}, IBP_RESULT_UP, 5, NULL, NULL},
 };
 
 static void test_round_trip(void **state)
@@ -33,7 +35,8 @@ static void test_round_trip(void **state)
     size_t len;
     ibp_err err;
     assert_int_equal(ibp_codec_observation_batch_encode(&b, &buf, &len, &err), IBP_OK);
-    assert_true(len <= 32 + ibp_codec_observation_size(&obs[0]) + ibp_codec_observation_size(&obs[1]));
+    assert_true(len <=
+                32 + ibp_codec_observation_size(&obs[0]) + ibp_codec_observation_size(&obs[1]));
 
     ibp_codec_observation_batch d;
     if (ibp_codec_observation_batch_decode(buf, len, &d, &err) != IBP_OK)

@@ -18,16 +18,18 @@
 #include "ibp/ibp.pb-c.h"
 
 static const ibp_codec_snapshot_entry entries[] = {
-    {{IBP_CHECK_SITE, "ping", "Stake Plus", "", "", false},
-     IBP_RESULT_UP, 10, "", ""},
-    {{IBP_CHECK_ENDPOINT, "wss", "Amforc", "rpc.example.net", "wss://rpc.example.net/dot",
-      true},
-     IBP_RESULT_DOWN, 20, "timeout", "{\"ms\":3}"},
-    {{IBP_CHECK_DOMAIN, "ssl", "Amforc", "rpc.example.net", "", false},
-     IBP_RESULT_UP, 30, "", ""},
-    {{IBP_CHECK_ENDPOINT, "wss", "Amforc", "rpc.example.net", "wss://other.example/x",
-      false},
-     IBP_RESULT_UP, 40, "", ""},
+    {{IBP_CHECK_SITE, "ping", "Stake Plus", "", "", false}, IBP_RESULT_UP, 10, "", ""},
+    {{IBP_CHECK_ENDPOINT, "wss", "Amforc", "rpc.example.net", "wss://rpc.example.net/dot", true},
+     IBP_RESULT_DOWN,
+     20,
+     "timeout",
+     "{\"ms\":3}"},
+    {{IBP_CHECK_DOMAIN, "ssl", "Amforc", "rpc.example.net", "", false}, IBP_RESULT_UP, 30, "", ""},
+    {{IBP_CHECK_ENDPOINT, "wss", "Amforc", "rpc.example.net", "wss://other.example/x", false},
+     IBP_RESULT_UP,
+     40,
+     "",
+     ""},
 };
 #define NENTRIES (sizeof entries / sizeof entries[0])
 
@@ -176,8 +178,8 @@ static void test_refuses_malformed(void **state)
     char long_name[300];
     memset(long_name, 'm', sizeof long_name - 1);
     long_name[sizeof long_name - 1] = '\0';
-    char *strings[] = {"", "ping", "Alpha", "{\"a\":1}", "[1]", "wss://", "/p", "d.example",
-                       long_name};
+    char *strings[] = {"",       "ping", "Alpha",     "{\"a\":1}", "[1]",
+                       "wss://", "/p",   "d.example", long_name};
     Ibp__V1__SnapshotEntry e = IBP__V1__SNAPSHOT_ENTRY__INIT, e2 = IBP__V1__SNAPSHOT_ENTRY__INIT;
     Ibp__V1__SnapshotEntry *ep[] = {&e, &e2};
     Ibp__V1__OfficialSnapshot s = IBP__V1__OFFICIAL_SNAPSHOT__INIT;

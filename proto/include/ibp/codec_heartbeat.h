@@ -26,8 +26,8 @@
 struct ibp_verified;
 
 typedef struct ibp_codec_heartbeat {
-    uint64_t epoch;     /* a replica's current epoch; 0 from a monitor */
-    uint64_t local_seq; /* a replica's LOCAL sequence applied; 0 from a monitor */
+    uint64_t epoch;           /* a replica's current epoch; 0 from a monitor */
+    uint64_t local_seq;       /* a replica's LOCAL sequence applied; 0 from a monitor */
     const char *const *roles; /* the sender's role names ("monitor", "consensus") */
     size_t nroles;
     void *owned; /* decode: what the strings live in; NULL on encode */
@@ -37,8 +37,8 @@ typedef struct ibp_codec_heartbeat {
  * Packs h (only read, unchecked) into *out (malloc'd, the caller frees) of
  * *out_len bytes. Errors: IBP_E_NOMEM. Thread-safe.
  */
-ibp_status ibp_codec_heartbeat_encode(const ibp_codec_heartbeat *h, uint8_t **out,
-                                      size_t *out_len, ibp_err *err);
+ibp_status ibp_codec_heartbeat_encode(const ibp_codec_heartbeat *h, uint8_t **out, size_t *out_len,
+                                      ibp_err *err);
 
 /* Decodes and checks data[0..len) into *out; release it with ibp_codec_heartbeat_clear(). */
 ibp_status ibp_codec_heartbeat_decode(const uint8_t *data, size_t len, ibp_codec_heartbeat *out,

@@ -28,7 +28,7 @@ struct ibp_verified;
 
 /* One counter delta. Strings borrowed; NULL means "". */
 typedef struct ibp_codec_hit_row {
-    const char *date;         /* UTC day, "YYYY-MM-DD" */
+    const char *date; /* UTC day, "YYYY-MM-DD" */
     const char *domain;
     const char *member;       /* "(none)" when no member answered */
     const char *country_code; /* ISO 3166 alpha-2 or "??" */
@@ -51,8 +51,8 @@ typedef struct ibp_codec_hit_batch {
  * Packs b (only read, unchecked) into *out (malloc'd, the caller frees) of
  * *out_len bytes. Errors: IBP_E_NOMEM. Thread-safe.
  */
-ibp_status ibp_codec_hit_batch_encode(const ibp_codec_hit_batch *b, uint8_t **out,
-                                      size_t *out_len, ibp_err *err);
+ibp_status ibp_codec_hit_batch_encode(const ibp_codec_hit_batch *b, uint8_t **out, size_t *out_len,
+                                      ibp_err *err);
 
 /* Bytes one row adds to a packed batch at most (the row, its tag and length prefix). */
 size_t ibp_codec_hit_row_size(const ibp_codec_hit_row *r);

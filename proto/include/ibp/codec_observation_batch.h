@@ -38,9 +38,9 @@ struct ibp_verified;
 typedef struct ibp_codec_observation {
     ibp_codec_key key;
     ibp_result_status status; /* UP or DOWN */
-    int64_t check_time_ms;   /* the monitor's clock */
-    const char *error;       /* "" when none */
-    const char *data_json;   /* a JSON object as text, "" when none */
+    int64_t check_time_ms;    /* the monitor's clock */
+    const char *error;        /* "" when none */
+    const char *data_json;    /* a JSON object as text, "" when none */
 } ibp_codec_observation;
 
 typedef struct ibp_codec_observation_batch {

@@ -57,9 +57,9 @@ typedef struct ibp_codec_snapshot_override {
 } ibp_codec_snapshot_override;
 
 typedef struct ibp_codec_snapshot_vote {
-    const char *node;       /* monitor node id */
-    uint64_t local_seq;     /* LOCAL sequence of the batch that carried the vote */
-    uint64_t batch_seq;     /* the monitor's batch counter */
+    const char *node;   /* monitor node id */
+    uint64_t local_seq; /* LOCAL sequence of the batch that carried the vote */
+    uint64_t batch_seq; /* the monitor's batch counter */
     ibp_result_status status;
 } ibp_codec_snapshot_vote;
 
