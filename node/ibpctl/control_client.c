@@ -8,6 +8,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "ibp/vec.h"
 #include "ibpctl.h"
 
 #define ANSWER_MAX (1024 * 1024)
@@ -37,13 +38,12 @@ static int roundtrip(int fd, const char *req, char **out)
                 errno = EMSGSIZE;
                 return -1;
             }
-            char *b = realloc(buf, cap * 2);
+            char *b = ibp_grow(buf, &cap, cap + 1, 1); /* doubles */
             if (!b) {
                 free(buf);
                 return -1;
             }
             buf = b;
-            cap *= 2;
         }
         ssize_t n = recv(fd, buf + used, cap - used - 1, 0);
         if (n < 0 && errno == EINTR)

@@ -14,6 +14,7 @@
 
 #include "ibp/decode_json.h"
 #include "ibp/log.h"
+#include "ibp/vec.h"
 #include "ibpctl.h"
 
 #define EXIT_USAGE 2
@@ -120,14 +121,13 @@ int ibpctl_cmd_decode(int argc, char **argv)
         if (n == 0)
             break;
         if (len == cap) {
-            uint8_t *nb = realloc(buf, cap * 2);
+            uint8_t *nb = ibp_grow(buf, &cap, cap + 1, 1); /* doubles */
             if (!nb) {
                 free(buf);
                 buf = NULL;
                 break;
             }
             buf = nb;
-            cap *= 2;
         }
     }
     int rc = 1;

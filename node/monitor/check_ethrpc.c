@@ -11,11 +11,12 @@
 #include "check_modules.h"
 #include "ibp/check_rules.h"
 #include "ibp/clock.h"
+#include "ibp/vec.h"
 #include "tls_conn.h"
 
 typedef struct body {
     char *data;
-    size_t len, max;
+    size_t len, cap, max;
     bool over;
 } body;
 
@@ -27,7 +28,7 @@ static size_t on_data(char *p, size_t size, size_t n, void *user)
         b->over = true;
         return 0; /* aborts the transfer */
     }
-    char *d = realloc(b->data, b->len + len + 1);
+    char *d = ibp_grow(b->data, &b->cap, b->len + len + 1, 1);
     if (!d)
         return 0;
     memcpy(d + b->len, p, len);
