@@ -10,7 +10,6 @@
  */
 #include <getopt.h>
 #include <jansson.h>
-#include <time.h>
 #include <nats/nats.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +17,7 @@
 
 #include "ibp/bus.h"
 #include "ibp/clock.h"
+#include "ibp/date.h"
 #include "ibpctl.h"
 
 #define DEFAULT_TIMEOUT_MS 10000
@@ -270,12 +270,9 @@ int ibpctl_cmd_usage(int argc, char **argv)
 
 #define FLUSH_POLL_MS 100
 
-static void today_utc(char *buf, size_t cap)
+static void today_utc(char buf[IBP_DATE_BUF])
 {
-    time_t t = (time_t)(ibp_clock_wall_ms() / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(buf, cap, "%Y-%m-%d", &tm);
+    ibp_date_format(ibp_clock_wall_ms() / 86400000, buf);
 }
 
 static int cmd_usage_flush(int argc, char **argv)
@@ -340,8 +337,8 @@ static int cmd_usage_flush(int argc, char **argv)
                         "control.sock)\n");
         return 2;
     }
-    char today[16];
-    today_utc(today, sizeof today);
+    char today[IBP_DATE_BUF];
+    today_utc(today);
     json_t *req = json_object(), *answer = NULL, *doc = NULL;
     set_opt(req, "cmd", "usage_flush");
     set_opt(req, "date", date);

@@ -9,6 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ibp/clock.h"
+#include "ibp/date.h"
 #include "ibp/log.h"
 
 #define COMPONENT "micro"
@@ -95,12 +97,7 @@ static void make_id(char out[IBP_MICRO_ID_LEN + 1])
 
 static void format_now(char *buf, size_t cap)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    snprintf(buf, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long)(ts.tv_nsec / 1000000) % 1000);
+    ibp_rfc3339_format_ms(ibp_clock_wall_ms(), buf, cap);
 }
 
 int ibp_micro_endpoint_index(const ibp_micro *m, const char *name)
