@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ibp/vec.h"
+
 ibp_status ibp_file_sync_dir(const char *path, ibp_err *err)
 {
     char dir[4096];
@@ -126,13 +128,12 @@ ibp_status ibp_file_read_all(const char *path, size_t max_len, char **out, size_
                                  max_len);
                 goto done;
             }
-            char *nb = realloc(buf, cap * 2);
+            char *nb = ibp_grow(buf, &cap, cap + 1, 1); /* doubles */
             if (!nb) {
                 st = ibp_err_set(err, IBP_E_NOMEM, "%s: out of memory", path);
                 goto done;
             }
             buf = nb;
-            cap *= 2;
         }
         ssize_t r = read(fd, buf + used, cap - 1 - used);
         if (r < 0) {
