@@ -93,7 +93,7 @@ fi
 # (ibp_schema_default_dir, which ibpctl shares), not the source tree's.
 "$prefix/bin/ibpctl" --help >/dev/null 2>&1 || fail "installed ibpctl --help"
 sql_dir="$(cd "$prefix/share/ibp/sql" && pwd -P)"
-"$prefix/bin/ibp-persist" --help 2>&1 | grep -qF "$sql_dir" ||
-    fail "installed ibp-persist does not default to $sql_dir"
+help=$("$prefix/bin/ibp-persist" --help 2>&1) || fail "installed ibp-persist --help"
+grep -qF "$sql_dir" <<<"$help" || fail "installed ibp-persist does not default to $sql_dir"
 
 echo "ok: installed into a temporary prefix; prog printed '$out'; ldd shows no libnats, no libmariadb"
