@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,5 +159,57 @@ ibp_status ibp_file_read_all(const char *path, size_t max_len, char **out, size_
 done:
     free(buf);
     close(fd);
+    return st;
+}
+
+/* XSI strerror_r: thread-safe, unlike strerror(). */
+static void errtext(int errnum, char *buf, size_t cap)
+{
+    if (strerror_r(errnum, buf, cap) != 0)
+        snprintf(buf, cap, "error %d", errnum);
+}
+
+ibp_status ibp_file_read_config(const char *path, size_t max_len, char **out, size_t *out_len,
+                                ibp_err *err)
+{
+    char etext[128];
+    ibp_status st = IBP_OK;
+    char *buf = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        errtext(errno, etext, sizeof etext);
+        return ibp_err_set(err, IBP_E_IO, "%s: cannot open: %s", path, etext);
+    }
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0) {
+        errtext(errno, etext, sizeof etext);
+        st = ibp_err_set(err, IBP_E_IO, "%s: cannot stat: %s", path, etext);
+        goto out;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        st = ibp_err_set(err, IBP_E_IO, "%s: not a regular file", path);
+        goto out;
+    }
+    if ((uintmax_t)sb.st_size > max_len) {
+        st = ibp_err_set(err, IBP_E_CONFIG, "%s: file is larger than %zu bytes", path, max_len);
+        goto out;
+    }
+    if (!(buf = malloc((size_t)sb.st_size + 1))) {
+        st = ibp_err_set(err, IBP_E_NOMEM, "%s: out of memory", path);
+        goto out;
+    }
+    size_t len = fread(buf, 1, (size_t)sb.st_size, f);
+    if (ferror(f)) {
+        errtext(errno, etext, sizeof etext);
+        st = ibp_err_set(err, IBP_E_IO, "%s: cannot read: %s", path, etext);
+        goto out;
+    }
+    buf[len] = '\0';
+    *out = buf;
+    *out_len = len;
+    buf = NULL;
+out:
+    free(buf);
+    fclose(f);
     return st;
 }

@@ -10,6 +10,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "ibp/atomic_file.h"
 #include "ibp/roster.h"
 
 /* Config files are small; anything bigger is a mistake (a log file, a dump). */
@@ -1033,44 +1034,12 @@ ibp_status ibp_settings_load_file(const ibp_settings_table *t, const char *path,
 {
     if (!t || !path || !out)
         return ibp_err_set(err, IBP_E_INVAL, "settings: bad arguments");
-    char etext[128];
-    ibp_status st = IBP_OK;
     char *buf = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        errtext(errno, etext, sizeof etext);
-        return ibp_err_set(err, IBP_E_IO, "%s: cannot open: %s", path, etext);
-    }
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0) {
-        errtext(errno, etext, sizeof etext);
-        st = ibp_err_set(err, IBP_E_IO, "%s: cannot stat: %s", path, etext);
-        goto out;
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        st = ibp_err_set(err, IBP_E_IO, "%s: not a regular file", path);
-        goto out;
-    }
-    if ((uintmax_t)sb.st_size > CONFIG_FILE_MAX) {
-        st = ibp_err_set(err, IBP_E_CONFIG, "%s: file is larger than %u bytes", path,
-                         CONFIG_FILE_MAX);
-        goto out;
-    }
-    buf = malloc((size_t)sb.st_size + 1);
-    if (!buf) {
-        st = ibp_err_set(err, IBP_E_NOMEM, "%s: out of memory", path);
-        goto out;
-    }
-    size_t len = fread(buf, 1, (size_t)sb.st_size, f);
-    if (ferror(f)) {
-        errtext(errno, etext, sizeof etext);
-        st = ibp_err_set(err, IBP_E_IO, "%s: cannot read: %s", path, etext);
-        goto out;
-    }
-    st = ibp_settings_load_buffer(t, buf, len, path, out, err);
-out:
+    size_t len = 0;
+    ibp_status st = ibp_file_read_config(path, CONFIG_FILE_MAX, &buf, &len, err);
+    if (st == IBP_OK)
+        st = ibp_settings_load_buffer(t, buf, len, path, out, err);
     free(buf);
-    fclose(f);
     return st;
 }
 

@@ -26,6 +26,17 @@ ibp_status ibp_file_write_atomic(const char *path, const void *data, size_t len,
 ibp_status ibp_file_read_all(const char *path, size_t max_len, char **out, size_t *out_len,
                              ibp_err *err);
 
+/*
+ * Reads a configuration file (settings, network config) whole into a
+ * malloc'd, NUL-terminated buffer (*out, caller frees) and its length, with
+ * the messages operators see: IBP_E_IO "<path>: cannot open: <errno text>"
+ * (a missing file included), "<path>: cannot stat: ...", "<path>: not a
+ * regular file", "<path>: cannot read: ..."; IBP_E_CONFIG "<path>: file is
+ * larger than <max_len> bytes"; IBP_E_NOMEM. Thread-safe.
+ */
+ibp_status ibp_file_read_config(const char *path, size_t max_len, char **out, size_t *out_len,
+                                ibp_err *err);
+
 /* fsyncs the directory that holds path (after a rename or create). */
 ibp_status ibp_file_sync_dir(const char *path, ibp_err *err);
 
