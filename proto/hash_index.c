@@ -127,6 +127,13 @@ void ibp_hash_index_destroy(ibp_hash_index *t)
     t->count = 0;
 }
 
+void ibp_hash_index_clear(ibp_hash_index *t)
+{
+    if (t->slots)
+        memset(t->slots, 0xFF, (t->mask + 1) * sizeof *t->slots);
+    t->count = 0;
+}
+
 bool ibp_hash_index_reserve(ibp_hash_index *t, size_t extra)
 {
     if (extra > SIZE_MAX / 2 - t->count)

@@ -92,6 +92,15 @@ static void test_index_insert_find_remove(void **state)
     }
     for (uint32_t i = 0; i < 4096; i++)
         assert_int_equal(find(&t, &r, r.names[i], r.hash[i]), i);
+    /* Clear keeps the slots and finds nothing. */
+    size_t slots = t.mask + 1;
+    ibp_hash_index_clear(&t);
+    assert_int_equal(t.count, 0);
+    assert_int_equal(t.mask + 1, slots);
+    for (uint32_t i = 0; i < 4096; i++)
+        assert_int_equal(find(&t, &r, r.names[i], r.hash[i]), IBP_HASH_INDEX_NONE);
+    ibp_hash_index_insert(&t, r.hash[7], 7);
+    assert_int_equal(find(&t, &r, r.names[7], r.hash[7]), 7);
     ibp_hash_index_destroy(&t);
     ibp_hash_index_destroy(&t);
 }

@@ -54,6 +54,9 @@ bool ibp_hash_index_init(ibp_hash_index *t, size_t capacity);
 /* Frees the slots; t may then be initialised again. */
 void ibp_hash_index_destroy(ibp_hash_index *t);
 
+/* Empties the index, keeping its slots (no allocation). */
+void ibp_hash_index_clear(ibp_hash_index *t);
+
 /*
  * Ensures room for count + extra entries at load <= 1/2, rehashing when
  * needed. false on ENOMEM or past 2^32 slots (the index is unchanged then).
