@@ -2,13 +2,13 @@
 #include "ibp/log.h"
 
 #include "ibp/clock.h"
+#include "ibp/date.h"
 
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 static _Atomic int current_level = IBP_LOG_INFO;
 /* The hook is set at start-up before threads run; readers see a consistent pair
@@ -74,15 +74,11 @@ void ibp_log_emit(ibp_log_level level, const char *component, const char *fmt, .
         h->fn(level, component, msg, h->user);
         return;
     }
-    struct timespec ts;
-    struct tm tm;
-    char when[32];
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+    char when[IBP_RFC3339_MS_BUF];
+    ibp_rfc3339_format_ms(ibp_clock_wall_ms(), when, sizeof when);
     /* One fprintf per line keeps lines from different threads whole. */
-    fprintf(stderr, "%s.%03ldZ %-5s %s %s\n", when, ts.tv_nsec / 1000000L,
-            ibp_log_level_name(level), component ? component : "-", msg);
+    fprintf(stderr, "%s %-5s %s %s\n", when, ibp_log_level_name(level),
+            component ? component : "-", msg);
 }
 
 bool ibp_log_limit_allow(ibp_log_limit *l, int64_t now_ms, uint64_t *suppressed)
