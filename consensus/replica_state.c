@@ -8,6 +8,12 @@
 #include "ibp/ibp.pb-c.h"
 #include "ibp/local_msg.h"
 
+/* Check types cross between the engine and the wire by value. */
+_Static_assert(IBP_VOTE_SITE == (int)IBP__V1__CHECK_TYPE__CHECK_TYPE_SITE, "CheckType SITE");
+_Static_assert(IBP_VOTE_DOMAIN == (int)IBP__V1__CHECK_TYPE__CHECK_TYPE_DOMAIN, "CheckType DOMAIN");
+_Static_assert(IBP_VOTE_ENDPOINT == (int)IBP__V1__CHECK_TYPE__CHECK_TYPE_ENDPOINT,
+               "CheckType ENDPOINT");
+
 #define STATE_VERSION 1
 #define STATE_FILE_MAX ((size_t)2 * 1024 * 1024 * 1024)
 
