@@ -49,9 +49,9 @@ static ibp_status ping_all(natsConnection *nc, const char *name, long wait_ms, j
         s = natsConnection_PublishRequestString(nc, subject, inbox, "");
     if (s == NATS_OK)
         s = natsConnection_Flush(nc);
-    int64_t deadline = ibp_clock_mono_ms() + wait_ms;
+    int64_t deadline = ibp_clock_deadline(wait_ms);
     while (s == NATS_OK && json_array_size(out) < MAX_INSTANCES) {
-        int64_t left = deadline - ibp_clock_mono_ms();
+        int64_t left = ibp_clock_remaining_ms(deadline);
         if (left <= 0)
             break;
         natsMsg *m = NULL;

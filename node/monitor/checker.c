@@ -348,7 +348,7 @@ ibp_status ibp_checker_start(const ibp_checker_opts *opts, ibp_checker **out, ib
     pthread_cond_init(&c->cond, &ca);
     pthread_condattr_destroy(&ca);
     ibp_status st =
-        load(c, opts->network, ibp_clock_mono_ms() + opts->first_delay_ms, opts->stale_ms, err);
+        load(c, opts->network, ibp_clock_deadline(opts->first_delay_ms), opts->stale_ms, err);
     if (st == IBP_OK && !(c->threads = calloc(c->workers, sizeof *c->threads)))
         st = ibp_err_set(err, IBP_E_NOMEM, "checker: out of memory");
     for (size_t i = 0; st == IBP_OK && i < c->workers; i++) {
