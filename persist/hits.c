@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "apply_internal.h"
+#include "ibp/hash_index.h"
 #include "ibp/persist_db.h"
 #include "ibp/vec.h"
 
@@ -40,8 +41,8 @@ struct ibp__hits {
     size_t bulk_rows;
     agg_row *rows;
     size_t nrows, caprows;
-    uint32_t *slots; /* index + 1 into rows, 0 = empty */
-    size_t nslots;
+    ibp_hash_index index; /* rows by key hash */
+    bool index_ready;
     flush_state *flush;
     size_t nflush, capflush;
     /* bulk binding arrays, bulk_rows long */
@@ -79,7 +80,8 @@ void ibp__hits_free(ibp__hits *h)
     if (h == NULL)
         return;
     free(h->rows);
-    free(h->slots);
+    if (h->index_ready)
+        ibp_hash_index_destroy(&h->index);
     free(h->flush);
     for (int c = 0; c < C_STRS; c++) {
         free(h->col_ptr[c]);
@@ -92,17 +94,6 @@ void ibp__hits_free(ibp__hits *h)
 }
 
 /* ---- summing rows per key --------------------------------------------------- */
-
-static uint64_t fnv1a(uint64_t h, const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= UINT64_C(1099511628211);
-    }
-    h ^= 0xff; /* field separator: ("ab","c") and ("a","bc") differ */
-    h *= UINT64_C(1099511628211);
-    return h;
-}
 
 static bool row_key_equal(const agg_row *x, const agg_row *y)
 {
@@ -130,32 +121,35 @@ static int row_cmp(const void *pa, const void *pb)
 
 static bool agg_grow(ibp__hits *h)
 {
-    /* Doubles from 1024; the slot table is rebuilt at twice the rows. */
+    /* Doubles from 1024; the index keeps its load at most 1/2. */
     agg_row *nr = ibp_grow(h->rows, &h->caprows, h->caprows ? h->caprows * 2 : 1024, sizeof *nr);
     if (nr == NULL)
         return false;
     h->rows = nr;
-    size_t nslots = h->caprows * 2;
-    uint32_t *ns = calloc(nslots, sizeof *ns);
-    if (ns == NULL)
-        return false;
-    for (size_t i = 0; i < h->nrows; i++) {
-        size_t j = h->rows[i].hash & (nslots - 1);
-        while (ns[j] != 0)
-            j = (j + 1) & (nslots - 1);
-        ns[j] = (uint32_t)(i + 1);
+    if (!h->index_ready) {
+        if (!ibp_hash_index_init(&h->index, h->caprows * 2))
+            return false;
+        h->index_ready = true;
     }
-    free(h->slots);
-    h->slots = ns;
-    h->nslots = nslots;
-    return true;
+    return ibp_hash_index_reserve(&h->index, h->caprows - h->index.count);
 }
 
 static void agg_reset(ibp__hits *h)
 {
     h->nrows = 0;
-    if (h->slots)
-        memset(h->slots, 0, h->nslots * sizeof *h->slots);
+    if (h->index_ready)
+        ibp_hash_index_clear(&h->index);
+}
+
+struct row_probe {
+    const ibp__hits *h;
+    const agg_row *k;
+};
+
+static bool row_is(const void *ctx, uint32_t id)
+{
+    const struct row_probe *p = ctx;
+    return row_key_equal(&p->h->rows[id], p->k);
 }
 
 static bool agg_add(ibp__hits *h, const char *node, const ibp_persist_hit_row *r)
@@ -164,30 +158,27 @@ static bool agg_add(ibp__hits *h, const char *node, const ibp_persist_hit_row *r
     const char *vals[C_STRS] = {r->date,         node,           r->domain,
                                 r->member,       r->asn,         r->network_name,
                                 r->country_code, r->country_name};
-    uint64_t hash = UINT64_C(1469598103934665603);
+    uint64_t hash = 0;
     for (int c = 0; c < C_STRS; c++) {
         k.s[c] = vals[c];
         k.len[c] = (unsigned long)strlen(k.s[c]);
-        hash = fnv1a(hash, k.s[c], k.len[c]);
+        /* Length-prefixed: ("ab", "c") and ("a", "bc") hash apart. */
+        hash = ibp_hash_bytes(k.s[c], k.len[c], hash);
     }
     k.ipv6 = r->ipv6 ? 1 : 0;
-    hash = fnv1a(hash, r->ipv6 ? "1" : "0", 1);
-    k.hash = hash;
+    k.hash = ibp_hash_mix64(hash ^ (uint64_t)k.ipv6);
     k.hits = r->hits;
-    /* The slot table has 2 x caprows entries: its load stays at most 1/2. */
     if (h->nrows == h->caprows && !agg_grow(h))
         return false;
-    size_t j = hash & (h->nslots - 1);
-    while (h->slots[j] != 0) {
-        agg_row *e = &h->rows[h->slots[j] - 1];
-        if (row_key_equal(e, &k)) {
-            e->hits += k.hits;
-            return true;
-        }
-        j = (j + 1) & (h->nslots - 1);
+    struct row_probe p = {h, &k};
+    uint32_t id = ibp_hash_index_find(&h->index, k.hash, row_is, &p);
+    if (id != IBP_HASH_INDEX_NONE) {
+        h->rows[id].hits += k.hits;
+        return true;
     }
     h->rows[h->nrows] = k;
-    h->slots[j] = (uint32_t)(++h->nrows);
+    ibp_hash_index_insert(&h->index, k.hash, (uint32_t)h->nrows);
+    h->nrows++;
     return true;
 }
 
