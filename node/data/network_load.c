@@ -6,14 +6,13 @@
 #include "ibp/network.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
+#include "ibp/atomic_file.h"
 #include "ibp/result.h"
 #include "network_internal.h"
 
@@ -658,41 +657,7 @@ static ibp_status parse_json(pctx *c, const char *text, size_t len, json_t **out
 
 static ibp_status read_file(const char *path, char **buf_out, size_t *len_out, ibp_err *err)
 {
-    char etext[128];
-    ibp_status st = IBP_OK;
-    char *buf = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        if (strerror_r(errno, etext, sizeof etext) != 0)
-            snprintf(etext, sizeof etext, "error %d", errno);
-        return ibp_err_set(err, IBP_E_IO, "%s: cannot open: %s", path, etext);
-    }
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        st = ibp_err_set(err, IBP_E_IO, "%s: not a regular file", path);
-        goto out;
-    }
-    if ((uintmax_t)sb.st_size > NETWORK_FILE_MAX) {
-        st = ibp_err_set(err, IBP_E_CONFIG, "%s: file is larger than %u bytes", path,
-                         NETWORK_FILE_MAX);
-        goto out;
-    }
-    if (!(buf = malloc((size_t)sb.st_size + 1))) {
-        st = ibp_err_set(err, IBP_E_NOMEM, "%s: out of memory", path);
-        goto out;
-    }
-    size_t len = fread(buf, 1, (size_t)sb.st_size, f);
-    if (ferror(f)) {
-        st = ibp_err_set(err, IBP_E_IO, "%s: cannot read", path);
-        goto out;
-    }
-    *buf_out = buf;
-    *len_out = len;
-    buf = NULL;
-out:
-    free(buf);
-    fclose(f);
-    return st;
+    return ibp_file_read_config(path, NETWORK_FILE_MAX, buf_out, len_out, err);
 }
 
 typedef struct source {
