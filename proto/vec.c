@@ -13,12 +13,17 @@ void *ibp_grow(void *items, size_t *cap, size_t need, size_t elem_size)
 {
     if (need <= *cap)
         return items;
-    if (elem_size == 0 || need > SIZE_MAX / elem_size)
+    /* No object may be larger than PTRDIFF_MAX bytes (pointer differences
+     * within it must fit), and malloc refuses such sizes anyway. */
+    if (elem_size == 0 || elem_size > PTRDIFF_MAX)
+        return NULL;
+    size_t max = (size_t)PTRDIFF_MAX / elem_size;
+    if (need > max)
         return NULL;
     size_t c = *cap ? *cap : GROW_MIN;
     while (c < need)
-        /* Past half of the largest count, doubling would overflow: take need itself. */
-        c = c > SIZE_MAX / elem_size / 2 ? need : c * 2;
+        /* Past half of the largest count, doubling would pass it: take need itself. */
+        c = c > max / 2 ? need : c * 2;
     void *p = realloc(items, c * elem_size);
     if (!p)
         return NULL;

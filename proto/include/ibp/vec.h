@@ -16,7 +16,8 @@
  * callers that may ask for 0 elements test need > *cap first). Otherwise the capacity doubles
  * (from 8 when it was 0) until it reaches need, the array is reallocated and
  * the new array is returned with *cap updated; the old pointer must no longer
- * be used. Returns NULL when need * elem_size overflows or memory runs out:
+ * be used. Returns NULL when need * elem_size passes PTRDIFF_MAX (the largest
+ * object C allows) or memory runs out:
  * items and *cap are then untouched and still owned by the caller.
  * elem_size must not be 0.
  *
