@@ -437,6 +437,15 @@ int main(int argc, char **argv)
         rc = 2;
         goto out;
     }
+    /* nats.c first, then libmariadb: nats.c's exit handler frees OpenSSL's
+     * compression list, which OpenSSL's own exit handler frees again unless
+     * it runs first (exit handlers run last registered first, and OpenSSL
+     * registers its handler when it is first initialised, here by nats.c). */
+    if (nats_Open(-1) != NATS_OK) {
+        IBP_LOG(IBP_LOG_ERROR, COMPONENT, "the NATS library did not initialise");
+        rc = 1;
+        goto out;
+    }
     ibp_persist_db_library_init();
 
     if (a.replay) {
@@ -472,9 +481,8 @@ int main(int argc, char **argv)
             ibp_err se;
             ibp_err_clear(&se);
             ibp_bus_stream_opts so;
-            ibp_bus_stream_opts_init(&so);
+            ibp_config_nats_stream_opts(&cfg.nats, &so);
             so.streams = ibp_bus_streams_for_roles(IBP_ROLE_PERSIST); /* HITS, EVENTS */
-            so.replicas = (int)cfg.nats.stream_replicas;
             if (ibp_bus_ensure_streams(js, &so, &se) != IBP_OK)
                 IBP_LOG(IBP_LOG_WARN, COMPONENT,
                         "streams not checked (retried by the consumers): %s", se.msg);

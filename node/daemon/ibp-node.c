@@ -367,12 +367,12 @@ static void refresh_local_info(node *n)
     }
 }
 
-/* Makes sure the streams exist, retrying while NATS is not reachable yet. 0 ok, 1 stop. */
+/* Makes sure the streams exist with the configured limits, retrying while NATS is not
+ * reachable yet. 0 ok, 1 stop. */
 static int ensure_streams(node *n, const sigset_t *sigs)
 {
     ibp_bus_stream_opts so;
-    ibp_bus_stream_opts_init(&so);
-    so.replicas = (int)n->cfg.nats.stream_replicas;
+    ibp_config_nats_stream_opts(&n->cfg.nats, &so);
     for (unsigned attempt = 0;; attempt++) {
         ibp_err err = {0};
         if (ibp_bus_ensure_streams(n->js, &so, &err) == IBP_OK)

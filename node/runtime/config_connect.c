@@ -1,6 +1,7 @@
 /*
- * From the "nats.*" settings to the bus's connect options; see
- * ibp_config_nats_connect in ibp/node_config.h.
+ * From the "nats.*" settings to the bus's connect and stream options; see
+ * ibp_config_nats_connect and ibp_config_nats_stream_opts in
+ * ibp/node_config.h.
  */
 #include "ibp/node_config.h"
 
@@ -21,4 +22,16 @@ ibp_status ibp_config_nats_connect(const ibp_config_nats *cfg, const char *name,
         .tls_key_file = cfg->tls_key_file,
     };
     return ibp_bus_connect(&opts, out, err);
+}
+
+void ibp_config_nats_stream_opts(const ibp_config_nats *cfg, ibp_bus_stream_opts *opts)
+{
+    ibp_bus_stream_opts_init(opts);
+    opts->replicas = (int)cfg->stream_replicas;
+    opts->local_max_age_ms = cfg->local_max_age_ms;
+    opts->events_max_age_ms = cfg->events_max_age_ms;
+    opts->hits_max_age_ms = cfg->hits_max_age_ms;
+    opts->official_keep = cfg->official_keep;
+    opts->official_memory = cfg->official_memory;
+    opts->update_existing = true;
 }

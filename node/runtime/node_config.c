@@ -126,8 +126,48 @@ static const ibp_setting nats_settings[] = {
      .min = 1,
      .max = 5,
      .offset = IBP_SETTING_AT_I64(ibp_config_nats, stream_replicas),
-     .help = "Replicas of the JetStream streams this node creates when they are missing "
-             "(3 on a three-server cluster; existing streams are left as they are)."},
+     .help = "Replicas of the JetStream streams this node uses (3 on a three-server cluster); "
+             "created so when missing, and an existing stream is brought to it at start."},
+    {.name = "nats.local_max_age_ms",
+     .type = IBP_SETTING_DURATION_MS,
+     .default_text = "7d",
+     .min = HOUR_MS,
+     .max = 3660 * DAY_MS,
+     .offset = IBP_SETTING_AT_I64(ibp_config_nats, local_max_age_ms),
+     .help = "How long the LOCAL stream keeps monitor results (replay, audit, and a replica's "
+             "start from its state file); applied to the existing stream at start."},
+    {.name = "nats.events_max_age_ms",
+     .type = IBP_SETTING_DURATION_MS,
+     .default_text = "400d",
+     .min = HOUR_MS,
+     .max = 3660 * DAY_MS,
+     .offset = IBP_SETTING_AT_I64(ibp_config_nats, events_max_age_ms),
+     .help = "How long the EVENTS stream keeps outage events (persist, replay); applied to "
+             "the existing stream at start."},
+    {.name = "nats.hits_max_age_ms",
+     .type = IBP_SETTING_DURATION_MS,
+     .default_text = "400d",
+     .min = HOUR_MS,
+     .max = 3660 * DAY_MS,
+     .offset = IBP_SETTING_AT_I64(ibp_config_nats, hits_max_age_ms),
+     .help = "How long the HITS stream keeps usage batches (persist, replay); applied to the "
+             "existing stream at start."},
+    {.name = "nats.official_keep",
+     .type = IBP_SETTING_INT64,
+     .default_text = "256",
+     .min = 1,
+     .max = 1000000,
+     .offset = IBP_SETTING_AT_I64(ibp_config_nats, official_keep),
+     .help = "Official snapshots the OFFICIAL stream keeps (the newest, with no age limit, so "
+             "a quiet network never loses its last one); applied to the existing stream at "
+             "start."},
+    {.name = "nats.official_memory",
+     .type = IBP_SETTING_BOOL,
+     .default_text = "false",
+     .offset = IBP_SETTING_AT_BOOL(ibp_config_nats, official_memory),
+     .help = "Keep OFFICIAL in memory instead of files (lower latency; after a restart of "
+             "every server the replicas publish the current epoch again). Used when the "
+             "stream is created; an existing stream keeps its storage."},
 };
 
 static const ibp_setting mysql_settings[] = {

@@ -24,6 +24,7 @@ democtl="$build/deploy/local/demo-ctl"
 freeport="$build/tests/harness/ibp-test-freeport"
 servers_sh="$src/tests/harness/servers.sh"
 pids=()
+declare -A node_pid=()
 servers_started=0
 ok=0
 
@@ -213,10 +214,12 @@ start_node() { # start_node ID
         "$persist_bin" --config "$dir/nodes/$id/persist.json" --sql-dir "$src/deploy/sql" \
             </dev/null >"$dir/logs/$id.log" 2>&1 &
         pids+=($!)
+        node_pid[$id]=$!
         until_true 60 "$id runs" grep -q "running node=$id" "$dir/logs/$id.log"
     else
         "$node_bin" --config "$dir/nodes/$id/node.json" </dev/null >"$dir/logs/$id.log" 2>&1 &
         pids+=($!)
+        node_pid[$id]=$!
         until_true 60 "$id answers" answers "$id"
     fi
 }
@@ -259,6 +262,25 @@ out=$("$ctl" status --member "$member" 2>"$dir/logs/status.log") ||
     fail "ibpctl status as admin: $(cat "$dir/logs/status.log")"
 [[ $out == *'"status": "down"'* ]] || fail "ibpctl status shows no down key: $out"
 log "ibpctl status (admin, TLS, from the environment) shows the outage"
+
+# ---- stream settings reach existing streams: con1 restarted with other limits.
+con1_pid=${node_pid[con1]}
+kill -TERM "$con1_pid"
+wait "$con1_pid" || fail "con1 did not stop cleanly (exit $?)"
+sed -i 's/"stream_replicas": 3,/"stream_replicas": 3, "local_max_age_ms": "2d", "official_keep": 64,/' \
+    "$dir/nodes/con1/node.json"
+start_node con1
+grep -q 'stream LOCAL: max age 7d -> 2d' "$dir/logs/con1.log" ||
+    fail "con1 did not bring LOCAL to its max age: $(grep -h 'stream' "$dir/logs/con1.log")"
+grep -q 'stream OFFICIAL: messages kept per subject 256 -> 64' "$dir/logs/con1.log" ||
+    fail "con1 did not bring OFFICIAL to its depth: $(grep -h 'stream' "$dir/logs/con1.log")"
+grep -q 'stream LOCAL updated' "$dir/logs/con1.log" || fail "no 'stream LOCAL updated' line"
+log "a restarted consensus node brought LOCAL and OFFICIAL to its settings"
+
+# ---- ibp-persist stops cleanly (exit 0) on SIGTERM.
+persist_pid=${node_pid[persist1]}
+kill -TERM "$persist_pid"
+wait "$persist_pid" || fail "ibp-persist did not stop cleanly (exit $?)"
 
 # No node was refused anything it needed.
 if grep -h "NATS refused" "$dir"/logs/*.log; then fail "a node was refused a permission"; fi

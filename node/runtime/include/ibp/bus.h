@@ -2,23 +2,26 @@
  * The bus: connecting to NATS from the configuration, the JetStream streams
  * of DESIGN.md §5, and publishing signed envelopes with their headers.
  *
- * Streams (created by ibp_bus_ensure_streams when missing; an existing stream
- * is left as it is, and a difference in its subjects is logged; each daemon
- * checks only the streams its roles use, see ibp_bus_streams_for_roles):
+ * Streams (created by ibp_bus_ensure_streams when missing; with
+ * update_existing an existing stream is brought to the limits of the options,
+ * one log line per change; each daemon checks only the streams its roles use,
+ * see ibp_bus_streams_for_roles):
  *
  *   name      subjects                    keeps                               why
- *   LOCAL     ibp.local.>                 limits, max age (7 d), all msgs     replay, audit
- *   OFFICIAL  ibp.official.snapshot       limits, max age (7 d), all msgs     epochs 1..N, audit;
+ *   LOCAL     ibp.local.>                 limits, max age (7 d)               replay, audit,
+ *                                                                             replica restart
+ *   OFFICIAL  ibp.official.snapshot       the last N messages (256), no age   audit, chain head;
  *                                                                             late subscribers read
  *                                                                             the last message
- *   STATUS    ibp.status.>                last message per subject            current value at once
+ *   STATUS    ibp.status.>                last message per subject, no age    current value at once
  *   EVENTS    ibp.events.>                limits, max age (400 d)             persist, replay
  *   HITS      ibp.hits.>                  limits, max age (400 d)             persist, replay
  *
- * All use file storage, the configured replica count, and a duplicate window
- * (2 min) within which JetStream drops a second message with the same
- * Nats-Msg-Id. OFFICIAL keeps its history (not only the last message) so every
- * epoch can be audited and counted; subscribers start from its last message.
+ * The ages, OFFICIAL's depth and storage and the replica count are options
+ * (ibp_bus_stream_opts; the daemons take them from their "nats.*" settings).
+ * All use file storage by default and a duplicate window (2 min) within which
+ * JetStream drops a second message with the same Nats-Msg-Id. OFFICIAL has no
+ * age limit so that a quiet network never loses its last snapshot.
  * Replica heartbeats (ibp.official.heartbeat.<node>) are plain NATS messages,
  * kept by no stream: they say "alive" now and are worthless later.
  *

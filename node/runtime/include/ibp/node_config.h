@@ -43,8 +43,21 @@ typedef struct ibp_config_nats {
     char *tls_ca_file;
     char *tls_cert_file;
     char *tls_key_file;      /* secret */
-    int64_t stream_replicas; /* replicas of the streams this node creates (1, or 3 for a cluster) */
+    int64_t stream_replicas; /* replicas of the streams this node checks (1, or 3 for a cluster) */
+    int64_t local_max_age_ms;  /* nats.local_max_age_ms: LOCAL's age limit */
+    int64_t events_max_age_ms; /* nats.events_max_age_ms: EVENTS' age limit */
+    int64_t hits_max_age_ms;   /* nats.hits_max_age_ms: HITS' age limit */
+    int64_t official_keep;     /* nats.official_keep: snapshots OFFICIAL keeps */
+    bool official_memory;      /* nats.official_memory: OFFICIAL on memory storage */
 } ibp_config_nats;
+
+/*
+ * The stream limits of the "nats.*" keys, for a daemon at start: opts is
+ * initialised (ibp_bus_stream_opts_init, so the process's stream set) and
+ * then given the configured replicas, ages and OFFICIAL's depth and storage,
+ * with update_existing set so existing streams are brought to them.
+ */
+void ibp_config_nats_stream_opts(const ibp_config_nats *cfg, ibp_bus_stream_opts *opts);
 
 /*
  * Connects to NATS as the "nats.*" keys say (ibp_bus_connect with the
