@@ -570,8 +570,7 @@ static bool build_events(ibp_vote *e, const ibp_vote_msg *msg, bool override_cha
         return false;
     for (size_t i = 0; i < e->nchanges; i++) {
         const ibp_vote_change *c = &e->changes[i];
-        if (c->kind == IBP_VOTE_REMOVED)
-            continue;
+        bool removed = c->kind == IBP_VOTE_REMOVED;
         ibp_vote_event *ev = &e->events[e->nevents++];
         memset(ev, 0, sizeof *ev);
         vote_kview v;
@@ -584,9 +583,9 @@ static bool build_events(ibp_vote *e, const ibp_vote_msg *msg, bool override_cha
         for (int j = 0; j < 4; j++)
             v.len[j] = strlen(v.s[j]);
         ibp__vote_event_id_key(e->epoch, &v, ev->id);
-        ev->kind = IBP_VOTE_EVENT_STATUS;
+        ev->kind = removed ? IBP_VOTE_EVENT_REMOVED : IBP_VOTE_EVENT_STATUS;
         ev->key = c->key;
-        ev->status = c->status;
+        ev->status = removed ? c->previous : c->status;
         ev->error = c->error;
         ev->data_json = c->data_json;
         ev->check_time_ms = c->check_time_ms;

@@ -32,8 +32,9 @@ static ibp_status make_event_msg(ibp_replica *r, const ibp_vote_event *ev, natsM
     /* The engine's check types and statuses have the wire's values (ibp/types.h). */
     ibp_codec_event e = {
         .id = ev->id,
-        .kind = ev->kind == IBP_VOTE_EVENT_OVERRIDE ? IBP_CODEC_EVENT_OVERRIDE
-                                                    : IBP_CODEC_EVENT_STATUS,
+        .kind = ev->kind == IBP_VOTE_EVENT_OVERRIDE  ? IBP_CODEC_EVENT_OVERRIDE
+                : ev->kind == IBP_VOTE_EVENT_REMOVED ? IBP_CODEC_EVENT_REMOVED
+                                                     : IBP_CODEC_EVENT_STATUS,
         .key = {(ibp_check_type)ev->key.type, ev->key.check_name, ev->key.member, ev->key.domain,
                 ev->key.endpoint, ev->key.ipv6},
         .status = (ibp_result_status)ev->status,

@@ -286,7 +286,8 @@ ibp_status ibp_persist_parse_event_wire(const ibp_codec_event *ev, ibp_persist_e
                            ev->id, ev->time_ms);
     out->id = ev->id;
     out->member = ev->key.member;
-    out->up = ev->status == IBP_RESULT_UP;
+    /* A key that left the official state ends any outage open for it. */
+    out->up = ev->status == IBP_RESULT_UP || ev->kind == IBP_CODEC_EVENT_REMOVED;
     out->time_ms = ev->time_ms;
     out->epoch = ev->epoch;
     key_columns(ev, out);

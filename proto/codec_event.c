@@ -101,7 +101,8 @@ static ibp_status check_key(const Ibp__V1__Event *ev, ibp_err *err)
     const Ibp__V1__ResultKey *k = ev->key;
     if (ev->kind == IBP__V1__EVENT_KIND__EVENT_KIND_OVERRIDE)
         return IBP_OK;
-    if (ev->kind != IBP__V1__EVENT_KIND__EVENT_KIND_STATUS)
+    if (ev->kind != IBP__V1__EVENT_KIND__EVENT_KIND_STATUS &&
+        ev->kind != IBP__V1__EVENT_KIND__EVENT_KIND_REMOVED)
         return ibp_err_set(err, IBP_E_INVAL, "Event %.128s has kind %d", ev->id, (int)ev->kind);
     const char *tn;
     switch (k->check_type) {

@@ -82,6 +82,21 @@ static void test_round_trip(void **state)
     assert_int_equal(d.nvoters, 0);
     ibp_codec_event_clear(&d);
 
+    /* A removed event: a result key, the status it had, no voters. */
+    e = sample();
+    e.kind = IBP_CODEC_EVENT_REMOVED;
+    e.voters = NULL;
+    e.nvoters = 0;
+    assert_int_equal(round_trip(&e, &d, &err), IBP_OK);
+    assert_int_equal(d.kind, IBP_CODEC_EVENT_REMOVED);
+    assert_int_equal(d.status, IBP_RESULT_DOWN);
+    assert_string_equal(d.key.endpoint, e.key.endpoint);
+    assert_int_equal(d.nvoters, 0);
+    ibp_codec_event_clear(&d);
+    e.key.endpoint = ""; /* its key is checked like a status event's */
+    assert_int_equal(round_trip(&e, &d, &err), IBP_E_INVAL);
+    assert_non_null(strstr(err.msg, "an endpoint"));
+
     /* The bytes protobuf-c makes of the same message (what replicas sent before the codec). */
     e = sample();
     {

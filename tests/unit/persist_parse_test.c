@@ -257,6 +257,25 @@ static void test_event_down_endpoint(void **state)
     ibp_persist_event_clear(NULL);
 }
 
+/* A key that left the official state while down ends its outage: an up record. */
+static void test_event_removed_ends_outage(void **state)
+{
+    (void)state;
+    event_fixture f;
+    event_init(&f, IBP__V1__CHECK_TYPE__CHECK_TYPE_DOMAIN);
+    f.ev.kind = IBP__V1__EVENT_KIND__EVENT_KIND_REMOVED;
+    f.ev.n_voters = 0;
+    ibp_persist_event out;
+    ibp_err err;
+    ibp_err_clear(&err);
+    assert_int_equal(ibp_persist_parse_event(&f.ev, &out, &err), IBP_OK);
+    assert_true(out.up);
+    assert_string_equal(out.check_type, "domain");
+    assert_string_equal(out.domain, "rpc.example.org");
+    assert_int_equal(out.time_ms, T0);
+    ibp_persist_event_clear(&out);
+}
+
 static void test_event_up_site_and_override(void **state)
 {
     (void)state;
@@ -461,6 +480,7 @@ int main(void)
         cmocka_unit_test(test_hits_rejected),
         cmocka_unit_test(test_event_down_endpoint),
         cmocka_unit_test(test_event_up_site_and_override),
+        cmocka_unit_test(test_event_removed_ends_outage),
         cmocka_unit_test(test_event_error_text_cut),
         cmocka_unit_test(test_event_rejected),
         cmocka_unit_test(test_event_deep_json),

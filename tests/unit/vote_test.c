@@ -455,7 +455,12 @@ static void test_expiry(void **state)
     assert_int_equal(f.up.changes[0].previous, IBP_VOTE_UP);
     assert_int_equal(f.up.changes[0].status, IBP_VOTE_NONE);
     assert_string_equal(f.up.changes[0].key.member, "A");
-    assert_int_equal(f.up.nevents, 0); /* removals are changes, not status events */
+    assert_int_equal(f.up.nevents, 1); /* a removed event, for persist to end outages */
+    assert_int_equal(f.up.events[0].kind, IBP_VOTE_EVENT_REMOVED);
+    assert_int_equal(f.up.events[0].status, IBP_VOTE_UP); /* the status that left */
+    assert_string_equal(f.up.events[0].key.member, "A");
+    assert_int_equal(f.up.events[0].nvotes, 0);
+    assert_int_equal(f.up.events[0].epoch, f.up.epoch);
     assert_memory_equal(f.up.digest, ibp_vote_empty_digest, IBP_VOTE_DIGEST_SIZE);
     ibp_vote_get_info(f.e, &info);
     assert_int_equal(info.keys, 1); /* B goes 2 ms later, silently */

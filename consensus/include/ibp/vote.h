@@ -245,12 +245,14 @@ typedef struct ibp_vote_change {
 typedef enum ibp_vote_event_kind {
     IBP_VOTE_EVENT_STATUS = 1, /* matches proto EventKind */
     IBP_VOTE_EVENT_OVERRIDE = 2,
+    IBP_VOTE_EVENT_REMOVED = 3,
 } ibp_vote_event_kind;
 
 /*
  * An event to publish on EVENTS. STATUS events come from ADDED and FLIPPED
- * changes (not from REMOVED: a removed key has no status to report; the
- * driver sees removals in the changes). OVERRIDE events have key.type 0,
+ * changes; REMOVED events from REMOVED changes, with the status, error, data
+ * and check time the key had when it left (no votes: expiry has none), so
+ * that a consumer ends an outage open for the key. OVERRIDE events have key.type 0,
  * check_name "override", the member, status DOWN for disabled and UP for
  * enabled, and the message's reason in error (an enable's reason too).
  * The id is the same on every replica: "<epoch>-<32 hex digits>", the hex a
@@ -281,7 +283,8 @@ typedef struct ibp_vote_update {
      * order they first appear in it, then expired keys oldest first. */
     const ibp_vote_change *changes;
     size_t nchanges;
-    const ibp_vote_event *events; /* status events in change order, or one override event */
+    const ibp_vote_event *events; /* status and removed events in change order, or one
+                                     override event */
     size_t nevents;
     uint8_t digest[IBP_VOTE_DIGEST_SIZE]; /* digest of the official state after the message */
     uint32_t active_monitors;             /* informative: active monitors at the message */

@@ -13,8 +13,8 @@
  *   - an id;
  *   - a key with a member;
  *   - status up or down;
- *   - kind STATUS with a site, domain or endpoint key that has exactly the
- *     domain and endpoint its type needs, or kind OVERRIDE (its key carries
+ *   - kind STATUS or REMOVED with a site, domain or endpoint key that has
+ *     exactly the domain and endpoint its type needs, or kind OVERRIDE (its key carries
  *     the member; check name "override" by convention, other fields ignored);
  *   - every voter reports up or down.
  * Column limits and UTF-8 are the receivers' (persist checks its columns).
@@ -36,6 +36,7 @@ typedef enum ibp_codec_event_kind {
     IBP_CODEC_EVENT_NONE = 0,
     IBP_CODEC_EVENT_STATUS = 1,   /* official status of a key changed */
     IBP_CODEC_EVENT_OVERRIDE = 2, /* member disabled (down) or enabled (up) by an admin */
+    IBP_CODEC_EVENT_REMOVED = 3,  /* the key left the official state (expiry) */
 } ibp_codec_event_kind;
 
 typedef struct ibp_codec_voter {
