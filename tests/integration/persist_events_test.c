@@ -139,12 +139,13 @@ static uint64_t ev(const char *id, int kind, int type, const char *name, const c
                   .data_json = data,
                   .time_ms = t,
                   .epoch = epoch,
-                  .nvoters = kind == IBP__V1__EVENT_KIND__EVENT_KIND_OVERRIDE ? 0 : 3};
+                  .nvoters = kind == IBP__V1__EVENT_KIND__EVENT_KIND_STATUS ? 3 : 0};
     return pt_publish_event(F.js, F.k.s_cons, subject, &e, NULL);
 }
 
 #define STATUS IBP__V1__EVENT_KIND__EVENT_KIND_STATUS
 #define OVERRIDE IBP__V1__EVENT_KIND__EVENT_KIND_OVERRIDE
+#define REMOVED IBP__V1__EVENT_KIND__EVENT_KIND_REMOVED
 #define SITE IBP__V1__CHECK_TYPE__CHECK_TYPE_SITE
 #define DOMAIN IBP__V1__CHECK_TYPE__CHECK_TYPE_DOMAIN
 #define ENDPOINT IBP__V1__CHECK_TYPE__CHECK_TYPE_ENDPOINT
@@ -231,8 +232,13 @@ static void test_lifecycle(void **state)
     pt_row row = {"2026-01-01", "x", "y", "DE", "", "", "", false, 1};
     pt_publish_hits(F.js, F.k.s_dns, subject, PT_DNS, 1, &row, 1, NULL); /* wrong stream */
     /* E: after all of them, still applied. */
-    uint64_t last = ev("14-e", STATUS, DOMAIN, "dns", AM, "x.ibp.network", "", false, false,
-                       T0 + 400000, 14, "{}");
+    ev("14-e", STATUS, DOMAIN, "dns", AM, "x.ibp.network", "", false, false, T0 + 400000, 14,
+       "{}");
+    /* R: down, then the key expires out of the official state (still down): closed. */
+    static const char *const GONE = "Gone Nodes", *const GONE_DOMAIN = "gone.ibp.network";
+    ev("15-r", STATUS, DOMAIN, "dns", GONE, GONE_DOMAIN, "", false, false, T0 + 410000, 15, "");
+    uint64_t last = ev("16-r", REMOVED, DOMAIN, "dns", GONE, GONE_DOMAIN, "", false, false,
+                       T0 + 4010000, 16, "");
 
     pt_wait_applied(F.p, IBP_PERSIST_EVENTS, last, 20000);
 
@@ -249,7 +255,9 @@ static void test_lifecycle(void **state)
                "override\toverride\tAmforc\t\t\t0\t0\t2026-01-01 00:05:00.000\t2026-01-01 "
                "01:05:00.000\t12-o\t13-o\n"
                "domain\tdns\tAmforc\tx.ibp.network\t\t0\t0\t2026-01-01 00:06:40.000\tNULL\t"
-               "14-e\tNULL\n");
+               "14-e\tNULL\n"
+               "domain\tdns\tGone Nodes\tgone.ibp.network\t\t0\t0\t2026-01-01 00:06:50.000\t"
+               "2026-01-01 01:06:50.000\t15-r\t16-r\n");
     /* Evidence and extra data. */
     check_dump("SELECT error, vote_data, additional_data FROM member_events WHERE event_id IN "
                "('1-a', '5-c', '12-o') ORDER BY start_time",
@@ -272,7 +280,7 @@ static void test_lifecycle(void **state)
                                                                     "19\tIBP_E_ROLE_DENIED\n"
                                                                     "20\tIBP_E_RANGE\n"
                                                                     "21\tIBP_E_INVAL\n");
-    assert_int_equal(pt_db_int(F.db, "SELECT COUNT(*) FROM persist_event_ids"), 14);
+    assert_int_equal(pt_db_int(F.db, "SELECT COUNT(*) FROM persist_event_ids"), 16);
     assert_int_equal(
         pt_db_int(F.db, "SELECT last_seq FROM persist_offsets WHERE stream = '%s'", F.stream),
         (long long)last);
