@@ -103,6 +103,22 @@ static int run(char **out, const char *fmt, ...)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* Writes dst: a copy of src with its last byte's bits inverted. */
+static void flip_last_byte(const char *src, const char *dst)
+{
+    FILE *in = fopen(src, "rb");
+    assert_non_null(in);
+    static unsigned char data[1 << 20];
+    size_t n = fread(data, 1, sizeof data, in);
+    fclose(in);
+    assert_true(n > 0 && n < sizeof data);
+    data[n - 1] ^= 0xff;
+    FILE *out = fopen(dst, "wb");
+    assert_non_null(out);
+    assert_int_equal(fwrite(data, 1, n, out), n);
+    assert_int_equal(fclose(out), 0);
+}
+
 /* Runs ibpctl and parses its stdout as JSON (fails the test on an unexpected code). */
 static json_t *run_json(int want_rc, const char *fmt, ...)
 {
@@ -328,11 +344,10 @@ static void test_decode_exit_and_watch(const char *url)
     assert_int_equal(
         run(NULL, "decode --roster '%s' --type Heartbeat < '%s' 2>/dev/null", roster_path, batch),
         1);
-    /* A flipped signature byte; a truncated payload. */
-    snprintf(cp, sizeof cp,
-             "cp '%s' '%s/bad.bin' && printf '\\001' | dd of='%s/bad.bin' bs=1 seek=$(($(stat -c "
-             "%%s '%s') - 1)) conv=notrunc 2>/dev/null && head -c 60 '%s' > '%s/short.bin'",
-             batch, dir, dir, batch, batch, dir);
+    /* A flipped signature byte (every bit of the last one); a truncated payload. */
+    snprintf(cp, sizeof cp, "%s/bad.bin", dir);
+    flip_last_byte(batch, cp);
+    snprintf(cp, sizeof cp, "head -c 60 '%s' > '%s/short.bin'", batch, dir);
     assert_int_equal(system(cp), 0);
     json_t *j = run_json(1, "decode --roster '%s' < '%s/bad.bin' 2>/dev/null", roster_path, dir);
     assert_true(json_is_false(json_object_get(j, "verified")));
