@@ -39,7 +39,6 @@
 #define PROG "ibp-persist"
 #define COMPONENT "ibp-persist"
 #define MAX_SETS 64
-#define IBP_PERSIST_NATS_CLOSE_WAIT_MS 5000
 
 static atomic_bool stop_flag;
 static atomic_bool hup_flag;
@@ -533,9 +532,7 @@ out:
         ibp_persist_stop(persist);
     }
     natsConnection_Destroy(nc);
-    /* nats.c's threads end before the process does, so none of them runs
-     * while the exit handlers do. */
-    nats_CloseAndWait(IBP_PERSIST_NATS_CLOSE_WAIT_MS);
+    nats_Close();
     ibp_roster_free(roster);
     ibp_persist_db_password_free(password);
     ibp_persist_config_free(&cfg);
