@@ -18,6 +18,10 @@
 #include "ibp/subject.h"
 #include "replica_internal.h"
 
+_Static_assert(IBP_VOTE_EVENT_STATUS == (int)IBP_CODEC_EVENT_STATUS, "EventKind STATUS");
+_Static_assert(IBP_VOTE_EVENT_OVERRIDE == (int)IBP_CODEC_EVENT_OVERRIDE, "EventKind OVERRIDE");
+_Static_assert(IBP_VOTE_EVENT_REMOVED == (int)IBP_CODEC_EVENT_REMOVED, "EventKind REMOVED");
+
 /* Builds the signed Event message of ev (with its headers); *out on success. */
 static ibp_status make_event_msg(ibp_replica *r, const ibp_vote_event *ev, natsMsg **out,
                                  ibp_err *err)
@@ -29,12 +33,11 @@ static ibp_status make_event_msg(ibp_replica *r, const ibp_vote_event *ev, natsM
     ibp_status st = ibp_err_set(err, IBP_E_NOMEM, "event: out of memory");
     if (!voters)
         goto out;
-    /* The engine's check types and statuses have the wire's values (ibp/types.h). */
+    /* The engine's check types, statuses (ibp/types.h) and event kinds (below) have the
+     * wire's values. */
     ibp_codec_event e = {
         .id = ev->id,
-        .kind = ev->kind == IBP_VOTE_EVENT_OVERRIDE  ? IBP_CODEC_EVENT_OVERRIDE
-                : ev->kind == IBP_VOTE_EVENT_REMOVED ? IBP_CODEC_EVENT_REMOVED
-                                                     : IBP_CODEC_EVENT_STATUS,
+        .kind = (ibp_codec_event_kind)ev->kind,
         .key = {(ibp_check_type)ev->key.type, ev->key.check_name, ev->key.member, ev->key.domain,
                 ev->key.endpoint, ev->key.ipv6},
         .status = (ibp_result_status)ev->status,

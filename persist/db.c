@@ -1,6 +1,7 @@
 /* MariaDB connections of persist; see ibp/persist_db.h. */
 #include "ibp/persist_db.h"
 
+#include <nats/nats.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -69,6 +70,12 @@ static pthread_once_t library_once = PTHREAD_ONCE_INIT;
 
 static void library_init_once(void)
 {
+    /* nats.c before libmariadb: nats.c's exit handler frees OpenSSL's
+     * compression list, which OpenSSL's own exit handler frees again unless it
+     * runs first (exit handlers run last registered first, and OpenSSL
+     * registers its handler when it is first initialised, then by nats.c). A
+     * failure here only loses that order; nats.c reports it when next used. */
+    (void)nats_Open(-1);
     mysql_library_init(0, NULL, NULL);
 }
 

@@ -436,15 +436,6 @@ int main(int argc, char **argv)
         rc = 2;
         goto out;
     }
-    /* nats.c first, then libmariadb: nats.c's exit handler frees OpenSSL's
-     * compression list, which OpenSSL's own exit handler frees again unless
-     * it runs first (exit handlers run last registered first, and OpenSSL
-     * registers its handler when it is first initialised, here by nats.c). */
-    if (nats_Open(-1) != NATS_OK) {
-        IBP_LOG(IBP_LOG_ERROR, COMPONENT, "the NATS library did not initialise");
-        rc = 1;
-        goto out;
-    }
     ibp_persist_db_library_init();
 
     if (a.replay) {

@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ibp/atomic_file.h"
 #include "ibp/bus.h"
 #include "ibp/log.h"
 #include "ibp/replica.h"
@@ -106,17 +107,17 @@ static int run(char **out, const char *fmt, ...)
 /* Writes dst: a copy of src with its last byte's bits inverted. */
 static void flip_last_byte(const char *src, const char *dst)
 {
-    FILE *in = fopen(src, "rb");
-    assert_non_null(in);
-    static unsigned char data[1 << 20];
-    size_t n = fread(data, 1, sizeof data, in);
-    fclose(in);
-    assert_true(n > 0 && n < sizeof data);
-    data[n - 1] ^= 0xff;
+    char *data = NULL;
+    size_t n = 0;
+    ibp_err err;
+    assert_int_equal(ibp_file_read_all(src, 1 << 20, &data, &n, &err), IBP_OK);
+    assert_true(n > 0);
+    data[n - 1] ^= (char)0xff;
     FILE *out = fopen(dst, "wb");
     assert_non_null(out);
     assert_int_equal(fwrite(data, 1, n, out), n);
     assert_int_equal(fclose(out), 0);
+    free(data);
 }
 
 /* Runs ibpctl and parses its stdout as JSON (fails the test on an unexpected code). */

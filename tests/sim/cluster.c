@@ -905,7 +905,6 @@ static void compare_update(sim_cluster *c, int ri, size_t p, const ibp_vote_upda
     CHECK(c, up->epoch_advanced == (r->nchanges > 0 || r->override_changed),
           "replica %d LOCAL %zu: epoch_advanced wrong", ri, p + 1);
     bool matched[SIM_MAX_KEYS + 1] = {false};
-    size_t change_events = 0;
     for (size_t i = 0; i < up->nchanges; i++) {
         const ibp_vote_change *x = &up->changes[i];
         int k = ibp_test_sim_universe_find(&c->u, &x->key);
@@ -947,9 +946,9 @@ static void compare_update(sim_cluster *c, int ri, size_t p, const ibp_vote_upda
                       x->votes[v].batch_seq == sorted[v].batch_seq &&
                       x->votes[v].status == sorted[v].status,
                   "replica %d LOCAL %zu: %s: vote %zu differs", ri, p + 1, kn, v);
-        change_events++; /* every change has its event (REMOVED ones too) */
     }
-    CHECK(c, up->nevents == change_events + (r->override_changed ? 1 : 0),
+    /* Every change has its event (REMOVED ones too), and an override one more. */
+    CHECK(c, up->nevents == up->nchanges + (r->override_changed ? 1 : 0),
           "replica %d LOCAL %zu: %zu events", ri, p + 1, up->nevents);
     for (size_t i = 0; i < up->nevents; i++)
         for (size_t j = i + 1; j < up->nevents; j++)

@@ -60,7 +60,8 @@ ibp_status ibp_persist_db_opts_from_config(const ibp_config_mysql *cfg, ibp_pers
 /* Wipes and frees a password read by ibp_persist_db_opts_from_config; accepts NULL. */
 void ibp_persist_db_password_free(char *password);
 
-/* Initialises libmariadb once (mysql_library_init); safe from any thread. */
+/* Initialises libmariadb once (mysql_library_init), after nats.c so that the
+ * libraries' OpenSSL exit handlers run in a safe order; safe from any thread. */
 void ibp_persist_db_library_init(void);
 
 /*
