@@ -92,8 +92,8 @@ static ibp_status parse_header(const json_t *root, ibp_cache_kind kind, ibp_cach
                                ibp_err *err)
 {
     ibp_status st;
-    const char *s;
-    int64_t v;
+    const char *s = NULL;
+    int64_t v = 0;
     const json_t *epoch;
     if (!json_is_object(root))
         return ibp_err_set(err, BAD_CONTENT, "top level: not a JSON object");
@@ -129,11 +129,11 @@ static ibp_status parse_result(const json_t *o, size_t idx, ibp_result **out, ib
 {
     ibp_status st;
     char where[48];
-    const char *type_name, *error;
-    const json_t *data;
+    const char *type_name = NULL, *error = NULL;
+    const json_t *data = NULL;
     ibp_result_key k = {0};
-    bool up;
-    int64_t t;
+    bool up = false;
+    int64_t t = 0;
     char *data_text = NULL;
     snprintf(where, sizeof where, "results[%zu]", idx);
     if (!json_is_object(o))
@@ -180,9 +180,9 @@ static ibp_status parse_overrides(const json_t *arr, ibp_cache_loaded *c, ibp_er
     char where[48];
     for (size_t i = 0; i < count; i++) {
         const json_t *o = json_array_get(arr, i);
-        const char *member, *reason;
-        bool disabled;
-        int64_t t;
+        const char *member = NULL, *reason = NULL;
+        bool disabled = false;
+        int64_t t = 0;
         ibp_status st;
         snprintf(where, sizeof where, "overrides[%zu]", i);
         if (!json_is_object(o))

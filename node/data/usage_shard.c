@@ -350,7 +350,7 @@ static usage_entry *overflow_key(ibp_usage *u, usage_shard *s, hkey *k, size_t l
  */
 static usage_entry *find_or_insert(ibp_usage *u, usage_shard *s, hkey *k, bool *overflowed)
 {
-    size_t slot, dslot;
+    size_t slot = 0, dslot;
     usage_entry *e;
     usage_table *t = &s->t;
     size_t hard = u->max_keys + u->max_overflow_keys;

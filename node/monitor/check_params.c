@@ -121,7 +121,7 @@ static ibp_status parse_ports(json_t *v, const char *check, ibp_check_params *p,
     json_t *pv;
     json_object_foreach(v, k, pv)
     {
-        unsigned port;
+        unsigned port = 0;
         if (port_of(pv, check, "ports", &port, err) != IBP_OK)
             return IBP_E_CONFIG;
         if (!(p->ports[p->port_count].member = strdup(k)))
