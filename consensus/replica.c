@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ibp/atomic_file.h"
 #include "ibp/bus.h"
 #include "ibp/clock.h"
 #include "ibp/local_msg.h"
@@ -35,6 +36,8 @@ void ibp_replica_opts_init(ibp_replica_opts *opts)
     opts->heartbeat_ms = 5000;
     opts->state_save_ms = 30000;
     opts->stream_replicas = 1;
+    opts->checkpoint_ms = 30000;
+    opts->bootstrap_retry_ms = 5000;
 }
 
 /* ---- reading what OFFICIAL holds ---------------------------------------- */
@@ -322,24 +325,62 @@ static void send_heartbeat(ibp_replica *r)
     free(sealed);
 }
 
-static void save_state(ibp_replica *r)
+/*
+ * Saves consensus.state (to_file) and publishes the checkpoint (to_bus), each
+ * only when the state covers LOCAL messages the last one did not; the state
+ * is encoded once for both. Nothing while the replica has no state yet.
+ */
+static void persist_state(ibp_replica *r, bool to_file, bool to_bus)
 {
     ibp_err err;
     ibp_vote_info info;
-    ibp_vote_get_info(r->engine, &info);
-    if (info.local_seq == r->saved_local_seq)
+    if (r->bootstrapping)
         return;
-    if (ibp_replica_state_save(r->state_path, r->engine, r->verifier, r->opts.roster, &err) ==
-        IBP_OK)
-        r->saved_local_seq = info.local_seq;
-    else
+    ibp_vote_get_info(r->engine, &info);
+    to_file = to_file && info.local_seq != r->saved_local_seq;
+    to_bus = to_bus && info.local_seq != r->checkpoint_local_seq && info.local_seq > 0;
+    if (!to_file && !to_bus)
+        return;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    ibp_err_clear(&err);
+    if (ibp_replica_state_encode(r->engine, r->verifier, r->opts.roster, &buf, &len, &err) !=
+        IBP_OK) {
         IBP_LOG(IBP_LOG_ERROR, IBP_REPLICA_COMPONENT, "%s", err.msg);
+        return;
+    }
+    if (to_file) {
+        if (ibp_file_write_atomic(r->state_path, buf, len, 0600, &err) == IBP_OK)
+            r->saved_local_seq = info.local_seq;
+        else
+            IBP_LOG(IBP_LOG_ERROR, IBP_REPLICA_COMPONENT, "save replica state: %s", err.msg);
+    }
+    if (to_bus && ibp__replica_publish_checkpoint(r, buf, len, info.local_seq))
+        r->checkpoint_local_seq = info.local_seq;
+    free(buf);
+}
+
+void ibp__replica_save_now(ibp_replica *r)
+{
+    persist_state(r, true, false);
 }
 
 static void *replica_main(void *arg)
 {
     ibp_replica *r = arg;
     while (!atomic_load(&r->stop)) {
+        if (r->bootstrapping) {
+            /* Nothing is read, published or saved until the replica has a state. */
+            if (ibp_clock_mono_ms() >= r->next_bootstrap_ms) {
+                ibp__replica_bootstrap(r);
+                r->next_bootstrap_ms = ibp_clock_mono_ms() + r->opts.bootstrap_retry_ms;
+            }
+            if (r->bootstrapping) {
+                ibp_clock_sleep_ms(50);
+                continue;
+            }
+            r->last_heartbeat_ms = r->last_save_ms = r->last_checkpoint_ms = ibp_clock_mono_ms();
+        }
         natsMsg *m = NULL;
         natsStatus s = natsSubscription_NextMsg(&m, r->sub, IBP_REPLICA_NEXT_MSG_WAIT_MS);
         if (s == NATS_OK) {
@@ -353,14 +394,67 @@ static void *replica_main(void *arg)
             send_heartbeat(r);
             r->last_heartbeat_ms = now;
         }
-        if (now - r->last_save_ms >= r->opts.state_save_ms) {
-            save_state(r);
-            r->last_save_ms = now;
+        bool save = now - r->last_save_ms >= r->opts.state_save_ms;
+        bool checkpoint = now - r->last_checkpoint_ms >= r->opts.checkpoint_ms;
+        if (save || checkpoint) {
+            persist_state(r, save, checkpoint);
+            if (save)
+                r->last_save_ms = now;
+            if (checkpoint)
+                r->last_checkpoint_ms = now;
         }
         /* A few held epochs per turn: each check is one request to the stream. */
         ibp__replica_cover_pending(r, UINT64_MAX, true, IBP_REPLICA_COVER_CHECKS_PER_TURN);
     }
     return NULL;
+}
+
+ibp_status ibp__replica_start_reading(ibp_replica *r, uint64_t after, ibp_err *err)
+{
+    natsStatus s;
+    jsErrCode jerr = 0;
+    if (refresh_last_snapshot(r, NULL) == IBP_E_NATS)
+        return ibp_err_set(err, IBP_E_NATS, "replica: read the last snapshot of %s",
+                           IBP_STREAM_OFFICIAL);
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = IBP_STREAM_LOCAL;
+    so.Ordered = true;
+    if (after > 0) {
+        so.Config.DeliverPolicy = js_DeliverByStartSequence;
+        so.Config.OptStartSeq = after + 1;
+    } else {
+        so.Config.DeliverPolicy = js_DeliverAll;
+    }
+    natsSubscription *sub = NULL;
+    if ((s = js_SubscribeSync(&sub, r->js, "ibp.local.>", NULL, &so, &jerr)) != NATS_OK)
+        return ibp_err_set(err, IBP_E_NATS, "replica: subscribe to LOCAL: %s (jetstream error %d)",
+                           natsStatus_GetText(s), (int)jerr);
+    r->sub = sub;
+    return IBP_OK;
+}
+
+/*
+ * True when the state loaded from the file covers LOCAL only up to a
+ * sequence LOCAL no longer holds (the replica was stopped longer than
+ * nats.local_max_age_ms): reading on from there would skip messages the
+ * others applied.
+ */
+static bool own_state_too_old(ibp_replica *r, uint64_t local_seq)
+{
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    if (local_seq == 0 || js_GetStreamInfo(&si, r->js, IBP_STREAM_LOCAL, NULL, &jerr) != NATS_OK)
+        return false;
+    uint64_t first = si->State.FirstSeq;
+    jsStreamInfo_Destroy(si);
+    if (first <= local_seq + 1)
+        return false;
+    IBP_LOG(IBP_LOG_WARN, IBP_REPLICA_COMPONENT,
+            "%s covers LOCAL up to seq %" PRIu64 " but LOCAL now starts at seq %" PRIu64
+            ": starting from a checkpoint instead",
+            r->state_path, local_seq, first);
+    return true;
 }
 
 /* ---- start / stop --------------------------------------------------------- */
@@ -369,7 +463,6 @@ ibp_status ibp_replica_start(const ibp_replica_opts *opts, ibp_replica **out, ib
 {
     ibp_status st;
     natsStatus s;
-    jsErrCode jerr = 0;
     ibp_replica *r = calloc(1, sizeof *r);
     if (!r)
         return ibp_err_set(err, IBP_E_NOMEM, "replica: out of memory");
@@ -380,6 +473,10 @@ ibp_status ibp_replica_start(const ibp_replica_opts *opts, ibp_replica **out, ib
         r->opts.state_save_ms = 30000;
     if (r->opts.side_cover_ms <= 0)
         r->opts.side_cover_ms = IBP_REPLICA_SIDE_COVER_MS_DEFAULT;
+    if (r->opts.checkpoint_ms <= 0)
+        r->opts.checkpoint_ms = 30000;
+    if (r->opts.bootstrap_retry_ms <= 0)
+        r->opts.bootstrap_retry_ms = 5000;
     r->cover_delay_ms = ibp__replica_cover_delay_ms(&r->opts);
     const char *die = getenv("IBP_TEST_REPLICA_DIE_AFTER_SNAPSHOT");
     r->die_after_snapshot = die && strcmp(die, "1") == 0;
@@ -414,42 +511,54 @@ ibp_status ibp_replica_start(const ibp_replica_opts *opts, ibp_replica **out, ib
     }
     st = ibp_replica_state_load(r->state_path, &opts->vote, &r->engine, r->verifier, err);
     if (st == IBP_E_NOT_FOUND) {
+        r->bootstrapping = true;
+    } else if (st != IBP_OK) {
+        goto fail;
+    }
+    ibp_vote_info info;
+    if (!r->bootstrapping) {
+        ibp_vote_get_info(r->engine, &info);
+        if (own_state_too_old(r, info.local_seq)) {
+            /* Its sequences go with it: the checkpoint brings the others'. */
+            ibp_vote_free(r->engine);
+            r->engine = NULL;
+            ibp_verifier_free(r->verifier);
+            r->verifier = NULL;
+            if ((st = ibp_verifier_new(opts->roster, NULL, &r->verifier)) != IBP_OK) {
+                ibp_err_set(err, st, "replica: verifier: %s", ibp_strerror(st));
+                goto fail;
+            }
+            r->bootstrapping = true;
+        }
+    }
+    if (r->bootstrapping) {
+        /* An empty engine until a checkpoint (or LOCAL from the start) gives it a state. */
         ibp_vote_rc rc = ibp_vote_new(&opts->vote, &r->engine);
         if (rc != IBP_VOTE_OK) {
             st = ibp_err_set(err, IBP_E_CONFIG, "replica: engine: %s", ibp_vote_strerror(rc));
             goto fail;
         }
-    } else if (st != IBP_OK) {
-        goto fail;
+        size_t n = ibp_roster_count(opts->roster);
+        if (!(r->refused_seq = calloc(n ? n : 1, sizeof *r->refused_seq))) {
+            st = ibp_err_set(err, IBP_E_NOMEM, "replica: out of memory");
+            goto fail;
+        }
     }
-    ibp_vote_info info;
     ibp_vote_get_info(r->engine, &info);
     r->saved_local_seq = info.local_seq;
-    if (refresh_last_snapshot(r, NULL) == IBP_E_NATS) {
-        st = ibp_err_set(err, IBP_E_NATS, "replica: read the last snapshot of %s",
-                         IBP_STREAM_OFFICIAL);
-        goto fail;
-    }
-
-    jsSubOptions so;
-    jsSubOptions_Init(&so);
-    so.Stream = IBP_STREAM_LOCAL;
-    so.Ordered = true;
-    if (info.local_seq > 0) {
-        so.Config.DeliverPolicy = js_DeliverByStartSequence;
-        so.Config.OptStartSeq = info.local_seq + 1;
+    if (r->bootstrapping) {
+        IBP_LOG(IBP_LOG_INFO, IBP_REPLICA_COMPONENT,
+                "replica started node=%s without a state: looking for a checkpoint",
+                ibp_signer_id(opts->signer));
     } else {
-        so.Config.DeliverPolicy = js_DeliverAll;
+        if ((st = ibp__replica_start_reading(r, info.local_seq, err)) != IBP_OK)
+            goto fail;
+        IBP_LOG(IBP_LOG_INFO, IBP_REPLICA_COMPONENT,
+                "replica started node=%s epoch=%" PRIu64 " local_seq=%" PRIu64
+                " stream_epoch=%" PRIu64,
+                ibp_signer_id(opts->signer), info.epoch, info.local_seq, r->last_snap_epoch);
     }
-    if ((s = js_SubscribeSync(&r->sub, r->js, "ibp.local.>", NULL, &so, &jerr)) != NATS_OK) {
-        st = ibp_err_set(err, IBP_E_NATS, "replica: subscribe to LOCAL: %s (jetstream error %d)",
-                         natsStatus_GetText(s), (int)jerr);
-        goto fail;
-    }
-    IBP_LOG(IBP_LOG_INFO, IBP_REPLICA_COMPONENT,
-            "replica started node=%s epoch=%" PRIu64 " local_seq=%" PRIu64 " stream_epoch=%" PRIu64,
-            ibp_signer_id(opts->signer), info.epoch, info.local_seq, r->last_snap_epoch);
-    r->last_heartbeat_ms = r->last_save_ms = ibp_clock_mono_ms();
+    r->last_heartbeat_ms = r->last_save_ms = r->last_checkpoint_ms = ibp_clock_mono_ms();
     if (pthread_create(&r->thread, NULL, replica_main, r) != 0) {
         st = ibp_err_set(err, IBP_E_NOMEM, "replica: cannot start its thread");
         goto fail;
@@ -457,6 +566,7 @@ ibp_status ibp_replica_start(const ibp_replica_opts *opts, ibp_replica **out, ib
     *out = r;
     return IBP_OK;
 fail:
+    free(r->refused_seq);
     natsSubscription_Destroy(r->sub);
     ibp_vote_free(r->engine);
     ibp_verifier_free(r->verifier);
@@ -483,13 +593,15 @@ void ibp_replica_stop(ibp_replica *r)
     /* Held epochs go: the other replicas that computed them check them. */
     while (r->pending)
         ibp__replica_side_batch_free(ibp__replica_pending_pop(r));
-    save_state(r);
-    natsSubscription_Unsubscribe(r->sub);
+    persist_state(r, true, false);
+    if (r->sub)
+        natsSubscription_Unsubscribe(r->sub);
     natsSubscription_Destroy(r->sub);
     ibp_vote_free(r->engine);
     ibp_verifier_free(r->verifier);
     ibp_verifier_free(r->chain_verifier);
     jsCtx_Destroy(r->js);
     pthread_mutex_destroy(&r->stats_lock);
+    free(r->refused_seq);
     free(r);
 }

@@ -1,7 +1,8 @@
 /*
  * Private to the consensus replica of ibp/replica.h: replica.c (the loop and
- * the API), replica_msgs.c (building the STATUS and EVENTS messages) and
- * replica_side.c (publishing and covering them). Everything here runs on the
+ * the API), replica_msgs.c (building the STATUS and EVENTS messages),
+ * replica_side.c (publishing and covering them) and replica_checkpoint.c
+ * (publishing checkpoints, starting from one). Everything here runs on the
  * replica thread, except ibp__replica_on_async_error (nats.c's thread).
  */
 #ifndef IBP_REPLICA_INTERNAL_H
@@ -55,6 +56,17 @@ struct ibp_replica {
     int64_t last_save_ms;
     uint64_t saved_local_seq;
 
+    /* Checkpoints (replica_checkpoint.c). */
+    int64_t last_checkpoint_ms;
+    uint64_t checkpoint_local_seq; /* LOCAL sequence of the last checkpoint published */
+    bool bootstrapping;            /* no state yet: looking for a usable checkpoint, r->sub NULL */
+    int64_t next_bootstrap_ms;     /* the next look */
+    uint64_t *refused_seq;         /* per roster node: its checkpoint (CHECKPOINT seq) refused
+                                      and counted last */
+    char waiting_why[1024];        /* the last WARN about waiting, repeated only when it
+                                      changes or once a minute */
+    int64_t waiting_logged_ms;
+
     pthread_mutex_t stats_lock;
     ibp_replica_stats stats;
 };
@@ -73,6 +85,28 @@ struct ibp_replica {
  * anything else or the replica stops; returns fn's last status. */
 ibp_status ibp__replica_with_retry(ibp_replica *r, const char *what,
                                    ibp_status (*fn)(ibp_replica *, void *, ibp_err *), void *arg);
+
+/* Starts reading LOCAL after sequence `after` (0: from the start) with the
+ * engine and verifier as they are, and reads the head of the snapshot chain.
+ * IBP_E_NATS when the server does not answer (err says what). */
+ibp_status ibp__replica_start_reading(ibp_replica *r, uint64_t after, ibp_err *err);
+
+/* Saves consensus.state now (logged on failure). */
+void ibp__replica_save_now(ibp_replica *r);
+
+/* ---- replica_checkpoint.c: checkpoints ------------------------------------- */
+
+/* Publishes state[0..len) (ibp_replica_state_encode's, covering local_seq) as
+ * this replica's checkpoint; counts and logs what fails. true when published. */
+bool ibp__replica_publish_checkpoint(ibp_replica *r, const uint8_t *state, size_t len,
+                                     uint64_t local_seq);
+
+/*
+ * One look for a usable checkpoint (ibp/checkpoint.h): on success (or when
+ * LOCAL holds its whole history) the replica reads LOCAL and
+ * r->bootstrapping is false; otherwise it logs why and stays waiting.
+ */
+void ibp__replica_bootstrap(ibp_replica *r);
 
 /* ---- replica_msgs.c: building the STATUS and EVENTS messages -------------- */
 

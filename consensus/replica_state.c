@@ -22,8 +22,8 @@ static char *nzc(const char *s)
     return (char *)(s ? s : "");
 }
 
-ibp_status ibp_replica_state_save(const char *path, ibp_vote *e, const ibp_verifier *v,
-                                  const ibp_roster *roster, ibp_err *err)
+ibp_status ibp_replica_state_encode(ibp_vote *e, const ibp_verifier *v, const ibp_roster *roster,
+                                    uint8_t **out, size_t *out_len, ibp_err *err)
 {
     ibp_vote_state vs;
     ibp_status st = IBP_E_NOMEM;
@@ -39,7 +39,7 @@ ibp_status ibp_replica_state_save(const char *path, ibp_vote *e, const ibp_verif
     ibp_vote_rc rc = ibp_vote_export(e, &vs);
     if (rc != IBP_VOTE_OK)
         return ibp_err_set(err, rc == IBP_VOTE_E_NOMEM ? IBP_E_NOMEM : IBP_E_INVAL,
-                           "save replica state %s: export: %s", path, ibp_vote_strerror(rc));
+                           "encode replica state: export: %s", ibp_vote_strerror(rc));
     for (size_t i = 0; i < vs.nkeys; i++)
         nobs += vs.keys[i].nobs;
 #define ALLOC(p, n) (p = calloc((n) ? (n) : 1, sizeof *(p)))
@@ -128,12 +128,13 @@ ibp_status ibp_replica_state_save(const char *path, ibp_vote *e, const ibp_verif
     if (!(buf = malloc(len ? len : 1)))
         goto nomem;
     ibp__v1__replica_state__pack(&rs, buf);
-    st = ibp_file_write_atomic(path, buf, len, 0600, err);
-    if (st != IBP_OK)
-        ibp_err_wrap(err, "save replica state");
+    *out = buf;
+    *out_len = len;
+    buf = NULL;
+    st = IBP_OK;
     goto out;
 nomem:
-    ibp_err_set(err, IBP_E_NOMEM, "save replica state %s: out of memory", path);
+    ibp_err_set(err, IBP_E_NOMEM, "encode replica state: out of memory");
 out:
     free(buf);
     free(seqsp);
@@ -150,26 +151,52 @@ out:
     return st;
 }
 
-ibp_status ibp_replica_state_load(const char *path, const ibp_vote_config *cfg,
-                                  ibp_vote **engine_out, ibp_verifier *v, ibp_err *err)
+ibp_status ibp_replica_state_save(const char *path, ibp_vote *e, const ibp_verifier *v,
+                                  const ibp_roster *roster, ibp_err *err)
 {
-    char *text = NULL;
+    uint8_t *buf = NULL;
     size_t len = 0;
-    ibp_status st = ibp_file_read_all(path, STATE_FILE_MAX, &text, &len, err);
-    if (st == IBP_E_NOT_FOUND)
-        return st;
+    ibp_status st = ibp_replica_state_encode(e, v, roster, &buf, &len, err);
+    if (st == IBP_OK)
+        st = ibp_file_write_atomic(path, buf, len, 0600, err);
+    free(buf);
     if (st != IBP_OK)
-        return ibp_err_wrap(err, "load replica state");
-    Ibp__V1__ReplicaState *rs = ibp__v1__replica_state__unpack(NULL, len, (uint8_t *)text);
-    free(text);
+        ibp_err_wrap(err, "save replica state %s", path);
+    return st;
+}
+
+ibp_status ibp_replica_state_check(const Ibp__V1__ReplicaState *rs, ibp_err *err)
+{
+    if (rs->version != STATE_VERSION || rs->digest.len != IBP_VOTE_DIGEST_SIZE)
+        return ibp_err_set(err, IBP_E_PAYLOAD_DECODE,
+                           "version %u or digest size %zu not supported", rs->version,
+                           rs->digest.len);
+    return IBP_OK;
+}
+
+ibp_status ibp_replica_state_decode(const uint8_t *buf, size_t len, Ibp__V1__ReplicaState **out,
+                                    ibp_err *err)
+{
+    Ibp__V1__ReplicaState *rs = ibp__v1__replica_state__unpack(NULL, len, buf);
     if (!rs)
-        return ibp_err_set(err, IBP_E_CONFIG, "replica state %s: does not decode", path);
-    if (rs->version != STATE_VERSION || rs->digest.len != IBP_VOTE_DIGEST_SIZE) {
-        unsigned version = rs->version;
+        return ibp_err_set(err, IBP_E_PAYLOAD_DECODE, "does not decode");
+    ibp_status st = ibp_replica_state_check(rs, err);
+    if (st != IBP_OK) {
         ibp__v1__replica_state__free_unpacked(rs, NULL);
-        return ibp_err_set(err, IBP_E_CONFIG,
-                           "replica state %s: version %u or digest size not supported", path,
-                           version);
+        return st;
+    }
+    *out = rs;
+    return IBP_OK;
+}
+
+ibp_status ibp_replica_state_import(const Ibp__V1__ReplicaState *rs, const ibp_vote_config *cfg,
+                                    ibp_vote **engine_out, ibp_err *err)
+{
+    ibp_status st = ibp_replica_state_check(rs, err);
+    if (st != IBP_OK) {
+        if (err)
+            err->code = IBP_E_CONFIG;
+        return IBP_E_CONFIG;
     }
     size_t nobs = 0;
     for (size_t i = 0; i < rs->n_keys; i++)
@@ -179,7 +206,7 @@ ibp_status ibp_replica_state_load(const char *path, const ibp_vote_config *cfg,
     ibp_vote_state_obs *obs = calloc(nobs ? nobs : 1, sizeof *obs);
     ibp_vote_override *ovr = calloc(rs->n_overrides ? rs->n_overrides : 1, sizeof *ovr);
     if (!mon || !keys || !obs || !ovr) {
-        st = ibp_err_set(err, IBP_E_NOMEM, "replica state %s: out of memory", path);
+        st = ibp_err_set(err, IBP_E_NOMEM, "out of memory");
         goto out;
     }
     for (size_t i = 0; i < rs->n_monitors; i++)
@@ -188,7 +215,7 @@ ibp_status ibp_replica_state_load(const char *path, const ibp_vote_config *cfg,
     for (size_t i = 0; i < rs->n_keys; i++) {
         const Ibp__V1__ReplicaKey *k = rs->keys[i];
         if (!k->key) {
-            st = ibp_err_set(err, IBP_E_CONFIG, "replica state %s: key %zu has no key", path, i);
+            st = ibp_err_set(err, IBP_E_CONFIG, "key %zu has no key", i);
             goto out;
         }
         keys[i].key = (ibp_vote_key){(ibp_vote_check)k->key->check_type,
@@ -230,18 +257,48 @@ ibp_status ibp_replica_state_load(const char *path, const ibp_vote_config *cfg,
     char why[256] = "";
     ibp_vote_rc rc = ibp_vote_import(cfg, &vs, engine_out, why, sizeof why);
     if (rc != IBP_VOTE_OK) {
-        st = ibp_err_set(err, IBP_E_CONFIG, "replica state %s: %s: %s", path, ibp_vote_strerror(rc),
-                         why);
+        st = ibp_err_set(err, rc == IBP_VOTE_E_NOMEM ? IBP_E_NOMEM : IBP_E_CONFIG, "%s: %s",
+                         ibp_vote_strerror(rc), why);
         goto out;
     }
-    for (size_t i = 0; i < rs->n_signer_seqs; i++)
-        ibp_verifier_set_last_seq(v, rs->signer_seqs[i]->signer, rs->signer_seqs[i]->seq);
     st = IBP_OK;
 out:
     free(mon);
     free(keys);
     free(obs);
     free(ovr);
+    return st;
+}
+
+void ibp_replica_state_set_seqs(const Ibp__V1__ReplicaState *rs, ibp_verifier *v)
+{
+    for (size_t i = 0; i < rs->n_signer_seqs; i++)
+        ibp_verifier_set_last_seq(v, rs->signer_seqs[i]->signer, rs->signer_seqs[i]->seq);
+}
+
+ibp_status ibp_replica_state_load(const char *path, const ibp_vote_config *cfg,
+                                  ibp_vote **engine_out, ibp_verifier *v, ibp_err *err)
+{
+    char *text = NULL;
+    size_t len = 0;
+    Ibp__V1__ReplicaState *rs = NULL;
+    ibp_status st = ibp_file_read_all(path, STATE_FILE_MAX, &text, &len, err);
+    if (st == IBP_E_NOT_FOUND)
+        return st;
+    if (st != IBP_OK)
+        return ibp_err_wrap(err, "load replica state");
+    st = ibp_replica_state_decode((const uint8_t *)text, len, &rs, err);
+    free(text);
+    if (st == IBP_OK)
+        st = ibp_replica_state_import(rs, cfg, engine_out, err);
+    if (st == IBP_OK)
+        ibp_replica_state_set_seqs(rs, v);
     ibp__v1__replica_state__free_unpacked(rs, NULL);
+    if (st == IBP_E_PAYLOAD_DECODE)
+        st = IBP_E_CONFIG; /* a file that does not load is the operator's to move away */
+    if (st != IBP_OK && err) {
+        err->code = st;
+        ibp_err_wrap(err, "replica state %s", path);
+    }
     return st;
 }

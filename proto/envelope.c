@@ -33,6 +33,10 @@ static const struct payload_info {
      IBP_ROLE_CONSENSUS},
     {IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_HIT_BATCH, "HitBatch", &ibp__v1__hit_batch__descriptor,
      IBP_ROLE_DNS},
+    /* A replica's state (ReplicaState); receivers also check that it came on
+     * the signer's own subject (ibp/checkpoint.h). */
+    {IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_CHECKPOINT, "Checkpoint",
+     &ibp__v1__replica_state__descriptor, IBP_ROLE_CONSENSUS},
 };
 #define PAYLOAD_INFO_COUNT (sizeof payload_infos / sizeof payload_infos[0])
 

@@ -177,6 +177,14 @@ ibp_status ibp_subject_official_heartbeat(const char *node, char *buf, size_t ca
     return finish(&b);
 }
 
+ibp_status ibp_subject_checkpoint(const char *node, char *buf, size_t cap)
+{
+    struct sbuf b;
+    start(&b, buf, cap, "ibp.consensus.checkpoint");
+    put_node(&b, node);
+    return finish(&b);
+}
+
 ibp_status ibp_subject_hits(const char *node, char *buf, size_t cap)
 {
     struct sbuf b;

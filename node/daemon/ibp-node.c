@@ -321,9 +321,17 @@ static void micro_stats(json_t *data, void *user)
             (json_int_t)s.snapshots_lost_race, "digest_mismatches", (json_int_t)s.digest_mismatches,
             "events_published", (json_int_t)s.events_published, "engine_skipped",
             (json_int_t)s.engine_skipped, "rejected_total", (json_int_t)total, "rejected", rej);
-        if (r)
+        if (r) {
             json_object_set_new(r, "foreign_snapshots",
                                 json_integer((json_int_t)s.foreign_snapshots));
+            json_object_set_new(
+                r, "checkpoints",
+                json_pack("{s:I,s:I,s:I,s:I,s:b}", "published", (json_int_t)s.checkpoints_published,
+                          "too_large", (json_int_t)s.checkpoints_too_large, "failures",
+                          (json_int_t)s.checkpoint_failures, "refused",
+                          (json_int_t)s.checkpoints_refused, "waiting",
+                          s.waiting_for_checkpoint != 0));
+        }
         if (r && local_last)
             json_object_set_new(
                 r, "consumer_lag",
@@ -603,6 +611,7 @@ static int node_start(node *n, const sigset_t *sigs)
         ro.heartbeat_ms = cfg->intervals.heartbeat_ms;
         ro.stream_replicas = (int)cfg->nats.stream_replicas;
         ro.side_cover_ms = cfg->consensus.side_cover_ms;
+        ro.checkpoint_ms = cfg->consensus.checkpoint_ms;
         if (ibp_vote_config_check(&ro.vote) != IBP_VOTE_OK) {
             ibp_err_set(&err, IBP_E_CONFIG,
                         "consensus settings are inconsistent (staleness %" PRId64

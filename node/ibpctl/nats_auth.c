@@ -40,9 +40,9 @@
 #define MAX_SUBJECTS 96
 #define SUBJECT_CAP 160
 
-/* The five streams (ibp/bus.h). */
-static const char *const STREAMS[] = {IBP_STREAM_LOCAL, IBP_STREAM_OFFICIAL, IBP_STREAM_STATUS,
-                                      IBP_STREAM_EVENTS, IBP_STREAM_HITS};
+/* The six streams (ibp/bus.h). */
+static const char *const STREAMS[] = {IBP_STREAM_LOCAL,  IBP_STREAM_OFFICIAL, IBP_STREAM_STATUS,
+                                      IBP_STREAM_EVENTS, IBP_STREAM_HITS,     IBP_STREAM_CHECKPOINT};
 
 typedef struct list {
     char s[MAX_SUBJECTS][SUBJECT_CAP];
@@ -160,9 +160,13 @@ static void permissions(unsigned roles, const char *id, const char *admin_id, pe
         add(&p->pub, "ibp.official.>");
         add(&p->pub, "ibp.status.>");
         add(&p->pub, "ibp.events.>");
+        /* Its own checkpoint only; it reads every replica's (a start without a state). */
+        add(&p->pub, "ibp.consensus.checkpoint.%s", id);
         ensure(p, IBP_STREAM_LOCAL);
         ensure(p, IBP_STREAM_STATUS);
         ensure(p, IBP_STREAM_EVENTS);
+        ensure(p, IBP_STREAM_CHECKPOINT);
+        read_single(p, IBP_STREAM_CHECKPOINT);
         read_ordered(p, IBP_STREAM_LOCAL);
         /* The last status and event of a key, before publishing a change. */
         read_single(p, IBP_STREAM_STATUS);
@@ -282,7 +286,8 @@ static void usage(FILE *out)
         "user per roster node that has a nats_nkey (`ibpctl keygen --nkey-out`,\n"
         "`ibpctl roster add --nats-nkey`), allowed what its roles do:\n"
         "  monitor    publish ibp.local.<id>\n"
-        "  consensus  publish ibp.official.>, ibp.status.>, ibp.events.>; read LOCAL\n"
+        "  consensus  publish ibp.official.>, ibp.status.>, ibp.events.>,\n"
+        "             ibp.consensus.checkpoint.<id>; read LOCAL and CHECKPOINT\n"
         "  dns        publish ibp.hits.<id>\n"
         "  persist    durable pull consumers on HITS and EVENTS; answer ibp.persist.>\n"
         "  admin      publish ibp.local.<admin id> (overrides), ibp.persist.> (queries),\n"

@@ -28,7 +28,7 @@ unsigned ibp_bus_streams_for_roles(unsigned roles)
         s |= IBP_BUS_STREAM_LOCAL | IBP_BUS_STREAM_OFFICIAL;
     if (roles & IBP_ROLE_CONSENSUS)
         s |= IBP_BUS_STREAM_LOCAL | IBP_BUS_STREAM_OFFICIAL | IBP_BUS_STREAM_STATUS |
-             IBP_BUS_STREAM_EVENTS;
+             IBP_BUS_STREAM_EVENTS | IBP_BUS_STREAM_CHECKPOINT;
     if (roles & IBP_ROLE_DNS)
         s |= IBP_BUS_STREAM_OFFICIAL | IBP_BUS_STREAM_HITS;
     if (roles & IBP_ROLE_PERSIST)
@@ -556,6 +556,10 @@ ibp_status ibp_bus_ensure_streams(jsCtx *js, const ibp_bus_stream_opts *opts, ib
         {IBP_BUS_STREAM_STATUS, IBP_STREAM_STATUS, "ibp.status.>", 0, 1, false},
         {IBP_BUS_STREAM_EVENTS, IBP_STREAM_EVENTS, "ibp.events.>", o.events_max_age_ms, 0, false},
         {IBP_BUS_STREAM_HITS, IBP_STREAM_HITS, "ibp.hits.>", o.hits_max_age_ms, 0, false},
+        /* A replica's latest checkpoint, however old: a replica added after a
+         * quiet month still finds one. */
+        {IBP_BUS_STREAM_CHECKPOINT, IBP_STREAM_CHECKPOINT, IBP_SUBJECT_CHECKPOINT_ALL, 0, 1,
+         false},
     };
     for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
         if (!(o.streams & specs[i].bit))

@@ -437,6 +437,14 @@ static const ibp_setting node_settings[] = {
      .offset = IBP_SETTING_AT_I64(ibp_node_config, consensus.side_cover_ms),
      .help = "A replica that did not win an epoch's snapshot publishes the epoch's events and "
              "status messages if they are not in the streams this long after it."},
+    {.name = "consensus.checkpoint_ms",
+     .type = IBP_SETTING_DURATION_MS,
+     .default_text = "30000",
+     .min = SECOND_MS,
+     .max = DAY_MS,
+     .offset = IBP_SETTING_AT_I64(ibp_node_config, consensus.checkpoint_ms),
+     .help = "How often a replica publishes its signed state (its checkpoint) to stream "
+             "CHECKPOINT, from which a replica added or rebuilt without consensus.state starts."},
     {.name = "checks.max_in_flight",
      .type = IBP_SETTING_INT64,
      .default_text = "32",

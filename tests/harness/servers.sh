@@ -232,7 +232,8 @@ freeport() {
 # rendered by `ibpctl nats-auth --role-users` (see nats_users); the lists
 # below are what this script writes when that command is not available:
 #   monitor    publishes ibp.local.*        dns  publishes ibp.hits.*
-#   consensus  publishes ibp.official.>, ibp.status.>, ibp.events.>; reads LOCAL
+#   consensus  publishes ibp.official.>, ibp.status.>, ibp.events.>,
+#              ibp.consensus.checkpoint.*; reads LOCAL and CHECKPOINT
 #   persist    pull consumers on HITS and EVENTS; answers on ibp.persist.>
 #   admin      overrides on ibp.local.*, queries on ibp.persist.>; reads every stream
 #   monitor_consensus  the union of monitor and consensus (a node with both roles)
@@ -240,7 +241,7 @@ freeport() {
 # daemon creates the streams when missing (ibp_bus_ensure_streams) and answers
 # $SRV.> (ADR-32).
 NATS_ROLES=(monitor consensus dns persist admin monitor_consensus)
-IBP_STREAMS=(LOCAL OFFICIAL STATUS EVENTS HITS)
+IBP_STREAMS=(LOCAL OFFICIAL STATUS EVENTS HITS CHECKPOINT)
 
 # Prints its arguments quoted and comma-separated.
 nats_subjects() {
@@ -284,7 +285,8 @@ nats_role_publish() {
         nats_daemon_base
         nats_js_read OFFICIAL
         nats_js_read LOCAL
-        printf '%s\n' "ibp.official.>" "ibp.status.>" "ibp.events.>"
+        nats_js_read CHECKPOINT
+        printf '%s\n' "ibp.official.>" "ibp.status.>" "ibp.events.>" "ibp.consensus.checkpoint.*"
         ;;
     dns)
         nats_daemon_base

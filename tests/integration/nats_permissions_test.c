@@ -10,7 +10,9 @@
  *     OFFICIAL / LOCAL with ordered consumers, persist's durable pull
  *     consumers with acknowledgements, the admin's override and stream info;
  *   - and no more: a dns node cannot publish ibp.official.snapshot or
- *     ibp.local.*, a monitor cannot publish on another monitor's subject,
+ *     ibp.local.*, a monitor cannot publish on another monitor's subject
+ *     nor a checkpoint, a consensus node cannot publish another replica's
+ *     checkpoint,
  *     persist cannot read LOCAL, the admin cannot delete a stream; each
  *     refusal is reported naming the subject (not as a bare timeout).
  *
@@ -300,6 +302,8 @@ static void test_monitor(void **state)
     expect_refused(MON1, "ibp.local.mon2");
     expect_refused(MON1, "ibp.official.snapshot");
     expect_refused(MON2, "ibp.hits.mon2");
+    expect_refused(MON1, "ibp.consensus.checkpoint.mon1");
+    expect_refused(MON1, "ibp.consensus.checkpoint.con1");
 }
 
 static void test_dns(void **state)
@@ -345,6 +349,10 @@ static void test_consensus(void **state)
     expect_published(CON1, "ibp.events.Alpha~20Nodes");
     expect_refused(CON1, "ibp.local.con1");
     expect_refused(CON1, "ibp.hits.con1");
+    /* Its own checkpoint, not another replica's; it reads every one. */
+    expect_published(CON1, "ibp.consensus.checkpoint.con1");
+    expect_refused(CON1, "ibp.consensus.checkpoint.con2");
+    expect_refused(DNS1, "ibp.consensus.checkpoint.dns1");
     /* Reads LOCAL in order and the last snapshot and status (the replica). */
     read_ordered(CON1, IBP_STREAM_LOCAL, "ibp.local.>");
     natsMsg *m = NULL;
@@ -356,6 +364,11 @@ static void test_consensus(void **state)
     m = NULL;
     assert_int_equal(js_GetLastMsg(&m, g.js[CON1], IBP_STREAM_STATUS,
                                    "ibp.status.Alpha~20Nodes.site.ping.v4", NULL, &jerr),
+                     NATS_OK);
+    natsMsg_Destroy(m);
+    m = NULL;
+    assert_int_equal(js_GetLastMsg(&m, g.js[CON1], IBP_STREAM_CHECKPOINT,
+                                   "ibp.consensus.checkpoint.con1", NULL, &jerr),
                      NATS_OK);
     natsMsg_Destroy(m);
     /* Heartbeats are plain messages: allowed under ibp.official.>. */

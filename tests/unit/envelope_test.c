@@ -361,6 +361,7 @@ static void test_every_payload_type_round_trips(void **state)
         IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_OFFICIAL_SNAPSHOT,
         IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_EVENT,
         IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_HIT_BATCH,
+        IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_CHECKPOINT,
     };
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         const char *name = ibp_payload_type_name(types[i]);
@@ -373,6 +374,8 @@ static void test_every_payload_type_round_trips(void **state)
     assert_int_equal(ibp_payload_type_parse("Nope"), 0);
     assert_int_equal(ibp_payload_allowed_roles(IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_HIT_BATCH),
                      IBP_ROLE_DNS);
+    assert_int_equal(ibp_payload_allowed_roles(IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_CHECKPOINT),
+                     IBP_ROLE_CONSENSUS);
     (void)f;
 }
 

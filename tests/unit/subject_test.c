@@ -94,6 +94,9 @@ static void test_subject_builders(void **state)
     assert_string_equal(s, "ibp.hits.dns1");
     assert_int_equal(ibp_subject_official_heartbeat("mon2", s, sizeof s), IBP_OK);
     assert_string_equal(s, "ibp.official.heartbeat.mon2");
+    assert_int_equal(ibp_subject_checkpoint("rep1", s, sizeof s), IBP_OK);
+    assert_string_equal(s, "ibp.consensus.checkpoint.rep1");
+    assert_int_equal(ibp_subject_checkpoint("a.b", s, sizeof s), IBP_E_INVAL);
     assert_int_equal(ibp_subject_events("Stake Plus", s, sizeof s), IBP_OK);
     assert_string_equal(s, "ibp.events.Stake~20Plus");
     assert_int_equal(ibp_subject_status_override("Stake Plus", s, sizeof s), IBP_OK);

@@ -50,6 +50,22 @@
  * to <work dir>/consensus.state (atomically) every state_save_ms and at stop;
  * a restarted replica resumes from it, not from the start of the stream.
  *
+ * Checkpoints (ibp/checkpoint.h): every checkpoint_ms the replica also
+ * publishes the same state, signed, to ibp.consensus.checkpoint.<node>
+ * (stream CHECKPOINT, the last one per subject), when it covers LOCAL
+ * messages the previous one did not. One that does not fit the server's
+ * max_payload is not published: an ERROR line and checkpoints_too_large.
+ * A replica without consensus.state (added, or rebuilt), or whose state
+ * covers LOCAL only up to a sequence LOCAL no longer holds, starts from the
+ * newest usable checkpoint of the roster's consensus nodes: it reads LOCAL
+ * after the sequence the checkpoint covers and saves consensus.state at once
+ * (one INFO line names the checkpoint's node, epoch and LOCAL sequence). With
+ * no usable checkpoint it reads LOCAL from the start if LOCAL never dropped a
+ * message; otherwise it waits, publishing nothing (no snapshots, heartbeats
+ * or checkpoints), logs at WARN why each checkpoint was refused, and tries
+ * again every bootstrap_retry_ms. The replica thread does this: start
+ * returns at once, and stop works while it waits.
+ *
  * Threads: the replica runs one thread of its own (start/stop); its stats
  * may be read from any thread.
  */
@@ -75,6 +91,9 @@ typedef struct ibp_replica_opts {
     int stream_replicas;      /* replicas of the streams created when missing; default 1 */
     int64_t side_cover_ms;    /* bound for covering a dead winner's side messages (see
                                  "One message per change"); <= 0: the default */
+    int64_t checkpoint_ms;    /* how often the checkpoint is published; default 30000 */
+    int64_t bootstrap_retry_ms; /* a replica waiting for a usable checkpoint looks again
+                                   this often; default 5000 */
 } ibp_replica_opts;
 
 #define IBP_REPLICA_SIDE_COVER_MS_DEFAULT 2000
@@ -101,6 +120,13 @@ typedef struct ibp_replica_stats {
      * keys per monitor, total keys, monitors, overrides), IBP_VOTE_E_INVAL malformed (a string
      * over its cap included). Each refusal is also logged at WARN with the limit and value. */
     uint64_t engine_refused[IBP_VOTE_RC_COUNT];
+    uint64_t checkpoints_published;
+    uint64_t checkpoints_too_large; /* over the server's max_payload: not published */
+    uint64_t checkpoint_failures;   /* publishes that failed (NATS); tried at the next one */
+    /* Checkpoints of other replicas refused while starting without a state of its own
+     * (each stored checkpoint counted once; the log says why). */
+    uint64_t checkpoints_refused;
+    uint64_t waiting_for_checkpoint; /* 1 while it waits for a usable checkpoint */
 } ibp_replica_stats;
 
 typedef struct ibp_replica ibp_replica;
