@@ -309,8 +309,10 @@ static ibp_vote_rc check_signer(ibp_vote *e, const ibp_vote_msg *msg, size_t *le
         return ibp__vote_fail(e, IBP_VOTE_E_INVAL, "LOCAL %llu: empty signer",
                               (unsigned long long)msg->local_seq);
     if (*len > IBP_VOTE_NAME_MAX)
-        return ibp__vote_fail(e, IBP_VOTE_E_INVAL, "LOCAL %llu: signer longer than %d bytes",
-                              (unsigned long long)msg->local_seq, IBP_VOTE_NAME_MAX);
+        return ibp__vote_fail(e, IBP_VOTE_E_INVAL,
+                              "LOCAL %llu: signer of %zu bytes is over the limit of %d "
+                              "(IBP_NAME_MAX)",
+                              (unsigned long long)msg->local_seq, strlen(s), IBP_VOTE_NAME_MAX);
     return IBP_VOTE_OK;
 }
 
@@ -326,12 +328,17 @@ static bool check_obs(const ibp_vote_obs *o, struct vote_stage *st, char *err, s
     }
     st->errlen = ibp__vote_bounded_len(nz(o->error), IBP_VOTE_ERROR_MAX);
     if (st->errlen > IBP_VOTE_ERROR_MAX) {
-        snprintf(err, cap, "%s: error text longer than %d bytes", where, IBP_VOTE_ERROR_MAX);
+        if (err != NULL)
+            snprintf(err, cap,
+                     "%s: error text of %zu bytes is over the limit of %d (IBP_ERROR_MAX)", where,
+                     strlen(nz(o->error)), IBP_VOTE_ERROR_MAX);
         return false;
     }
     st->datalen = ibp__vote_bounded_len(nz(o->data_json), IBP_VOTE_DATA_MAX);
     if (st->datalen > IBP_VOTE_DATA_MAX) {
-        snprintf(err, cap, "%s: data longer than %d bytes", where, IBP_VOTE_DATA_MAX);
+        if (err != NULL)
+            snprintf(err, cap, "%s: data of %zu bytes is over the limit of %d (IBP_DATA_MAX)",
+                     where, strlen(nz(o->data_json)), IBP_VOTE_DATA_MAX);
         return false;
     }
     return true;
@@ -413,13 +420,18 @@ static ibp_vote_rc stage_override(ibp_vote *e, const ibp_vote_msg *msg, size_t *
     const char *member = nz(msg->override.member);
     const char *reason = nz(msg->override.reason);
     size_t mlen = ibp__vote_bounded_len(member, IBP_VOTE_NAME_MAX);
-    if (mlen == 0 || mlen > IBP_VOTE_NAME_MAX)
-        return ibp__vote_fail(e, IBP_VOTE_E_INVAL, "LOCAL %llu: override member %s", seq,
-                              mlen ? "too long" : "empty");
+    if (mlen == 0)
+        return ibp__vote_fail(e, IBP_VOTE_E_INVAL, "LOCAL %llu: override member empty", seq);
+    if (mlen > IBP_VOTE_NAME_MAX)
+        return ibp__vote_fail(e, IBP_VOTE_E_INVAL,
+                              "LOCAL %llu: override member of %zu bytes is over the limit of %d "
+                              "(IBP_NAME_MAX)",
+                              seq, strlen(member), IBP_VOTE_NAME_MAX);
     if (ibp__vote_bounded_len(reason, IBP_VOTE_ERROR_MAX) > IBP_VOTE_ERROR_MAX)
         return ibp__vote_fail(e, IBP_VOTE_E_INVAL,
-                              "LOCAL %llu: override reason longer than %d bytes", seq,
-                              IBP_VOTE_ERROR_MAX);
+                              "LOCAL %llu: override reason of %zu bytes is over the limit of %d "
+                              "(IBP_ERROR_MAX)",
+                              seq, strlen(reason), IBP_VOTE_ERROR_MAX);
     *at = e->nover;
     for (size_t i = 0; i < e->nover; i++)
         if (strcmp(e->overs[i].member, member) == 0)

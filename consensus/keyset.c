@@ -102,7 +102,9 @@ bool ibp__vote_key_validate(const ibp_vote_key *key, vote_kview *v, char *err, s
 {
     static const size_t caps[4] = {IBP_VOTE_NAME_MAX, IBP_VOTE_NAME_MAX, IBP_VOTE_DOMAIN_MAX,
                                    IBP_VOTE_URL_MAX};
-    static const char *const names[4] = {"check name", "member", "domain", "endpoint"};
+    static const char *const cap_names[4] = {"IBP_NAME_MAX", "IBP_NAME_MAX", "IBP_DOMAIN_MAX",
+                                             "IBP_URL_MAX"};
+    static const char *const names[4] = {"check name", "member", "domain", "endpoint URL"};
     if (key->type < IBP_VOTE_SITE || key->type > IBP_VOTE_ENDPOINT) {
         snprintf(err, errcap, "%s: unknown check type %d", where, (int)key->type);
         return false;
@@ -116,7 +118,10 @@ bool ibp__vote_key_validate(const ibp_vote_key *key, vote_kview *v, char *err, s
     for (int i = 0; i < 4; i++) {
         v->len[i] = ibp__vote_bounded_len(v->s[i], caps[i]);
         if (v->len[i] > caps[i]) {
-            snprintf(err, errcap, "%s: %s longer than %zu bytes", where, names[i], caps[i]);
+            /* Only the message measures the whole string (bounded by the message size). */
+            if (err != NULL)
+                snprintf(err, errcap, "%s: %s of %zu bytes is over the limit of %zu (%s)", where,
+                         names[i], strlen(v->s[i]), caps[i], cap_names[i]);
             return false;
         }
     }

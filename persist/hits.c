@@ -7,19 +7,27 @@
  * (DESIGN.md §8). The last applied flush_seq of each node lives in
  * persist_hit_flushes, read FOR UPDATE, so a HitBatch is counted once even
  * when a dns node publishes it again under a new stream sequence.
+ *
+ * The primary key of `requests` is (date, row_key): row_key is the SHA-256
+ * of the other key columns (deploy/sql/003_caps.sql says why), computed here
+ * for every row written, exactly as 003 computed it for the rows it found.
  */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "apply_internal.h"
 #include "ibp/hash_index.h"
 #include "ibp/persist_db.h"
 #include "ibp/vec.h"
 
-/* Hit row columns in the order of the INSERT (and of the primary key). */
+/* Hit row columns in the order of the INSERT (the key columns of `requests`). */
 enum { C_DATE, C_NODE, C_DOMAIN, C_MEMBER, C_ASN, C_NETWORK, C_CC, C_COUNTRY, C_STRS };
+
+#define ROW_KEY_BYTES crypto_hash_sha256_BYTES
 
 /* A summed hit row; strings borrow from the decoded messages. */
 typedef struct agg_row {
@@ -28,10 +36,11 @@ typedef struct agg_row {
     signed char ipv6;
     uint64_t hits;
     uint64_t hash;
+    unsigned char row_key[ROW_KEY_BYTES];
 } agg_row;
 
 typedef struct flush_state {
-    char node[IBP_PERSIST_LIM_NODE * 4 + 1];
+    char node[IBP_NODE_ID_MAX + 1];
     uint64_t flush_seq; /* last applied, as of now in the transaction */
     uint64_t stream_seq;
     bool dirty;
@@ -50,6 +59,8 @@ struct ibp__hits {
     unsigned long *col_len[C_STRS];
     char *indicator;
     signed char *col_v6;
+    char **col_key_ptr;
+    unsigned long *col_key_len;
     unsigned long long *col_hits;
 };
 
@@ -67,8 +78,10 @@ ibp__hits *ibp__hits_new(size_t bulk_rows)
     }
     h->indicator = calloc(bulk_rows, 1); /* all STMT_INDICATOR_NONE: every value is given */
     h->col_v6 = calloc(bulk_rows, sizeof *h->col_v6);
+    h->col_key_ptr = calloc(bulk_rows, sizeof *h->col_key_ptr);
+    h->col_key_len = calloc(bulk_rows, sizeof *h->col_key_len);
     h->col_hits = calloc(bulk_rows, sizeof *h->col_hits);
-    if (!ok || !h->indicator || !h->col_v6 || !h->col_hits) {
+    if (!ok || !h->indicator || !h->col_v6 || !h->col_key_ptr || !h->col_key_len || !h->col_hits) {
         ibp__hits_free(h);
         return NULL;
     }
@@ -89,6 +102,8 @@ void ibp__hits_free(ibp__hits *h)
     }
     free(h->indicator);
     free(h->col_v6);
+    free(h->col_key_ptr);
+    free(h->col_key_len);
     free(h->col_hits);
     free(h);
 }
@@ -105,12 +120,46 @@ static bool row_key_equal(const agg_row *x, const agg_row *y)
     return true;
 }
 
+/*
+ * row_key: SHA-256 of each key column but the date as "<bytes>:<value>"
+ * without trailing spaces, then ":0" or ":1" for is_ipv6 -- what
+ * deploy/sql/003_caps.sql computes in SQL as
+ *   UNHEX(SHA2(CONCAT(LENGTH(RTRIM(node_id)), ':', RTRIM(node_id), ...,
+ *                     ':', is_ipv6), 256))
+ * The old key compared its columns without trailing spaces (PAD SPACE), so
+ * the hash leaves them out too; the length prefixes keep ("ab", "c") and
+ * ("a", "bc") apart.
+ */
+static void row_key_compute(agg_row *k)
+{
+    crypto_hash_sha256_state sh;
+    crypto_hash_sha256_init(&sh);
+    for (int c = C_NODE; c < C_STRS; c++) {
+        size_t n = k->len[c];
+        while (n > 0 && k->s[c][n - 1] == ' ')
+            n--;
+        char prefix[24];
+        int plen = snprintf(prefix, sizeof prefix, "%zu:", n);
+        crypto_hash_sha256_update(&sh, (const unsigned char *)prefix, (unsigned long long)plen);
+        crypto_hash_sha256_update(&sh, (const unsigned char *)k->s[c], n);
+    }
+    crypto_hash_sha256_update(&sh, (const unsigned char *)(k->ipv6 ? ":1" : ":0"), 2);
+    crypto_hash_sha256_final(&sh, k->row_key);
+}
+
+/* Primary key order of `requests` (date, row_key), then every byte, so the order is total. */
 static int row_cmp(const void *pa, const void *pb)
 {
     const agg_row *x = pa, *y = pb;
+    int r = strcmp(x->s[C_DATE], y->s[C_DATE]);
+    if (r != 0)
+        return r;
+    r = memcmp(x->row_key, y->row_key, ROW_KEY_BYTES);
+    if (r != 0)
+        return r;
     for (int c = 0; c < C_STRS; c++) {
         size_t n = x->len[c] < y->len[c] ? x->len[c] : y->len[c];
-        int r = memcmp(x->s[c], y->s[c], n);
+        r = memcmp(x->s[c], y->s[c], n);
         if (r != 0)
             return r;
         if (x->len[c] != y->len[c])
@@ -176,6 +225,7 @@ static bool agg_add(ibp__hits *h, const char *node, const ibp_persist_hit_row *r
         h->rows[id].hits += k.hits;
         return true;
     }
+    row_key_compute(&k);
     h->rows[h->nrows] = k;
     ibp_hash_index_insert(&h->index, k.hash, (uint32_t)h->nrows);
     h->nrows++;
@@ -185,7 +235,7 @@ static bool agg_add(ibp__hits *h, const char *node, const ibp_persist_hit_row *r
 /* ---- writing ------------------------------------------------------------------ */
 
 /* Binds rows[off..off+n) column-wise (MariaDB's array binding). */
-static void bind_columns(ibp__hits *h, size_t off, size_t n, MYSQL_BIND b[10])
+static void bind_columns(ibp__hits *h, size_t off, size_t n, MYSQL_BIND b[11])
 {
     /* Strings are arrays of pointers. */
     for (size_t i = 0; i < n; i++) {
@@ -195,6 +245,8 @@ static void bind_columns(ibp__hits *h, size_t off, size_t n, MYSQL_BIND b[10])
             h->col_len[c][i] = r->len[c];
         }
         h->col_v6[i] = r->ipv6;
+        h->col_key_ptr[i] = (char *)r->row_key;
+        h->col_key_len[i] = ROW_KEY_BYTES;
         h->col_hits[i] = r->hits;
     }
     for (int c = 0; c < C_STRS; c++) {
@@ -206,18 +258,22 @@ static void bind_columns(ibp__hits *h, size_t off, size_t n, MYSQL_BIND b[10])
     b[8].buffer_type = MYSQL_TYPE_TINY;
     b[8].buffer = h->col_v6;
     b[8].u.indicator = h->indicator;
-    b[9].buffer_type = MYSQL_TYPE_LONGLONG;
-    b[9].is_unsigned = 1;
-    b[9].buffer = h->col_hits;
+    b[9].buffer_type = MYSQL_TYPE_BLOB; /* bytes, not text of the connection's charset */
+    b[9].buffer = h->col_key_ptr;
+    b[9].length = h->col_key_len;
     b[9].u.indicator = h->indicator;
+    b[10].buffer_type = MYSQL_TYPE_LONGLONG;
+    b[10].is_unsigned = 1;
+    b[10].buffer = h->col_hits;
+    b[10].u.indicator = h->indicator;
 }
 
 static ibp_status upsert_rows(ibp_persist_applier *a, ibp_err *err)
 {
     static const char sql[] =
         "INSERT INTO requests (date, node_id, domain_name, member_name, network_asn, "
-        "network_name, country_code, country_name, is_ipv6, hits) VALUES "
-        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE hits = hits + VALUES(hits)";
+        "network_name, country_code, country_name, is_ipv6, row_key, hits) VALUES "
+        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE hits = hits + VALUES(hits)";
     ibp__hits *h = a->hits;
     ibp_status st = ibp__apply_prepare(a, &a->st_hits, sql, err);
     if (st != IBP_OK)
@@ -227,7 +283,7 @@ static ibp_status upsert_rows(ibp_persist_applier *a, ibp_err *err)
     size_t chunk = a->is_mariadb ? h->bulk_rows : 1;
     for (size_t off = 0; off < h->nrows; off += chunk) {
         size_t n = h->nrows - off < chunk ? h->nrows - off : chunk;
-        MYSQL_BIND b[10];
+        MYSQL_BIND b[11];
         memset(b, 0, sizeof b);
         if (a->is_mariadb) {
             bind_columns(h, off, n, b);
@@ -242,7 +298,9 @@ static ibp_status upsert_rows(ibp_persist_applier *a, ibp_err *err)
             for (int c = 0; c < C_STRS; c++)
                 ibp__bind_str(&b[c], r->s[c], r->len[c]);
             ibp__bind_tiny(&b[8], &r->ipv6);
-            ibp__bind_u64(&b[9], &r->hits);
+            ibp__bind_str(&b[9], (const char *)r->row_key, ROW_KEY_BYTES);
+            b[9].buffer_type = MYSQL_TYPE_BLOB;
+            ibp__bind_u64(&b[10], &r->hits);
         }
         char what[96];
         snprintf(what, sizeof what, "upsert %zu rows into requests", n);

@@ -20,7 +20,7 @@
 /* MariaDB refuses JSON nested deeper than this (JSON_VALID fails). */
 #define JSON_DEPTH_MAX 32
 
-/* Checks a string for a column: valid UTF-8 and at most max characters. */
+/* Checks a string for a column of persist's own: valid UTF-8, at most max characters. */
 static ibp_status field_check(ibp_err *err, const char *what, const char *s, size_t max)
 {
     size_t chars = 0;
@@ -32,6 +32,23 @@ static ibp_status field_check(ibp_err *err, const char *what, const char *s, siz
                            chars, max);
     return IBP_OK;
 }
+
+/* Checks a string capped in ibp/types.h: valid UTF-8, at most cap bytes
+ * (its column holds cap characters, so whatever passes fits). ctx starts the
+ * message ("Event <id>: "). */
+static ibp_status cap_check(ibp_err *err, const char *ctx, const char *what, const char *s,
+                            size_t cap, const char *cap_name)
+{
+    size_t len = s ? strlen(s) : 0;
+    if (!ibp_utf8_valid(s ? s : "", len))
+        return ibp_err_set(err, IBP_E_INVAL, "%s%s is not valid UTF-8", ctx, what);
+    if (len > cap)
+        return ibp_err_set(err, IBP_E_RANGE, "%s%s of %zu bytes is over the limit of %zu (%s)", ctx,
+                           what, len, cap, cap_name);
+    return IBP_OK;
+}
+
+#define CAP_CHECK(err, ctx, what, s, cap) cap_check((err), (ctx), (what), (s), (cap), #cap)
 
 static const char *or_empty(const char *s)
 {
@@ -54,17 +71,20 @@ static ibp_status check_row(const ibp_codec_hit_row *r, size_t i, ibp_err *err)
         const char *name;
         const char *value;
         size_t lim;
+        const char *cap_name; /* a cap of ibp/types.h (bytes), or NULL: lim is characters */
     } fields[] = {
-        {"domain", r->domain, IBP_PERSIST_LIM_DOMAIN},
-        {"member", r->member, IBP_PERSIST_LIM_MEMBER},
-        {"asn", r->asn, IBP_PERSIST_LIM_ASN},
-        {"network_name", r->network_name, IBP_PERSIST_LIM_NETWORK},
-        {"country_code", r->country_code, IBP_PERSIST_LIM_CC},
-        {"country_name", r->country_name, IBP_PERSIST_LIM_COUNTRY},
+        {"domain", r->domain, IBP_DOMAIN_MAX, "IBP_DOMAIN_MAX"},
+        {"member", r->member, IBP_NAME_MAX, "IBP_NAME_MAX"},
+        {"asn", r->asn, IBP_PERSIST_LIM_ASN, NULL},
+        {"network_name", r->network_name, IBP_PERSIST_LIM_NETWORK, NULL},
+        {"country_code", r->country_code, IBP_PERSIST_LIM_CC, NULL},
+        {"country_name", r->country_name, IBP_PERSIST_LIM_COUNTRY, NULL},
     };
     for (size_t f = 0; f < sizeof fields / sizeof fields[0]; f++) {
         snprintf(what, sizeof what, "row %zu: %s", i, fields[f].name);
-        ibp_status st = field_check(err, what, fields[f].value, fields[f].lim);
+        ibp_status st = fields[f].cap_name ? cap_check(err, "", what, fields[f].value,
+                                                       fields[f].lim, fields[f].cap_name)
+                                           : field_check(err, what, fields[f].value, fields[f].lim);
         if (st != IBP_OK)
             return st;
     }
@@ -82,7 +102,7 @@ ibp_status ibp_persist_parse_hits(const ibp_codec_hit_batch *hb, const char *sig
                            "HitBatch of node '%.64s' signed by '%.64s': a dns node reports its "
                            "own hits",
                            or_empty(hb->node), signer);
-    ibp_status st = field_check(err, "node", hb->node, IBP_PERSIST_LIM_NODE);
+    ibp_status st = CAP_CHECK(err, "", "node", hb->node, IBP_NODE_ID_MAX);
     for (size_t i = 0; st == IBP_OK && i < hb->nrows; i++)
         st = check_row(&hb->rows[i], i, err);
     if (st != IBP_OK)
@@ -253,7 +273,7 @@ static ibp_status text_columns(const ibp_codec_event *ev, ibp_persist_event *f, 
     if (!ibp_utf8_valid(error, elen))
         return ibp_err_set(err, IBP_E_INVAL, "Event %.128s: error text is not valid UTF-8", ev->id);
     f->error = error;
-    f->error_len = ibp_persist_utf8_prefix(error, elen, IBP_PERSIST_ERROR_TEXT_MAX, SIZE_MAX);
+    f->error_len = ibp_persist_utf8_prefix(error, elen, IBP_ERROR_MAX, SIZE_MAX);
     const char *data = or_empty(ev->data_json);
     if (!ibp_utf8_valid(data, strlen(data)))
         return ibp_err_set(err, IBP_E_INVAL, "Event %.128s: data_json is not valid UTF-8", ev->id);
@@ -277,7 +297,7 @@ ibp_status ibp_persist_parse_event_wire(const ibp_codec_event *ev, ibp_persist_e
     memset(out, 0, sizeof *out);
     if (ev == NULL)
         return ibp_err_set(err, IBP_E_INVAL, "Event missing");
-    ibp_status st = field_check(err, "event id", ev->id, IBP_PERSIST_LIM_EVENT_ID);
+    ibp_status st = CAP_CHECK(err, "", "event id", ev->id, IBP_EVENT_ID_MAX);
     if (st != IBP_OK)
         return st;
     if (ev->time_ms < IBP_PERSIST_TIME_MIN_MS || ev->time_ms > IBP_PERSIST_TIME_MAX_MS)
@@ -291,11 +311,12 @@ ibp_status ibp_persist_parse_event_wire(const ibp_codec_event *ev, ibp_persist_e
     out->time_ms = ev->time_ms;
     out->epoch = ev->epoch;
     key_columns(ev, out);
-    if ((st = field_check(err, "check_name", out->check_name, IBP_PERSIST_LIM_CHECK_NAME)) !=
-            IBP_OK ||
-        (st = field_check(err, "member", out->member, IBP_PERSIST_LIM_MEMBER)) != IBP_OK ||
-        (st = field_check(err, "domain", out->domain, IBP_PERSIST_LIM_DOMAIN)) != IBP_OK ||
-        (st = field_check(err, "endpoint", out->endpoint, IBP_PERSIST_LIM_ENDPOINT)) != IBP_OK)
+    char ctx[IBP_EVENT_ID_MAX + 16];
+    snprintf(ctx, sizeof ctx, "Event %s: ", ev->id);
+    if ((st = CAP_CHECK(err, ctx, "check_name", out->check_name, IBP_NAME_MAX)) != IBP_OK ||
+        (st = CAP_CHECK(err, ctx, "member", out->member, IBP_NAME_MAX)) != IBP_OK ||
+        (st = CAP_CHECK(err, ctx, "domain", out->domain, IBP_DOMAIN_MAX)) != IBP_OK ||
+        (st = CAP_CHECK(err, ctx, "endpoint", out->endpoint, IBP_URL_MAX)) != IBP_OK)
         return st;
     return text_columns(ev, out, err);
 }

@@ -5,7 +5,8 @@
  * open-event key allows one open event per key; migrating again is a no-op;
  * a database newer than the files, or one holding another schema, is refused;
  * the statement splitter copes with comments and quotes; broken migration
- * directories and failing statements give errors that say where.
+ * directories and failing statements give errors that say where; a database
+ * at 002 upgrades to 003 (the caps of ibp/types.h) keeping its rows and keys.
  *
  * Every test works in a database of its own (it_schema_<pid>_<random>),
  * dropped afterwards, so the test can run beside others on the same server.
@@ -236,10 +237,7 @@ static void test_fresh_database(void **state)
             fail_msg("table %s: not found (or not InnoDB) after migrating", tables[i]);
     }
 
-    assert_index(db, "requests", "PRIMARY",
-                 "date,node_id,domain_name,member_name,network_asn,network_name,country_code,"
-                 "country_name,is_ipv6",
-                 true);
+    assert_index(db, "requests", "PRIMARY", "date,row_key", true);
     /* The PRIMARY KEY columns are NOT NULL by definition; check none slipped to NULL-able. */
     assert_int_equal(query_int(db, "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE "
                                    "TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'requests' AND "
@@ -261,14 +259,55 @@ static void test_fresh_database(void **state)
     assert_string_equal(name, "001_initial.sql");
 }
 
-static void upsert_hits(MYSQL *db, int ipv6, int hits)
+/* The key columns of a requests row but the date: node_id, domain_name,
+ * member_name, network_asn, network_name, country_code, country_name. */
+typedef struct req_key {
+    const char *v[7];
+} req_key;
+
+static const req_key KEY_SP = {
+    {"dns1", "rpc.ibp.network", "Stake Plus", "AS13335", "Cloudflare, Inc.", "DE", "Germany"}};
+
+/*
+ * row_key of a row (deploy/sql/003_caps.sql) as SQL: over the literals of k,
+ * or over the row's own columns when k is NULL. Values hold no quotes.
+ */
+static void row_key_sql(char *buf, size_t cap, const req_key *k, int ipv6)
 {
+    static const char *const cols[7] = {"node_id",     "domain_name",  "member_name",
+                                        "network_asn", "network_name", "country_code",
+                                        "country_name"};
+    size_t n = (size_t)snprintf(buf, cap, "UNHEX(SHA2(CONCAT(");
+    for (int i = 0; i < 7; i++) {
+        char v[1100];
+        if (k)
+            snprintf(v, sizeof v, "'%s'", k->v[i]);
+        else
+            snprintf(v, sizeof v, "%s", cols[i]);
+        n += (size_t)snprintf(buf + n, cap - n, "LENGTH(RTRIM(%s)), ':', RTRIM(%s), ", v, v);
+    }
+    if (k)
+        snprintf(buf + n, cap - n, "':', %d), 256))", ipv6);
+    else
+        snprintf(buf + n, cap - n, "':', is_ipv6), 256))");
+}
+
+/* Adds hits to the row of (2025-01-31, k, ipv6) as persist does. */
+static void upsert_row(MYSQL *db, const req_key *k, int ipv6, long long hits)
+{
+    char rk[8192];
+    row_key_sql(rk, sizeof rk, k, ipv6);
     EXEC(db,
          "INSERT INTO requests (date, node_id, domain_name, member_name, network_asn, "
-         "network_name, country_code, country_name, is_ipv6, hits) VALUES ('2025-01-31', "
-         "'dns1', 'rpc.ibp.network', 'Stake Plus', 'AS13335', 'Cloudflare, Inc.', 'DE', "
-         "'Germany', %d, %d) ON DUPLICATE KEY UPDATE hits = hits + VALUES(hits)",
-         ipv6, hits);
+         "network_name, country_code, country_name, is_ipv6, row_key, hits) VALUES "
+         "('2025-01-31', '%s', '%s', '%s', '%s', '%s', '%s', '%s', %d, %s, %lld) "
+         "ON DUPLICATE KEY UPDATE hits = hits + VALUES(hits)",
+         k->v[0], k->v[1], k->v[2], k->v[3], k->v[4], k->v[5], k->v[6], ipv6, rk, hits);
+}
+
+static void upsert_hits(MYSQL *db, int ipv6, int hits)
+{
+    upsert_row(db, &KEY_SP, ipv6, hits);
 }
 
 static void test_requests_upsert(void **state)
@@ -284,10 +323,22 @@ static void test_requests_upsert(void **state)
     assert_int_equal(query_int(db, "SELECT hits FROM requests WHERE is_ipv6 = 0"), 7);
     assert_int_equal(query_int(db, "SELECT hits FROM requests WHERE is_ipv6 = 1"), 5);
     /* Case and accents are different keys (binary collation). */
-    EXEC(db, "INSERT INTO requests (date, domain_name, member_name, hits) VALUES "
-             "('2025-01-31', 'rpc.ibp.network', 'stake plus', 1) "
-             "ON DUPLICATE KEY UPDATE hits = hits + VALUES(hits)");
+    req_key lower = KEY_SP;
+    lower.v[2] = "stake plus";
+    upsert_row(db, &lower, 0, 1);
     assert_int_equal(query_int(db, "SELECT COUNT(*) FROM requests"), 3);
+    /* Trailing spaces compare equal, as utf8mb4_bin (PAD SPACE) compared the old key. */
+    req_key spaced = KEY_SP;
+    spaced.v[2] = "Stake Plus  ";
+    upsert_row(db, &spaced, 0, 1);
+    assert_int_equal(query_int(db, "SELECT COUNT(*) FROM requests"), 3);
+    assert_int_equal(query_int(db, "SELECT hits FROM requests WHERE is_ipv6 = 0 AND "
+                                   "member_name = 'Stake Plus'"),
+                     8);
+    /* A writer that does not give row_key is refused (no key that never matches). */
+    assert_int_not_equal(ibp_testenv_mysql_exec(db, "INSERT INTO requests (date, hits) VALUES "
+                                                    "('2025-02-01', 1)"),
+                         0);
     /* Hits beyond 32 bits fit. */
     EXEC(db, "UPDATE requests SET hits = hits + 5000000000 WHERE is_ipv6 = 1");
     assert_int_equal(query_int(db, "SELECT hits FROM requests WHERE is_ipv6 = 1"), 5000000005LL);
@@ -413,6 +464,103 @@ static void write_file(const char *dir, const char *name, const char *text)
         fail_msg("cannot write %s", path);
     fputs(text, f);
     fclose(f);
+}
+
+/* Reads a migration of deploy/sql into dir (copies, so the test never touches the originals). */
+static void copy_migration(const char *dir, const char *name)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", SQL_DIR, name);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        fail_msg("cannot read %s", path);
+    static char text[65536];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    write_file(dir, name, text);
+}
+
+/* CHARACTER_MAXIMUM_LENGTH of a column. */
+static long long column_chars(MYSQL *db, const char *table, const char *column)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT CHARACTER_MAXIMUM_LENGTH FROM information_schema.COLUMNS WHERE "
+             "TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '%s' AND COLUMN_NAME = '%s'",
+             table, column);
+    return query_int(db, sql);
+}
+
+/* A database at 002 with rows in it upgrades to 003: the rows keep their keys. */
+static void test_upgrade_from_002(void **state)
+{
+    test_ctx *t = *state;
+    MYSQL *db = t->g->db;
+    assert_int_equal(ibp_testenv_mkdtemp(t->tmpdir, sizeof t->tmpdir), 0);
+    copy_migration(t->tmpdir, "001_initial.sql");
+    copy_migration(t->tmpdir, "002_persist_dedup.sql");
+    migrate_ok(db, t->tmpdir, 2);
+    /* Rows as a 002 writer wrote them (no row_key). */
+    for (int v6 = 0; v6 < 2; v6++)
+        EXEC(db,
+             "INSERT INTO requests (date, node_id, domain_name, member_name, network_asn, "
+             "network_name, country_code, country_name, is_ipv6, hits) VALUES ('2025-01-31', "
+             "'%s', '%s', '%s', '%s', '%s', '%s', '%s', %d, %d)",
+             KEY_SP.v[0], KEY_SP.v[1], KEY_SP.v[2], KEY_SP.v[3], KEY_SP.v[4], KEY_SP.v[5],
+             KEY_SP.v[6], v6, 7 + v6);
+    assert_int_equal(insert_open_event(db, "ev-open"), 0);
+    EXEC(db, "INSERT INTO member_events (check_type, check_name, member_name, start_time, "
+             "end_time, event_id) VALUES ('site', 'ping', 'Amforc', '2025-01-30 10:00:00', "
+             "'2025-01-30 11:00:00', 'ev-closed')");
+
+    for (int round = 0; round < 2; round++) {
+        /* The second round runs 003 again, as after a crash before its version row. */
+        if (round == 1)
+            EXEC(db, "DELETE FROM schema_version WHERE version = 3");
+        migrate_ok(db, SQL_DIR, t->g->newest);
+        assert_index(db, "requests", "PRIMARY", "date,row_key", true);
+        char rk[8192], sql[8400];
+        row_key_sql(rk, sizeof rk, NULL, 0);
+        snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM requests WHERE row_key = %s", rk);
+        assert_int_equal(query_int(db, sql), 2);
+        assert_int_equal(query_int(db, "SELECT SUM(hits) FROM requests"), 15);
+        assert_int_equal(query_int(db, "SELECT COUNT(*) FROM member_events"), 2);
+    }
+    /* The old rows take new hits (persist's key equals the migration's). */
+    upsert_hits(db, 0, 3);
+    upsert_hits(db, 1, 3);
+    assert_int_equal(query_int(db, "SELECT COUNT(*) FROM requests"), 2);
+    assert_int_equal(query_int(db, "SELECT SUM(hits) FROM requests"), 21);
+    /* The open event is still the one open event of its key. */
+    int e = insert_open_event(db, "ev-new");
+    if (e != ER_DUP_ENTRY)
+        fail_msg("second open event after the upgrade: MariaDB error %d, want %d", e, ER_DUP_ENTRY);
+
+    /* Every column of a capped value holds the cap (ibp/types.h, in characters >= bytes). */
+    assert_int_equal(column_chars(db, "member_events", "check_name"), 255);
+    assert_int_equal(column_chars(db, "member_events", "member_name"), 255);
+    assert_int_equal(column_chars(db, "member_events", "domain_name"), 253);
+    assert_int_equal(column_chars(db, "member_events", "endpoint"), 2048);
+    assert_int_equal(column_chars(db, "member_events", "event_id"), 128);
+    assert_int_equal(column_chars(db, "requests", "member_name"), 255);
+    assert_int_equal(column_chars(db, "requests", "domain_name"), 253);
+    assert_int_equal(column_chars(db, "requests", "node_id"), 64);
+    assert_int_equal(column_chars(db, "persist_hit_flushes", "node_id"), 64);
+    assert_int_equal(column_chars(db, "persist_event_ids", "event_id"), 128);
+    /* 255 characters of 4 bytes fit too (utf8mb4), in a row and in idx_member_time. */
+    char member[255 * 4 + 1];
+    for (int i = 0; i < 255; i++)
+        memcpy(member + 4 * i, "\xf0\x9f\x98\x80", 4);
+    member[255 * 4] = '\0';
+    req_key wide = KEY_SP;
+    wide.v[2] = member;
+    upsert_row(db, &wide, 0, 1);
+    EXEC(db,
+         "INSERT INTO member_events (check_type, check_name, member_name, endpoint, start_time) "
+         "VALUES ('endpoint', '%s', '%s', REPEAT('u', 2048), '2025-01-31 12:00:00')",
+         member, member);
+    assert_int_equal(query_int(db, "SELECT MAX(CHAR_LENGTH(member_name)) FROM member_events"), 255);
 }
 
 static void test_statement_splitting(void **state)
@@ -588,6 +736,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_requests_upsert, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_member_events_open_key, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_migrate_twice_is_noop, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_upgrade_from_002, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_refuses_newer_database, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_refuses_foreign_schema, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_statement_splitting, test_setup, test_teardown),

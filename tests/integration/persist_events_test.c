@@ -10,8 +10,11 @@
  *   - evidence (voters) in vote_data, data_json in additional_data;
  *   - an Event id seen before (re-published beyond the duplicate window) is
  *     skipped;
- *   - forged, unknown-signer, undecodable, wrong-role, over-long and
- *     wrong-type messages land in dead_letters and do not block the stream;
+ *   - forged, unknown-signer, undecodable, wrong-role, over-long (one byte
+ *     over a cap of ibp/types.h) and wrong-type messages land in
+ *     dead_letters and do not block the stream;
+ *   - an outage whose every string is at its cap (multi-byte UTF-8 to the
+ *     last byte) is stored exactly and closed;
  *   - a restart of persist continues where it stopped;
  *   - get_member_events as a C function and over NATS (JSON), and $SRV.PING.
  */
@@ -222,18 +225,17 @@ static void test_lifecycle(void **state)
     pt_publish_event(F.js, F.k.s_unknown, subject, &bad, "unknown");  /* unknown signer */
     pt_publish_raw(F.js, subject, "not an envelope", 15);             /* undecodable */
     pt_publish_event(F.js, F.k.s_mon, subject, &bad, "from-monitor"); /* role */
-    char long_member[80];
-    memset(long_member, 'm', 65);
-    long_member[65] = '\0';
+    char long_member[IBP_NAME_MAX + 2];
+    memset(long_member, 'm', IBP_NAME_MAX + 1);
+    long_member[IBP_NAME_MAX + 1] = '\0';
     pt_event toolong = bad;
     toolong.id = "98-long";
     toolong.member = long_member;
-    pt_publish_event(F.js, F.k.s_cons, subject, &toolong, NULL); /* 65 > 64 characters */
+    pt_publish_event(F.js, F.k.s_cons, subject, &toolong, NULL); /* 256 > 255 bytes */
     pt_row row = {"2026-01-01", "x", "y", "DE", "", "", "", false, 1};
     pt_publish_hits(F.js, F.k.s_dns, subject, PT_DNS, 1, &row, 1, NULL); /* wrong stream */
     /* E: after all of them, still applied. */
-    ev("14-e", STATUS, DOMAIN, "dns", AM, "x.ibp.network", "", false, false, T0 + 400000, 14,
-       "{}");
+    ev("14-e", STATUS, DOMAIN, "dns", AM, "x.ibp.network", "", false, false, T0 + 400000, 14, "{}");
     /* R: down, then the key expires out of the official state (still down): closed. */
     static const char *const GONE = "Gone Nodes", *const GONE_DOMAIN = "gone.ibp.network";
     ev("15-r", STATUS, DOMAIN, "dns", GONE, GONE_DOMAIN, "", false, false, T0 + 410000, 15, "");
@@ -280,6 +282,8 @@ static void test_lifecycle(void **state)
                                                                     "19\tIBP_E_ROLE_DENIED\n"
                                                                     "20\tIBP_E_RANGE\n"
                                                                     "21\tIBP_E_INVAL\n");
+    check_dump("SELECT detail FROM dead_letters WHERE seq = 20",
+               "Event 98-long: member of 256 bytes is over the limit of 255 (IBP_NAME_MAX)\n");
     assert_int_equal(pt_db_int(F.db, "SELECT COUNT(*) FROM persist_event_ids"), 16);
     assert_int_equal(
         pt_db_int(F.db, "SELECT last_seq FROM persist_offsets WHERE stream = '%s'", F.stream),
@@ -469,6 +473,56 @@ static void test_stream_behind_database(void **state)
                      1);
 }
 
+/* Every string of an Event at its cap of ibp/types.h: stored byte for byte, then closed. */
+static void test_at_caps(void **state)
+{
+    (void)state;
+    pt_caps *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    pt_caps_fill(c, 'Z');
+    char id[IBP_EVENT_ID_MAX + 1];
+    memset(id, 'i', IBP_EVENT_ID_MAX);
+    id[IBP_EVENT_ID_MAX] = '\0';
+    char subject[256];
+    snprintf(subject, sizeof subject, "%s.caps", F.subject);
+    pt_event e = {.id = id,
+                  .kind = STATUS,
+                  .check_type = ENDPOINT,
+                  .check_name = c->check_name,
+                  .member = c->member,
+                  .domain = c->domain,
+                  .endpoint = c->endpoint,
+                  .ipv6 = true,
+                  .error = c->error,
+                  .data_json = "{}",
+                  .time_ms = T0 + 7200000,
+                  .epoch = 100,
+                  .nvoters = 3};
+    pt_publish_event(F.js, F.k.s_cons, subject, &e, NULL);
+    e.id = "101-caps";
+    e.up = true;
+    e.error = "";
+    e.time_ms += 60000;
+    e.epoch = 101;
+    uint64_t last = pt_publish_event(F.js, F.k.s_cons, subject, &e, NULL);
+    pt_wait_applied(F.p, IBP_PERSIST_EVENTS, last, 20000);
+    char *want = malloc(16384);
+    assert_non_null(want);
+    snprintf(want, 16384,
+             "endpoint\t%s\t%s\t%s\t%s\t1\t%s\t2026-01-01 02:00:00.000\t"
+             "2026-01-01 02:01:00.000\t%s\t101-caps\n",
+             c->check_name, c->member, c->domain, c->endpoint, c->error, id);
+    char *got = pt_db_dump(F.db, "SELECT check_type, check_name, member_name, domain_name, "
+                                 "endpoint, is_ipv6, error, start_time, end_time, event_id, "
+                                 "end_event_id FROM member_events WHERE end_event_id = "
+                                 "'101-caps'");
+    if (strcmp(got, want) != 0)
+        fail_msg("member_events:\n%s\nwant:\n%s", got, want);
+    free(got);
+    free(want);
+    free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -477,6 +531,7 @@ int main(void)
         cmocka_unit_test(test_query),
         cmocka_unit_test(test_nats_endpoints),
         cmocka_unit_test(test_stream_behind_database),
+        cmocka_unit_test(test_at_caps),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

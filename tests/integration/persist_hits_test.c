@@ -347,8 +347,10 @@ static void test_data_error_isolated(void **state)
     if (ibp_testenv_mysql_exec(F.db,
                                "INSERT INTO requests (date, node_id, domain_name, member_name, "
                                "network_asn, network_name, country_code, country_name, is_ipv6, "
-                               "hits) VALUES ('2026-04-01', 'dns1', 'full.example', 'Amforc', '', "
-                               "'', 'DE', 'Germany', 0, 18446744073709551000)") != 0)
+                               "row_key, hits) VALUES ('2026-04-01', 'dns1', 'full.example', "
+                               "'Amforc', '', '', 'DE', 'Germany', 0, UNHEX(SHA2('4:dns1"
+                               "12:full.example6:Amforc0:0:2:DE7:Germany:0', 256)), "
+                               "18446744073709551000)") != 0)
         fail_msg("insert the full row");
     pt_row full = {"2026-04-01", "full.example", "Amforc", "DE", "", "", "Germany", false, 1000};
     pt_row fine = {"2026-04-01", "fine.example", "Amforc", "DE", "", "", "Germany", false, 9};
@@ -370,6 +372,18 @@ static void test_data_error_isolated(void **state)
                                        "domain_name = 'full.example'");
     assert_string_equal(full_hits, "18446744073709551000\n");
     free(full_hits);
+    /* persist's row_key (C) is the one deploy/sql/003_caps.sql defines (SQL), on every row. */
+    assert_int_equal(pt_db_int(F.db,
+                               "SELECT COUNT(*) FROM requests WHERE row_key <> UNHEX(SHA2(CONCAT("
+                               "LENGTH(RTRIM(node_id)), ':', RTRIM(node_id), "
+                               "LENGTH(RTRIM(domain_name)), ':', RTRIM(domain_name), "
+                               "LENGTH(RTRIM(member_name)), ':', RTRIM(member_name), "
+                               "LENGTH(RTRIM(network_asn)), ':', RTRIM(network_asn), "
+                               "LENGTH(RTRIM(network_name)), ':', RTRIM(network_name), "
+                               "LENGTH(RTRIM(country_code)), ':', RTRIM(country_code), "
+                               "LENGTH(RTRIM(country_name)), ':', RTRIM(country_name), "
+                               "':', is_ipv6), 256))"),
+                     0);
     ibp_testenv_mysql_exec(F.db, "DELETE FROM requests WHERE date = '2026-04-01'");
     LAST = last;
 }

@@ -429,3 +429,33 @@ const char *pt_write_config(const pt_keys *k, const ibp_testenv *env, ibp_testen
     assert_int_equal(fclose(f), 0);
     return path;
 }
+
+/* Fills buf with cap bytes: head, then filler, then tail ending at the cap; NUL-terminated. */
+static void fill_to_cap(char *buf, size_t cap, const char *head, char filler, const char *tail)
+{
+    size_t h = strlen(head), t = strlen(tail);
+    assert_true(h + t <= cap);
+    memcpy(buf, head, h);
+    memset(buf + h, filler, cap - h - t);
+    memcpy(buf + cap - t, tail, t);
+    buf[cap] = '\0';
+}
+
+void pt_caps_fill(pt_caps *c, char tag)
+{
+    char head[16];
+    /* "é" (2 bytes), "€" (3), "😀" (4), "名" (3): every UTF-8 length. */
+    snprintf(head, sizeof head, "%c-\xc3\xa9\xe2\x82\xac-", tag);
+    fill_to_cap(c->check_name, IBP_NAME_MAX, head, 'c', "\xe2\x82\xac");
+    fill_to_cap(c->member, IBP_NAME_MAX, head, 'm', "\xf0\x9f\x98\x80");
+    /* Four labels: 63 + 1 + 63 + 1 + 63 + 1 + 61 = 253 bytes. */
+    memset(c->domain, 'd', IBP_DOMAIN_MAX);
+    c->domain[0] = (char)(tag | 0x20); /* lower case */
+    for (size_t i = 63; i < IBP_DOMAIN_MAX; i += 64)
+        c->domain[i] = '.';
+    c->domain[IBP_DOMAIN_MAX] = '\0';
+    char ep_head[IBP_DOMAIN_MAX + 16];
+    snprintf(ep_head, sizeof ep_head, "wss://%s/", c->domain);
+    fill_to_cap(c->endpoint, IBP_URL_MAX, ep_head, 'p', "/end");
+    fill_to_cap(c->error, IBP_ERROR_MAX, "timeout \xe5\x90\x8d ", 'e', " \xc3\xa9");
+}

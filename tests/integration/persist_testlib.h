@@ -19,6 +19,7 @@
 #include "ibp/key.h"
 #include "ibp/persist.h"
 #include "ibp/roster.h"
+#include "ibp/types.h"
 #include "testenv.h"
 
 #define PT_DNS "dns1"
@@ -121,6 +122,22 @@ void pt_wait_offset(MYSQL *db, const char *stream, uint64_t seq, int timeout_ms)
  */
 const char *pt_write_config(const pt_keys *k, const ibp_testenv *env, ibp_testenv_nats_role role,
                             const char *database, const char *extra_json);
+
+/*
+ * Strings at the caps of ibp/types.h (bytes of UTF-8), each with multi-byte
+ * characters, the last one ending exactly at the cap; tag (one ASCII
+ * letter) starts the names and the domain, so several keys can be made.
+ * The domain is lower-case labels of at most 63 bytes; the endpoint is
+ * "wss://<domain>/..." of IBP_URL_MAX bytes.
+ */
+typedef struct pt_caps {
+    char check_name[IBP_NAME_MAX + 1];
+    char member[IBP_NAME_MAX + 1];
+    char domain[IBP_DOMAIN_MAX + 1];
+    char endpoint[IBP_URL_MAX + 1];
+    char error[IBP_ERROR_MAX + 1];
+} pt_caps;
+void pt_caps_fill(pt_caps *c, char tag);
 
 long long pt_now_ms(void);
 void pt_sleep_ms(int ms);

@@ -472,11 +472,68 @@ static void test_local_strings(void **state)
                          .nobs = 1};
     ibp_vote_update u;
     assert_int_equal(ibp_vote_apply(e, &vmsg, &u), IBP_VOTE_E_INVAL);
-    if (!strstr(ibp_vote_last_error(e), "member longer than 255 bytes"))
+    if (!strstr(ibp_vote_last_error(e), "LOCAL 1 observation 0: member of 256 bytes is over the "
+                                        "limit of 255 (IBP_NAME_MAX)"))
         fail_msg("engine error: %s", ibp_vote_last_error(e));
     member[IBP_VOTE_NAME_MAX] = '\0';
     assert_int_equal(apply_wire_member(e, 2, member, IBP_OK), IBP_VOTE_OK);
     free(member);
+    ibp_vote_free(e);
+}
+
+/* The engine votes on a key with every field at its cap and refuses one byte more in any. */
+static void test_local_key_caps(void **state)
+{
+    (void)state;
+    ibp_vote_config cfg;
+    ibp_vote_config_init(&cfg);
+    cfg.quorum_min = 1;
+    ibp_vote *e = NULL;
+    assert_int_equal(ibp_vote_new(&cfg, &e), IBP_VOTE_OK);
+    char *check = filled(IBP_NAME_MAX + 1, 'c');
+    char *member = filled(IBP_NAME_MAX + 1, 'm');
+    char *domain = filled(IBP_DOMAIN_MAX + 1, 'd');
+    for (size_t i = 63; i < IBP_DOMAIN_MAX + 1; i += 64)
+        domain[i] = '.'; /* labels of 63 */
+    char *url = filled(IBP_URL_MAX + 1, 'u');
+    char *error = filled(IBP_ERROR_MAX + 1, 'e');
+    char *fields[] = {check, member, domain, url, error};
+    static const size_t caps[] = {IBP_NAME_MAX, IBP_NAME_MAX, IBP_DOMAIN_MAX, IBP_URL_MAX,
+                                  IBP_ERROR_MAX};
+    static const char *const want[] = {
+        "check name of 256 bytes is over the limit of 255 (IBP_NAME_MAX)",
+        "member of 256 bytes is over the limit of 255 (IBP_NAME_MAX)",
+        "domain of 254 bytes is over the limit of 253 (IBP_DOMAIN_MAX)",
+        "endpoint URL of 2049 bytes is over the limit of 2048 (IBP_URL_MAX)",
+        "error text of 4097 bytes is over the limit of 4096 (IBP_ERROR_MAX)",
+    };
+    for (size_t f = 0; f < 5; f++)
+        fields[f][caps[f]] = '\0';
+    uint64_t seq = 0;
+    for (size_t f = 0; f < 6; f++) {
+        if (f < 5)
+            fields[f][caps[f]] = f == 2 ? 'd' : 'x'; /* this one a byte over */
+        ibp_vote_obs ob = {
+            {IBP_VOTE_ENDPOINT, check, member, domain, url, false}, IBP_VOTE_DOWN, T0, error, ""};
+        ibp_vote_msg vmsg = {.kind = IBP_VOTE_MSG_OBSERVATION_BATCH,
+                             .signer = "mon1",
+                             .local_seq = ++seq,
+                             .stream_ms = T0 + (int64_t)seq,
+                             .obs = &ob,
+                             .nobs = 1};
+        ibp_vote_update u;
+        ibp_vote_rc rc = ibp_vote_apply(e, &vmsg, &u);
+        if (f < 5) {
+            assert_int_equal(rc, IBP_VOTE_E_INVAL);
+            if (!strstr(ibp_vote_last_error(e), want[f]))
+                fail_msg("engine error: '%s', want '%s'", ibp_vote_last_error(e), want[f]);
+            fields[f][caps[f]] = '\0';
+        } else {
+            assert_int_equal(rc, IBP_VOTE_OK); /* all at the cap */
+        }
+    }
+    for (size_t f = 0; f < 5; f++)
+        free(fields[f]);
     ibp_vote_free(e);
 }
 
@@ -670,8 +727,9 @@ int main(void)
         cmocka_unit_test(test_message_size_seal), cmocka_unit_test(test_message_size_verify),
         cmocka_unit_test(test_monitor_split),     cmocka_unit_test(test_engine_limits),
         cmocka_unit_test(test_result_strings),    cmocka_unit_test(test_network_strings),
-        cmocka_unit_test(test_local_strings),     cmocka_unit_test(test_snapshot_strings),
-        cmocka_unit_test(test_usage_keys),        cmocka_unit_test(test_settings),
+        cmocka_unit_test(test_local_strings),     cmocka_unit_test(test_local_key_caps),
+        cmocka_unit_test(test_snapshot_strings),  cmocka_unit_test(test_usage_keys),
+        cmocka_unit_test(test_settings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

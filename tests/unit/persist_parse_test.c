@@ -121,7 +121,32 @@ static void test_hits_rejected(void **state)
     memset(long_node, 'n', 65);
     long_node[65] = '\0';
     f.hb.node = long_node;
-    expect_hits(&f, long_node, IBP_E_RANGE, "node has 65 characters, the column holds 64");
+    expect_hits(&f, long_node, IBP_E_RANGE,
+                "node of 65 bytes is over the limit of 64 (IBP_NODE_ID_MAX)");
+    long_node[64] = '\0';
+    expect_hits(&f, long_node, IBP_OK, NULL);
+
+    /* Member and domain at their caps (bytes, not characters), and one byte more. */
+    char member[IBP_NAME_MAX + 2], domain[IBP_DOMAIN_MAX + 2];
+    memset(member, 'm', sizeof member - 1);
+    memcpy(member, "\xc3\xa9\xe2\x82\xac", 5); /* two characters of five bytes first */
+    member[IBP_NAME_MAX] = '\0';
+    memset(domain, 'd', sizeof domain - 1);
+    domain[IBP_DOMAIN_MAX] = '\0';
+    hits_init(&f);
+    f.row[0].member = member;
+    f.row[1].domain = domain;
+    expect_hits(&f, "dns-1", IBP_OK, NULL);
+    member[IBP_NAME_MAX] = 'm';
+    member[IBP_NAME_MAX + 1] = '\0';
+    expect_hits(&f, "dns-1", IBP_E_RANGE,
+                "row 0: member of 256 bytes is over the limit of 255 (IBP_NAME_MAX)");
+    hits_init(&f);
+    domain[IBP_DOMAIN_MAX] = 'd';
+    domain[IBP_DOMAIN_MAX + 1] = '\0';
+    f.row[1].domain = domain;
+    expect_hits(&f, "dns-1", IBP_E_RANGE,
+                "row 1: domain of 254 bytes is over the limit of 253 (IBP_DOMAIN_MAX)");
 
     static const char *const bad_dates[] = {"2025-13-01", "2025-02-30",  "25-01-01",
                                             "0999-12-31", "2025-01-31x", ""};
@@ -325,20 +350,20 @@ static void test_event_error_text_cut(void **state)
     (void)state;
     event_fixture f;
     event_init(&f, IBP__V1__CHECK_TYPE__CHECK_TYPE_SITE);
-    /* "é" repeated past the limit: the cut never splits a character. */
-    size_t n = IBP_PERSIST_ERROR_TEXT_MAX + 12; /* odd: pairs, then one "x" */
+    /* "x", then "é" repeated past the limit: the cut never splits a character. */
+    size_t n = IBP_ERROR_MAX + 13; /* odd: one "x", then pairs */
     char *text = malloc(n + 1);
     assert_non_null(text);
-    for (size_t i = 0; i + 1 < n; i += 2)
+    text[0] = 'x';
+    for (size_t i = 1; i + 1 < n; i += 2)
         memcpy(text + i, "\xc3\xa9", 2);
-    text[n - 1] = 'x';
     text[n] = '\0';
     f.ev.error = text;
     ibp_persist_event out;
     ibp_err err;
     ibp_err_clear(&err);
     assert_int_equal(ibp_persist_parse_event(&f.ev, &out, &err), IBP_OK);
-    assert_int_equal(out.error_len, IBP_PERSIST_ERROR_TEXT_MAX - 1);
+    assert_int_equal(out.error_len, IBP_ERROR_MAX - 1);
     ibp_persist_event_clear(&out);
     free(text);
 }
@@ -359,7 +384,10 @@ static void test_event_rejected(void **state)
     long_id[129] = '\0';
     event_init(&f, IBP__V1__CHECK_TYPE__CHECK_TYPE_SITE);
     f.ev.id = long_id;
-    expect_event(&f, IBP_E_RANGE, "event id has 129 characters, the column holds 128");
+    expect_event(&f, IBP_E_RANGE,
+                 "event id of 129 bytes is over the limit of 128 (IBP_EVENT_ID_MAX)");
+    long_id[IBP_EVENT_ID_MAX] = '\0';
+    expect_event(&f, IBP_OK, NULL);
 
     event_init(&f, IBP__V1__CHECK_TYPE__CHECK_TYPE_SITE);
     f.ev.key = NULL;
@@ -399,12 +427,43 @@ static void test_event_rejected(void **state)
     event_init(&f, IBP__V1__CHECK_TYPE__CHECK_TYPE_SITE);
     f.key.check_name = "c\xff";
     expect_event(&f, IBP_E_INVAL, "check_name is not valid UTF-8");
-    char long_member[80];
-    memset(long_member, 'm', 65);
-    long_member[65] = '\0';
+    /* Every key field at its cap is taken; one byte more is refused, naming it. */
+    char name[IBP_NAME_MAX + 2], domain[IBP_DOMAIN_MAX + 2], url[IBP_URL_MAX + 2];
+    memset(name, 'n', sizeof name - 1);
+    memcpy(name + 10, "\xf0\x9f\x98\x80", 4); /* one character of four bytes */
+    name[IBP_NAME_MAX] = '\0';
+    memset(domain, 'd', sizeof domain - 1);
+    domain[IBP_DOMAIN_MAX] = '\0';
+    memset(url, 'u', sizeof url - 1);
+    url[IBP_URL_MAX] = '\0';
+    event_init(&f, IBP__V1__CHECK_TYPE__CHECK_TYPE_ENDPOINT);
+    f.key.check_name = name;
+    f.key.member = name;
+    f.key.domain = domain;
+    f.key.endpoint = url;
+    expect_event(&f, IBP_OK, NULL);
+    struct {
+        char *s;
+        size_t cap;
+        const char *want;
+    } over[] = {
+        {name, IBP_NAME_MAX, "check_name of 256 bytes is over the limit of 255 (IBP_NAME_MAX)"},
+        {domain, IBP_DOMAIN_MAX, "domain of 254 bytes is over the limit of 253 (IBP_DOMAIN_MAX)"},
+        {url, IBP_URL_MAX, "endpoint of 2049 bytes is over the limit of 2048 (IBP_URL_MAX)"},
+    };
+    for (size_t i = 0; i < sizeof over / sizeof over[0]; i++) {
+        over[i].s[over[i].cap] = 'x';
+        over[i].s[over[i].cap + 1] = '\0';
+        expect_event(&f, IBP_E_RANGE, over[i].want);
+        over[i].s[over[i].cap] = '\0';
+    }
+    char long_member[IBP_NAME_MAX + 2];
+    memset(long_member, 'm', IBP_NAME_MAX + 1);
+    long_member[IBP_NAME_MAX + 1] = '\0';
     event_init(&f, IBP__V1__CHECK_TYPE__CHECK_TYPE_SITE);
     f.key.member = long_member;
-    expect_event(&f, IBP_E_RANGE, "member has 65 characters, the column holds 64");
+    expect_event(&f, IBP_E_RANGE,
+                 "Event ev-1: member of 256 bytes is over the limit of 255 (IBP_NAME_MAX)");
 
     event_init(&f, IBP__V1__CHECK_TYPE__CHECK_TYPE_SITE);
     f.ev.error = "\xe2\x82"; /* cut in the middle of a character */

@@ -1033,8 +1033,8 @@ static void test_limits_and_malformed(void **state)
     longname[sizeof longname - 1] = '\0';
     bad[1] = site_obs("k2", IBP_VOTE_UP, 1);
     bad[1].key.member = longname;
-    assert_rejected(&f, batch(&f, "mon1", T0 + 8, bad, 2), IBP_VOTE_E_INVAL, "member longer",
-                    &before);
+    assert_rejected(&f, batch(&f, "mon1", T0 + 8, bad, 2), IBP_VOTE_E_INVAL,
+                    "member of 299 bytes is over the limit of 255 (IBP_NAME_MAX)", &before);
     bad[1] = site_obs("k2", IBP_VOTE_UP, 1);
     bad[1].key.domain = "rpc.ibp.network"; /* a site key with a domain */
     assert_rejected(&f, batch(&f, "mon1", T0 + 8, bad, 2), IBP_VOTE_E_INVAL,
@@ -1063,13 +1063,13 @@ static void test_limits_and_malformed(void **state)
     big[IBP_VOTE_DATA_MAX + 1] = '\0';
     bad[1] = site_obs("k2", IBP_VOTE_UP, 1);
     bad[1].data_json = big;
-    assert_rejected(&f, batch(&f, "mon1", T0 + 8, bad, 2), IBP_VOTE_E_INVAL, "data longer",
-                    &before);
+    assert_rejected(&f, batch(&f, "mon1", T0 + 8, bad, 2), IBP_VOTE_E_INVAL,
+                    "data of 65537 bytes is over the limit of 65536 (IBP_DATA_MAX)", &before);
     big[IBP_VOTE_ERROR_MAX + 1] = '\0';
     bad[1].data_json = "";
     bad[1].error = big;
-    assert_rejected(&f, batch(&f, "mon1", T0 + 8, bad, 2), IBP_VOTE_E_INVAL, "error text longer",
-                    &before);
+    assert_rejected(&f, batch(&f, "mon1", T0 + 8, bad, 2), IBP_VOTE_E_INVAL,
+                    "error text of 4097 bytes is over the limit of 4096 (IBP_ERROR_MAX)", &before);
     free(big);
     assert_rejected(&f, batch(&f, "", T0 + 8, bad, 1), IBP_VOTE_E_INVAL, "empty signer", &before);
     assert_rejected(&f, batch(&f, "mon1", T0 + 8, NULL, 1), IBP_VOTE_E_INVAL, "missing", &before);

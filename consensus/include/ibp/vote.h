@@ -113,13 +113,15 @@ typedef enum ibp_vote_kind {
 } ibp_vote_kind;
 
 /* Caps on input strings, in bytes without the NUL (ibp/types.h). */
-#define IBP_VOTE_NAME_MAX IBP_NAME_MAX     /* check names, members, node ids */
+#define IBP_VOTE_NAME_MAX IBP_NAME_MAX     /* check names, members; bounds signers too */
 #define IBP_VOTE_DOMAIN_MAX IBP_DOMAIN_MAX /* lower-case, no trailing dot */
 #define IBP_VOTE_URL_MAX IBP_URL_MAX       /* endpoint URLs */
 #define IBP_VOTE_ERROR_MAX IBP_ERROR_MAX   /* error texts, override reasons */
 #define IBP_VOTE_DATA_MAX IBP_DATA_MAX     /* extra data (a JSON object as text) */
 #define IBP_VOTE_DIGEST_SIZE 32            /* bytes */
 #define IBP_VOTE_EVENT_ID_SIZE 56          /* bytes, NUL included: "<epoch>-<32 hex>" */
+_Static_assert(IBP_VOTE_EVENT_ID_SIZE - 1 <= IBP_EVENT_ID_MAX,
+               "an Event id fits the cap persist stores (IBP_EVENT_ID_MAX)");
 
 /*
  * Identity of a result. A site key has empty domain and endpoint; a domain key

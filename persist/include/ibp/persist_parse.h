@@ -13,17 +13,18 @@
  *   HitBatch  node equal to the signer (a dns node reports its own hits),
  *             flush_seq > 0, every date a YYYY-MM-DD from year 1000 on,
  *             hits at most IBP_PERSIST_MAX_ROW_HITS, every string valid
- *             UTF-8 within its column (deploy/sql/001_initial.sql);
+ *             UTF-8 within its cap or column (see below);
  *   Event     an id, a key with a member, status up or down, a time a
  *             DATETIME holds, kind STATUS (site / domain / endpoint key with
  *             exactly the fields its type needs) or OVERRIDE, strings valid
- *             UTF-8 within their columns, error text and data_json valid
- *             UTF-8 (the error text is cut to IBP_PERSIST_ERROR_TEXT_MAX
- *             bytes at a character boundary).
+ *             UTF-8 within their caps, error text and data_json valid
+ *             UTF-8 (the error text is cut to IBP_ERROR_MAX bytes at a
+ *             character boundary).
  * The reasons: IBP_E_ROLE_DENIED (HitBatch of another node), IBP_E_RANGE (a
  * value its column cannot hold), IBP_E_INVAL (anything else malformed),
  * IBP_E_NOMEM; err->msg is the detail stored in dead_letters (e.g. "row 3:
- * domain has 300 characters, the column holds 253").
+ * domain of 300 bytes is over the limit of 253 (IBP_DOMAIN_MAX)", "row 0:
+ * asn has 33 characters, the column holds 32").
  *
  * Ownership: the parsed structs borrow every string from the decoded message
  * (keep it alive while they are used) except the two JSON columns of an
@@ -41,32 +42,30 @@
 #include "ibp/codec_hit_batch.h"
 #include "ibp/ibp.pb-c.h"
 #include "ibp/status.h"
+#include "ibp/types.h"
 
 /* A hit row delta above this is not plausible (10^12 hits in one flush) and
  * is dead-lettered; it also keeps any sum far from BIGINT UNSIGNED overflow. */
 #define IBP_PERSIST_MAX_ROW_HITS UINT64_C(1000000000000)
 
-/* Longest error text stored (member_events.error is TEXT): longer texts are
- * cut at a character boundary. */
-#define IBP_PERSIST_ERROR_TEXT_MAX 65535
-
 /* Earliest and latest instants a DATETIME(3) holds (1000-01-01 .. 9999-12-31), in Unix ms. */
 #define IBP_PERSIST_TIME_MIN_MS INT64_C(-30610224000000)
 #define IBP_PERSIST_TIME_MAX_MS INT64_C(253402300799999)
 
-/* Column limits (characters) of deploy/sql/001_initial.sql. */
+/*
+ * What the columns hold. The strings capped in ibp/types.h (node ids,
+ * domains, member and check names, endpoint URLs, Event ids) are checked
+ * against their cap, in bytes: each of their columns holds as many
+ * characters as the cap (deploy/sql/003_caps.sql), so every value up to the
+ * cap is stored and only a longer one (which no correct node sends) is
+ * refused. Error texts are cut to IBP_ERROR_MAX bytes. The geo columns of
+ * `requests` have no cap of the wire; their widths, in characters, are these.
+ */
 enum {
-    IBP_PERSIST_LIM_NODE = 64,
-    IBP_PERSIST_LIM_DOMAIN = 253,
-    IBP_PERSIST_LIM_MEMBER = 64,
     IBP_PERSIST_LIM_ASN = 32,
     IBP_PERSIST_LIM_NETWORK = 255,
     IBP_PERSIST_LIM_CC = 2,
     IBP_PERSIST_LIM_COUNTRY = 64,
-    IBP_PERSIST_LIM_CHECK_TYPE = 12,
-    IBP_PERSIST_LIM_CHECK_NAME = 64,
-    IBP_PERSIST_LIM_ENDPOINT = 512,
-    IBP_PERSIST_LIM_EVENT_ID = 128,
 };
 
 /* One row of a HitBatch: the columns of `requests`. Strings are never NULL

@@ -25,8 +25,7 @@
 #include "ibp/key.h"
 #include "ibp/nkey.h"
 #include "ibp/status.h"
-
-#define IBP_NODE_ID_MAX 64
+#include "ibp/types.h" /* IBP_NODE_ID_MAX */
 
 typedef enum ibp_role {
     IBP_ROLE_MONITOR = 1u << 0,
