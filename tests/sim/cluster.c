@@ -18,6 +18,11 @@
  *    observation for the expiry time;
  *  - no forged, mis-signed, wrong-role, replayed or duplicated envelope is ever
  *    accepted (each envelope is accepted at most once);
+ *  - trimmed-LOCAL seeds: no replica reads a position LOCAL dropped; a replica
+ *    without a usable state starts only from a checkpoint whose digest is the
+ *    published one of its epoch (a forged one is refused by that rule and by
+ *    the import), and otherwise waits; from the checkpoint on, the checks
+ *    above hold for it like for any replica (same epochs, same digests);
  *  - at the end: replicas are identical (exports compared field by field),
  *    equal to the reference, and after the calm phase every key's official
  *    status equals the ground truth; keys dropped from the monitors' config
@@ -125,6 +130,7 @@ void ibp_test_sim_knobs_random(sim_knobs *k, uint64_t seed)
     static const int64_t grans[] = {1, 1, 250, 1000, 1000, 5000};
     k->gran_ms = grans[sim_below(&r, 6)];
     k->check_gran_ms = sim_chance(&r, 500000) ? 1000 : 1;
+    k->trim = sim_chance(&r, 300000); /* drawn last: the other knobs stay what they were */
 }
 
 /* Rounds v down to a multiple of gran (the seed's time granularity). */
@@ -145,6 +151,7 @@ enum ev_type {
     EV_CHURN,
     EV_OVERRIDE,
     EV_SCRIPT,
+    EV_TRIM,
     EV_END,
 };
 
@@ -413,6 +420,7 @@ struct sim_cluster {
     size_t npool, poolcap;
 
     struct replica rep[NREP];
+    size_t trim; /* LOCAL positions below this are gone (nats.local_max_age_ms) */
     ref_model ref;
     struct filter rf;
     size_t refpos;
@@ -978,6 +986,8 @@ static void replica_consume(sim_cluster *c, int ri)
     ref_advance(c, p);
     if (c->failed)
         return;
+    CHECK(c, p >= c->trim, "replica %d read LOCAL %zu, which LOCAL dropped (first is %zu)", ri,
+          p + 1, c->trim + 1);
     const struct logent *le = &c->log[p];
     int v = filter_check(c, &R->f, le->env);
     CHECK(c, v == c->pos[p].verdict, "replica %d LOCAL %zu: verdict %s, reference %s", ri, p + 1,
@@ -1013,32 +1023,133 @@ static void replica_snapshot(sim_cluster *c, int ri)
     c->st.snapshots++;
 }
 
+/* Takes state s (its own, or another replica's checkpoint) into replica ri: an
+ * import checked against the reference at that prefix. */
+static void adopt_state(sim_cluster *c, int ri, const struct snapshot *s)
+{
+    struct replica *R = &c->rep[ri];
+    char why[256];
+    ibp_vote_rc rc = ibp_vote_import(&c->cfg, &s->copy.st, &R->e, why, sizeof why);
+    CHECK(c, rc == IBP_VOTE_OK, "replica %d: import: %s: %s", ri, ibp_vote_strerror(rc), why);
+    R->f = s->f;
+    R->cursor = s->cursor;
+    ibp_vote_info info;
+    ibp_vote_get_info(R->e, &info);
+    R->last_epoch = info.epoch;
+    memcpy(R->last_digest, info.digest, sizeof R->last_digest);
+    if (R->cursor > 0) {
+        /* The restored state is exactly the one at that prefix. */
+        const struct posrec *r = &c->pos[R->cursor - 1];
+        CHECK(c, info.epoch == r->epoch, "replica %d: restored epoch %llu, expected %llu", ri,
+              (unsigned long long)info.epoch, (unsigned long long)r->epoch);
+        size_t q = R->cursor;
+        while (q-- > 0 && !c->pos[q].has_digest)
+            ;
+        if (q < R->cursor)
+            CHECK(c, memcmp(info.digest, c->pos[q].digest, sizeof info.digest) == 0,
+                  "replica %d: restored digest differs from LOCAL %zu's", ri, q + 1);
+    }
+}
+
+/* The digest published for epoch (the OfficialSnapshot's): false when no replica
+ * computed it yet. Epoch 0 is the empty state. */
+static bool published_digest(const sim_cluster *c, uint64_t epoch, uint8_t *out)
+{
+    if (epoch == 0) {
+        memcpy(out, ibp_vote_empty_digest, IBP_VOTE_DIGEST_SIZE);
+        return true;
+    }
+    for (size_t p = 0; p < c->refpos; p++)
+        if (c->pos[p].epoch == epoch && c->pos[p].has_digest) {
+            memcpy(out, c->pos[p].digest, IBP_VOTE_DIGEST_SIZE);
+            return true;
+        }
+    return false;
+}
+
+/* The checkpoint rules (ibp/checkpoint.h) on state s: LOCAL still holds what
+ * follows it, and its digest is the published one of its epoch. */
+static bool checkpoint_usable(const sim_cluster *c, const struct snapshot *s)
+{
+    uint8_t d[IBP_VOTE_DIGEST_SIZE];
+    return s->cursor >= c->trim && published_digest(c, s->copy.st.epoch, d) &&
+           memcmp(d, s->copy.st.digest, sizeof d) == 0;
+}
+
+/*
+ * A replica without a usable state of its own after LOCAL lost its prefix
+ * takes the newest usable checkpoint of the replicas (their last saved
+ * states, as on stream CHECKPOINT), or waits, computing and publishing
+ * nothing. Now and then a forged candidate (a real state with a digest that
+ * is not its entries') is offered first: both the digest rule and the import
+ * must refuse it.
+ */
+static bool replica_bootstrap(sim_cluster *c, int ri)
+{
+    if (sim_chance(&c->rng, 200000)) {
+        for (int o = 0; o < NREP; o++) {
+            if (!c->rep[o].snap.has)
+                continue;
+            struct snapshot forged = c->rep[o].snap;
+            forged.copy.st.digest[sim_below(&c->rng, IBP_VOTE_DIGEST_SIZE)] ^= 0x5a;
+            ibp_vote *e = NULL;
+            char why[256];
+            ibp_vote_rc rc = ibp_vote_import(&c->cfg, &forged.copy.st, &e, why, sizeof why);
+            ibp_vote_free(e);
+            if (rc != IBP_VOTE_E_DIGEST || checkpoint_usable(c, &forged)) {
+                fail(c, "replica %d: a forged checkpoint passed (import %s)", ri,
+                     ibp_vote_strerror(rc));
+                return false;
+            }
+            c->st.checkpoints_refused++;
+            break;
+        }
+    }
+    const struct snapshot *best = NULL;
+    for (int o = 0; o < NREP; o++) {
+        const struct snapshot *s = &c->rep[o].snap;
+        if (!s->has)
+            continue;
+        if (!checkpoint_usable(c, s)) {
+            c->st.checkpoints_refused++;
+            continue;
+        }
+        if (!best || s->copy.st.epoch > best->copy.st.epoch ||
+            (s->copy.st.epoch == best->copy.st.epoch && s->cursor > best->cursor))
+            best = s;
+    }
+    if (!best) {
+        c->st.bootstrap_waits++;
+        return false;
+    }
+    struct snapshot taken = *best; /* the replica's own snap may be the one replaced */
+    struct state_copy copy;
+    state_copy_make(&copy, &best->copy.st);
+    taken.copy = copy;
+    adopt_state(c, ri, &taken);
+    /* It saves its state at once. */
+    state_copy_free(&c->rep[ri].snap.copy);
+    c->rep[ri].snap = taken;
+    c->rep[ri].snap.has = true;
+    c->st.bootstraps++;
+    return true;
+}
+
 static void replica_restart(sim_cluster *c, int ri)
 {
     struct replica *R = &c->rep[ri];
-    if (R->snap.has && (c->scripted || sim_chance(&c->rng, 800000))) {
-        char why[256];
-        ibp_vote_rc rc = ibp_vote_import(&c->cfg, &R->snap.copy.st, &R->e, why, sizeof why);
-        CHECK(c, rc == IBP_VOTE_OK, "replica %d: import: %s: %s", ri, ibp_vote_strerror(rc), why);
-        R->f = R->snap.f;
-        R->cursor = R->snap.cursor;
-        ibp_vote_info info;
-        ibp_vote_get_info(R->e, &info);
-        R->last_epoch = info.epoch;
-        memcpy(R->last_digest, info.digest, sizeof R->last_digest);
-        if (R->cursor > 0) {
-            /* The restored state is exactly the one at that prefix. */
-            const struct posrec *r = &c->pos[R->cursor - 1];
-            CHECK(c, info.epoch == r->epoch, "replica %d: restored epoch %llu, expected %llu", ri,
-                  (unsigned long long)info.epoch, (unsigned long long)r->epoch);
-            size_t q = R->cursor;
-            while (q-- > 0 && !c->pos[q].has_digest)
-                ;
-            if (q < R->cursor)
-                CHECK(c, memcmp(info.digest, c->pos[q].digest, sizeof info.digest) == 0,
-                      "replica %d: restored digest differs from LOCAL %zu's", ri, q + 1);
-        }
+    bool own = R->snap.has && R->snap.cursor >= c->trim;
+    if (own && (c->scripted || sim_chance(&c->rng, 800000))) {
+        adopt_state(c, ri, &R->snap);
         c->st.restores++;
+    } else if (c->trim > 0) {
+        /* LOCAL lost its prefix: replaying from the start would diverge for ever. */
+        if (!replica_bootstrap(c, ri)) {
+            if (!c->failed)
+                push(c, c->now + sim_range(&c->rng, 2000, 20000), NODE_REPLICA + ri,
+                     EV_REPLICA_RESTART, ri, NULL);
+            return; /* still down: waits, publishes nothing */
+        }
     } else {
         CHECK(c, ibp_vote_new(&c->cfg, &R->e) == IBP_VOTE_OK, "replica %d: new", ri);
         memset(&R->f, 0, sizeof R->f);
@@ -1048,6 +1159,36 @@ static void replica_restart(sim_cluster *c, int ri)
         c->st.rebuilds++;
     }
     R->down = false;
+}
+
+/*
+ * LOCAL drops its prefix up to the slowest replica's position (a running
+ * replica never loses a message it has not read), and one replica is rebuilt
+ * without its state: it must start from a checkpoint or wait. Only when all
+ * replicas run, so that someone is left to publish checkpoints.
+ */
+static void trim_local(sim_cluster *c)
+{
+    size_t lo = c->nlog;
+    for (int r = 0; r < NREP; r++) {
+        if (c->rep[r].down)
+            return;
+        if (c->rep[r].cursor < lo)
+            lo = c->rep[r].cursor;
+    }
+    if (lo <= c->trim)
+        return;
+    c->trim = lo;
+    c->st.trims++;
+    int victim = (int)sim_below(&c->rng, NREP);
+    struct replica *R = &c->rep[victim];
+    ibp_vote_free(R->e);
+    R->e = NULL;
+    R->down = true;
+    state_copy_free(&R->snap.copy);
+    memset(&R->snap, 0, sizeof R->snap);
+    push(c, c->now + sim_range(&c->rng, 1000, 30000), NODE_REPLICA + victim, EV_REPLICA_RESTART,
+         victim, NULL);
 }
 
 static void replica_step(sim_cluster *c, int ri, bool all)
@@ -1264,12 +1405,20 @@ static void compare_exports(sim_cluster *c, int ra, const ibp_vote_state *a, int
 
 static void final_checks(sim_cluster *c, bool ground_truth)
 {
-    /* Everyone up and caught up. */
-    for (int r = 0; r < NREP && !c->failed; r++) {
-        if (c->rep[r].down)
-            replica_restart(c, r);
-        replica_step(c, r, true);
-    }
+    /* Everyone up and caught up: those that can start first; their checkpoints
+     * then let a waiting replica start. */
+    for (int pass = 0; pass < 2 && !c->failed; pass++)
+        for (int r = 0; r < NREP && !c->failed; r++) {
+            if (c->rep[r].down)
+                replica_restart(c, r);
+            if (c->rep[r].down)
+                continue;
+            replica_step(c, r, true);
+            if (c->trim > 0 && !c->failed)
+                replica_snapshot(c, r);
+        }
+    for (int r = 0; r < NREP && !c->failed; r++)
+        CHECK(c, !c->rep[r].down, "final: replica %d found no usable checkpoint", r);
     if (c->failed)
         return;
     if (c->nlog > 0)
@@ -1364,9 +1513,15 @@ static void run_events(sim_cluster *c)
                 push(c, c->now + sim_range(&c->rng, 200, 4000), e.node, EV_REPLICA_STEP, e.a, NULL);
             break;
         case EV_REPLICA_RESTART:
+            if (!c->rep[e.a].down)
+                break;
             replica_restart(c, e.a);
-            push(c, c->now + sim_range(&c->rng, 200, 4000), NODE_REPLICA + e.a, EV_REPLICA_STEP,
-                 e.a, NULL);
+            if (!c->rep[e.a].down)
+                push(c, c->now + sim_range(&c->rng, 200, 4000), NODE_REPLICA + e.a,
+                     EV_REPLICA_STEP, e.a, NULL);
+            break;
+        case EV_TRIM:
+            trim_local(c);
             break;
         case EV_TRUTH:
             if (!c->calm) {
@@ -1469,6 +1624,9 @@ int ibp_test_sim_run_seed(uint64_t seed, const sim_knobs *knobs, bool verbose, s
              (int)sim_below(&c->rng, (uint64_t)c->u.nkeys), NULL);
     for (int i = 0; i < kn.overrides; i++)
         push(c, T0 + sim_range(&c->rng, 1000, kn.chaos_ms), NODE_CTRL, EV_OVERRIDE, 0, NULL);
+    if (kn.trim)
+        for (int i = 0; i < 4; i++)
+            push(c, T0 + sim_range(&c->rng, 120000, kn.chaos_ms), NODE_CTRL, EV_TRIM, 0, NULL);
     push(c, T0 + kn.chaos_ms, NODE_CTRL, EV_CALM, 0, NULL);
     c->end = T0 + kn.chaos_ms + kn.calm_ms;
     push(c, c->end, NODE_CTRL + 1, EV_END, 0, NULL);

@@ -233,6 +233,8 @@ typedef struct sim_knobs {
     int64_t gran_ms;       /* times (ticks, latencies) are multiples of this, so ages hit
                               the limits exactly and check times tie */
     int64_t check_gran_ms; /* check_time_ms resolution (1 s makes ties common) */
+    bool trim;             /* LOCAL's prefix is dropped now and then, and a replica rebuilt
+                              without a state starts from another's checkpoint or waits */
 } sim_knobs;
 
 /* Draws knobs for a seed from its own stream of randomness. */
@@ -242,6 +244,7 @@ typedef struct sim_stats {
     uint64_t steps, messages, applied, changes, flips, removals, epochs;
     uint64_t drop_unknown, drop_sig, drop_role, drop_replay;
     uint64_t attacks, replica_crashes, restores, rebuilds, snapshots, monitor_crashes;
+    uint64_t trims, bootstraps, bootstrap_waits, checkpoints_refused;
     uint64_t obs;
     uint8_t final_digest[IBP_VOTE_DIGEST_SIZE];
     uint64_t trace_hash; /* hash of every update, to prove a seed replays exactly */

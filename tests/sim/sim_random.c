@@ -41,7 +41,9 @@ static void print_stats(const char *what, const sim_stats *s, double secs)
            "%llu epochs, %llu changes (%llu flips, %llu removals); dropped by the filter: "
            "%llu unknown signer, %llu bad signature, %llu wrong role, %llu replay/duplicate "
            "(%llu attacks injected); %llu monitor crashes, %llu replica crashes, "
-           "%llu snapshots, %llu restores, %llu rebuilds from scratch; %.2f s\n",
+           "%llu snapshots, %llu restores, %llu rebuilds from scratch; %llu LOCAL trims, "
+           "%llu starts from a checkpoint, %llu waits for one, %llu checkpoints refused; "
+           "%.2f s\n",
            what, (unsigned long long)s->steps, (unsigned long long)s->messages,
            (unsigned long long)s->applied, (unsigned long long)s->obs,
            (unsigned long long)s->epochs, (unsigned long long)s->changes,
@@ -50,7 +52,9 @@ static void print_stats(const char *what, const sim_stats *s, double secs)
            (unsigned long long)s->drop_role, (unsigned long long)s->drop_replay,
            (unsigned long long)s->attacks, (unsigned long long)s->monitor_crashes,
            (unsigned long long)s->replica_crashes, (unsigned long long)s->snapshots,
-           (unsigned long long)s->restores, (unsigned long long)s->rebuilds, secs);
+           (unsigned long long)s->restores, (unsigned long long)s->rebuilds,
+           (unsigned long long)s->trims, (unsigned long long)s->bootstraps,
+           (unsigned long long)s->bootstrap_waits, (unsigned long long)s->checkpoints_refused, secs);
 }
 
 static void add(sim_stats *t, const sim_stats *s)
@@ -73,6 +77,10 @@ static void add(sim_stats *t, const sim_stats *s)
     t->snapshots += s->snapshots;
     t->restores += s->restores;
     t->rebuilds += s->rebuilds;
+    t->trims += s->trims;
+    t->bootstraps += s->bootstraps;
+    t->bootstrap_waits += s->bootstrap_waits;
+    t->checkpoints_refused += s->checkpoints_refused;
 }
 
 int main(void)
