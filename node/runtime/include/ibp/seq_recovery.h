@@ -20,8 +20,9 @@
  * raise is logged at WARN with the old and new value.
  *
  * Not covered: the consensus role (its messages go to shared subjects; a
- * replica rebuilt without its state is a new replica, see README), and a
- * usage journal lost with the directory (its unsent deltas are gone).
+ * replica rebuilt without its state starts from another replica's checkpoint,
+ * see ibp/checkpoint.h and docs/operations.md), and a usage journal lost with
+ * the directory (its unsent deltas are gone).
  *
  * Call it once at start, after the streams exist and before anything signs
  * or flushes (the signer and the usage library open the same files).
