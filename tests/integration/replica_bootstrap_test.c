@@ -33,11 +33,11 @@
 #include "ibp/replica.h"
 #include "ibp/replica_state.h"
 #include "ibp/subject.h"
+#include "replica_testlib.h"
 #include "testenv.h"
 
 #define MONITORS 5
 #define REPLICAS 3
-#define ENDPOINT "wss://rpc.example.net/polkadot"
 
 static ibp_testenv_private servers;
 static char dir[1024];
@@ -76,93 +76,12 @@ static bool logged(const char *needle)
 
 /* ---- helpers -------------------------------------------------------------- */
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static void must(ibp_status st, const ibp_err *err)
-{
-    if (st != IBP_OK)
-        fail_msg("%s: %s", ibp_status_name(st), err ? err->msg : "");
-}
-
-static ibp_signer *make_signer(const char *id, const ibp_key *key)
-{
-    char path[1200];
-    ibp_signer *s;
-    ibp_err err;
-    snprintf(path, sizeof path, "%s/%s.seq", dir, id);
-    must(ibp_signer_new(id, key, path, &s, &err), &err);
-    return s;
-}
-
-/* Monitor s observes the test endpoint up or down; returns the LOCAL seq. */
-static uint64_t observe(ibp_signer *s, bool up)
-{
-    Ibp__V1__ResultKey k = IBP__V1__RESULT_KEY__INIT;
-    k.check_type = IBP__V1__CHECK_TYPE__CHECK_TYPE_ENDPOINT;
-    k.check_name = "wss";
-    k.member = "Stake Plus";
-    k.domain = "rpc.example.net";
-    k.endpoint = ENDPOINT;
-    Ibp__V1__Observation o = IBP__V1__OBSERVATION__INIT;
-    o.key = &k;
-    o.status = up ? IBP__V1__STATUS__STATUS_UP : IBP__V1__STATUS__STATUS_DOWN;
-    o.check_time_ms = ibp_clock_wall_ms();
-    o.error = up ? "" : "connect timeout";
-    Ibp__V1__Observation *list[] = {&o};
-    Ibp__V1__ObservationBatch b = IBP__V1__OBSERVATION_BATCH__INIT;
-    b.batch_seq = ++batch_seq;
-    b.n_observations = 1;
-    b.observations = list;
-    uint8_t *msg;
-    size_t len;
-    uint64_t seq, stream_seq = 0;
-    ibp_err err;
-    char subject[128];
-    must(ibp_signer_seal(s, IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_OBSERVATION_BATCH, &b.base, 1, &msg,
-                         &len, &seq, &err),
-         &err);
-    ibp_subject_local(ibp_signer_id(s), subject, sizeof subject);
-    must(
-        ibp_bus_publish_envelope(js, subject, IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_OBSERVATION_BATCH,
-                                 ibp_signer_id(s), seq, msg, len, NULL, 0, &stream_seq, NULL, &err),
-        &err);
-    free(msg);
-    return stream_seq;
-}
-
 static uint64_t observe_many(int from, int to, bool up)
 {
     uint64_t seq = 0;
     for (int i = from; i < to; i++)
-        seq = observe(mon[i], up);
+        seq = rt_observe(js, mon[i], up, ++batch_seq, ibp_clock_wall_ms(), NULL, NULL);
     return seq;
-}
-
-static void stats(ibp_replica *r, ibp_replica_stats *s)
-{
-    ibp_replica_stats_get(r, s);
-}
-
-/* Waits until every replica of reps read up to seq (10 s at most). */
-static void wait_applied(ibp_replica **reps, size_t n, uint64_t seq)
-{
-    for (int i = 0; i < 500; i++) {
-        bool all = true;
-        for (size_t r = 0; r < n; r++) {
-            ibp_replica_stats st;
-            stats(reps[r], &st);
-            if (st.local_seq < seq)
-                all = false;
-        }
-        if (all)
-            return;
-        sleep_ms(20);
-    }
-    fail_msg("replicas did not reach LOCAL seq %" PRIu64, seq);
 }
 
 static ibp_replica *start_replica(int i)
@@ -182,7 +101,7 @@ static ibp_replica *start_replica(int i)
     o.state_save_ms = 200;
     o.checkpoint_ms = 200;
     o.bootstrap_retry_ms = 200;
-    must(ibp_replica_start(&o, &r, &err), &err);
+    rt_must(ibp_replica_start(&o, &r, &err), &err);
     return r;
 }
 
@@ -211,7 +130,7 @@ static Ibp__V1__ReplicaState *last_checkpoint(const char *node)
     Ibp__V1__ReplicaState *rs = NULL;
     if (ibp_verifier_check_stateless(v, (const uint8_t *)natsMsg_GetData(m),
                                      (size_t)natsMsg_GetDataLength(m), &vm, &err) == IBP_OK) {
-        must(ibp_replica_state_decode(vm.envelope->payload.data, vm.envelope->payload.len, &rs,
+        rt_must(ibp_replica_state_decode(vm.envelope->payload.data, vm.envelope->payload.len, &rs,
                                       &err),
              &err);
         ibp_verified_clear(&vm);
@@ -230,7 +149,7 @@ static Ibp__V1__ReplicaState *wait_checkpoint(const char *node, uint64_t local_s
             return rs;
         if (rs)
             ibp__v1__replica_state__free_unpacked(rs, NULL);
-        sleep_ms(40);
+        rt_sleep_ms(40);
     }
     fail_msg("no checkpoint of %s covering LOCAL seq %" PRIu64, node, local_seq);
     return NULL;
@@ -248,11 +167,11 @@ static void publish_checkpoint(ibp_signer *s, const char *subject_node,
     ibp_err err;
     assert_non_null(buf);
     ibp__v1__replica_state__pack(rs, buf);
-    must(ibp_signer_seal_bytes(s, IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_CHECKPOINT, buf, len, 1,
+    rt_must(ibp_signer_seal_bytes(s, IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_CHECKPOINT, buf, len, 1,
                                &sealed, &slen, &seq, &err),
          &err);
     ibp_subject_checkpoint(subject_node, subject, sizeof subject);
-    must(ibp_bus_publish_envelope(js, subject, IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_CHECKPOINT,
+    rt_must(ibp_bus_publish_envelope(js, subject, IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_CHECKPOINT,
                                   ibp_signer_id(s), seq, sealed, slen, NULL, 0, NULL, NULL, &err),
          &err);
     free(sealed);
@@ -267,35 +186,6 @@ static uint64_t local_first_seq(void)
     uint64_t first = si->State.FirstSeq;
     jsStreamInfo_Destroy(si);
     return first;
-}
-
-/* Every snapshot's epoch on OFFICIAL, in stream order. */
-static size_t official_epochs(uint64_t *epochs, size_t cap)
-{
-    jsStreamInfo *si = NULL;
-    jsErrCode jerr = 0;
-    size_t n = 0;
-    if (js_GetStreamInfo(&si, js, IBP_STREAM_OFFICIAL, NULL, &jerr) != NATS_OK)
-        return 0;
-    uint64_t first = si->State.FirstSeq, last = si->State.LastSeq;
-    jsStreamInfo_Destroy(si);
-    ibp_verifier *v;
-    ibp_verifier_new(roster, NULL, &v);
-    for (uint64_t seq = first; seq && seq <= last && n < cap; seq++) {
-        natsMsg *m = NULL;
-        if (js_GetMsg(&m, js, IBP_STREAM_OFFICIAL, seq, NULL, &jerr) != NATS_OK)
-            continue;
-        ibp_verified vm = {0};
-        ibp_err err;
-        if (ibp_verifier_check_stateless(v, (const uint8_t *)natsMsg_GetData(m),
-                                         (size_t)natsMsg_GetDataLength(m), &vm, &err) == IBP_OK) {
-            epochs[n++] = ((const Ibp__V1__OfficialSnapshot *)vm.payload)->epoch;
-            ibp_verified_clear(&vm);
-        }
-        natsMsg_Destroy(m);
-    }
-    ibp_verifier_free(v);
-    return n;
 }
 
 /* ---- the scenario --------------------------------------------------------- */
@@ -314,17 +204,17 @@ static void test_bootstrap(void **state)
         char id[16];
         snprintf(id, sizeof id, "mon%d", i + 1);
         ibp_key_generate(&mon_key[i]);
-        must(ibp_roster_add(roster, id, mon_key[i].pk, IBP_ROLE_MONITOR, &err), &err);
-        mon[i] = make_signer(id, &mon_key[i]);
+        rt_must(ibp_roster_add(roster, id, mon_key[i].pk, IBP_ROLE_MONITOR, &err), &err);
+        mon[i] = rt_signer(dir, id, &mon_key[i]);
     }
     for (int i = 0; i < REPLICAS; i++) {
         char id[16];
         snprintf(id, sizeof id, "rep%d", i + 1);
         ibp_key_generate(&rep_key[i]);
-        must(ibp_roster_add(roster, id, rep_key[i].pk, IBP_ROLE_CONSENSUS, &err), &err);
-        rep_signer[i] = make_signer(id, &rep_key[i]);
+        rt_must(ibp_roster_add(roster, id, rep_key[i].pk, IBP_ROLE_CONSENSUS, &err), &err);
+        rep_signer[i] = rt_signer(dir, id, &rep_key[i]);
     }
-    must(ibp_bus_connect_url(servers.env.nats_auth_url, "test", &pub_nc, &err), &err);
+    rt_must(ibp_bus_connect_url(servers.env.nats_auth_url, "test", &pub_nc, &err), &err);
     assert_int_equal(natsConnection_JetStream(&js, pub_nc, NULL), NATS_OK);
     /* LOCAL keeps 2 s (the duplicate window may not exceed the age). */
     ibp_bus_stream_opts so;
@@ -332,16 +222,16 @@ static void test_bootstrap(void **state)
     so.streams = IBP_BUS_STREAM_LOCAL;
     so.local_max_age_ms = 2000;
     so.duplicate_window_ms = 1000;
-    must(ibp_bus_ensure_streams(js, &so, &err), &err);
-    must(ibp_bus_ensure_streams(js, NULL, &err), &err);
+    rt_must(ibp_bus_ensure_streams(js, &so, &err), &err);
+    rt_must(ibp_bus_ensure_streams(js, NULL, &err), &err);
     for (int i = 0; i < REPLICAS; i++)
-        must(ibp_bus_connect_url(servers.env.nats_auth_url, "replica", &rep_nc[i], &err), &err);
+        rt_must(ibp_bus_connect_url(servers.env.nats_auth_url, "replica", &rep_nc[i], &err), &err);
 
     /* Two replicas; a fresh LOCAL holds its whole history: they read it from the start. */
     ibp_replica *reps[REPLICAS] = {start_replica(0), start_replica(1), NULL};
     uint64_t seq = observe_many(0, MONITORS, true); /* epoch 1 */
     seq = observe_many(0, 3, false);                /* epoch 2 */
-    wait_applied(reps, 2, seq);
+    rt_wait_applied(reps, 2, seq);
     assert_true(logged("reading it from the start"));
     Ibp__V1__ReplicaState *cp1 = wait_checkpoint("rep1", seq);
     Ibp__V1__ReplicaState *cp2 = wait_checkpoint("rep2", seq);
@@ -353,7 +243,7 @@ static void test_bootstrap(void **state)
 
     /* LOCAL drops its messages. */
     for (int i = 0; i < 300 && local_first_seq() <= seq; i++)
-        sleep_ms(50);
+        rt_sleep_ms(50);
     printf("LOCAL first seq %" PRIu64 " after its max age\n", local_first_seq());
     assert_true(local_first_seq() > seq);
 
@@ -370,13 +260,13 @@ static void test_bootstrap(void **state)
     reps[2] = start_replica(2);
     ibp_replica_stats s3;
     for (int i = 0; i < 100; i++) {
-        stats(reps[2], &s3);
+        ibp_replica_stats_get(reps[2], &s3);
         if (s3.checkpoints_refused >= 3)
             break;
-        sleep_ms(20);
+        rt_sleep_ms(20);
     }
-    sleep_ms(500);
-    stats(reps[2], &s3);
+    rt_sleep_ms(500);
+    ibp_replica_stats_get(reps[2], &s3);
     printf("rep3 waiting: refused=%" PRIu64 " waiting=%" PRIu64 " epoch=%" PRIu64 "\n",
            s3.checkpoints_refused, s3.waiting_for_checkpoint, s3.epoch);
     assert_int_equal(s3.checkpoints_refused, 3);
@@ -400,14 +290,14 @@ static void test_bootstrap(void **state)
 
     /* The key comes back up (epoch 3): rep1 publishes a real checkpoint; rep3 takes it. */
     seq = observe_many(0, 3, true);
-    wait_applied(reps, 1, seq);
+    rt_wait_applied(reps, 1, seq);
     for (int i = 0; i < 250; i++) {
-        stats(reps[2], &s3);
+        ibp_replica_stats_get(reps[2], &s3);
         if (!s3.waiting_for_checkpoint && s3.local_seq >= seq)
             break;
-        sleep_ms(40);
+        rt_sleep_ms(40);
     }
-    stats(reps[2], &s3);
+    ibp_replica_stats_get(reps[2], &s3);
     assert_int_equal(s3.waiting_for_checkpoint, 0);
     assert_int_equal(s3.epoch, 3);
     assert_true(logged("started from the checkpoint of node=rep1 epoch=3"));
@@ -416,11 +306,11 @@ static void test_bootstrap(void **state)
     /* Down again (epoch 4): both compute it, with the same digest. */
     seq = observe_many(0, 3, false);
     reps[1] = reps[2];
-    wait_applied(reps, 2, seq);
-    sleep_ms(500);
+    rt_wait_applied(reps, 2, seq);
+    rt_sleep_ms(500);
     ibp_replica_stats s1;
-    stats(reps[0], &s1);
-    stats(reps[1], &s3);
+    ibp_replica_stats_get(reps[0], &s1);
+    ibp_replica_stats_get(reps[1], &s3);
     printf("rep1: epoch=%" PRIu64 " published=%" PRIu64 " lost=%" PRIu64 " mismatches=%" PRIu64
            " checkpoints=%" PRIu64 "\n",
            s1.epoch, s1.snapshots_published, s1.snapshots_lost_race, s1.digest_mismatches,
@@ -436,7 +326,7 @@ static void test_bootstrap(void **state)
     assert_true(s1.checkpoints_published >= 2);
     assert_false(logged("DIGEST MISMATCH"));
     uint64_t epochs[16];
-    size_t n = official_epochs(epochs, 16);
+    size_t n = rt_official_epochs(js, roster, epochs, 16, NULL);
     assert_int_equal(n, 4);
     for (size_t i = 0; i < n; i++)
         assert_int_equal(epochs[i], i + 1);

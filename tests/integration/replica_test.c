@@ -24,10 +24,10 @@
 #include "ibp/log.h"
 #include "ibp/replica.h"
 #include "ibp/subject.h"
+#include "replica_testlib.h"
 #include "testenv.h"
 
 #define MONITORS 5
-#define ENDPOINT "wss://rpc.example.net/polkadot"
 
 static ibp_testenv_private servers;
 static char dir[1024];
@@ -37,123 +37,7 @@ static ibp_signer *mon[MONITORS], *rep_signer[2], *forger;
 static natsConnection *pub_nc, *rep_nc[2];
 static jsCtx *js;
 static uint64_t batch_seq;
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static void must(ibp_status st, const ibp_err *err)
-{
-    if (st != IBP_OK)
-        fail_msg("%s: %s", ibp_status_name(st), err ? err->msg : "");
-}
-
-static ibp_signer *make_signer(const char *id, const ibp_key *key)
-{
-    char path[1200];
-    ibp_signer *s;
-    ibp_err err;
-    snprintf(path, sizeof path, "%s/%s.seq", dir, id);
-    must(ibp_signer_new(id, key, path, &s, &err), &err);
-    return s;
-}
-
-/* Publishes one observation of the test endpoint from monitor i; returns the stream seq. */
-static uint64_t observe(ibp_signer *s, bool up, uint8_t **keep, size_t *keep_len)
-{
-    Ibp__V1__ResultKey k = IBP__V1__RESULT_KEY__INIT;
-    k.check_type = IBP__V1__CHECK_TYPE__CHECK_TYPE_ENDPOINT;
-    k.check_name = "wss";
-    k.member = "Stake Plus";
-    k.domain = "rpc.example.net";
-    k.endpoint = ENDPOINT;
-    Ibp__V1__Observation o = IBP__V1__OBSERVATION__INIT;
-    o.key = &k;
-    o.status = up ? IBP__V1__STATUS__STATUS_UP : IBP__V1__STATUS__STATUS_DOWN;
-    o.check_time_ms = 1700000000000;
-    o.error = up ? "" : "connect timeout";
-    Ibp__V1__Observation *list[] = {&o};
-    Ibp__V1__ObservationBatch b = IBP__V1__OBSERVATION_BATCH__INIT;
-    b.batch_seq = ++batch_seq;
-    b.n_observations = 1;
-    b.observations = list;
-    uint8_t *msg;
-    size_t len;
-    uint64_t seq, stream_seq = 0;
-    ibp_err err;
-    char subject[128];
-    must(ibp_signer_seal(s, IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_OBSERVATION_BATCH, &b.base, 1, &msg,
-                         &len, &seq, &err),
-         &err);
-    ibp_subject_local(ibp_signer_id(s), subject, sizeof subject);
-    must(
-        ibp_bus_publish_envelope(js, subject, IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_OBSERVATION_BATCH,
-                                 ibp_signer_id(s), seq, msg, len, NULL, 0, &stream_seq, NULL, &err),
-        &err);
-    if (keep) {
-        *keep = msg;
-        *keep_len = len;
-    } else {
-        free(msg);
-    }
-    return stream_seq;
-}
-
-/* Reads every snapshot on OFFICIAL: their epochs in order and the last one's status. */
-static size_t official_epochs(uint64_t *epochs, size_t cap, int *last_down)
-{
-    jsStreamInfo *si = NULL;
-    jsErrCode jerr = 0;
-    size_t n = 0;
-    if (js_GetStreamInfo(&si, js, IBP_STREAM_OFFICIAL, NULL, &jerr) != NATS_OK)
-        return 0;
-    uint64_t first = si->State.FirstSeq, last = si->State.LastSeq;
-    jsStreamInfo_Destroy(si);
-    ibp_verifier *v;
-    ibp_verifier_new(roster, NULL, &v);
-    for (uint64_t seq = first; seq && seq <= last && n < cap; seq++) {
-        natsMsg *m = NULL;
-        if (js_GetMsg(&m, js, IBP_STREAM_OFFICIAL, seq, NULL, &jerr) != NATS_OK)
-            continue;
-        ibp_verified vm = {0};
-        ibp_err err;
-        if (ibp_verifier_check_stateless(v, (const uint8_t *)natsMsg_GetData(m),
-                                         (size_t)natsMsg_GetDataLength(m), &vm, &err) == IBP_OK) {
-            const Ibp__V1__OfficialSnapshot *s = (const Ibp__V1__OfficialSnapshot *)vm.payload;
-            epochs[n++] = s->epoch;
-            if (last_down && s->n_entries == 1)
-                *last_down = s->entries[0]->status == IBP__V1__STATUS__STATUS_DOWN;
-            ibp_verified_clear(&vm);
-        }
-        natsMsg_Destroy(m);
-    }
-    ibp_verifier_free(v);
-    return n;
-}
-
-/* Waits until both replicas applied up to seq (or fails after 10 s). */
-static void wait_applied(ibp_replica **reps, size_t nreps, uint64_t seq)
-{
-    for (int i = 0; i < 500; i++) {
-        bool all = true;
-        for (size_t r = 0; r < nreps; r++) {
-            ibp_replica_stats st;
-            ibp_replica_stats_get(reps[r], &st);
-            uint64_t rejected = 0;
-            for (int k = 0; k < IBP_STATUS_COUNT; k++)
-                rejected += st.rejected[k];
-            (void)rejected;
-            if (st.local_seq < seq)
-                all = false;
-        }
-        if (all)
-            return;
-        sleep_ms(20);
-    }
-    fail_msg("replicas did not reach LOCAL seq %" PRIu64, seq);
-}
+#define CHECK_TIME 1700000000000
 
 static ibp_replica *start_replica(int i)
 {
@@ -170,7 +54,7 @@ static ibp_replica *start_replica(int i)
     o.work_dir = wd;
     o.heartbeat_ms = 200;
     o.state_save_ms = 100000;
-    must(ibp_replica_start(&o, &r, &err), &err);
+    rt_must(ibp_replica_start(&o, &r, &err), &err);
     return r;
 }
 
@@ -187,73 +71,73 @@ static void test_replicas(void **state)
         char id[16];
         snprintf(id, sizeof id, "mon%d", i + 1);
         ibp_key_generate(&mon_key[i]);
-        must(ibp_roster_add(roster, id, mon_key[i].pk, IBP_ROLE_MONITOR, &err), &err);
-        mon[i] = make_signer(id, &mon_key[i]);
+        rt_must(ibp_roster_add(roster, id, mon_key[i].pk, IBP_ROLE_MONITOR, &err), &err);
+        mon[i] = rt_signer(dir, id, &mon_key[i]);
     }
     for (int i = 0; i < 2; i++) {
         char id[16];
         snprintf(id, sizeof id, "rep%d", i + 1);
         ibp_key_generate(&rep_key[i]);
-        must(ibp_roster_add(roster, id, rep_key[i].pk, IBP_ROLE_CONSENSUS, &err), &err);
-        rep_signer[i] = make_signer(id, &rep_key[i]);
+        rt_must(ibp_roster_add(roster, id, rep_key[i].pk, IBP_ROLE_CONSENSUS, &err), &err);
+        rep_signer[i] = rt_signer(dir, id, &rep_key[i]);
     }
     ibp_key_generate(&forger_key);
-    forger = make_signer("mallory", &forger_key);
+    forger = rt_signer(dir, "mallory", &forger_key);
 
-    must(ibp_bus_connect_url(servers.env.nats_auth_url, "test", &pub_nc, &err), &err);
+    rt_must(ibp_bus_connect_url(servers.env.nats_auth_url, "test", &pub_nc, &err), &err);
     assert_int_equal(natsConnection_JetStream(&js, pub_nc, NULL), NATS_OK);
-    must(ibp_bus_ensure_streams(js, NULL, &err), &err);
+    rt_must(ibp_bus_ensure_streams(js, NULL, &err), &err);
     for (int i = 0; i < 2; i++)
-        must(ibp_bus_connect_url(servers.env.nats_auth_url, "replica", &rep_nc[i], &err), &err);
+        rt_must(ibp_bus_connect_url(servers.env.nats_auth_url, "replica", &rep_nc[i], &err), &err);
     ibp_replica *reps[2] = {start_replica(0), start_replica(1)};
 
     /* All five up: the key becomes official (epoch 1). */
     uint64_t seq = 0;
     for (int i = 0; i < MONITORS; i++)
-        seq = observe(mon[i], true, NULL, NULL);
-    wait_applied(reps, 2, seq);
+        seq = rt_observe(js, mon[i], true, ++batch_seq, CHECK_TIME, NULL, NULL);
+    rt_wait_applied(reps, 2, seq);
     /* Two of five down: no flip. */
     uint8_t *kept;
     size_t kept_len;
-    observe(mon[0], false, &kept, &kept_len);
-    seq = observe(mon[1], false, NULL, NULL);
-    wait_applied(reps, 2, seq);
+    rt_observe(js, mon[0], false, ++batch_seq, CHECK_TIME, &kept, &kept_len);
+    seq = rt_observe(js, mon[1], false, ++batch_seq, CHECK_TIME, NULL, NULL);
+    rt_wait_applied(reps, 2, seq);
     ibp_replica_stats st0;
     ibp_replica_stats_get(reps[0], &st0);
     assert_int_equal(st0.epoch, 1);
     /* A forged batch (key not in the roster) saying down, and a replay of mon1's. */
-    observe(forger, false, NULL, NULL);
+    rt_observe(js, forger, false, ++batch_seq, CHECK_TIME, NULL, NULL);
     char subject[64];
     uint64_t rseq = 0;
     ibp_subject_local("mon1", subject, sizeof subject);
-    must(ibp_bus_publish_envelope(js, subject,
+    rt_must(ibp_bus_publish_envelope(js, subject,
                                   IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_OBSERVATION_BATCH, "mon1", 0,
                                   kept, kept_len, "replayed-copy", 0, &rseq, NULL, &err),
          &err);
     free(kept);
-    wait_applied(reps, 2, rseq - 1);
-    sleep_ms(300);
+    rt_wait_applied(reps, 2, rseq - 1);
+    rt_sleep_ms(300);
     ibp_replica_stats_get(reps[0], &st0);
     assert_int_equal(st0.epoch, 1);
     assert_int_equal(st0.rejected[IBP_E_UNKNOWN_SIGNER], 1);
     assert_int_equal(st0.rejected[IBP_E_REPLAY], 1);
 
     /* Third down: quorum (3 of 5) -> flips, epoch 2. */
-    seq = observe(mon[2], false, NULL, NULL);
-    wait_applied(reps, 2, seq);
-    sleep_ms(300);
+    seq = rt_observe(js, mon[2], false, ++batch_seq, CHECK_TIME, NULL, NULL);
+    rt_wait_applied(reps, 2, seq);
+    rt_sleep_ms(300);
 
     /* Restart replica 0 from its saved state while the key comes back up. */
     ibp_replica_stop(reps[0]);
     for (int i = 0; i < 3; i++)
-        seq = observe(mon[i], true, NULL, NULL);
+        seq = rt_observe(js, mon[i], true, ++batch_seq, CHECK_TIME, NULL, NULL);
     reps[0] = start_replica(0);
-    wait_applied(reps, 2, seq);
-    sleep_ms(500);
+    rt_wait_applied(reps, 2, seq);
+    rt_sleep_ms(500);
 
     uint64_t epochs[16];
     int last_down = -1;
-    size_t n = official_epochs(epochs, 16, &last_down);
+    size_t n = rt_official_epochs(js, roster, epochs, 16, &last_down);
     printf("OFFICIAL epochs:");
     for (size_t i = 0; i < n; i++)
         printf(" %" PRIu64, epochs[i]);
@@ -283,7 +167,7 @@ static void test_replicas(void **state)
     k.check_name = "wss";
     k.member = "Stake Plus";
     k.domain = "rpc.example.net";
-    k.endpoint = ENDPOINT;
+    k.endpoint = RT_ENDPOINT;
     char ssubj[1024];
     ibp_subject_status(&k, ssubj, sizeof ssubj);
     natsMsg *m = NULL;
