@@ -1196,7 +1196,12 @@ static void replica_step(sim_cluster *c, int ri, bool all)
     struct replica *R = &c->rep[ri];
     if (R->down)
         return;
-    if (!all && !c->scripted && sim_chance(&c->rng, c->kn.rcrash_ppm)) {
+    /* With a trimmed LOCAL, the last running replica does not crash: a cluster whose
+     * every replica lost its place in LOCAL has no checkpoint to start from. */
+    bool may_crash = !c->kn.trim;
+    for (int o = 0; o < NREP && !may_crash; o++)
+        may_crash = o != ri && !c->rep[o].down;
+    if (!all && !c->scripted && may_crash && sim_chance(&c->rng, c->kn.rcrash_ppm)) {
         ibp_vote_free(R->e);
         R->e = NULL;
         R->down = true;
