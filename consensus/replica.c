@@ -539,7 +539,8 @@ ibp_status ibp_replica_start(const ibp_replica_opts *opts, ibp_replica **out, ib
             goto fail;
         }
         size_t n = ibp_roster_count(opts->roster);
-        if (!(r->refused_seq = calloc(n ? n : 1, sizeof *r->refused_seq))) {
+        r->refused_verdict = calloc(n ? n : 1, sizeof *r->refused_verdict);
+        if (!(r->refused_seq = calloc(n ? n : 1, sizeof *r->refused_seq)) || !r->refused_verdict) {
             st = ibp_err_set(err, IBP_E_NOMEM, "replica: out of memory");
             goto fail;
         }
@@ -566,6 +567,7 @@ ibp_status ibp_replica_start(const ibp_replica_opts *opts, ibp_replica **out, ib
     *out = r;
     return IBP_OK;
 fail:
+    free(r->refused_verdict);
     free(r->refused_seq);
     natsSubscription_Destroy(r->sub);
     ibp_vote_free(r->engine);
@@ -602,6 +604,7 @@ void ibp_replica_stop(ibp_replica *r)
     ibp_verifier_free(r->chain_verifier);
     jsCtx_Destroy(r->js);
     pthread_mutex_destroy(&r->stats_lock);
+    free(r->refused_verdict);
     free(r->refused_seq);
     free(r);
 }

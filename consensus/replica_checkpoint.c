@@ -82,6 +82,14 @@ typedef struct candidate {
     char detail[520];
 } candidate;
 
+/* A refusal that stays true for the same stored checkpoint, whatever the streams hold. */
+static bool permanent(ibp_checkpoint_verdict v)
+{
+    return v == IBP_CHECKPOINT_BAD_ENVELOPE || v == IBP_CHECKPOINT_NOT_CONSENSUS ||
+           v == IBP_CHECKPOINT_WRONG_SUBJECT || v == IBP_CHECKPOINT_BAD_STATE ||
+           v == IBP_CHECKPOINT_EMPTY;
+}
+
 /* Reads and judges the last checkpoint of node (rule 1). IBP_E_NATS when NATS fails. */
 static ibp_status read_candidate(ibp_replica *r, ibp_verifier *v, candidate *c)
 {
@@ -100,6 +108,14 @@ static ibp_status read_candidate(ibp_replica *r, ibp_verifier *v, candidate *c)
         return IBP_E_NATS;
     }
     c->stream_seq = natsMsg_GetSequence(m);
+    if (r->refused_seq[c->roster_index] == c->stream_seq &&
+        permanent((ibp_checkpoint_verdict)r->refused_verdict[c->roster_index])) {
+        /* Refused (and logged) before: no second verification, no second WARN. */
+        c->verdict = (ibp_checkpoint_verdict)r->refused_verdict[c->roster_index];
+        snprintf(c->detail, sizeof c->detail, "as before");
+        natsMsg_Destroy(m);
+        return IBP_OK;
+    }
     ibp_err err;
     ibp_err_clear(&err);
     if (ibp_verifier_check_stateless(v, (const uint8_t *)natsMsg_GetData(m),
@@ -188,6 +204,7 @@ static void note_refused(ibp_replica *r, candidate *c)
         r->refused_seq[c->roster_index] == c->stream_seq)
         return;
     r->refused_seq[c->roster_index] = c->stream_seq;
+    r->refused_verdict[c->roster_index] = (int)c->verdict;
     IBP_REPLICA_STATS(r, r->stats.checkpoints_refused++);
     IBP_LOG(IBP_LOG_WARN, IBP_REPLICA_COMPONENT,
             "checkpoint refused node=%s seq=%" PRIu64 " epoch=%" PRIu64 " local_seq=%" PRIu64

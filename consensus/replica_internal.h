@@ -63,6 +63,7 @@ struct ibp_replica {
     int64_t next_bootstrap_ms;     /* the next look */
     uint64_t *refused_seq;         /* per roster node: its checkpoint (CHECKPOINT seq) refused
                                       and counted last */
+    int *refused_verdict;          /* and why (an ibp_checkpoint_verdict) */
     char waiting_why[1024];        /* the last WARN about waiting, repeated only when it
                                       changes or once a minute */
     int64_t waiting_logged_ms;
