@@ -67,20 +67,8 @@ static void test_replicas(void **state)
     assert_int_equal(ibp_testenv_mkdtemp(dir, sizeof dir), 0);
 
     ibp_roster_new(&roster);
-    for (int i = 0; i < MONITORS; i++) {
-        char id[16];
-        snprintf(id, sizeof id, "mon%d", i + 1);
-        ibp_key_generate(&mon_key[i]);
-        rt_must(ibp_roster_add(roster, id, mon_key[i].pk, IBP_ROLE_MONITOR, &err), &err);
-        mon[i] = rt_signer(dir, id, &mon_key[i]);
-    }
-    for (int i = 0; i < 2; i++) {
-        char id[16];
-        snprintf(id, sizeof id, "rep%d", i + 1);
-        ibp_key_generate(&rep_key[i]);
-        rt_must(ibp_roster_add(roster, id, rep_key[i].pk, IBP_ROLE_CONSENSUS, &err), &err);
-        rep_signer[i] = rt_signer(dir, id, &rep_key[i]);
-    }
+    rt_add_nodes(roster, dir, "mon", IBP_ROLE_MONITOR, MONITORS, mon_key, mon);
+    rt_add_nodes(roster, dir, "rep", IBP_ROLE_CONSENSUS, 2, rep_key, rep_signer);
     ibp_key_generate(&forger_key);
     forger = rt_signer(dir, "mallory", &forger_key);
 

@@ -37,6 +37,19 @@ ibp_signer *rt_signer(const char *dir, const char *id, const ibp_key *key)
     return s;
 }
 
+void rt_add_nodes(ibp_roster *roster, const char *dir, const char *prefix, unsigned role, int n,
+                  ibp_key *keys, ibp_signer **signers)
+{
+    ibp_err err;
+    for (int i = 0; i < n; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "%s%d", prefix, i + 1);
+        rt_must(ibp_key_generate(&keys[i]), NULL);
+        rt_must(ibp_roster_add(roster, id, keys[i].pk, role, &err), &err);
+        signers[i] = rt_signer(dir, id, &keys[i]);
+    }
+}
+
 uint64_t rt_observe(jsCtx *js, ibp_signer *s, bool up, uint64_t batch_seq, int64_t check_time_ms,
                     uint8_t **keep, size_t *keep_len)
 {

@@ -30,6 +30,13 @@ void rt_must(ibp_status st, const ibp_err *err);
 ibp_signer *rt_signer(const char *dir, const char *id, const ibp_key *key);
 
 /*
+ * Adds n nodes "<prefix>1".."<prefix>n" with role to roster, each with a new
+ * key (keys[i]) and a signer (signers[i], sequence file in dir).
+ */
+void rt_add_nodes(ibp_roster *roster, const char *dir, const char *prefix, unsigned role, int n,
+                  ibp_key *keys, ibp_signer **signers);
+
+/*
  * Monitor s publishes one ObservationBatch (batch_seq) of the test endpoint,
  * up or down, checked at check_time_ms, to ibp.local.<s>; returns its LOCAL
  * sequence. *keep (may be NULL) receives the sealed envelope (the caller frees
