@@ -138,22 +138,19 @@ static ibp_status read_candidate(ibp_replica *r, ibp_verifier *v, candidate *c)
 /*
  * Finds in OFFICIAL the newest valid snapshot of each wanted epoch (want[i]
  * != 0), walking back from the end as the chain reader does, into snaps[i]
- * (valid false when not found). Stops when all are found, when a valid
- * snapshot older than every wanted epoch is reached (epochs grow with the
- * stream), or at IBP_OFFICIAL_CHAIN_SCAN_MAX messages.
+ * (valid false when not found). Stops when all are found or after
+ * IBP_OFFICIAL_CHAIN_SCAN_MAX messages; an old snapshot replayed near the end
+ * does not stop it (OFFICIAL keeps nats.official_keep snapshots, 256 by
+ * default, so a wanted epoch that is gone costs one walk of the stream).
  */
 static ibp_status find_snapshots(ibp_replica *r, const uint64_t *want, ibp_chain_msg *snaps,
                                  size_t n, ibp_err *err)
 {
-    uint64_t lowest = UINT64_MAX;
     size_t missing = 0;
     for (size_t i = 0; i < n; i++) {
         memset(&snaps[i], 0, sizeof snaps[i]);
-        if (want[i]) {
+        if (want[i])
             missing++;
-            if (want[i] < lowest)
-                lowest = want[i];
-        }
     }
     if (!missing)
         return IBP_OK;
@@ -191,8 +188,6 @@ static ibp_status find_snapshots(ibp_replica *r, const uint64_t *want, ibp_chain
                 snaps[i] = cm;
                 missing--;
             }
-        if (cm.epoch < lowest)
-            break;
     }
     return IBP_OK;
 }
