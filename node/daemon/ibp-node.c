@@ -199,6 +199,16 @@ static int wait_signal(const sigset_t *set, int64_t ms)
     return sig > 0 ? sig : 0;
 }
 
+/* The replica's checkpoint counters (ibp/replica.h), for `status` and $SRV.STATS. */
+static json_t *checkpoints_json(const ibp_replica_stats *s)
+{
+    return json_pack("{s:I,s:I,s:I,s:I,s:b}", "published", (json_int_t)s->checkpoints_published,
+                     "too_large", (json_int_t)s->checkpoints_too_large, "failures",
+                     (json_int_t)s->checkpoint_failures, "refused",
+                     (json_int_t)s->checkpoints_refused, "waiting",
+                     s->waiting_for_checkpoint != 0);
+}
+
 static void replica_status(json_t *obj, void *user)
 {
     node *n = user;
@@ -229,6 +239,7 @@ static void replica_status(json_t *obj, void *user)
         json_object_set_new(r, "side_checked", json_integer((json_int_t)s.side_checked));
         json_object_set_new(r, "side_covered", json_integer((json_int_t)s.side_covered));
         json_object_set_new(r, "side_pending", json_integer((json_int_t)s.side_pending));
+        json_object_set_new(r, "checkpoints", checkpoints_json(&s));
         json_object_set_new(obj, "replica", r);
     }
 }
@@ -324,13 +335,7 @@ static void micro_stats(json_t *data, void *user)
         if (r) {
             json_object_set_new(r, "foreign_snapshots",
                                 json_integer((json_int_t)s.foreign_snapshots));
-            json_object_set_new(
-                r, "checkpoints",
-                json_pack("{s:I,s:I,s:I,s:I,s:b}", "published", (json_int_t)s.checkpoints_published,
-                          "too_large", (json_int_t)s.checkpoints_too_large, "failures",
-                          (json_int_t)s.checkpoint_failures, "refused",
-                          (json_int_t)s.checkpoints_refused, "waiting",
-                          s.waiting_for_checkpoint != 0));
+            json_object_set_new(r, "checkpoints", checkpoints_json(&s));
         }
         if (r && local_last)
             json_object_set_new(

@@ -334,6 +334,11 @@ static void test_ibp_node(void **state)
                 assert_true(json_is_object(rep));
                 want_integer(rep, "epoch");
                 assert_true(json_is_object(json_object_get(rep, "rejected")));
+                json_t *cp = json_object_get(rep, "checkpoints");
+                assert_true(json_is_object(cp));
+                want_integer(cp, "published");
+                want_integer(cp, "refused");
+                assert_true(json_is_false(json_object_get(cp, "waiting")));
                 json_t *sub = json_object_get(data, "subscriber");
                 assert_true(json_is_object(sub));
                 want_integer(sub, "applied");
