@@ -273,8 +273,12 @@ static void apply_msg(ibp_replica *r, natsMsg *m)
         atomic_store(&r->stop, 1);
         goto out;
     }
-    if (st != IBP_OK)
-        goto out; /* not a message for the engine */
+    if (st != IBP_OK) {
+        /* Not for the engine (IBP_E_NOT_FOUND), or refused by its codec. */
+        if (st != IBP_E_NOT_FOUND)
+            IBP_REPLICA_STATS(r, r->stats.rejected[st]++);
+        goto out;
+    }
     ibp_vote_update u;
     ibp_vote_rc rc = ibp_vote_apply(r->engine, &msg, &u);
     if (rc != IBP_VOTE_OK) {

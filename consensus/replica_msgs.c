@@ -130,7 +130,7 @@ static ibp_status make_status_msg(ibp_replica *r, const struct status_arg *a, na
 {
     const ibp_vote_change *ch = a->ch;
     Ibp__V1__ResultKey key;
-    char subject[8192], msg_id[96];
+    char subject[IBP_SUBJECT_STATUS_MAX], msg_id[96];
     ibp_local_key_to_wire(&key, &ch->key);
     ibp_status st = ibp_subject_status(&key, subject, sizeof subject);
     if (st != IBP_OK)

@@ -86,6 +86,7 @@ start_nats() {
 listen: 127.0.0.1:$NATS_PORT
 server_name: ibp-local
 max_payload: 8MB
+max_control_line: 16KB
 log_file: "$run/nats/nats.log"
 ${IBP_NATS_TRACE:+trace: true}
 jetstream {

@@ -426,6 +426,7 @@ listen: 127.0.0.1:$NATS_PORT
 server_name: ibp-test
 # Envelopes may be up to IBP_MESSAGE_MAX_DEFAULT (8 MiB, proto/include/ibp/envelope.h).
 max_payload: 8MB
+max_control_line: 16KB
 log_file: "$DIR/nats.log"
 pid_file: "$DIR/nats.pid"
 jetstream {

@@ -16,6 +16,7 @@
  */
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -94,6 +95,22 @@ static void wait_db_int(MYSQL *db, long long want, int timeout_ms, const char *s
         pt_sleep_ms(50);
     }
     fail_msg("%s: %lld after %d ms, want %lld", sql, got, timeout_ms, want);
+}
+
+/* Waits for the next message on sub whose subject is want; fails after timeout_ms. */
+static void wait_subject(natsSubscription *sub, const char *want, int timeout_ms)
+{
+    long long end = pt_now_ms() + timeout_ms;
+    while (pt_now_ms() < end) {
+        natsMsg *m = NULL;
+        if (natsSubscription_NextMsg(&m, sub, 100) != NATS_OK)
+            continue;
+        bool same = strcmp(natsMsg_GetSubject(m), want) == 0;
+        natsMsg_Destroy(m);
+        if (same)
+            return;
+    }
+    fail_msg("no status message on the %zu-byte subject after %d ms", strlen(want), timeout_ms);
 }
 
 /* Seals an ObservationBatch of one down observation of member and publishes it as signer. */
@@ -286,9 +303,47 @@ static void test_caps_end_to_end(void **state)
         fail_msg("replica WARN: '%s'", line);
     ibp_replica_stats_get(replica, &rs);
     assert_int_equal(rs.messages_applied, before.messages_applied);
+    /* Counted as refused, under the codec's reason. */
+    assert_int_equal(rs.rejected[IBP_E_TOO_LARGE], before.rejected[IBP_E_TOO_LARGE] + 1);
     pt_sleep_ms(500);
     assert_int_equal(pt_db_int(db, "SELECT COUNT(*) FROM member_events"), 1);
     assert_int_equal(pt_db_int(db, "SELECT COUNT(*) FROM dead_letters"), 0);
+
+    /* The longest status subject: every byte of every field escaped (three
+     * characters each), over 8 KiB. The server's control line must take it
+     * and the replica must publish it like any other. */
+    natsSubscription *status_sub = NULL;
+    assert_int_equal(natsConnection_SubscribeSync(&status_sub, nc, "ibp.status.>"), NATS_OK);
+    char *wide = calloc(4, IBP_URL_MAX + 1);
+    assert_non_null(wide);
+    char *w_member = wide, *w_check = wide + IBP_URL_MAX + 1;
+    char *w_domain = wide + 2 * (IBP_URL_MAX + 1), *w_endpoint = wide + 3 * (IBP_URL_MAX + 1);
+    memset(w_member, '.', IBP_NAME_MAX);
+    memset(w_check, ' ', IBP_NAME_MAX);
+    memset(w_domain, '~', IBP_DOMAIN_MAX); /* lower-case, no trailing dot */
+    memset(w_endpoint, '/', IBP_URL_MAX);
+    ibp_result_key wide_key = {IBP_CHECK_ENDPOINT, w_check, w_member, w_domain, w_endpoint, true};
+    Ibp__V1__ResultKey wk = IBP__V1__RESULT_KEY__INIT;
+    wk.check_type = IBP__V1__CHECK_TYPE__CHECK_TYPE_ENDPOINT;
+    wk.check_name = w_check;
+    wk.member = w_member;
+    wk.domain = w_domain;
+    wk.endpoint = w_endpoint;
+    wk.ipv6 = true;
+    char wide_subject[IBP_SUBJECT_STATUS_MAX];
+    assert_int_equal(ibp_subject_status(&wk, wide_subject, sizeof wide_subject), IBP_OK);
+    assert_int_equal(strlen(wide_subject) + 1, IBP_SUBJECT_STATUS_MAX);
+    observe(store, &wide_key, true, "");
+    wait_subject(status_sub, wide_subject, 20000);
+    observe(store, &wide_key, false, "down");
+    wait_subject(status_sub, wide_subject, 20000);
+    natsMsg *last = NULL;
+    assert_int_equal(js_GetLastMsg(&last, js, IBP_STREAM_STATUS, wide_subject, NULL, NULL),
+                     NATS_OK);
+    assert_non_null(strstr((const char *)natsMsg_GetData(last), "\"status\":\"down\""));
+    natsMsg_Destroy(last);
+    natsSubscription_Destroy(status_sub);
+    free(wide);
 
     free(want);
     free(over);

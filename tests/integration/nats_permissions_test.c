@@ -159,7 +159,7 @@ static int suite_setup(void **state)
     if (!f)
         return -1;
     fprintf(f,
-            "listen: 127.0.0.1:%u\nmax_payload: 8MB\n"
+            "listen: 127.0.0.1:%u\nmax_payload: 8MB\nmax_control_line: 16KB\n"
             "jetstream { store_dir: \"%s/js\" }\ninclude ./auth.conf\n",
             port, g.dir);
     fclose(f);

@@ -114,7 +114,7 @@ typedef struct ibp_replica_stats {
     uint64_t side_checked;   /* held epochs it found in the streams (published by the winner) */
     uint64_t side_covered;   /* held epochs it published because they were not there */
     uint64_t side_pending;   /* epochs held now */
-    uint64_t rejected[IBP_STATUS_COUNT]; /* envelopes refused, by reason */
+    uint64_t rejected[IBP_STATUS_COUNT]; /* envelopes, or their payloads, refused, by reason */
     uint64_t engine_skipped; /* verified messages the engine refused (limits, malformed) */
     /* The same by ibp_vote_rc: IBP_VOTE_E_LIMIT over a limit of ibp_vote_config (batch size,
      * keys per monitor, total keys, monitors, overrides), IBP_VOTE_E_INVAL malformed (a string

@@ -36,6 +36,7 @@
 
 #include "ibp/ibp.pb-c.h"
 #include "ibp/status.h"
+#include "ibp/types.h"
 
 /* Header names carried by every message. */
 #define IBP_HDR_TYPE "Ibp-Type"
@@ -56,6 +57,15 @@
 
 /* Upper bound of an encoded token for an input of n bytes (without NUL). */
 #define IBP_TOKEN_MAX_LEN(n) ((n) == 0 ? 1 : 3 * (n))
+
+/* Bytes a status subject can take, NUL included: an endpoint key with every
+ * field at its cap (ibp/types.h) and every byte escaped, 8,460. nats-server's
+ * default max_control_line (4 KiB) is too short for it; every server of the
+ * bus runs with a longer one (deploy/nats). */
+#define IBP_SUBJECT_STATUS_MAX                                                               \
+    (sizeof "ibp.status." - 1 + IBP_TOKEN_MAX_LEN(IBP_NAME_MAX) + sizeof ".endpoint." - 1 + \
+     IBP_TOKEN_MAX_LEN(IBP_NAME_MAX) + 1 + IBP_TOKEN_MAX_LEN(IBP_DOMAIN_MAX) + 1 +          \
+     IBP_TOKEN_MAX_LEN(IBP_URL_MAX) + sizeof ".v6")
 
 /* Encodes in[0..len) as a token into buf (NUL-terminated); *out_len may be NULL. */
 ibp_status ibp_token_encode(const char *in, size_t len, char *buf, size_t cap, size_t *out_len);
