@@ -21,8 +21,10 @@
  *
  * Not covered: the consensus role (its messages go to shared subjects; a
  * replica rebuilt without its state starts from another replica's checkpoint,
- * see ibp/checkpoint.h and docs/operations.md), and a usage journal lost with
- * the directory (its unsent deltas are gone).
+ * see ibp/checkpoint.h and docs/operations.md; its signer.seq restarting at 1
+ * is refused nowhere, as every reader of consensus messages verifies them
+ * without replay state and orders them by epoch), and a usage journal lost
+ * with the directory (its unsent deltas are gone).
  *
  * Call it once at start, after the streams exist and before anything signs
  * or flushes (the signer and the usage library open the same files).
