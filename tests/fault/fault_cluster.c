@@ -147,16 +147,18 @@ static int nats_write_conf(fault_cluster *fc, int k)
     memcpy(fc->nats_conf[k], conf, sizeof conf);
     /* auth.conf: the users of `ibpctl nats-auth` (make_keys). */
     if (fc->nats_n == 1)
-        return write_file(fc->nats_conf[k], 0600,
-                          "server_name: fault1\nlisten: %s:%u\nmax_payload: 8MB\nmax_control_line: 16KB\n"
-                          "jetstream { store_dir: \"%s\" }\ninclude ./auth.conf\n",
-                          host, fc->nats_port[k], js);
-    return write_file(fc->nats_conf[k], 0600,
-                      "server_name: fault%d\nlisten: %s:%u\nmax_payload: 8MB\nmax_control_line: 16KB\n"
-                      "jetstream { store_dir: \"%s\" }\n"
-                      "cluster { name: ibpfault, listen: %s:%u, routes: [%s] }\n"
-                      "include ./auth.conf\n",
-                      k + 1, host, fc->nats_port[k], js, host, fc->nats_route_port[k], routes);
+        return write_file(
+            fc->nats_conf[k], 0600,
+            "server_name: fault1\nlisten: %s:%u\nmax_payload: 8MB\nmax_control_line: 16KB\n"
+            "jetstream { store_dir: \"%s\" }\ninclude ./auth.conf\n",
+            host, fc->nats_port[k], js);
+    return write_file(
+        fc->nats_conf[k], 0600,
+        "server_name: fault%d\nlisten: %s:%u\nmax_payload: 8MB\nmax_control_line: 16KB\n"
+        "jetstream { store_dir: \"%s\" }\n"
+        "cluster { name: ibpfault, listen: %s:%u, routes: [%s] }\n"
+        "include ./auth.conf\n",
+        k + 1, host, fc->nats_port[k], js, host, fc->nats_route_port[k], routes);
 }
 
 static bool tcp_accepts(const char *host, unsigned port)

@@ -29,6 +29,7 @@
 #include <cmocka.h>
 
 #include "ibp/bus.h"
+#include "ibp/local_msg.h"
 #include "ibp/log.h"
 #include "ibp/monitor_publisher.h"
 #include "ibp/persist.h"
@@ -323,13 +324,10 @@ static void test_caps_end_to_end(void **state)
     memset(w_domain, '~', IBP_DOMAIN_MAX); /* lower-case, no trailing dot */
     memset(w_endpoint, '/', IBP_URL_MAX);
     ibp_result_key wide_key = {IBP_CHECK_ENDPOINT, w_check, w_member, w_domain, w_endpoint, true};
-    Ibp__V1__ResultKey wk = IBP__V1__RESULT_KEY__INIT;
-    wk.check_type = IBP__V1__CHECK_TYPE__CHECK_TYPE_ENDPOINT;
-    wk.check_name = w_check;
-    wk.member = w_member;
-    wk.domain = w_domain;
-    wk.endpoint = w_endpoint;
-    wk.ipv6 = true;
+    /* The subject as the replica builds it from the engine's key. */
+    ibp_vote_key vk = {IBP_VOTE_ENDPOINT, w_check, w_member, w_domain, w_endpoint, true};
+    Ibp__V1__ResultKey wk;
+    ibp_local_key_to_wire(&wk, &vk);
     char wide_subject[IBP_SUBJECT_STATUS_MAX];
     assert_int_equal(ibp_subject_status(&wk, wide_subject, sizeof wide_subject), IBP_OK);
     assert_int_equal(strlen(wide_subject) + 1, IBP_SUBJECT_STATUS_MAX);
