@@ -615,6 +615,7 @@ static int node_start(node *n, const sigset_t *sigs)
         ro.vote.max_keys = (size_t)cfg->consensus.max_keys;
         ro.heartbeat_ms = cfg->intervals.heartbeat_ms;
         ro.stream_replicas = (int)cfg->nats.stream_replicas;
+        ibp_config_nats_stream_opts(&cfg->nats, &ro.streams);
         ro.side_cover_ms = cfg->consensus.side_cover_ms;
         ro.checkpoint_ms = cfg->consensus.checkpoint_ms;
         if (ibp_vote_config_check(&ro.vote) != IBP_VOTE_OK) {

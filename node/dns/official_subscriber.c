@@ -35,6 +35,9 @@ struct ibp_official_subscriber {
     ibp_chain_follower chain;  /* the thread's: which epochs continue the chain */
     uint64_t seen_upto;        /* the thread's: stream sequences judged up to here */
     ibp_log_limit foreign_log; /* the thread's */
+    natsStatistics *nats_stats; /* the thread's: the connection's reconnection count */
+    uint64_t reconnects;        /* the thread's: reconnections seen */
+    int64_t next_reconnect_look_ms;
 
     pthread_t thread;
     pthread_mutex_t mu;
@@ -343,6 +346,29 @@ static void pause_ms(ibp_official_subscriber *s, int64_t ms)
     pthread_mutex_unlock(&s->mu);
 }
 
+/*
+ * True once per reconnection of the connection (looked at once a second).
+ * OFFICIAL may have been lost with the server(s): in memory it comes back
+ * empty, or on a single server not at all until a replica creates it again,
+ * with its sequences starting over, where an ordered consumer that resumes
+ * after the last sequence it saw would wait for ever. So the subscriber
+ * subscribes again from the head of the chain, which costs one walk.
+ */
+static bool reconnected(ibp_official_subscriber *s)
+{
+    int64_t now = ibp_clock_mono_ms();
+    if (!s->nats_stats || now < s->next_reconnect_look_ms)
+        return false;
+    s->next_reconnect_look_ms = now + 1000;
+    uint64_t n = 0;
+    if (natsConnection_GetStats(s->opts.nc, s->nats_stats) != NATS_OK ||
+        natsStatistics_GetCounts(s->nats_stats, NULL, NULL, NULL, NULL, &n) != NATS_OK ||
+        n == s->reconnects)
+        return false;
+    s->reconnects = n;
+    return true;
+}
+
 static void *subscriber_main(void *arg)
 {
     ibp_official_subscriber *s = arg;
@@ -370,6 +396,16 @@ static void *subscriber_main(void *arg)
                     s->stream, s->subject, ibp_store_official_epoch(s->opts.store));
         }
         drain_heartbeats(s);
+        if (reconnected(s)) {
+            IBP_LOG(IBP_LOG_INFO, COMPONENT,
+                    "reconnected to NATS: subscribing again from the head of the chain "
+                    "stream=%s epoch=%" PRIu64,
+                    s->stream, ibp_store_official_epoch(s->opts.store));
+            natsSubscription_Unsubscribe(s->sub);
+            natsSubscription_Destroy(s->sub);
+            s->sub = NULL;
+            continue;
+        }
         natsMsg *m = NULL;
         natsStatus ns = natsSubscription_NextMsg(&m, s->sub, NEXT_MSG_WAIT_MS);
         if (ns == NATS_OK) {
@@ -443,6 +479,9 @@ ibp_status ibp_official_subscriber_start(const ibp_official_subscriber_opts *opt
         ibp_err_set(err, st, "official subscriber: verifier: %s", ibp_strerror(st));
         goto fail;
     }
+    if (natsStatistics_Create(&s->nats_stats) == NATS_OK &&
+        natsConnection_GetStats(opts->nc, s->nats_stats) == NATS_OK)
+        natsStatistics_GetCounts(s->nats_stats, NULL, NULL, NULL, NULL, &s->reconnects);
     natsStatus ns = natsConnection_JetStream(&s->js, opts->nc, NULL);
     if (ns != NATS_OK) {
         st = ibp_err_set(err, IBP_E_NATS, "official subscriber: JetStream context: %s",
@@ -456,6 +495,7 @@ ibp_status ibp_official_subscriber_start(const ibp_official_subscriber_opts *opt
     *out = s;
     return IBP_OK;
 fail:
+    natsStatistics_Destroy(s->nats_stats);
     jsCtx_Destroy(s->js);
     ibp_verifier_free(s->verifier);
     ibp_verifier_free(s->chain_verifier);
@@ -505,6 +545,7 @@ void ibp_official_subscriber_stop(ibp_official_subscriber *s)
             s->stats.received, s->stats.applied, s->stats.ignored, s->stats.rejected,
             s->stats.epoch, s->stats.heartbeats);
     jsCtx_Destroy(s->js);
+    natsStatistics_Destroy(s->nats_stats);
     ibp_verifier_free(s->verifier);
     ibp_verifier_free(s->chain_verifier);
     pthread_cond_destroy(&s->applied);
