@@ -694,6 +694,7 @@ ibp_status ibp_replica_start(const ibp_replica_opts *opts, ibp_replica **out, ib
     }
     ibp_vote_get_info(r->engine, &info);
     r->saved_local_seq = info.local_seq;
+    r->stats.epoch = info.epoch; /* the state's, until a message moves it */
     if (r->bootstrapping) {
         IBP_LOG(IBP_LOG_INFO, IBP_REPLICA_COMPONENT,
                 "replica started node=%s without a state: looking for a checkpoint",

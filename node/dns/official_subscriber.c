@@ -38,6 +38,7 @@ struct ibp_official_subscriber {
     natsStatistics *nats_stats; /* the thread's: the connection's reconnection count */
     uint64_t reconnects;        /* the thread's: reconnections seen */
     int64_t next_reconnect_look_ms;
+    int64_t next_stream_look_ms; /* the thread's: when to look whether OFFICIAL started over */
 
     pthread_t thread;
     pthread_mutex_t mu;
@@ -369,6 +370,31 @@ static bool reconnected(ibp_official_subscriber *s)
     return true;
 }
 
+/*
+ * True when the stream started over without a reconnection (deleted, and
+ * maybe created again, by an operator switching its storage): it is gone, or
+ * its last sequence is below what this subscriber has seen. Looked at every
+ * few seconds while no snapshot comes (one stream info request).
+ */
+#define STREAM_LOOK_MS 3000
+static bool stream_started_over(ibp_official_subscriber *s)
+{
+    int64_t now = ibp_clock_mono_ms();
+    if (now < s->next_stream_look_ms)
+        return false;
+    s->next_stream_look_ms = now + STREAM_LOOK_MS;
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    natsStatus ns = js_GetStreamInfo(&si, s->js, s->stream, NULL, &jerr);
+    if (ns == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr)
+        return true;
+    if (ns != NATS_OK)
+        return false;
+    uint64_t last = si->State.LastSeq;
+    jsStreamInfo_Destroy(si);
+    return last < s->seen_upto;
+}
+
 static void *subscriber_main(void *arg)
 {
     ibp_official_subscriber *s = arg;
@@ -396,11 +422,13 @@ static void *subscriber_main(void *arg)
                     s->stream, s->subject, ibp_store_official_epoch(s->opts.store));
         }
         drain_heartbeats(s);
-        if (reconnected(s)) {
+        bool again = reconnected(s);
+        if (again || (s->sub && stream_started_over(s))) {
             IBP_LOG(IBP_LOG_INFO, COMPONENT,
-                    "reconnected to NATS: subscribing again from the head of the chain "
-                    "stream=%s epoch=%" PRIu64,
-                    s->stream, ibp_store_official_epoch(s->opts.store));
+                    "%s: subscribing again from the head of the chain stream=%s epoch=%" PRIu64,
+                    again ? "reconnected to NATS" : "the stream started over", s->stream,
+                    ibp_store_official_epoch(s->opts.store));
+            s->seen_upto = 0;
             natsSubscription_Unsubscribe(s->sub);
             natsSubscription_Destroy(s->sub);
             s->sub = NULL;
@@ -411,6 +439,7 @@ static void *subscriber_main(void *arg)
         if (ns == NATS_OK) {
             handle_msg(s, m, false);
             natsMsg_Destroy(m);
+            s->next_stream_look_ms = ibp_clock_mono_ms() + STREAM_LOOK_MS;
             continue;
         }
         if (ns == NATS_TIMEOUT || ns == NATS_SLOW_CONSUMER)

@@ -10,7 +10,9 @@
  * memory OFFICIAL (nats.official_memory) comes back empty, or not at all
  * until a consensus replica creates it again, after a restart of every
  * server, with its sequences starting over; the replicas then publish their
- * current epoch again, which a store at that epoch ignores.
+ * current epoch again, which a store at that epoch ignores. The same when,
+ * with no snapshot for a few seconds, the stream is gone or its last
+ * sequence is below the ones seen (deleted and created again).
  *
  * Each snapshot is verified against the roster before anything in it is
  * believed: the signature, and a signer with role consensus (the verifier's
