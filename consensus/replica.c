@@ -28,6 +28,9 @@
 #include "replica_internal.h"
 
 #define RETRY_MAX_MS 2000
+/* While messages keep coming, how often a pending look at OFFICIAL's chain
+ * (republish_current) checks whether LOCAL is read to its end. */
+#define REPUBLISH_LOOK_MS 250
 
 void ibp_replica_opts_init(ibp_replica_opts *opts)
 {
@@ -531,12 +534,15 @@ static void *replica_main(void *arg)
             natsMsg_Destroy(m);
         } else if (s != NATS_TIMEOUT) {
             ibp_clock_sleep_ms(100); /* reconnecting: the ordered consumer resumes by itself */
-        } else if (r->republish_check) {
-            /* Nothing to read for a while: likely at the end of LOCAL. */
-            r->republish_check = !republish_current(r);
         }
         int64_t now = ibp_clock_mono_ms();
         note_reconnects(r, now);
+        if (r->republish_check && (s == NATS_TIMEOUT || now >= r->next_republish_look_ms)) {
+            /* After a quiet turn (likely at the end of LOCAL), or a few times a
+             * second while messages keep coming. */
+            r->next_republish_look_ms = now + REPUBLISH_LOOK_MS;
+            r->republish_check = !republish_current(r);
+        }
         if (now - r->last_heartbeat_ms >= r->opts.heartbeat_ms) {
             send_heartbeat(r);
             r->last_heartbeat_ms = now;

@@ -45,6 +45,7 @@ struct ibp_replica {
     bool republish_check;
     uint64_t reconnects;        /* the connection's reconnections seen so far */
     int64_t next_reconnect_look_ms;
+    int64_t next_republish_look_ms;
     natsStatistics *nats_stats; /* for the reconnection count */
 
     atomic_ulong async_failures; /* asynchronous publishes that failed */
