@@ -138,8 +138,10 @@ static void ensure_official(ibp_replica *r)
     o.replicas = r->opts.stream_replicas > 0 ? r->opts.stream_replicas : 1;
     o.update_existing = false;
     if (ibp_bus_ensure_streams(r->js, &o, &err) != IBP_OK)
-        IBP_LOG(IBP_LOG_WARN, IBP_REPLICA_COMPONENT, "cannot create %s: %s", IBP_STREAM_OFFICIAL,
-                err.msg);
+        /* A refused creation (no memory left, say) matters; NATS being away
+         * is already said by the caller's retry line. */
+        IBP_LOG(strstr(err.msg, "create stream") ? IBP_LOG_WARN : IBP_LOG_DEBUG,
+                IBP_REPLICA_COMPONENT, "cannot create %s: %s", IBP_STREAM_OFFICIAL, err.msg);
 }
 
 /*
