@@ -28,6 +28,9 @@
 #include "replica_internal.h"
 
 #define RETRY_MAX_MS 2000
+/* While messages keep coming, how often a pending look at OFFICIAL's chain
+ * (republish_current) checks whether LOCAL is read to its end. */
+#define REPUBLISH_LOOK_MS 250
 
 void ibp_replica_opts_init(ibp_replica_opts *opts)
 {
@@ -38,6 +41,7 @@ void ibp_replica_opts_init(ibp_replica_opts *opts)
     opts->stream_replicas = 1;
     opts->checkpoint_ms = 30000;
     opts->bootstrap_retry_ms = 5000;
+    ibp_bus_stream_opts_init(&opts->streams);
 }
 
 /* ---- reading what OFFICIAL holds ---------------------------------------- */
@@ -118,7 +122,51 @@ static void lost_race(ibp_replica *r, uint64_t epoch, const uint8_t *ours, const
 
 struct snap_arg {
     const ibp_vote_update *u;
+    bool again; /* the current epoch published again (republish_current) */
 };
+
+/*
+ * Makes sure OFFICIAL exists, creating it with the replica's stream options:
+ * a memory stream on a single server is gone, not only empty, after the
+ * server restarted. Logged, not returned: the caller retries anyway.
+ */
+static void ensure_official(ibp_replica *r)
+{
+    ibp_bus_stream_opts o = r->opts.streams;
+    ibp_err err = {0};
+    o.streams = IBP_BUS_STREAM_OFFICIAL;
+    o.replicas = r->opts.stream_replicas > 0 ? r->opts.stream_replicas : 1;
+    o.update_existing = false;
+    if (ibp_bus_ensure_streams(r->js, &o, &err) != IBP_OK)
+        /* A refused creation (no memory left, say) matters; NATS being away
+         * is already said by the caller's retry line. */
+        IBP_LOG(strstr(err.msg, "create stream") ? IBP_LOG_WARN : IBP_LOG_DEBUG,
+                IBP_REPLICA_COMPONENT, "cannot create %s: %s", IBP_STREAM_OFFICIAL, err.msg);
+}
+
+/*
+ * After a publish that someone else won: true when the last message on the
+ * subject (r->last_snap_subject_seq, just refreshed) is a valid snapshot of
+ * epoch, whose digest it copies to *head. A republished epoch needs this
+ * because the chain head does not move to it when the stream held an older
+ * epoch than epoch - 1 (ibp/snapshot_chain.h).
+ */
+static bool last_is_epoch(ibp_replica *r, uint64_t epoch, ibp_chain_msg *head)
+{
+    natsMsg *m = NULL;
+    jsErrCode jerr = 0;
+    if (r->last_snap_subject_seq == 0 ||
+        js_GetMsg(&m, r->js, IBP_STREAM_OFFICIAL, r->last_snap_subject_seq, NULL, &jerr) != NATS_OK)
+        return false;
+    ibp_chain_msg cm;
+    ibp_official_chain_classify(r->chain_verifier, (const uint8_t *)natsMsg_GetData(m),
+                                (size_t)natsMsg_GetDataLength(m), r->last_snap_subject_seq, &cm);
+    natsMsg_Destroy(m);
+    if (!cm.valid || cm.epoch != epoch)
+        return false;
+    *head = cm;
+    return true;
+}
 
 /* Attempts per call before the caller's retry with back-off: each failed
  * attempt means another message landed on the subject meanwhile. */
@@ -127,6 +175,7 @@ struct snap_arg {
 static ibp_status publish_snapshot(ibp_replica *r, void *arg, ibp_err *err)
 {
     const ibp_vote_update *u = ((struct snap_arg *)arg)->u;
+    bool again = ((struct snap_arg *)arg)->again;
     uint8_t *payload = NULL, *sealed = NULL;
     size_t plen = 0, len = 0;
     uint64_t seq = 0, stream_seq = 0;
@@ -167,18 +216,27 @@ static ibp_status publish_snapshot(ibp_replica *r, void *arg, ibp_err *err)
             r->last_snap_epoch = u->epoch;
             if (stream_seq > r->foreign_counted_upto)
                 r->foreign_counted_upto = stream_seq;
-            IBP_REPLICA_STATS(r, r->stats.snapshots_published++);
+            if (again)
+                IBP_REPLICA_STATS(r, r->stats.snapshots_republished++);
+            else
+                IBP_REPLICA_STATS(r, r->stats.snapshots_published++);
             return IBP_OK;
         }
-        if (st != IBP_OK && st != IBP_E_EXISTS)
-            return st; /* NATS trouble: retried by the caller */
+        if (st != IBP_OK && st != IBP_E_EXISTS) {
+            /* NATS trouble, retried by the caller; OFFICIAL may be gone with
+             * a restart of its server (memory storage): create it first. */
+            ensure_official(r);
+            return st;
+        }
         /* Someone else was first, or the id was taken: look at the chain. */
         ibp_chain_msg head;
         memset(&head, 0, sizeof head);
         if ((st = refresh_last_snapshot(r, &head)) != IBP_OK)
             return st;
-        if (r->last_snap_epoch == u->epoch) {
+        if (r->last_snap_epoch == u->epoch || (again && last_is_epoch(r, u->epoch, &head))) {
             lost_race(r, u->epoch, u->digest, head.digest, head.digest_len);
+            if (r->last_snap_epoch < u->epoch)
+                r->last_snap_epoch = u->epoch;
             return IBP_OK;
         }
         if (r->last_snap_epoch > u->epoch)
@@ -204,7 +262,7 @@ static void publish_epoch(ibp_replica *r, const ibp_vote_update *u)
      * in the streams, so a winner dying between the two loses nothing
      * (duplicates are dropped by their message ids). */
     uint64_t won = r->stats.snapshots_published, mismatches = r->stats.digest_mismatches;
-    struct snap_arg sa = {u};
+    struct snap_arg sa = {u, false};
     ibp_status st = ibp__replica_with_retry(r, "snapshot", publish_snapshot, &sa);
     if (st != IBP_OK) {
         if (!atomic_load(&r->stop))
@@ -300,6 +358,95 @@ out:
     ibp_verified_clear(&vm);
 }
 
+/* ---- OFFICIAL lost: publishing the current epoch again -------------------- */
+
+/* True when this replica has read LOCAL to its last message. */
+static bool local_read_to_end(ibp_replica *r)
+{
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    if (js_GetStreamInfo(&si, r->js, IBP_STREAM_LOCAL, NULL, &jerr) != NATS_OK)
+        return false;
+    uint64_t last = si->State.Msgs ? si->State.LastSeq : 0;
+    jsStreamInfo_Destroy(si);
+    ibp_vote_info info;
+    ibp_vote_get_info(r->engine, &info);
+    uint64_t read;
+    pthread_mutex_lock(&r->stats_lock);
+    read = r->stats.local_seq;
+    pthread_mutex_unlock(&r->stats_lock);
+    return (read > info.local_seq ? read : info.local_seq) >= last;
+}
+
+/*
+ * When OFFICIAL's chain is below this replica's epoch (the stream lost its
+ * messages in a restart of every server, being in memory; or the replica's
+ * own publish of its epoch never landed), publishes the current state as the
+ * snapshot of the current epoch, so that a subscriber starting now gets it.
+ * Only once LOCAL is read to its end: every replica then has the same epoch
+ * and state, and they race for one message as for any epoch. Returns false
+ * to be called again later (not read to the end, or NATS not answering).
+ */
+static bool republish_current(ibp_replica *r)
+{
+    ibp_vote_info info;
+    ibp_vote_get_info(r->engine, &info);
+    if (info.epoch == 0)
+        return true; /* nothing official yet */
+    if (!local_read_to_end(r))
+        return false;
+    ensure_official(r);
+    if (refresh_last_snapshot(r, NULL) != IBP_OK)
+        return false;
+    if (r->last_snap_epoch >= info.epoch)
+        return true;
+    uint64_t had = r->last_snap_epoch;
+    ibp_vote_update u;
+    memset(&u, 0, sizeof u);
+    u.epoch_advanced = true;
+    u.epoch = info.epoch;
+    u.local_seq = info.local_seq;
+    u.now_ms = info.now_ms;
+    memcpy(u.digest, info.digest, sizeof u.digest);
+    u.active_monitors = (uint32_t)info.active_monitors;
+    uint64_t again = r->stats.snapshots_republished;
+    struct snap_arg sa = {&u, true};
+    ibp_status st = ibp__replica_with_retry(r, "snapshot (current epoch again)", publish_snapshot,
+                                            &sa);
+    if (st != IBP_OK) {
+        if (!atomic_load(&r->stop))
+            IBP_LOG(IBP_LOG_ERROR, IBP_REPLICA_COMPONENT,
+                    "current epoch not published again epoch=%" PRIu64 " reason=%s", info.epoch,
+                    ibp_status_name(st));
+        return true;
+    }
+    if (r->stats.snapshots_republished != again)
+        IBP_LOG(IBP_LOG_INFO, IBP_REPLICA_COMPONENT,
+                "published the current epoch again: %s held %s%" PRIu64
+                " (a memory stream after a restart of every NATS server?) epoch=%" PRIu64
+                " local_seq=%" PRIu64 " stream_epoch=%" PRIu64,
+                IBP_STREAM_OFFICIAL, had ? "only up to epoch " : "no snapshot, epoch ", had,
+                info.epoch, info.local_seq, had);
+    return true;
+}
+
+/* Notes a reconnection to NATS (looked at once a second): OFFICIAL may have
+ * been lost with the server(s). */
+static void note_reconnects(ibp_replica *r, int64_t now)
+{
+    if (!r->nats_stats || now < r->next_reconnect_look_ms)
+        return;
+    r->next_reconnect_look_ms = now + 1000;
+    uint64_t n = 0;
+    if (natsConnection_GetStats(r->opts.nc, r->nats_stats) != NATS_OK ||
+        natsStatistics_GetCounts(r->nats_stats, NULL, NULL, NULL, NULL, &n) != NATS_OK)
+        return;
+    if (n != r->reconnects) {
+        r->reconnects = n;
+        r->republish_check = true;
+    }
+}
+
 /* ---- housekeeping --------------------------------------------------------- */
 
 static void send_heartbeat(ibp_replica *r)
@@ -384,6 +531,7 @@ static void *replica_main(void *arg)
                 continue;
             }
             r->last_heartbeat_ms = r->last_save_ms = r->last_checkpoint_ms = ibp_clock_mono_ms();
+            r->republish_check = true;
         }
         natsMsg *m = NULL;
         natsStatus s = natsSubscription_NextMsg(&m, r->sub, IBP_REPLICA_NEXT_MSG_WAIT_MS);
@@ -394,6 +542,13 @@ static void *replica_main(void *arg)
             ibp_clock_sleep_ms(100); /* reconnecting: the ordered consumer resumes by itself */
         }
         int64_t now = ibp_clock_mono_ms();
+        note_reconnects(r, now);
+        if (r->republish_check && (s == NATS_TIMEOUT || now >= r->next_republish_look_ms)) {
+            /* After a quiet turn (likely at the end of LOCAL), or a few times a
+             * second while messages keep coming. */
+            r->next_republish_look_ms = now + REPUBLISH_LOOK_MS;
+            r->republish_check = !republish_current(r);
+        }
         if (now - r->last_heartbeat_ms >= r->opts.heartbeat_ms) {
             send_heartbeat(r);
             r->last_heartbeat_ms = now;
@@ -497,9 +652,9 @@ ibp_status ibp_replica_start(const ibp_replica_opts *opts, ibp_replica **out, ib
         st = ibp_err_set(err, IBP_E_NATS, "replica: jetstream: %s", natsStatus_GetText(s));
         goto fail;
     }
-    ibp_bus_stream_opts so_streams;
-    ibp_bus_stream_opts_init(&so_streams);
+    ibp_bus_stream_opts so_streams = opts->streams;
     so_streams.replicas = opts->stream_replicas > 0 ? opts->stream_replicas : 1;
+    so_streams.update_existing = false; /* the daemon's business, at its start */
     if ((st = ibp_bus_ensure_streams(r->js, &so_streams, err)) != IBP_OK)
         goto fail;
     if ((st = ibp_verifier_new(opts->roster, NULL, &r->verifier)) != IBP_OK) {
@@ -551,6 +706,7 @@ ibp_status ibp_replica_start(const ibp_replica_opts *opts, ibp_replica **out, ib
     }
     ibp_vote_get_info(r->engine, &info);
     r->saved_local_seq = info.local_seq;
+    r->stats.epoch = info.epoch; /* the state's, until a message moves it */
     if (r->bootstrapping) {
         IBP_LOG(IBP_LOG_INFO, IBP_REPLICA_COMPONENT,
                 "replica started node=%s without a state: looking for a checkpoint",
@@ -564,6 +720,10 @@ ibp_status ibp_replica_start(const ibp_replica_opts *opts, ibp_replica **out, ib
                 ibp_signer_id(opts->signer), info.epoch, info.local_seq, r->last_snap_epoch);
     }
     r->last_heartbeat_ms = r->last_save_ms = r->last_checkpoint_ms = ibp_clock_mono_ms();
+    r->republish_check = !r->bootstrapping;
+    if (natsStatistics_Create(&r->nats_stats) == NATS_OK &&
+        natsConnection_GetStats(opts->nc, r->nats_stats) == NATS_OK)
+        natsStatistics_GetCounts(r->nats_stats, NULL, NULL, NULL, NULL, &r->reconnects);
     if (pthread_create(&r->thread, NULL, replica_main, r) != 0) {
         st = ibp_err_set(err, IBP_E_NOMEM, "replica: cannot start its thread");
         goto fail;
@@ -571,6 +731,7 @@ ibp_status ibp_replica_start(const ibp_replica_opts *opts, ibp_replica **out, ib
     *out = r;
     return IBP_OK;
 fail:
+    natsStatistics_Destroy(r->nats_stats);
     free(r->refused_verdict);
     free(r->refused_seq);
     natsSubscription_Destroy(r->sub);
@@ -607,6 +768,7 @@ void ibp_replica_stop(ibp_replica *r)
     ibp_verifier_free(r->verifier);
     ibp_verifier_free(r->chain_verifier);
     jsCtx_Destroy(r->js);
+    natsStatistics_Destroy(r->nats_stats);
     pthread_mutex_destroy(&r->stats_lock);
     free(r->refused_verdict);
     free(r->refused_seq);

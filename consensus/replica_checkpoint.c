@@ -246,6 +246,9 @@ static ibp_status take(ibp_replica *r, candidate *c, ibp_vote *engine, uint64_t 
     r->engine = engine;
     ibp_replica_state_set_seqs(c->rs, r->verifier);
     r->bootstrapping = false;
+    /* Saved before the stats say it no longer waits, so that whoever sees
+     * that also finds consensus.state. */
+    ibp__replica_save_now(r);
     IBP_REPLICA_STATS(r, (r->stats.epoch = c->rs->epoch, r->stats.local_seq = c->rs->local_seq,
                           r->stats.waiting_for_checkpoint = 0));
     IBP_LOG(IBP_LOG_INFO, IBP_REPLICA_COMPONENT,
@@ -254,7 +257,6 @@ static ibp_status take(ibp_replica *r, candidate *c, ibp_vote *engine, uint64_t 
             "; stream_epoch=%" PRIu64 ")",
             c->node->id, c->rs->epoch, c->rs->local_seq, c->stream_seq, first, last,
             r->last_snap_epoch);
-    ibp__replica_save_now(r);
     return IBP_OK;
 }
 

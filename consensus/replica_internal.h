@@ -40,6 +40,13 @@ struct ibp_replica {
     uint64_t last_snap_epoch;       /* the head of the chain; 0: none */
     uint64_t foreign_counted_upto;  /* foreign messages up to this sequence are counted */
     ibp_verifier *chain_verifier;   /* stateless checks of the snapshot subject */
+    /* Look whether OFFICIAL holds the current epoch once LOCAL is read to its end
+     * (set at start, after a bootstrap and after each reconnection). */
+    bool republish_check;
+    uint64_t reconnects;        /* the connection's reconnections seen so far */
+    int64_t next_reconnect_look_ms;
+    int64_t next_republish_look_ms;
+    natsStatistics *nats_stats; /* for the reconnection count */
 
     atomic_ulong async_failures; /* asynchronous publishes that failed */
 

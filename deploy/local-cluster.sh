@@ -92,6 +92,7 @@ ${IBP_NATS_TRACE:+trace: true}
 jetstream {
   store_dir: "$run/nats/js"
   max_file_store: 2GB
+  # OFFICIAL is a memory stream reserving nats.official_max_bytes (128 MiB).
   max_memory_store: 256MB
 }
 # Users (one nkey per node) and their permissions: ibpctl nats-auth --roster.

@@ -235,6 +235,8 @@ static void replica_status(json_t *obj, void *user)
         rej ? rej : json_null());
     if (r) {
         json_object_set_new(r, "foreign_snapshots", json_integer((json_int_t)s.foreign_snapshots));
+        json_object_set_new(r, "snapshots_republished",
+                            json_integer((json_int_t)s.snapshots_republished));
         json_object_set_new(r, "side_published", json_integer((json_int_t)s.side_published));
         json_object_set_new(r, "side_checked", json_integer((json_int_t)s.side_checked));
         json_object_set_new(r, "side_covered", json_integer((json_int_t)s.side_covered));
@@ -335,6 +337,8 @@ static void micro_stats(json_t *data, void *user)
         if (r) {
             json_object_set_new(r, "foreign_snapshots",
                                 json_integer((json_int_t)s.foreign_snapshots));
+            json_object_set_new(r, "snapshots_republished",
+                                json_integer((json_int_t)s.snapshots_republished));
             json_object_set_new(r, "checkpoints", checkpoints_json(&s));
         }
         if (r && local_last)
@@ -615,6 +619,7 @@ static int node_start(node *n, const sigset_t *sigs)
         ro.vote.max_keys = (size_t)cfg->consensus.max_keys;
         ro.heartbeat_ms = cfg->intervals.heartbeat_ms;
         ro.stream_replicas = (int)cfg->nats.stream_replicas;
+        ibp_config_nats_stream_opts(&cfg->nats, &ro.streams);
         ro.side_cover_ms = cfg->consensus.side_cover_ms;
         ro.checkpoint_ms = cfg->consensus.checkpoint_ms;
         if (ibp_vote_config_check(&ro.vote) != IBP_VOTE_OK) {

@@ -35,6 +35,10 @@ struct ibp_official_subscriber {
     ibp_chain_follower chain;  /* the thread's: which epochs continue the chain */
     uint64_t seen_upto;        /* the thread's: stream sequences judged up to here */
     ibp_log_limit foreign_log; /* the thread's */
+    natsStatistics *nats_stats; /* the thread's: the connection's reconnection count */
+    uint64_t reconnects;        /* the thread's: reconnections seen */
+    int64_t next_reconnect_look_ms;
+    int64_t next_stream_look_ms; /* the thread's: when to look whether OFFICIAL started over */
 
     pthread_t thread;
     pthread_mutex_t mu;
@@ -343,6 +347,54 @@ static void pause_ms(ibp_official_subscriber *s, int64_t ms)
     pthread_mutex_unlock(&s->mu);
 }
 
+/*
+ * True once per reconnection of the connection (looked at once a second).
+ * OFFICIAL may have been lost with the server(s): in memory it comes back
+ * empty, or on a single server not at all until a replica creates it again,
+ * with its sequences starting over, where an ordered consumer that resumes
+ * after the last sequence it saw would wait for ever. So the subscriber
+ * subscribes again from the head of the chain, which costs one walk.
+ */
+static bool reconnected(ibp_official_subscriber *s)
+{
+    int64_t now = ibp_clock_mono_ms();
+    if (!s->nats_stats || now < s->next_reconnect_look_ms)
+        return false;
+    s->next_reconnect_look_ms = now + 1000;
+    uint64_t n = 0;
+    if (natsConnection_GetStats(s->opts.nc, s->nats_stats) != NATS_OK ||
+        natsStatistics_GetCounts(s->nats_stats, NULL, NULL, NULL, NULL, &n) != NATS_OK ||
+        n == s->reconnects)
+        return false;
+    s->reconnects = n;
+    return true;
+}
+
+/*
+ * True when the stream started over without a reconnection (deleted, and
+ * maybe created again, by an operator switching its storage): it is gone, or
+ * its last sequence is below what this subscriber has seen. Looked at every
+ * few seconds while no snapshot comes (one stream info request).
+ */
+#define STREAM_LOOK_MS 3000
+static bool stream_started_over(ibp_official_subscriber *s)
+{
+    int64_t now = ibp_clock_mono_ms();
+    if (now < s->next_stream_look_ms)
+        return false;
+    s->next_stream_look_ms = now + STREAM_LOOK_MS;
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    natsStatus ns = js_GetStreamInfo(&si, s->js, s->stream, NULL, &jerr);
+    if (ns == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr)
+        return true;
+    if (ns != NATS_OK)
+        return false;
+    uint64_t last = si->State.LastSeq;
+    jsStreamInfo_Destroy(si);
+    return last < s->seen_upto;
+}
+
 static void *subscriber_main(void *arg)
 {
     ibp_official_subscriber *s = arg;
@@ -370,11 +422,24 @@ static void *subscriber_main(void *arg)
                     s->stream, s->subject, ibp_store_official_epoch(s->opts.store));
         }
         drain_heartbeats(s);
+        bool again = reconnected(s);
+        if (again || (s->sub && stream_started_over(s))) {
+            IBP_LOG(IBP_LOG_INFO, COMPONENT,
+                    "%s: subscribing again from the head of the chain stream=%s epoch=%" PRIu64,
+                    again ? "reconnected to NATS" : "the stream started over", s->stream,
+                    ibp_store_official_epoch(s->opts.store));
+            s->seen_upto = 0;
+            natsSubscription_Unsubscribe(s->sub);
+            natsSubscription_Destroy(s->sub);
+            s->sub = NULL;
+            continue;
+        }
         natsMsg *m = NULL;
         natsStatus ns = natsSubscription_NextMsg(&m, s->sub, NEXT_MSG_WAIT_MS);
         if (ns == NATS_OK) {
             handle_msg(s, m, false);
             natsMsg_Destroy(m);
+            s->next_stream_look_ms = ibp_clock_mono_ms() + STREAM_LOOK_MS;
             continue;
         }
         if (ns == NATS_TIMEOUT || ns == NATS_SLOW_CONSUMER)
@@ -443,6 +508,9 @@ ibp_status ibp_official_subscriber_start(const ibp_official_subscriber_opts *opt
         ibp_err_set(err, st, "official subscriber: verifier: %s", ibp_strerror(st));
         goto fail;
     }
+    if (natsStatistics_Create(&s->nats_stats) == NATS_OK &&
+        natsConnection_GetStats(opts->nc, s->nats_stats) == NATS_OK)
+        natsStatistics_GetCounts(s->nats_stats, NULL, NULL, NULL, NULL, &s->reconnects);
     natsStatus ns = natsConnection_JetStream(&s->js, opts->nc, NULL);
     if (ns != NATS_OK) {
         st = ibp_err_set(err, IBP_E_NATS, "official subscriber: JetStream context: %s",
@@ -456,6 +524,7 @@ ibp_status ibp_official_subscriber_start(const ibp_official_subscriber_opts *opt
     *out = s;
     return IBP_OK;
 fail:
+    natsStatistics_Destroy(s->nats_stats);
     jsCtx_Destroy(s->js);
     ibp_verifier_free(s->verifier);
     ibp_verifier_free(s->chain_verifier);
@@ -505,6 +574,7 @@ void ibp_official_subscriber_stop(ibp_official_subscriber *s)
             s->stats.received, s->stats.applied, s->stats.ignored, s->stats.rejected,
             s->stats.epoch, s->stats.heartbeats);
     jsCtx_Destroy(s->js);
+    natsStatistics_Destroy(s->nats_stats);
     ibp_verifier_free(s->verifier);
     ibp_verifier_free(s->chain_verifier);
     pthread_cond_destroy(&s->applied);

@@ -51,7 +51,8 @@ void ibp_bus_stream_opts_init(ibp_bus_stream_opts *opts)
     opts->events_max_age_ms = 400 * DAY_MS;
     opts->hits_max_age_ms = 400 * DAY_MS;
     opts->official_keep = IBP_BUS_OFFICIAL_KEEP_DEFAULT;
-    opts->official_memory = false;
+    opts->official_memory = true;
+    opts->official_max_bytes = IBP_BUS_OFFICIAL_MAX_BYTES_DEFAULT;
     opts->duplicate_window_ms = 120000;
     opts->update_existing = false;
 }
@@ -383,6 +384,8 @@ struct stream_spec {
     int64_t max_age_ms;           /* 0: no age limit */
     int64_t max_msgs_per_subject; /* 0: no limit */
     bool memory;
+    int64_t max_bytes; /* 0: no limit; -1: no limit at creation, an existing one left alone */
+    const char *memory_setting; /* the setting that chooses the storage, or NULL */
 };
 
 /* A JetStream API call failed: say "refused" when the server refused its subject. */
@@ -435,6 +438,8 @@ static ibp_status update_stream(jsCtx *js, const struct stream_spec *sp, const j
     int64_t want_per_subject = sp->max_msgs_per_subject > 0 ? sp->max_msgs_per_subject : -1;
     int64_t have_per_subject = cfg.MaxMsgsPerSubject > 0 ? cfg.MaxMsgsPerSubject : -1;
     int want_replicas = o->replicas > 0 ? o->replicas : 1;
+    int64_t want_bytes = sp->max_bytes > 0 ? sp->max_bytes : -1;
+    int64_t have_bytes = cfg.MaxBytes > 0 ? cfg.MaxBytes : -1;
     bool changed = false;
     char a[32], b[32];
     if (cfg.MaxAge != want_age) {
@@ -449,6 +454,12 @@ static ibp_status update_stream(jsCtx *js, const struct stream_spec *sp, const j
         cfg.MaxMsgsPerSubject = want_per_subject;
         changed = true;
     }
+    if (sp->max_bytes >= 0 && have_bytes != want_bytes) {
+        IBP_LOG(IBP_LOG_INFO, "bus", "stream %s: max bytes %" PRId64 " -> %" PRId64
+                " (-1: no limit)", sp->name, have_bytes, want_bytes);
+        cfg.MaxBytes = want_bytes;
+        changed = true;
+    }
     if (cfg.Replicas != want_replicas) {
         IBP_LOG(IBP_LOG_INFO, "bus", "stream %s: replicas %" PRId64 " -> %d", sp->name,
                 (int64_t)cfg.Replicas, want_replicas);
@@ -456,12 +467,21 @@ static ibp_status update_stream(jsCtx *js, const struct stream_spec *sp, const j
         changed = true;
     }
     jsStorageType want_storage = sp->memory ? js_MemoryStorage : js_FileStorage;
-    if (cfg.Storage != want_storage)
+    if (cfg.Storage != want_storage) {
+        const char *have_s = cfg.Storage == js_MemoryStorage ? "memory" : "file";
+        const char *want_s = want_storage == js_MemoryStorage ? "memory" : "file";
+        const char *setting = sp->memory_setting ? sp->memory_setting : "the settings";
         IBP_LOG(IBP_LOG_WARN, "bus",
-                "stream %s is on %s storage, the settings ask for %s: JetStream cannot change "
-                "it in place (delete the stream while the cluster is stopped to re-create it)",
-                sp->name, cfg.Storage == js_MemoryStorage ? "memory" : "file",
-                want_storage == js_MemoryStorage ? "memory" : "file");
+                "stream %s is on %s storage but %s=%s asks for %s storage: JetStream cannot "
+                "change the storage of an existing stream, so it stays on %s. To switch, stop "
+                "the consensus replicas, delete the stream as a NATS user allowed to (`nats "
+                "stream rm %s`) and start them again: they create it on %s storage and publish "
+                "their current epoch into it. To keep it as it is, set %s=%s. stream=%s "
+                "storage=%s wanted=%s",
+                sp->name, have_s, setting, sp->memory ? "true" : "false", want_s, have_s,
+                sp->name, want_s, setting, cfg.Storage == js_MemoryStorage ? "true" : "false",
+                sp->name, have_s, want_s);
+    }
     if (!changed)
         return IBP_OK;
     jsStreamInfo *out = NULL;
@@ -521,6 +541,7 @@ static ibp_status ensure_stream(jsCtx *js, const struct stream_spec *sp,
     cfg.Replicas = o->replicas > 0 ? o->replicas : 1;
     cfg.MaxAge = sp->max_age_ms * NS_PER_MS;
     cfg.MaxMsgsPerSubject = sp->max_msgs_per_subject > 0 ? sp->max_msgs_per_subject : -1;
+    cfg.MaxBytes = sp->max_bytes > 0 ? sp->max_bytes : -1;
     cfg.Duplicates = o->duplicate_window_ms * NS_PER_MS;
     cfg.MaxMsgSize = (int32_t)IBP_MESSAGE_MAX_DEFAULT;
     cfg.AllowDirect = true;
@@ -531,14 +552,30 @@ static ibp_status ensure_stream(jsCtx *js, const struct stream_spec *sp,
         char a[32];
         IBP_LOG(IBP_LOG_INFO, "bus",
                 "created stream name=%s subjects=%s replicas=%d storage=%s max_age=%s "
-                "per_subject=%" PRId64,
+                "per_subject=%" PRId64 " max_bytes=%" PRId64,
                 sp->name, sp->subject, (int)cfg.Replicas, sp->memory ? "memory" : "file",
-                age_text(cfg.MaxAge, a, sizeof a), (int64_t)cfg.MaxMsgsPerSubject);
+                age_text(cfg.MaxAge, a, sizeof a), (int64_t)cfg.MaxMsgsPerSubject,
+                (int64_t)cfg.MaxBytes);
         jsStreamInfo_Destroy(si);
         return IBP_OK;
     }
     if (jerr == JSStreamNameExistErr)
         return IBP_OK; /* created meanwhile by another daemon */
+    if (sp->memory && (jerr == JSMemoryResourcesExceededErr ||
+                       jerr == JSStorageResourcesExceededErr ||
+                       jerr == JSInsufficientResourcesErr ||
+                       jerr == JSAccountResourcesExceededErr))
+        /* A memory stream reserves its byte limit of the server's (or the
+         * account's) JetStream memory when it is created. */
+        return ibp_err_set(err, IBP_E_NATS,
+                           "nats: create stream %s on memory storage with max_bytes %" PRId64
+                           ": the server has not that much JetStream memory left (jetstream "
+                           "error %d: %s): raise max_memory_store in the jetstream block of "
+                           "nats-server (or the account's limit), lower nats.official_max_bytes,"
+                           " or set %s=false",
+                           sp->name, (int64_t)cfg.MaxBytes, (int)jerr,
+                           nats_GetLastError(NULL) ? nats_GetLastError(NULL) : "",
+                           sp->memory_setting ? sp->memory_setting : "its storage setting");
     return js_api_error(err, s, jerr, "STREAM.CREATE", sp->name, t0, "create");
 }
 
@@ -550,16 +587,20 @@ ibp_status ibp_bus_ensure_streams(jsCtx *js, const ibp_bus_stream_opts *opts, ib
     else
         ibp_bus_stream_opts_init(&o);
     const struct stream_spec specs[] = {
-        {IBP_BUS_STREAM_LOCAL, IBP_STREAM_LOCAL, "ibp.local.>", o.local_max_age_ms, 0, false},
+        {IBP_BUS_STREAM_LOCAL, IBP_STREAM_LOCAL, "ibp.local.>", o.local_max_age_ms, 0, false, -1,
+         NULL},
         {IBP_BUS_STREAM_OFFICIAL, IBP_STREAM_OFFICIAL, IBP_SUBJECT_OFFICIAL_SNAPSHOT, 0,
-         o.official_keep > 0 ? o.official_keep : IBP_BUS_OFFICIAL_KEEP_DEFAULT, o.official_memory},
-        {IBP_BUS_STREAM_STATUS, IBP_STREAM_STATUS, "ibp.status.>", 0, 1, false},
-        {IBP_BUS_STREAM_EVENTS, IBP_STREAM_EVENTS, "ibp.events.>", o.events_max_age_ms, 0, false},
-        {IBP_BUS_STREAM_HITS, IBP_STREAM_HITS, "ibp.hits.>", o.hits_max_age_ms, 0, false},
+         o.official_keep > 0 ? o.official_keep : IBP_BUS_OFFICIAL_KEEP_DEFAULT, o.official_memory,
+         o.official_max_bytes > 0 ? o.official_max_bytes : 0, "nats.official_memory"},
+        {IBP_BUS_STREAM_STATUS, IBP_STREAM_STATUS, "ibp.status.>", 0, 1, false, -1, NULL},
+        {IBP_BUS_STREAM_EVENTS, IBP_STREAM_EVENTS, "ibp.events.>", o.events_max_age_ms, 0, false,
+         -1, NULL},
+        {IBP_BUS_STREAM_HITS, IBP_STREAM_HITS, "ibp.hits.>", o.hits_max_age_ms, 0, false, -1,
+         NULL},
         /* A replica's latest checkpoint, however old: a replica added after a
          * quiet month still finds one. */
         {IBP_BUS_STREAM_CHECKPOINT, IBP_STREAM_CHECKPOINT, IBP_SUBJECT_CHECKPOINT_ALL, 0, 1,
-         false},
+         false, -1, NULL},
     };
     for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
         if (!(o.streams & specs[i].bit))

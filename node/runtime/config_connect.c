@@ -33,5 +33,6 @@ void ibp_config_nats_stream_opts(const ibp_config_nats *cfg, ibp_bus_stream_opts
     opts->hits_max_age_ms = cfg->hits_max_age_ms;
     opts->official_keep = cfg->official_keep;
     opts->official_memory = cfg->official_memory;
+    opts->official_max_bytes = cfg->official_max_bytes;
     opts->update_existing = true;
 }

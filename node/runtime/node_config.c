@@ -163,11 +163,22 @@ static const ibp_setting nats_settings[] = {
              "start."},
     {.name = "nats.official_memory",
      .type = IBP_SETTING_BOOL,
-     .default_text = "false",
+     .default_text = "true",
      .offset = IBP_SETTING_AT_BOOL(ibp_config_nats, official_memory),
-     .help = "Keep OFFICIAL in memory instead of files (lower latency; after a restart of "
-             "every server the replicas publish the current epoch again). Used when the "
-             "stream is created; an existing stream keeps its storage."},
+     .help = "Keep OFFICIAL in memory instead of files: a file store stalls the delivery of "
+             "large snapshots now and then (docs/operations.md). A restart of every server "
+             "loses OFFICIAL's history (audits of old epochs); the consensus replicas then "
+             "publish their current epoch again. Used when the stream is created; an existing "
+             "stream keeps its storage (a warning says how to switch)."},
+    {.name = "nats.official_max_bytes",
+     .type = IBP_SETTING_INT64,
+     .default_text = "134217728",
+     .min = 0,
+     .max = INT64_C(1) << 40,
+     .offset = IBP_SETTING_AT_I64(ibp_config_nats, official_max_bytes),
+     .help = "Bytes OFFICIAL keeps at most (the oldest snapshots go first; 0: no limit). A "
+             "memory stream reserves them of nats-server's max_memory_store when it is "
+             "created, so they must fit there; applied to the existing stream at start."},
 };
 
 static const ibp_setting mysql_settings[] = {

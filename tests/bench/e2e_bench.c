@@ -33,12 +33,15 @@
  *   BENCH e2e_mass_flip_p50_ms, e2e_snapshot_bytes, e2e_dns_swap_work_ms,
  *   BENCH e2e_cpu_per_sample_ms, e2e_load_avg
  *
- * Experiments: IBP_E2E_REPLICAS=1..3; IBP_E2E_OFFICIAL_MEMORY=1 makes OFFICIAL
- * a memory stream, IBP_E2E_OFFICIAL_LAST=1 a file stream keeping the last
- * snapshot only (both before the replicas create it). Measured here
- * (docs/operations.md): the tail is the delivery from OFFICIAL's file store
- * to its consumers, which stalls for 20-50 ms about every 110 snapshots of
- * 200 kB; in memory it does not.
+ * OFFICIAL is created as the daemons create it (ibp_bus_ensure_streams with
+ * the defaults: memory storage, nats.official_memory). The baseline it
+ * replaced, the file store, is IBP_E2E_OFFICIAL_MEMORY=0 (printed as
+ * "OFFICIAL storage: file (baseline...)"); run both in the same session to
+ * compare. Other experiments: IBP_E2E_REPLICAS=1..3; IBP_E2E_OFFICIAL_LAST=1
+ * a file stream keeping the last snapshot only. Measured here
+ * (docs/operations.md): the tail on file is the delivery from OFFICIAL's
+ * file store to its consumers, which stalls for 20-110 ms about every 110
+ * snapshots of 200 kB; in memory it does not.
  */
 #include <inttypes.h>
 #include <stdatomic.h>
@@ -264,23 +267,35 @@ int main(void)
     if (ibp_bus_connect_url(servers.env.nats_auth_url, "bench", &nc, &err) != IBP_OK ||
         natsConnection_JetStream(&js, nc, NULL) != NATS_OK)
         return 1;
-    if (getenv("IBP_E2E_OFFICIAL_MEMORY") || getenv("IBP_E2E_OFFICIAL_LAST")) {
-        /* Experiments: OFFICIAL in memory, or on file keeping only the last snapshot. */
+    ibp_bus_stream_opts streams;
+    ibp_bus_stream_opts_init(&streams);
+    const char *mem_env = getenv("IBP_E2E_OFFICIAL_MEMORY");
+    if (mem_env && *mem_env)
+        streams.official_memory = strcmp(mem_env, "0") != 0;
+    if (getenv("IBP_E2E_OFFICIAL_LAST")) {
+        /* Experiment: OFFICIAL on file keeping only the last snapshot. */
         jsStreamConfig sc;
         jsStreamConfig_Init(&sc);
         const char *subj[] = {IBP_SUBJECT_OFFICIAL_SNAPSHOT};
         sc.Name = IBP_STREAM_OFFICIAL;
         sc.Subjects = subj;
         sc.SubjectsLen = 1;
-        sc.Storage = getenv("IBP_E2E_OFFICIAL_MEMORY") ? js_MemoryStorage : js_FileStorage;
-        if (getenv("IBP_E2E_OFFICIAL_LAST"))
-            sc.MaxMsgsPerSubject = 1;
+        sc.Storage = js_FileStorage;
+        sc.MaxMsgsPerSubject = 1;
         sc.AllowDirect = true;
         if (js_AddStream(NULL, js, &sc, NULL, NULL) != NATS_OK)
             return 1;
     }
-    if (ibp_bus_ensure_streams(js, NULL, &err) != IBP_OK)
+    if (ibp_bus_ensure_streams(js, &streams, &err) != IBP_OK) {
+        fprintf(stderr, "streams: %s\n", err.msg);
         return 1;
+    }
+    jsStreamInfo *osi = NULL;
+    bool official_in_memory = false;
+    if (js_GetStreamInfo(&osi, js, IBP_STREAM_OFFICIAL, NULL, NULL) == NATS_OK) {
+        official_in_memory = osi->Config->Storage == js_MemoryStorage;
+        jsStreamInfo_Destroy(osi);
+    }
     ibp_replica *replicas[REPLICAS_MAX];
     for (int i = 0; i < nreplicas; i++) {
         ibp_replica_opts o;
@@ -469,6 +484,10 @@ int main(void)
         for (int s = 0; s < ST_COUNT; s++)
             total[i] += stage[i][s];
     }
+    printf("OFFICIAL storage: %s\n",
+           official_in_memory
+               ? "memory (the default, nats.official_memory; baseline: IBP_E2E_OFFICIAL_MEMORY=0)"
+               : "file (baseline: the storage before nats.official_memory defaulted to true)");
     printf("e2e: %d single-key flips among %d keys, %d monitors, %d replicas, %.1f s; "
            "load average %.2f before, %.2f after, %ld CPUs\n",
            nlat, KEYS, MONITORS, nreplicas, elapsed_s, load_before, load_after,
@@ -552,6 +571,7 @@ int main(void)
     natsMsg_Destroy(last);
     printf("BENCH e2e_cpu_per_sample_ms %.2f process %.2f nats-server\n", cpu_self / nlat,
            cpu_server / nlat);
+    printf("BENCH e2e_official_storage %s\n", official_in_memory ? "memory" : "file");
     printf("BENCH e2e_load_avg %.2f before %.2f after\n", load_before, load_after);
 
     free(total);

@@ -431,6 +431,7 @@ log_file: "$DIR/nats.log"
 pid_file: "$DIR/nats.pid"
 jetstream {
   store_dir: "$DIR/js"
+  # OFFICIAL is a memory stream reserving nats.official_max_bytes (128 MiB).
   max_memory_store: 256MB
   max_file_store: 4GB
 }

@@ -66,6 +66,21 @@
  * again every bootstrap_retry_ms. The replica thread does this: start
  * returns at once, and stop works while it waits.
  *
+ * OFFICIAL lost (a memory stream, nats.official_memory, loses its messages,
+ * and on a single server the stream itself, when every server restarts):
+ * after it starts with a state of its own, after a checkpoint gave it one,
+ * and after each reconnection to NATS, the replica waits until it has read
+ * LOCAL to its end and then looks at the head of the snapshot chain; if the
+ * chain is below its own epoch (an empty stream, say) it creates OFFICIAL
+ * when it is missing (with opts.streams) and publishes its current state as
+ * the snapshot of its current epoch, through the same publish as any epoch
+ * (Nats-Msg-Id "epoch-<E>", the expected last subject sequence), so with
+ * several replicas one snapshot lands and the others compare digests. It
+ * carries no evidence (no change is decided by it); one INFO line and
+ * snapshots_republished say so. Subscribers that hold that epoch ignore it;
+ * new ones start from it. A snapshot publish that fails because OFFICIAL
+ * is gone also creates the stream again before it retries.
+ *
  * Threads: the replica runs one thread of its own (start/stop); its stats
  * may be read from any thread.
  */
@@ -75,6 +90,7 @@
 #include <nats/nats.h>
 #include <stdint.h>
 
+#include "ibp/bus.h"
 #include "ibp/envelope.h"
 #include "ibp/roster.h"
 #include "ibp/status.h"
@@ -89,6 +105,10 @@ typedef struct ibp_replica_opts {
     int64_t heartbeat_ms;     /* default 5000 */
     int64_t state_save_ms;    /* default 30000 */
     int stream_replicas;      /* replicas of the streams created when missing; default 1 */
+    ibp_bus_stream_opts streams; /* limits and storage of the streams it creates when missing
+                                    (at start, and OFFICIAL when it is gone); default
+                                    ibp_bus_stream_opts_init's; replicas from stream_replicas,
+                                    existing streams are never updated by the replica */
     int64_t side_cover_ms;    /* bound for covering a dead winner's side messages (see
                                  "One message per change"); <= 0: the default */
     int64_t checkpoint_ms;    /* how often the checkpoint is published; default 30000 */
@@ -109,6 +129,10 @@ typedef struct ibp_replica_stats {
      * replayed, an epoch that does not follow; ibp/snapshot_chain.h), each counted once
      * and skipped: the next epoch is published after them. */
     uint64_t foreign_snapshots;
+    /* Snapshots of its current epoch it published again because OFFICIAL did not hold it
+     * (a memory stream after a restart of every server); a replica that lost that race
+     * counts it in snapshots_lost_race. */
+    uint64_t snapshots_republished;
     uint64_t events_published;
     uint64_t side_published; /* epochs whose side messages it published as the winner */
     uint64_t side_checked;   /* held epochs it found in the streams (published by the winner) */

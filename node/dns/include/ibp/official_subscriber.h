@@ -5,7 +5,14 @@
  * It reads stream OFFICIAL through an ordered JetStream consumer on
  * ibp.official.snapshot that starts with the last message (js_DeliverLast):
  * the newest snapshot at once, then every new one in stream order. The
- * ordered consumer recreates itself after a gap or a reconnect.
+ * ordered consumer recreates itself after a gap. After a reconnection of the
+ * connection the subscriber subscribes again from the head of the chain: a
+ * memory OFFICIAL (nats.official_memory) comes back empty, or not at all
+ * until a consensus replica creates it again, after a restart of every
+ * server, with its sequences starting over; the replicas then publish their
+ * current epoch again, which a store at that epoch ignores. The same when,
+ * with no snapshot for a few seconds, the stream is gone or its last
+ * sequence is below the ones seen (deleted and created again).
  *
  * Each snapshot is verified against the roster before anything in it is
  * believed: the signature, and a signer with role consensus (the verifier's

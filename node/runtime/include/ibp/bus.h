@@ -20,11 +20,16 @@
  *                                                                             rebuilt starts from
  *                                                                             the others' state
  *
- * The ages, OFFICIAL's depth and storage and the replica count are options
- * (ibp_bus_stream_opts; the daemons take them from their "nats.*" settings).
- * All use file storage by default and a duplicate window (2 min) within which
- * JetStream drops a second message with the same Nats-Msg-Id. OFFICIAL has no
- * age limit so that a quiet network never loses its last snapshot.
+ * The ages, OFFICIAL's depth, size and storage and the replica count are
+ * options (ibp_bus_stream_opts; the daemons take them from their "nats.*"
+ * settings). OFFICIAL is in memory by default (a file store stalls the
+ * delivery of large snapshots now and then, docs/operations.md), the others
+ * on file; all have a duplicate window (2 min) within which JetStream drops a
+ * second message with the same Nats-Msg-Id. OFFICIAL has no age limit so that
+ * a quiet network never loses its last snapshot; in memory it loses them all
+ * when every server restarts, and the consensus replicas publish their
+ * current epoch again (ibp/replica.h). Its byte limit (default 128 MiB) is
+ * also what a memory stream reserves of the server's max_memory_store.
  * Replica heartbeats (ibp.official.heartbeat.<node>) are plain NATS messages,
  * kept by no stream: they say "alive" now and are worthless later.
  *
@@ -62,6 +67,11 @@
  * subscribers, audits and the chain-head walk). */
 #define IBP_BUS_OFFICIAL_KEEP_DEFAULT 256
 
+/* OFFICIAL's byte limit by default: 256 snapshots of 512 kB (about 5,000
+ * keys), and what a memory stream reserves of the server's
+ * max_memory_store. */
+#define IBP_BUS_OFFICIAL_MAX_BYTES_DEFAULT (INT64_C(128) * 1024 * 1024)
+
 typedef struct ibp_bus_stream_opts {
     unsigned streams;             /* which to check/create; default: the process's (see below) */
     int replicas;                 /* default 1; 3 for a three-server cluster */
@@ -69,7 +79,9 @@ typedef struct ibp_bus_stream_opts {
     int64_t events_max_age_ms;    /* EVENTS, default 400 days */
     int64_t hits_max_age_ms;      /* HITS, default 400 days */
     int64_t official_keep;        /* OFFICIAL: the last N snapshots, no age limit; default 256 */
-    bool official_memory;         /* OFFICIAL on memory storage (creation only); default file */
+    bool official_memory;         /* OFFICIAL on memory storage (creation only); default true */
+    int64_t official_max_bytes;   /* OFFICIAL: at most this many bytes (the oldest snapshots go
+                                     first), 0: no limit; default IBP_BUS_OFFICIAL_MAX_BYTES_DEFAULT */
     int64_t duplicate_window_ms;  /* default 120000 */
     bool update_existing;         /* bring existing streams to these limits (a daemon at start),
                                      one log line per change; otherwise only create */
@@ -141,7 +153,11 @@ ibp_status ibp_bus_connect_url(const char *url, const char *name, natsConnection
 /*
  * Checks the streams of opts->streams (stream info) and creates the missing
  * ones. IBP_E_NATS naming the stream on error, and saying "refused" when the
- * server refused this identity the check or the creation.
+ * server refused this identity the check or the creation, or, for a memory
+ * stream the server has no room for, naming max_memory_store and the
+ * settings that lower the need. With update_existing, an existing stream
+ * whose storage differs from the options is left as it is (JetStream cannot
+ * change it) with one WARN naming both and how to switch.
  */
 ibp_status ibp_bus_ensure_streams(jsCtx *js, const ibp_bus_stream_opts *opts, ibp_err *err);
 

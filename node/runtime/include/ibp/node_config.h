@@ -49,6 +49,7 @@ typedef struct ibp_config_nats {
     int64_t hits_max_age_ms;   /* nats.hits_max_age_ms: HITS' age limit */
     int64_t official_keep;     /* nats.official_keep: snapshots OFFICIAL keeps */
     bool official_memory;      /* nats.official_memory: OFFICIAL on memory storage */
+    int64_t official_max_bytes; /* nats.official_max_bytes: OFFICIAL's byte limit, 0: none */
 } ibp_config_nats;
 
 /*
