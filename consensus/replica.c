@@ -18,6 +18,7 @@
 
 #include "ibp/atomic_file.h"
 #include "ibp/bus.h"
+#include "ibp/certificate.h"
 #include "ibp/clock.h"
 #include "ibp/local_msg.h"
 #include "ibp/log.h"
@@ -101,23 +102,45 @@ ibp_status ibp__replica_with_retry(ibp_replica *r, const char *what,
     }
 }
 
-/* Compares our digest with the one stored for this epoch and counts the race. */
-static void lost_race(ibp_replica *r, uint64_t epoch, const uint8_t *ours, const uint8_t *theirs,
-                      size_t theirs_len)
+/* How a snapshot publish ended. */
+enum snap_outcome {
+    SNAP_BEHIND = 0, /* the epoch (or a later one) was in the chain already */
+    SNAP_WON,        /* this replica's publish stored it */
+    SNAP_SAME,       /* another replica's, equal to ours */
+    SNAP_DIFFERENT,  /* another one, different from ours: replicas diverged (or a forgery) */
+};
+
+/*
+ * Compares our digest and snapshot bytes (their hash) with the snapshot
+ * stored for this epoch and counts the race. The digest alone is no
+ * commitment (ibp/vote.h): equal digests over different bytes are a
+ * mismatch too.
+ */
+static enum snap_outcome lost_race(ibp_replica *r, uint64_t epoch, const uint8_t *ours,
+                                   const uint8_t *our_hash, const ibp_chain_msg *theirs)
 {
-    if (theirs_len != IBP_VOTE_DIGEST_SIZE || memcmp(ours, theirs, theirs_len) != 0) {
+    bool same_digest = theirs->digest_len == IBP_VOTE_DIGEST_SIZE &&
+                       memcmp(ours, theirs->digest, IBP_VOTE_DIGEST_SIZE) == 0;
+    if (!same_digest ||
+        memcmp(our_hash, theirs->payload_hash, IBP_CERT_DIGEST_BYTES) != 0) {
         IBP_REPLICA_STATS(r, r->stats.digest_mismatches++);
         IBP_LOG(IBP_LOG_ERROR, IBP_REPLICA_COMPONENT,
                 "DIGEST MISMATCH: the snapshot stored for epoch %" PRIu64
-                " differs from this replica's state; replicas have diverged epoch=%" PRIu64,
-                epoch, epoch);
-    } else {
-        IBP_REPLICA_STATS(r, r->stats.snapshots_lost_race++);
+                " differs from this replica's state%s; replicas have diverged (or a consensus "
+                "key signed a snapshot of its own); not co-signing it epoch=%" PRIu64
+                " signer=%s",
+                epoch, same_digest ? " (same digest, other bytes)" : "", epoch, theirs->signer);
+        return SNAP_DIFFERENT;
     }
+    IBP_REPLICA_STATS(r, r->stats.snapshots_lost_race++);
+    return SNAP_SAME;
 }
 
 struct snap_arg {
     const ibp_vote_update *u;
+    enum snap_outcome outcome;
+    bool have_hash;
+    uint8_t hash[IBP_CERT_DIGEST_BYTES]; /* of our encoding of the snapshot */
 };
 
 /* Attempts per call before the caller's retry with back-off: each failed
@@ -126,7 +149,8 @@ struct snap_arg {
 
 static ibp_status publish_snapshot(ibp_replica *r, void *arg, ibp_err *err)
 {
-    const ibp_vote_update *u = ((struct snap_arg *)arg)->u;
+    struct snap_arg *sa = arg;
+    const ibp_vote_update *u = sa->u;
     uint8_t *payload = NULL, *sealed = NULL;
     size_t plen = 0, len = 0;
     uint64_t seq = 0, stream_seq = 0;
@@ -135,10 +159,14 @@ static ibp_status publish_snapshot(ibp_replica *r, void *arg, ibp_err *err)
     ibp_status st;
 
     for (int attempt = 0; attempt < SNAPSHOT_ATTEMPTS; attempt++) {
-        if (u->epoch <= r->last_snap_epoch)
+        if (u->epoch <= r->last_snap_epoch) {
+            sa->outcome = SNAP_BEHIND;
             return IBP_OK; /* published already (by us or a faster replica) */
+        }
         if ((st = ibp_snapshot_encode(r->engine, u, &payload, &plen, err)) != IBP_OK)
             return st;
+        ibp_certificate_snapshot_hash(payload, plen, sa->hash);
+        sa->have_hash = true;
         st = ibp_signer_seal_bytes(r->opts.signer,
                                    IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_OFFICIAL_SNAPSHOT, payload,
                                    plen, ibp_clock_wall_ms(), &sealed, &len, &seq, err);
@@ -168,6 +196,7 @@ static ibp_status publish_snapshot(ibp_replica *r, void *arg, ibp_err *err)
             if (stream_seq > r->foreign_counted_upto)
                 r->foreign_counted_upto = stream_seq;
             IBP_REPLICA_STATS(r, r->stats.snapshots_published++);
+            sa->outcome = SNAP_WON;
             return IBP_OK;
         }
         if (st != IBP_OK && st != IBP_E_EXISTS)
@@ -178,11 +207,13 @@ static ibp_status publish_snapshot(ibp_replica *r, void *arg, ibp_err *err)
         if ((st = refresh_last_snapshot(r, &head)) != IBP_OK)
             return st;
         if (r->last_snap_epoch == u->epoch) {
-            lost_race(r, u->epoch, u->digest, head.digest, head.digest_len);
+            sa->outcome = lost_race(r, u->epoch, u->digest, sa->hash, &head);
             return IBP_OK;
         }
-        if (r->last_snap_epoch > u->epoch)
+        if (r->last_snap_epoch > u->epoch) {
+            sa->outcome = SNAP_BEHIND;
             return IBP_OK; /* behind: later epochs are there already */
+        }
         /* The chain is still below this epoch: a foreign message came first
          * (or our expectation was stale). Publish after it. */
         if (dup)
@@ -195,8 +226,14 @@ static ibp_status publish_snapshot(ibp_replica *r, void *arg, ibp_err *err)
 
 static void publish_epoch(ibp_replica *r, const ibp_vote_update *u)
 {
-    if (u->epoch <= r->last_snap_epoch)
-        return; /* behind the stream: the epoch is out there already */
+    if (u->epoch <= r->last_snap_epoch) {
+        /* Behind the stream: the epoch is out there already. Vouching for
+         * what this replica computed costs an encoding; only worth it near
+         * the head, which subscribers wait for. */
+        if (u->epoch + IBP_REPLICA_COSIGN_BEHIND_MAX > r->last_snap_epoch)
+            ibp__replica_cosign(r, u, NULL);
+        return;
+    }
     /* The snapshot first: it is what subscribers wait for. Then the events and
      * status messages, once per change: the replica whose publish stored the
      * snapshot sends them at once; every other replica that computed the
@@ -204,7 +241,9 @@ static void publish_epoch(ibp_replica *r, const ibp_vote_update *u)
      * in the streams, so a winner dying between the two loses nothing
      * (duplicates are dropped by their message ids). */
     uint64_t won = r->stats.snapshots_published, mismatches = r->stats.digest_mismatches;
-    struct snap_arg sa = {u};
+    struct snap_arg sa;
+    memset(&sa, 0, sizeof sa);
+    sa.u = u;
     ibp_status st = ibp__replica_with_retry(r, "snapshot", publish_snapshot, &sa);
     if (st != IBP_OK) {
         if (!atomic_load(&r->stop))
@@ -213,6 +252,9 @@ static void publish_epoch(ibp_replica *r, const ibp_vote_update *u)
                     ibp_status_name(st));
         return;
     }
+    /* The statement next: subscribers apply the snapshot once a quorum signed. */
+    if (sa.outcome != SNAP_DIFFERENT)
+        ibp__replica_cosign(r, u, sa.have_hash ? sa.hash : NULL);
     if (r->last_snap_epoch > u->epoch)
         return;
     /* Only this thread writes the stats: reading them here needs no lock. */
@@ -289,8 +331,10 @@ static void apply_msg(ibp_replica *r, natsMsg *m)
         goto out;
     }
     IBP_REPLICA_STATS(r, (r->stats.messages_applied++, r->stats.epoch = u.epoch));
-    if (u.epoch_advanced)
+    if (u.epoch_advanced) {
         publish_epoch(r, &u);
+        ibp__replica_cosign_note_epoch(r, u.epoch, u.digest);
+    }
 out:
     free(obs);
     ibp_verified_clear(&vm);
@@ -413,9 +457,12 @@ ibp_status ibp__replica_start_reading(ibp_replica *r, uint64_t after, ibp_err *e
 {
     natsStatus s;
     jsErrCode jerr = 0;
-    if (refresh_last_snapshot(r, NULL) == IBP_E_NATS)
+    ibp_chain_msg head;
+    memset(&head, 0, sizeof head);
+    if (refresh_last_snapshot(r, &head) == IBP_E_NATS)
         return ibp_err_set(err, IBP_E_NATS, "replica: read the last snapshot of %s",
                            IBP_STREAM_OFFICIAL);
+    ibp__replica_cosign_note_head(r, &head);
     jsSubOptions so;
     jsSubOptions_Init(&so);
     so.Stream = IBP_STREAM_LOCAL;

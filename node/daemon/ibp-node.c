@@ -209,6 +209,14 @@ static json_t *checkpoints_json(const ibp_replica_stats *s)
                      s->waiting_for_checkpoint != 0);
 }
 
+/* The replica's epoch statements (ibp/certificate.h), for `status` and $SRV.STATS. */
+static json_t *statements_json(const ibp_replica_stats *s)
+{
+    return json_pack("{s:I,s:I,s:I}", "published", (json_int_t)s->statements_published,
+                     "failures", (json_int_t)s->statement_failures, "skipped",
+                     (json_int_t)s->statements_skipped);
+}
+
 static void replica_status(json_t *obj, void *user)
 {
     node *n = user;
@@ -240,6 +248,7 @@ static void replica_status(json_t *obj, void *user)
         json_object_set_new(r, "side_covered", json_integer((json_int_t)s.side_covered));
         json_object_set_new(r, "side_pending", json_integer((json_int_t)s.side_pending));
         json_object_set_new(r, "checkpoints", checkpoints_json(&s));
+        json_object_set_new(r, "statements", statements_json(&s));
         json_object_set_new(obj, "replica", r);
     }
 }
@@ -336,6 +345,7 @@ static void micro_stats(json_t *data, void *user)
             json_object_set_new(r, "foreign_snapshots",
                                 json_integer((json_int_t)s.foreign_snapshots));
             json_object_set_new(r, "checkpoints", checkpoints_json(&s));
+            json_object_set_new(r, "statements", statements_json(&s));
         }
         if (r && local_last)
             json_object_set_new(

@@ -88,6 +88,7 @@ static void test_defaults_then_settings(void **state)
     expect_limits(f, IBP_STREAM_EVENTS, 400 * DAY_MS, -1, js_FileStorage);
     expect_limits(f, IBP_STREAM_HITS, 400 * DAY_MS, -1, js_FileStorage);
     expect_limits(f, IBP_STREAM_CHECKPOINT, 0, 1, js_FileStorage);
+    expect_limits(f, IBP_STREAM_COSIGN, 0, IBP_BUS_OFFICIAL_KEEP_DEFAULT, js_FileStorage);
 
     /* Other limits without update_existing: nothing changes. */
     ibp_bus_stream_opts changed = o;
