@@ -291,13 +291,14 @@ static void micro_stats(json_t *data, void *user)
         json_t *rej = rejected_json(s.rejected_by, &total);
         json_object_set_new(
             data, "subscriber",
-            json_pack("{s:I,s:I,s:I,s:I,s:o,s:I,s:I,s:I,s:I}", "received", (json_int_t)s.received,
+            json_pack("{s:I,s:I,s:I,s:I,s:o,s:I,s:I,s:I,s:I,s:o}", "received", (json_int_t)s.received,
                       "applied", (json_int_t)s.applied, "ignored", (json_int_t)s.ignored,
                       "rejected", (json_int_t)s.rejected, "rejected_by", rej, "epoch",
                       (json_int_t)s.epoch, "heartbeat_epoch", (json_int_t)s.heartbeat_epoch,
                       "epochs_behind",
                       (json_int_t)(s.heartbeat_epoch > s.epoch ? s.heartbeat_epoch - s.epoch : 0),
-                      "last_heartbeat_ms", (json_int_t)s.last_heartbeat_ms));
+                      "last_heartbeat_ms", (json_int_t)s.last_heartbeat_ms, "certificates",
+                      ibp_control_certificates_json(&s)));
     }
     if (n->checker) {
         ibp_checker_stats s;
@@ -574,6 +575,7 @@ static int node_start(node *n, const sigset_t *sigs)
     so.nc = n->nc;
     so.roster = n->roster;
     so.store = store;
+    so.quorum = (size_t)cfg->consensus.certificate_quorum;
     if (ibp_official_subscriber_start(&so, &n->subscriber, &err) != IBP_OK)
         return start_failure(&err, EXIT_RUNTIME);
 
