@@ -16,7 +16,7 @@ void ibp__certify_init(ibp__certify *c, const ibp_roster *roster, size_t quorum)
 void ibp__certify_clear(ibp__certify *c)
 {
     for (size_t i = 0; i < c->npending; i++)
-        free(c->pending[i].env);
+        ibp_verified_clear(&c->pending[i].vm);
     for (size_t i = 0; i < c->nstmts; i++)
         free(c->stmts[i].data);
     free(c->stmts);
@@ -73,27 +73,19 @@ bool ibp__certify_add_statement(ibp__certify *c, const uint8_t *data, size_t len
     return true;
 }
 
-bool ibp__certify_add_snapshot(ibp__certify *c, const ibp__certify_pending *p, const uint8_t *env,
-                               size_t env_len, bool *evicted)
+void ibp__certify_add_snapshot(ibp__certify *c, ibp__certify_pending *p, bool *evicted)
 {
     if (evicted)
         *evicted = false;
-    uint8_t *copy = malloc(env_len ? env_len : 1);
-    if (!copy)
-        return false;
-    memcpy(copy, env, env_len);
     if (c->npending == IBP__CERTIFY_PENDING_MAX) {
-        free(c->pending[0].env);
+        ibp_verified_clear(&c->pending[0].vm);
         memmove(&c->pending[0], &c->pending[1], (c->npending - 1) * sizeof c->pending[0]);
         c->npending--;
         if (evicted)
             *evicted = true;
     }
-    ibp__certify_pending *slot = &c->pending[c->npending++];
-    *slot = *p;
-    slot->env = copy;
-    slot->env_len = env_len;
-    return true;
+    c->pending[c->npending++] = *p;
+    memset(&p->vm, 0, sizeof p->vm);
 }
 
 int ibp__certify_find(ibp__certify *c, uint64_t have_epoch, bool have_prev, const uint8_t *prev,
@@ -141,7 +133,7 @@ size_t ibp__certify_forget_upto(ibp__certify *c, uint64_t epoch)
     size_t gone = 0, keep = 0;
     for (size_t i = 0; i < c->npending; i++) {
         if (c->pending[i].epoch <= epoch) {
-            free(c->pending[i].env);
+            ibp_verified_clear(&c->pending[i].vm);
             gone++;
         } else {
             c->pending[keep++] = c->pending[i];

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "ibp/certificate.h"
+#include "ibp/envelope.h"
 
 /* Snapshots held at most; the oldest goes first. */
 #define IBP__CERTIFY_PENDING_MAX 8
@@ -22,8 +23,8 @@ typedef struct ibp__certify_pending {
     uint64_t epoch;
     uint64_t stream_seq;
     ibp_certificate_claim claim; /* have_prev is set when judged */
-    uint8_t *env;                /* the snapshot's envelope bytes */
-    size_t env_len;
+    ibp_verified vm;             /* the verified snapshot, owned (applied without a
+                                    second decode) */
     char signer[IBP_NODE_ID_MAX + 1];
 } ibp__certify_pending;
 
@@ -53,10 +54,9 @@ void ibp__certify_clear(ibp__certify *c);
 bool ibp__certify_add_statement(ibp__certify *c, const uint8_t *data, size_t len,
                                 uint64_t min_epoch);
 
-/* Holds a snapshot (its envelope copied). *evicted (may be NULL) says whether
- * an older held snapshot had to go. false when out of memory. */
-bool ibp__certify_add_snapshot(ibp__certify *c, const ibp__certify_pending *p, const uint8_t *env,
-                               size_t env_len, bool *evicted);
+/* Holds a snapshot, taking p->vm (the caller's is zeroed). *evicted (may be
+ * NULL) says whether an older held snapshot had to go. */
+void ibp__certify_add_snapshot(ibp__certify *c, ibp__certify_pending *p, bool *evicted);
 
 /*
  * The newest held snapshot above have_epoch whose statements certify it

@@ -87,9 +87,6 @@ static void count_foreign(ibp_official_subscriber *s, const ibp_chain_msg *cm, u
                     cm->epoch, have, cm->signer, cm->stream_seq);
 }
 
-/* A verified snapshot message. is_head: the head of the chain found at
- * (re)subscribe (ibp/snapshot_chain.h), trusted as such; any other message
- * must continue the chain. */
 static void apply_verified(ibp_official_subscriber *s, const ibp_verified *vm, uint64_t stream_seq,
                            size_t signers);
 
@@ -121,11 +118,7 @@ static void try_certify(ibp_official_subscriber *s)
     if (k >= 0) {
         ibp__certify_pending *p = &s->cert.pending[k];
         uint64_t epoch = p->epoch;
-        ibp_verified vm = {0};
-        ibp_err err = {0};
-        if (ibp_verifier_check_stateless(s->verifier, p->env, p->env_len, &vm, &err) == IBP_OK)
-            apply_verified(s, &vm, p->stream_seq, r.signers);
-        ibp_verified_clear(&vm);
+        apply_verified(s, &p->vm, p->stream_seq, r.signers);
         if (ibp_store_official_epoch(s->opts.store) == epoch) {
             size_t gone = ibp__certify_forget_upto(&s->cert, epoch);
             count_forged(s, gone ? gone - 1 : 0, epoch);
@@ -138,8 +131,7 @@ static void try_certify(ibp_official_subscriber *s)
 }
 
 /* Holds a snapshot that continues the chain until its certificate is there. */
-static void hold(ibp_official_subscriber *s, const ibp_verified *vm, const uint8_t *data,
-                 size_t len, uint64_t stream_seq)
+static void hold(ibp_official_subscriber *s, ibp_verified *vm, uint64_t stream_seq)
 {
     const Ibp__V1__OfficialSnapshot *snap = (const Ibp__V1__OfficialSnapshot *)vm->payload;
     if (snap->state_digest.len != IBP_CERT_DIGEST_BYTES) {
@@ -159,22 +151,24 @@ static void hold(ibp_official_subscriber *s, const ibp_verified *vm, const uint8
     ibp_certificate_snapshot_hash(vm->envelope->payload.data, vm->envelope->payload.len,
                                   p.claim.snapshot_hash);
     snprintf(p.signer, sizeof p.signer, "%s", vm->envelope->signer);
-    bool evicted = false;
-    if (!ibp__certify_add_snapshot(&s->cert, &p, data, len, &evicted)) {
-        count_rejected(s, IBP_E_NOMEM);
-        return;
-    }
-    if (evicted)
-        count_forged(s, 1, snap->epoch);
-    s->pending_since_ms = ibp_clock_mono_ms();
     IBP_LOG(IBP_LOG_DEBUG, COMPONENT,
             "holding snapshot epoch=%" PRIu64 " signer=%s until a quorum certifies it",
             snap->epoch, vm->envelope->signer);
+    p.vm = *vm; /* taken: the caller's clear finds it empty */
+    memset(vm, 0, sizeof *vm);
+    bool evicted = false;
+    ibp__certify_add_snapshot(&s->cert, &p, &evicted);
+    if (evicted)
+        count_forged(s, 1, p.epoch);
+    s->pending_since_ms = ibp_clock_mono_ms();
     try_certify(s);
 }
 
-static void handle_snapshot(ibp_official_subscriber *s, const ibp_verified *vm, const uint8_t *data,
-                            size_t len, uint64_t stream_seq, bool is_head)
+/* A verified snapshot message. is_head: the head of the chain found at
+ * (re)subscribe (ibp/snapshot_chain.h), trusted as such; any other message
+ * must continue the chain. A snapshot held for its certificate takes vm. */
+static void handle_snapshot(ibp_official_subscriber *s, ibp_verified *vm, uint64_t stream_seq,
+                            bool is_head)
 {
     const Ibp__V1__OfficialSnapshot *snap = (const Ibp__V1__OfficialSnapshot *)vm->payload;
     uint64_t have = ibp_store_official_epoch(s->opts.store);
@@ -214,7 +208,7 @@ static void handle_snapshot(ibp_official_subscriber *s, const ibp_verified *vm, 
         return;
     }
     if (s->certify) {
-        hold(s, vm, data, len, stream_seq);
+        hold(s, vm, stream_seq);
         return;
     }
     apply_verified(s, vm, stream_seq, 0);
@@ -325,7 +319,7 @@ static void handle_msg(ibp_official_subscriber *s, natsMsg *m, bool is_heartbeat
     if (st != IBP_OK) {
         count_rejected(s, st);
     } else if (is_snapshot) {
-        handle_snapshot(s, &vm, data, len, stream_seq, false);
+        handle_snapshot(s, &vm, stream_seq, false);
     } else {
         handle_heartbeat(s, subject, &vm);
     }
@@ -392,8 +386,7 @@ static ibp_status start_at_head(ibp_official_subscriber *s, uint64_t *start_seq)
             if (ibp_verifier_check_stateless(s->verifier, (const uint8_t *)natsMsg_GetData(m),
                                              (size_t)natsMsg_GetDataLength(m), &vm,
                                              &verr) == IBP_OK) {
-                handle_snapshot(s, &vm, (const uint8_t *)natsMsg_GetData(m),
-                                (size_t)natsMsg_GetDataLength(m), h.head.stream_seq, true);
+                handle_snapshot(s, &vm, h.head.stream_seq, true);
             }
             ibp_verified_clear(&vm);
             natsMsg_Destroy(m);
