@@ -41,6 +41,7 @@
 #include "ibp/checker.h"
 #include "ibp/clock.h"
 #include "ibp/control.h"
+#include "ibp/certificate.h"
 #include "ibp/data.h"
 #include "ibp/dns_service.h"
 #include "ibp/envelope.h"
@@ -566,6 +567,13 @@ static int node_start(node *n, const sigset_t *sigs)
             IBP_LOG(IBP_LOG_INFO, COMPONENT,
                     "dropped cached results of targets that left the config results=%zu", dropped);
     }
+    /* The official cache is trusted as far as the certificate kept with it. */
+    size_t cache_quorum = 0;
+    if (ibp_certificate_quorum(n->roster, (size_t)cfg->consensus.certificate_quorum, &cache_quorum,
+                               NULL, &err) != IBP_OK)
+        return start_failure(&err, EXIT_CONFIG);
+    dopts.certificate_roster = n->roster;
+    dopts.certificate_quorum = cache_quorum;
     if (ibp_data_open(&dopts, &n->data, &err) != IBP_OK)
         return start_failure(&err, EXIT_RUNTIME);
     ibp_store *store = ibp_data_store(n->data);
@@ -576,6 +584,7 @@ static int node_start(node *n, const sigset_t *sigs)
     so.roster = n->roster;
     so.store = store;
     so.quorum = (size_t)cfg->consensus.certificate_quorum;
+    so.data = n->data;
     if (ibp_official_subscriber_start(&so, &n->subscriber, &err) != IBP_OK)
         return start_failure(&err, EXIT_RUNTIME);
 

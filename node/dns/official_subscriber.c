@@ -113,18 +113,28 @@ static void try_certify(ibp_official_subscriber *s)
 {
     uint64_t have = ibp_store_official_epoch(s->opts.store);
     ibp_certificate_result r;
+    uint8_t *bytes = NULL;
+    size_t len = 0;
     int k = ibp__certify_find(&s->cert, have, have > 0 && s->applied_digest_epoch == have,
-                              s->applied_digest, &r, NULL, NULL);
+                              s->applied_digest, &r, s->opts.data ? &bytes : NULL, &len);
     if (k >= 0) {
         ibp__certify_pending *p = &s->cert.pending[k];
         uint64_t epoch = p->epoch;
+        ibp_cache_certificate cc = {.local_seq = p->claim.local_seq, .bytes = bytes, .len = len};
+        memcpy(cc.state_digest, p->claim.state_digest, sizeof cc.state_digest);
+        memcpy(cc.snapshot_hash, p->claim.snapshot_hash, sizeof cc.snapshot_hash);
         apply_verified(s, &p->vm, p->stream_seq, r.signers);
         if (ibp_store_official_epoch(s->opts.store) == epoch) {
+            if (bytes && ibp_data_set_official_certificate(s->opts.data, epoch, &cc) != IBP_OK)
+                IBP_LOG(IBP_LOG_WARN, COMPONENT,
+                        "certificate not kept for the cache (out of memory) epoch=%" PRIu64,
+                        epoch);
             size_t gone = ibp__certify_forget_upto(&s->cert, epoch);
             count_forged(s, gone ? gone - 1 : 0, epoch);
         }
         ibp_chain_follow_applied(&s->chain, ibp_store_official_epoch(s->opts.store));
     }
+    free(bytes);
     pthread_mutex_lock(&s->mu);
     s->stats.uncertified_pending = s->cert.npending;
     pthread_mutex_unlock(&s->mu);

@@ -17,6 +17,7 @@
 #include "ibp/atomic_file.h"
 #include "ibp/cache.h"
 #include "ibp/certificate.h"
+#include "ibp/data.h"
 #include "ibp/log.h"
 #include "test_util.h"
 
@@ -227,6 +228,49 @@ static void test_without_certificate(void **state)
     ibp_cache_loaded_free(&l);
 }
 
+/* ibp_data_open with a roster: a certified cache is loaded, any other refused and counted. */
+static void test_data_open_checks(void **state)
+{
+    struct fixture *f = *state;
+    size_t len = 0;
+    uint8_t *bytes = certificate(f, &f->good, 2, &len);
+    ibp_cache_certificate cert = cert_of(&f->good, bytes, len);
+    ibp_cache_loaded l;
+    ibp_data_opts o;
+    ibp_data *d = NULL;
+    ibp_err err;
+    save_load(f, &cert, &l);
+    ibp_cache_loaded_free(&l);
+    ibp_data_opts_init(&o);
+    o.work_dir = f->dir;
+    o.use_official_cache = true;
+    o.certificate_roster = f->roster;
+    o.certificate_quorum = 2;
+    assert_int_equal(ibp_data_open(&o, &d, &err), IBP_OK);
+    assert_int_equal(ibp_store_official_epoch(ibp_data_store(d)), 9);
+    assert_int_equal(ibp_data_official_cache_refused(d), 0);
+    /* Saved again with its certificate. */
+    assert_int_equal(ibp_data_close(d, &err), IBP_OK);
+    assert_int_equal(ibp_cache_load(f->path, IBP_CACHE_OFFICIAL, &l, &err), IBP_OK);
+    assert_true(l.has_certificate);
+    assert_int_equal(ibp_cache_certificate_check(&l, f->roster, 2, NULL, NULL, 0), IBP_OK);
+    ibp_cache_loaded_free(&l);
+
+    /* Quorum 3 is more than the certificate holds: refused, empty, counted. */
+    o.certificate_quorum = 3;
+    assert_int_equal(ibp_data_open(&o, &d, &err), IBP_OK);
+    assert_int_equal(ibp_store_official_epoch(ibp_data_store(d)), 0);
+    assert_int_equal(ibp_data_official_cache_refused(d), 1);
+    assert_int_equal(ibp_data_close(d, &err), IBP_OK);
+    /* A file of epoch 9 written before certificates: refused too. */
+    save_load(f, NULL, &l);
+    ibp_cache_loaded_free(&l);
+    assert_int_equal(ibp_data_open(&o, &d, &err), IBP_OK);
+    assert_int_equal(ibp_data_official_cache_refused(d), 1);
+    assert_int_equal(ibp_data_close(d, &err), IBP_OK);
+    free(bytes);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -234,6 +278,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tampered_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_digest_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_without_certificate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_data_open_checks, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -47,6 +47,7 @@
 
 #include "ibp/roster.h"
 #include "ibp/status.h"
+#include "ibp/data.h"
 #include "ibp/store.h"
 
 typedef struct ibp_official_subscriber_opts {
@@ -61,6 +62,10 @@ typedef struct ibp_official_subscriber_opts {
     size_t quorum;                 /* statements needed (ibp_certificate_quorum): 0 = a majority
                                       of the roster's consensus nodes; 1 only with one (WARN) */
     const char *cosign_stream;     /* default IBP_STREAM_COSIGN */
+    /* Optional, borrowed: the certificate of each certified epoch applied is
+     * handed to it (ibp_data_set_official_certificate) to be kept with the
+     * official cache. */
+    ibp_data *data;
     /* Tests and benchmarks only: apply every snapshot that continues the chain
      * without waiting for its certificate (the behaviour before certificates). */
     bool skip_certificates;
