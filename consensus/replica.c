@@ -18,6 +18,7 @@
 
 #include "ibp/atomic_file.h"
 #include "ibp/bus.h"
+#include "ibp/certificate.h"
 #include "ibp/clock.h"
 #include "ibp/local_msg.h"
 #include "ibp/log.h"
@@ -105,24 +106,78 @@ ibp_status ibp__replica_with_retry(ibp_replica *r, const char *what,
     }
 }
 
-/* Compares our digest with the one stored for this epoch and counts the race. */
-static void lost_race(ibp_replica *r, uint64_t epoch, const uint8_t *ours, const uint8_t *theirs,
-                      size_t theirs_len)
+/* How a snapshot publish ended. */
+enum snap_outcome {
+    SNAP_BEHIND = 0, /* the epoch (or a later one) was in the chain already */
+    SNAP_WON,        /* this replica's publish stored it */
+    SNAP_SAME,       /* another replica's, equal to ours */
+    SNAP_DIFFERENT,  /* another one, different from ours: replicas diverged (or a forgery) */
+};
+
+/*
+ * Compares our digest and snapshot bytes (their hash) with the snapshot
+ * stored for this epoch and counts the race. The digest alone is no
+ * commitment (ibp/vote.h): equal digests over different bytes are a
+ * mismatch too.
+ */
+static enum snap_outcome lost_race(ibp_replica *r, uint64_t epoch, const uint8_t *ours,
+                                   const uint8_t *our_hash, const ibp_chain_msg *theirs)
 {
-    if (theirs_len != IBP_VOTE_DIGEST_SIZE || memcmp(ours, theirs, theirs_len) != 0) {
+    bool same_digest = theirs->digest_len == IBP_VOTE_DIGEST_SIZE &&
+                       memcmp(ours, theirs->digest, IBP_VOTE_DIGEST_SIZE) == 0;
+    if (!same_digest ||
+        memcmp(our_hash, theirs->payload_hash, IBP_CERT_DIGEST_BYTES) != 0) {
         IBP_REPLICA_STATS(r, r->stats.digest_mismatches++);
         IBP_LOG(IBP_LOG_ERROR, IBP_REPLICA_COMPONENT,
                 "DIGEST MISMATCH: the snapshot stored for epoch %" PRIu64
-                " differs from this replica's state; replicas have diverged epoch=%" PRIu64,
-                epoch, epoch);
-    } else {
-        IBP_REPLICA_STATS(r, r->stats.snapshots_lost_race++);
+                " differs from this replica's state%s; replicas have diverged (or a consensus "
+                "key signed a snapshot of its own); not co-signing it epoch=%" PRIu64
+                " signer=%s",
+                epoch, same_digest ? " (same digest, other bytes)" : "", epoch, theirs->signer);
+        return SNAP_DIFFERENT;
     }
+    IBP_REPLICA_STATS(r, r->stats.snapshots_lost_race++);
+    return SNAP_SAME;
+}
+
+/*
+ * The fast way to see a lost race: the subject's last message is the
+ * snapshot this replica would have published, byte for byte (same payload
+ * hash, so the same epoch and state), validly signed by a consensus node.
+ * Then the chain's head is that message and no walk is needed, which keeps
+ * the losers' epoch statements, and so certification, quick.
+ */
+static bool stored_is_ours(ibp_replica *r, const uint8_t *hash, uint64_t *stream_seq)
+{
+    natsMsg *m = NULL;
+    jsErrCode jerr = 0;
+    if (js_GetLastMsg(&m, r->js, IBP_STREAM_OFFICIAL, IBP_SUBJECT_OFFICIAL_SNAPSHOT, NULL, &jerr) !=
+        NATS_OK)
+        return false;
+    bool ours = false;
+    Ibp__V1__Envelope *env = ibp__v1__envelope__unpack(
+        NULL, (size_t)natsMsg_GetDataLength(m), (const uint8_t *)natsMsg_GetData(m));
+    if (env && env->type == IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_OFFICIAL_SNAPSHOT) {
+        const ibp_roster_node *node = ibp_roster_find(r->opts.roster, env->signer);
+        uint8_t theirs[IBP_CERT_DIGEST_BYTES];
+        ibp_certificate_snapshot_hash(env->payload.data, env->payload.len, theirs);
+        ours = node && (node->roles & IBP_ROLE_CONSENSUS) &&
+               memcmp(theirs, hash, sizeof theirs) == 0 &&
+               ibp_envelope_signature_valid(env, node->pk);
+    }
+    if (ours)
+        *stream_seq = natsMsg_GetSequence(m);
+    ibp__v1__envelope__free_unpacked(env, NULL);
+    natsMsg_Destroy(m);
+    return ours;
 }
 
 struct snap_arg {
     const ibp_vote_update *u;
     bool again; /* the current epoch published again (republish_current) */
+    enum snap_outcome outcome;
+    bool have_hash;
+    uint8_t hash[IBP_CERT_DIGEST_BYTES]; /* of our encoding of the snapshot */
 };
 
 /*
@@ -134,7 +189,7 @@ static void ensure_official(ibp_replica *r)
 {
     ibp_bus_stream_opts o = r->opts.streams;
     ibp_err err = {0};
-    o.streams = IBP_BUS_STREAM_OFFICIAL;
+    o.streams = IBP_BUS_STREAM_OFFICIAL | IBP_BUS_STREAM_COSIGN; /* same storage */
     o.replicas = r->opts.stream_replicas > 0 ? r->opts.stream_replicas : 1;
     o.update_existing = false;
     if (ibp_bus_ensure_streams(r->js, &o, &err) != IBP_OK)
@@ -174,8 +229,9 @@ static bool last_is_epoch(ibp_replica *r, uint64_t epoch, ibp_chain_msg *head)
 
 static ibp_status publish_snapshot(ibp_replica *r, void *arg, ibp_err *err)
 {
-    const ibp_vote_update *u = ((struct snap_arg *)arg)->u;
-    bool again = ((struct snap_arg *)arg)->again;
+    struct snap_arg *sa = arg;
+    const ibp_vote_update *u = sa->u;
+    bool again = sa->again;
     uint8_t *payload = NULL, *sealed = NULL;
     size_t plen = 0, len = 0;
     uint64_t seq = 0, stream_seq = 0;
@@ -184,10 +240,14 @@ static ibp_status publish_snapshot(ibp_replica *r, void *arg, ibp_err *err)
     ibp_status st;
 
     for (int attempt = 0; attempt < SNAPSHOT_ATTEMPTS; attempt++) {
-        if (u->epoch <= r->last_snap_epoch)
+        if (u->epoch <= r->last_snap_epoch) {
+            sa->outcome = SNAP_BEHIND;
             return IBP_OK; /* published already (by us or a faster replica) */
+        }
         if ((st = ibp_snapshot_encode(r->engine, u, &payload, &plen, err)) != IBP_OK)
             return st;
+        ibp_certificate_snapshot_hash(payload, plen, sa->hash);
+        sa->have_hash = true;
         st = ibp_signer_seal_bytes(r->opts.signer,
                                    IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_OFFICIAL_SNAPSHOT, payload,
                                    plen, ibp_clock_wall_ms(), &sealed, &len, &seq, err);
@@ -220,6 +280,7 @@ static ibp_status publish_snapshot(ibp_replica *r, void *arg, ibp_err *err)
                 IBP_REPLICA_STATS(r, r->stats.snapshots_republished++);
             else
                 IBP_REPLICA_STATS(r, r->stats.snapshots_published++);
+            sa->outcome = SNAP_WON;
             return IBP_OK;
         }
         if (st != IBP_OK && st != IBP_E_EXISTS) {
@@ -229,18 +290,30 @@ static ibp_status publish_snapshot(ibp_replica *r, void *arg, ibp_err *err)
             return st;
         }
         /* Someone else was first, or the id was taken: look at the chain. */
+        uint64_t theirs_seq = 0;
+        if (stored_is_ours(r, sa->hash, &theirs_seq) && theirs_seq > r->last_snap_subject_seq) {
+            r->last_snap_subject_seq = theirs_seq;
+            r->last_snap_epoch = u->epoch;
+            if (theirs_seq > r->foreign_counted_upto)
+                r->foreign_counted_upto = theirs_seq;
+            IBP_REPLICA_STATS(r, r->stats.snapshots_lost_race++);
+            sa->outcome = SNAP_SAME;
+            return IBP_OK;
+        }
         ibp_chain_msg head;
         memset(&head, 0, sizeof head);
         if ((st = refresh_last_snapshot(r, &head)) != IBP_OK)
             return st;
         if (r->last_snap_epoch == u->epoch || (again && last_is_epoch(r, u->epoch, &head))) {
-            lost_race(r, u->epoch, u->digest, head.digest, head.digest_len);
+            sa->outcome = lost_race(r, u->epoch, u->digest, sa->hash, &head);
             if (r->last_snap_epoch < u->epoch)
                 r->last_snap_epoch = u->epoch;
             return IBP_OK;
         }
-        if (r->last_snap_epoch > u->epoch)
+        if (r->last_snap_epoch > u->epoch) {
+            sa->outcome = SNAP_BEHIND;
             return IBP_OK; /* behind: later epochs are there already */
+        }
         /* The chain is still below this epoch: a foreign message came first
          * (or our expectation was stale). Publish after it. */
         if (dup)
@@ -253,8 +326,14 @@ static ibp_status publish_snapshot(ibp_replica *r, void *arg, ibp_err *err)
 
 static void publish_epoch(ibp_replica *r, const ibp_vote_update *u)
 {
-    if (u->epoch <= r->last_snap_epoch)
-        return; /* behind the stream: the epoch is out there already */
+    if (u->epoch <= r->last_snap_epoch) {
+        /* Behind the stream: the epoch is out there already. Vouching for
+         * what this replica computed costs an encoding; only worth it near
+         * the head, which subscribers wait for. */
+        if (u->epoch + IBP_REPLICA_COSIGN_BEHIND_MAX > r->last_snap_epoch)
+            ibp__replica_cosign(r, u, NULL);
+        return;
+    }
     /* The snapshot first: it is what subscribers wait for. Then the events and
      * status messages, once per change: the replica whose publish stored the
      * snapshot sends them at once; every other replica that computed the
@@ -262,7 +341,9 @@ static void publish_epoch(ibp_replica *r, const ibp_vote_update *u)
      * in the streams, so a winner dying between the two loses nothing
      * (duplicates are dropped by their message ids). */
     uint64_t won = r->stats.snapshots_published, mismatches = r->stats.digest_mismatches;
-    struct snap_arg sa = {u, false};
+    struct snap_arg sa;
+    memset(&sa, 0, sizeof sa);
+    sa.u = u;
     ibp_status st = ibp__replica_with_retry(r, "snapshot", publish_snapshot, &sa);
     if (st != IBP_OK) {
         if (!atomic_load(&r->stop))
@@ -271,6 +352,9 @@ static void publish_epoch(ibp_replica *r, const ibp_vote_update *u)
                     ibp_status_name(st));
         return;
     }
+    /* The statement next: subscribers apply the snapshot once a quorum signed. */
+    if (sa.outcome != SNAP_DIFFERENT)
+        ibp__replica_cosign(r, u, sa.have_hash ? sa.hash : NULL);
     if (r->last_snap_epoch > u->epoch)
         return;
     /* Only this thread writes the stats: reading them here needs no lock. */
@@ -351,8 +435,10 @@ static void apply_msg(ibp_replica *r, natsMsg *m)
         goto out;
     }
     IBP_REPLICA_STATS(r, (r->stats.messages_applied++, r->stats.epoch = u.epoch));
-    if (u.epoch_advanced)
+    if (u.epoch_advanced) {
         publish_epoch(r, &u);
+        ibp__replica_cosign_note_epoch(r, u.epoch, u.digest);
+    }
 out:
     free(obs);
     ibp_verified_clear(&vm);
@@ -379,6 +465,28 @@ static bool local_read_to_end(ibp_replica *r)
 }
 
 /*
+ * OFFICIAL holds a snapshot of this replica's epoch (another replica
+ * published it again first, or this one restarted): co-signs it when it is
+ * byte for byte this replica's and COSIGN does not hold its statement about
+ * these bytes (lost with OFFICIAL), so that a quorum certifies it.
+ */
+static void cosign_stored_current(ibp_replica *r, const ibp_vote_update *u)
+{
+    uint8_t *payload = NULL;
+    size_t plen = 0;
+    uint8_t hash[IBP_CERT_DIGEST_BYTES];
+    uint64_t seq = 0;
+    ibp_err err;
+    ibp_err_clear(&err);
+    if (ibp_snapshot_encode(r->engine, u, &payload, &plen, &err) != IBP_OK)
+        return;
+    ibp_certificate_snapshot_hash(payload, plen, hash);
+    free(payload);
+    if (!ibp__replica_cosign_stored(r, u->epoch, hash) && stored_is_ours(r, hash, &seq))
+        ibp__replica_cosign(r, u, hash);
+}
+
+/*
  * When OFFICIAL's chain is below this replica's epoch (the stream lost its
  * messages in a restart of every server, being in memory; or the replica's
  * own publish of its epoch never landed), publishes the current state as the
@@ -398,9 +506,8 @@ static bool republish_current(ibp_replica *r)
     ensure_official(r);
     if (refresh_last_snapshot(r, NULL) != IBP_OK)
         return false;
-    if (r->last_snap_epoch >= info.epoch)
+    if (r->last_snap_epoch > info.epoch)
         return true;
-    uint64_t had = r->last_snap_epoch;
     ibp_vote_update u;
     memset(&u, 0, sizeof u);
     u.epoch_advanced = true;
@@ -409,8 +516,16 @@ static bool republish_current(ibp_replica *r)
     u.now_ms = info.now_ms;
     memcpy(u.digest, info.digest, sizeof u.digest);
     u.active_monitors = (uint32_t)info.active_monitors;
+    if (r->last_snap_epoch == info.epoch) {
+        cosign_stored_current(r, &u);
+        return true;
+    }
+    uint64_t had = r->last_snap_epoch;
     uint64_t again = r->stats.snapshots_republished;
-    struct snap_arg sa = {&u, true};
+    struct snap_arg sa;
+    memset(&sa, 0, sizeof sa);
+    sa.u = &u;
+    sa.again = true;
     ibp_status st = ibp__replica_with_retry(r, "snapshot (current epoch again)", publish_snapshot,
                                             &sa);
     if (st != IBP_OK) {
@@ -427,6 +542,10 @@ static bool republish_current(ibp_replica *r)
                 " local_seq=%" PRIu64 " stream_epoch=%" PRIu64,
                 IBP_STREAM_OFFICIAL, had ? "only up to epoch " : "no snapshot, epoch ", had,
                 info.epoch, info.local_seq, had);
+    /* Its statement too: subscribers starting now apply it only certified
+     * (COSIGN, on OFFICIAL's storage, went with it). */
+    if (sa.outcome == SNAP_WON || sa.outcome == SNAP_SAME)
+        ibp__replica_cosign(r, &u, sa.have_hash ? sa.hash : NULL);
     return true;
 }
 
@@ -495,8 +614,13 @@ static void persist_state(ibp_replica *r, bool to_file, bool to_bus)
     uint8_t *buf = NULL;
     size_t len = 0;
     ibp_err_clear(&err);
-    if (ibp_replica_state_encode(r->engine, r->verifier, r->opts.roster, &buf, &len, &err) !=
-        IBP_OK) {
+    ibp_replica_prev prev = {false, {0}};
+    if (r->own_epoch == info.epoch && r->own_have_prev) {
+        prev.known = true;
+        memcpy(prev.digest, r->own_prev_digest, sizeof prev.digest);
+    }
+    if (ibp_replica_state_encode(r->engine, r->verifier, r->opts.roster, &prev, &buf, &len,
+                                 &err) != IBP_OK) {
         IBP_LOG(IBP_LOG_ERROR, IBP_REPLICA_COMPONENT, "%s", err.msg);
         return;
     }
@@ -572,9 +696,12 @@ ibp_status ibp__replica_start_reading(ibp_replica *r, uint64_t after, ibp_err *e
 {
     natsStatus s;
     jsErrCode jerr = 0;
-    if (refresh_last_snapshot(r, NULL) == IBP_E_NATS)
+    ibp_chain_msg head;
+    memset(&head, 0, sizeof head);
+    if (refresh_last_snapshot(r, &head) == IBP_E_NATS)
         return ibp_err_set(err, IBP_E_NATS, "replica: read the last snapshot of %s",
                            IBP_STREAM_OFFICIAL);
+    ibp__replica_cosign_note_head(r, &head);
     jsSubOptions so;
     jsSubOptions_Init(&so);
     so.Stream = IBP_STREAM_LOCAL;
@@ -668,7 +795,8 @@ ibp_status ibp_replica_start(const ibp_replica_opts *opts, ibp_replica **out, ib
         ibp_err_set(err, st, "replica: verifier: %s", ibp_strerror(st));
         goto fail;
     }
-    st = ibp_replica_state_load(r->state_path, &opts->vote, &r->engine, r->verifier, err);
+    ibp_replica_prev prev;
+    st = ibp_replica_state_load(r->state_path, &opts->vote, &r->engine, r->verifier, &prev, err);
     if (st == IBP_E_NOT_FOUND) {
         r->bootstrapping = true;
     } else if (st != IBP_OK) {
@@ -712,6 +840,14 @@ ibp_status ibp_replica_start(const ibp_replica_opts *opts, ibp_replica **out, ib
                 "replica started node=%s without a state: looking for a checkpoint",
                 ibp_signer_id(opts->signer));
     } else {
+        if (info.epoch > 0) {
+            /* Its own state says what its epoch statements chain to (the
+             * digest is a function of the state at its epoch, ibp/vote.h). */
+            r->own_epoch = info.epoch;
+            memcpy(r->own_digest, info.digest, sizeof r->own_digest);
+            r->own_have_prev = prev.known;
+            memcpy(r->own_prev_digest, prev.digest, sizeof r->own_prev_digest);
+        }
         if ((st = ibp__replica_start_reading(r, info.local_seq, err)) != IBP_OK)
             goto fail;
         IBP_LOG(IBP_LOG_INFO, IBP_REPLICA_COMPONENT,

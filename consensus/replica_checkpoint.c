@@ -143,8 +143,8 @@ static ibp_status read_candidate(ibp_replica *r, ibp_verifier *v, candidate *c)
  * does not stop it (OFFICIAL keeps nats.official_keep snapshots, 256 by
  * default, so a wanted epoch that is gone costs one walk of the stream).
  */
-static ibp_status find_snapshots(ibp_replica *r, const uint64_t *want, ibp_chain_msg *snaps,
-                                 size_t n, ibp_err *err)
+ibp_status ibp__replica_find_snapshots(ibp_replica *r, const uint64_t *want, ibp_chain_msg *snaps,
+                                       size_t n, ibp_err *err)
 {
     size_t missing = 0;
     for (size_t i = 0; i < n; i++) {
@@ -245,6 +245,10 @@ static ibp_status take(ibp_replica *r, candidate *c, ibp_vote *engine, uint64_t 
     ibp_vote_free(r->engine);
     r->engine = engine;
     ibp_replica_state_set_seqs(c->rs, r->verifier);
+    /* Its digest is the snapshot's of its epoch (checked): the previous
+     * digest of this replica's next epoch statement. */
+    if (c->rs->epoch > 0 && c->rs->digest.len == IBP_VOTE_DIGEST_SIZE)
+        ibp__replica_cosign_note_epoch(r, c->rs->epoch, c->rs->digest.data);
     r->bootstrapping = false;
     /* Saved before the stats say it no longer waits, so that whoever sees
      * that also finds consensus.state. */
@@ -308,7 +312,7 @@ void ibp__replica_bootstrap(ibp_replica *r)
             want[nc - 1] = c->rs->epoch;
     }
     /* Rule 3 needs the snapshots of their epochs. */
-    if (find_snapshots(r, want, snaps, nc, &err) != IBP_OK) {
+    if (ibp__replica_find_snapshots(r, want, snaps, nc, &err) != IBP_OK) {
         snprintf(why, sizeof why, "%s", err.msg);
         goto wait;
     }

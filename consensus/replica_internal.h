@@ -1,8 +1,9 @@
 /*
  * Private to the consensus replica of ibp/replica.h: replica.c (the loop and
  * the API), replica_msgs.c (building the STATUS and EVENTS messages),
- * replica_side.c (publishing and covering them) and replica_checkpoint.c
- * (publishing checkpoints, starting from one). Everything here runs on the
+ * replica_side.c (publishing and covering them), replica_checkpoint.c
+ * (publishing checkpoints, starting from one) and replica_cosign.c (epoch
+ * statements). Everything here runs on the
  * replica thread, except ibp__replica_on_async_error (nats.c's thread).
  */
 #ifndef IBP_REPLICA_INTERNAL_H
@@ -15,6 +16,7 @@
 #include <stdint.h>
 
 #include "ibp/replica.h"
+#include "ibp/snapshot_chain.h"
 
 #define IBP_REPLICA_COMPONENT "replica" /* of log lines */
 /* The loop's wait for a LOCAL message, and a held epoch's wait after NATS did not answer. */
@@ -75,6 +77,15 @@ struct ibp_replica {
                                       changes or once a minute */
     int64_t waiting_logged_ms;
 
+    /* Epoch statements (replica_cosign.c): the digest of the last epoch this
+     * replica computed, the previous digest of its next statement. */
+    uint64_t own_epoch; /* 0: none known */
+    uint8_t own_digest[IBP_VOTE_DIGEST_SIZE];
+    /* The digest of own_epoch - 1 when known: what a statement of own_epoch
+     * published again (OFFICIAL lost it) chains to. */
+    bool own_have_prev;
+    uint8_t own_prev_digest[IBP_VOTE_DIGEST_SIZE];
+
     pthread_mutex_t stats_lock;
     ibp_replica_stats stats;
 };
@@ -110,11 +121,41 @@ bool ibp__replica_publish_checkpoint(ibp_replica *r, const uint8_t *state, size_
                                      uint64_t local_seq);
 
 /*
+ * Finds in OFFICIAL the newest valid snapshot of each wanted epoch (want[i]
+ * != 0) into snaps[i] (valid false when not found), walking back from the
+ * end. IBP_E_NATS when the server does not answer.
+ */
+ibp_status ibp__replica_find_snapshots(ibp_replica *r, const uint64_t *want, ibp_chain_msg *snaps,
+                                       size_t n, ibp_err *err);
+
+/*
  * One look for a usable checkpoint (ibp/checkpoint.h): on success (or when
  * LOCAL holds its whole history) the replica reads LOCAL and
  * r->bootstrapping is false; otherwise it logs why and stays waiting.
  */
 void ibp__replica_bootstrap(ibp_replica *r);
+
+/* ---- replica_cosign.c: epoch statements ----------------------------------- */
+
+/* Remembers digest as the digest of epoch, which this replica computed. */
+void ibp__replica_cosign_note_epoch(ibp_replica *r, uint64_t epoch, const uint8_t *digest);
+
+/* After a start: takes the digest of the replica's own epoch from the chain
+ * (the head, or the snapshot of that epoch further back) when it does not
+ * know it. */
+void ibp__replica_cosign_note_head(ibp_replica *r, const ibp_chain_msg *head);
+
+/*
+ * Signs and publishes this replica's EpochStatement for u (which it
+ * computed), retrying while NATS fails. snapshot_hash: BLAKE2b-256 of its
+ * snapshot payload of u, or NULL to encode it here. Counted and logged.
+ */
+void ibp__replica_cosign(ibp_replica *r, const ibp_vote_update *u, const uint8_t *snapshot_hash);
+
+/* True when COSIGN's last message on this replica's subject is its statement
+ * of epoch about the snapshot bytes hashing to snapshot_hash (false when
+ * NATS does not answer: signing twice is harmless). */
+bool ibp__replica_cosign_stored(ibp_replica *r, uint64_t epoch, const uint8_t *snapshot_hash);
 
 /* ---- replica_msgs.c: building the STATUS and EVENTS messages -------------- */
 

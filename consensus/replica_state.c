@@ -23,7 +23,8 @@ static char *nzc(const char *s)
 }
 
 ibp_status ibp_replica_state_encode(ibp_vote *e, const ibp_verifier *v, const ibp_roster *roster,
-                                    uint8_t **out, size_t *out_len, ibp_err *err)
+                                    const ibp_replica_prev *prev, uint8_t **out, size_t *out_len,
+                                    ibp_err *err)
 {
     ibp_vote_state vs;
     ibp_status st = IBP_E_NOMEM;
@@ -124,6 +125,10 @@ ibp_status ibp_replica_state_encode(ibp_vote *e, const ibp_verifier *v, const ib
     rs.overrides = ovrp;
     rs.n_signer_seqs = ns;
     rs.signer_seqs = seqsp;
+    if (prev && prev->known) {
+        rs.prev_digest.data = (uint8_t *)prev->digest;
+        rs.prev_digest.len = sizeof prev->digest;
+    }
     size_t len = ibp__v1__replica_state__get_packed_size(&rs);
     if (!(buf = malloc(len ? len : 1)))
         goto nomem;
@@ -152,11 +157,12 @@ out:
 }
 
 ibp_status ibp_replica_state_save(const char *path, ibp_vote *e, const ibp_verifier *v,
-                                  const ibp_roster *roster, ibp_err *err)
+                                  const ibp_roster *roster, const ibp_replica_prev *prev,
+                                  ibp_err *err)
 {
     uint8_t *buf = NULL;
     size_t len = 0;
-    ibp_status st = ibp_replica_state_encode(e, v, roster, &buf, &len, err);
+    ibp_status st = ibp_replica_state_encode(e, v, roster, prev, &buf, &len, err);
     if (st == IBP_OK)
         st = ibp_file_write_atomic(path, buf, len, 0600, err);
     free(buf);
@@ -277,8 +283,11 @@ void ibp_replica_state_set_seqs(const Ibp__V1__ReplicaState *rs, ibp_verifier *v
 }
 
 ibp_status ibp_replica_state_load(const char *path, const ibp_vote_config *cfg,
-                                  ibp_vote **engine_out, ibp_verifier *v, ibp_err *err)
+                                  ibp_vote **engine_out, ibp_verifier *v, ibp_replica_prev *prev,
+                                  ibp_err *err)
 {
+    if (prev)
+        memset(prev, 0, sizeof *prev);
     char *text = NULL;
     size_t len = 0;
     Ibp__V1__ReplicaState *rs = NULL;
@@ -293,6 +302,10 @@ ibp_status ibp_replica_state_load(const char *path, const ibp_vote_config *cfg,
         st = ibp_replica_state_import(rs, cfg, engine_out, err);
     if (st == IBP_OK)
         ibp_replica_state_set_seqs(rs, v);
+    if (st == IBP_OK && prev && rs->prev_digest.len == sizeof prev->digest) {
+        prev->known = true;
+        memcpy(prev->digest, rs->prev_digest.data, sizeof prev->digest);
+    }
     ibp__v1__replica_state__free_unpacked(rs, NULL);
     if (st == IBP_E_PAYLOAD_DECODE)
         st = IBP_E_CONFIG; /* a file that does not load is the operator's to move away */

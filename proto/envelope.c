@@ -37,6 +37,9 @@ static const struct payload_info {
      * the signer's own subject (ibp/checkpoint.h). */
     {IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_CHECKPOINT, "Checkpoint",
      &ibp__v1__replica_state__descriptor, IBP_ROLE_CONSENSUS},
+    /* A replica's vote for one epoch's snapshot (ibp/certificate.h). */
+    {IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_EPOCH_STATEMENT, "EpochStatement",
+     &ibp__v1__epoch_statement__descriptor, IBP_ROLE_CONSENSUS},
 };
 #define PAYLOAD_INFO_COUNT (sizeof payload_infos / sizeof payload_infos[0])
 
@@ -131,6 +134,16 @@ ibp_status ibp_envelope_sign_fields(const Ibp__V1__Envelope *env, const ibp_key 
     if (crypto_sign_detached(sig, NULL, in, in_len, key->sk) != 0)
         return IBP_E_CRYPTO;
     return IBP_OK;
+}
+
+bool ibp_envelope_signature_valid(const Ibp__V1__Envelope *env, const uint8_t pk[IBP_PUBKEY_BYTES])
+{
+    uint8_t in[SIGNING_INPUT_MAX];
+    size_t in_len = 0;
+    return env && env->signature.len == IBP_SIGNATURE_BYTES && ibp_crypto_init() == IBP_OK &&
+           signing_input(env->signer, env->seq, env->created_ms, (uint32_t)env->type,
+                         env->payload.data, env->payload.len, in, &in_len) == IBP_OK &&
+           crypto_sign_verify_detached(env->signature.data, in, in_len, pk) == 0;
 }
 
 /* ---- signer ------------------------------------------------------------- */

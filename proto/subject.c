@@ -185,6 +185,14 @@ ibp_status ibp_subject_checkpoint(const char *node, char *buf, size_t cap)
     return finish(&b);
 }
 
+ibp_status ibp_subject_cosign(const char *node, char *buf, size_t cap)
+{
+    struct sbuf b;
+    start(&b, buf, cap, "ibp.official.cosign");
+    put_node(&b, node);
+    return finish(&b);
+}
+
 ibp_status ibp_subject_hits(const char *node, char *buf, size_t cap)
 {
     struct sbuf b;

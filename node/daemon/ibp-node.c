@@ -41,6 +41,7 @@
 #include "ibp/checker.h"
 #include "ibp/clock.h"
 #include "ibp/control.h"
+#include "ibp/certificate.h"
 #include "ibp/data.h"
 #include "ibp/dns_service.h"
 #include "ibp/envelope.h"
@@ -209,6 +210,14 @@ static json_t *checkpoints_json(const ibp_replica_stats *s)
                      s->waiting_for_checkpoint != 0);
 }
 
+/* The replica's epoch statements (ibp/certificate.h), for `status` and $SRV.STATS. */
+static json_t *statements_json(const ibp_replica_stats *s)
+{
+    return json_pack("{s:I,s:I,s:I}", "published", (json_int_t)s->statements_published,
+                     "failures", (json_int_t)s->statement_failures, "skipped",
+                     (json_int_t)s->statements_skipped);
+}
+
 static void replica_status(json_t *obj, void *user)
 {
     node *n = user;
@@ -242,6 +251,7 @@ static void replica_status(json_t *obj, void *user)
         json_object_set_new(r, "side_covered", json_integer((json_int_t)s.side_covered));
         json_object_set_new(r, "side_pending", json_integer((json_int_t)s.side_pending));
         json_object_set_new(r, "checkpoints", checkpoints_json(&s));
+        json_object_set_new(r, "statements", statements_json(&s));
         json_object_set_new(obj, "replica", r);
     }
 }
@@ -284,13 +294,14 @@ static void micro_stats(json_t *data, void *user)
         json_t *rej = rejected_json(s.rejected_by, &total);
         json_object_set_new(
             data, "subscriber",
-            json_pack("{s:I,s:I,s:I,s:I,s:o,s:I,s:I,s:I,s:I}", "received", (json_int_t)s.received,
+            json_pack("{s:I,s:I,s:I,s:I,s:o,s:I,s:I,s:I,s:I,s:o}", "received", (json_int_t)s.received,
                       "applied", (json_int_t)s.applied, "ignored", (json_int_t)s.ignored,
                       "rejected", (json_int_t)s.rejected, "rejected_by", rej, "epoch",
                       (json_int_t)s.epoch, "heartbeat_epoch", (json_int_t)s.heartbeat_epoch,
                       "epochs_behind",
                       (json_int_t)(s.heartbeat_epoch > s.epoch ? s.heartbeat_epoch - s.epoch : 0),
-                      "last_heartbeat_ms", (json_int_t)s.last_heartbeat_ms));
+                      "last_heartbeat_ms", (json_int_t)s.last_heartbeat_ms, "certificates",
+                      ibp_control_certificates_json(&s)));
     }
     if (n->checker) {
         ibp_checker_stats s;
@@ -340,6 +351,7 @@ static void micro_stats(json_t *data, void *user)
             json_object_set_new(r, "snapshots_republished",
                                 json_integer((json_int_t)s.snapshots_republished));
             json_object_set_new(r, "checkpoints", checkpoints_json(&s));
+            json_object_set_new(r, "statements", statements_json(&s));
         }
         if (r && local_last)
             json_object_set_new(
@@ -559,6 +571,13 @@ static int node_start(node *n, const sigset_t *sigs)
             IBP_LOG(IBP_LOG_INFO, COMPONENT,
                     "dropped cached results of targets that left the config results=%zu", dropped);
     }
+    /* The official cache is trusted as far as the certificate kept with it. */
+    size_t cache_quorum = 0;
+    if (ibp_certificate_quorum(n->roster, (size_t)cfg->consensus.certificate_quorum, &cache_quorum,
+                               NULL, &err) != IBP_OK)
+        return start_failure(&err, EXIT_CONFIG);
+    dopts.certificate_roster = n->roster;
+    dopts.certificate_quorum = cache_quorum;
     if (ibp_data_open(&dopts, &n->data, &err) != IBP_OK)
         return start_failure(&err, EXIT_RUNTIME);
     ibp_store *store = ibp_data_store(n->data);
@@ -568,6 +587,8 @@ static int node_start(node *n, const sigset_t *sigs)
     so.nc = n->nc;
     so.roster = n->roster;
     so.store = store;
+    so.quorum = (size_t)cfg->consensus.certificate_quorum;
+    so.data = n->data;
     if (ibp_official_subscriber_start(&so, &n->subscriber, &err) != IBP_OK)
         return start_failure(&err, EXIT_RUNTIME);
 

@@ -100,3 +100,50 @@ int ibp__cache_cmp_result_ptrs(const void *a, const void *b)
     ibp_result_key ka = ibp_result_key_of(ra), kb = ibp_result_key_of(rb);
     return ibp_result_key_cmp(&ka, &kb);
 }
+
+/* ---- hex (certificate fields) ----------------------------------------------------------- */
+
+char *ibp__cache_hex(const uint8_t *data, size_t len)
+{
+    static const char digits[] = "0123456789abcdef";
+    char *out = malloc(2 * len + 1);
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = digits[data[i] >> 4];
+        out[2 * i + 1] = digits[data[i] & 0xF];
+    }
+    out[2 * len] = '\0';
+    return out;
+}
+
+static int hex_value(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    return -1;
+}
+
+bool ibp__cache_unhex(const char *text, uint8_t **out, size_t *out_len)
+{
+    size_t n = strlen(text);
+    *out = NULL;
+    if (n % 2)
+        return false;
+    uint8_t *b = malloc(n / 2 + 1);
+    if (!b)
+        return false;
+    for (size_t i = 0; i < n / 2; i++) {
+        int hi = hex_value(text[2 * i]), lo = hex_value(text[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            free(b);
+            return false;
+        }
+        b[i] = (uint8_t)(hi << 4 | lo);
+    }
+    *out = b;
+    *out_len = n / 2;
+    return true;
+}

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "ibp/cache.h"
@@ -38,5 +39,12 @@ size_t ibp__cache_utf8_cut_len(const char *s, size_t max);
 
 /* qsort comparator of const ibp_result * by result key. */
 int ibp__cache_cmp_result_ptrs(const void *a, const void *b);
+
+/* Lower-case hex of data (2 * len + 1 bytes, malloc'd). NULL: no memory. */
+char *ibp__cache_hex(const uint8_t *data, size_t len);
+
+/* Decodes lower-case hex text into *out (malloc'd, *out_len bytes; at least one byte is
+ * allocated). false: not even-length lower-case hex, or no memory (*out NULL then). */
+bool ibp__cache_unhex(const char *text, uint8_t **out, size_t *out_len);
 
 #endif

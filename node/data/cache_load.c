@@ -88,6 +88,59 @@ static ibp_status get_array(const json_t *obj, const char *key, const json_t **o
     return st;
 }
 
+/* A 32-byte digest as 64 hex digits. */
+static ibp_status get_digest(const json_t *o, const char *key, uint8_t out[IBP_CERT_DIGEST_BYTES],
+                             ibp_err *err)
+{
+    const char *s = NULL;
+    uint8_t *b = NULL;
+    size_t n = 0;
+    ibp_status st = get_string(o, "certificate", key, true, &s, err);
+    if (st != IBP_OK)
+        return st;
+    if (!ibp__cache_unhex(s, &b, &n) || n != IBP_CERT_DIGEST_BYTES) {
+        free(b);
+        return ibp_err_set(err, BAD_CONTENT, "certificate: '%s' is not 64 hex digits", key);
+    }
+    memcpy(out, b, n);
+    free(b);
+    return IBP_OK;
+}
+
+/* The optional "certificate" object (shape only; ibp_cache_certificate_check judges it). */
+static ibp_status parse_certificate(const json_t *root, ibp_cache_kind kind, ibp_cache_loaded *c,
+                                    ibp_err *err)
+{
+    const json_t *o = json_object_get(root, "certificate");
+    const char *s = NULL;
+    int64_t v = 0;
+    uint8_t *bytes = NULL;
+    size_t n = 0;
+    ibp_status st;
+    if (kind != IBP_CACHE_OFFICIAL || !c->has_epoch)
+        return ibp_err_set(err, BAD_CONTENT,
+                           "top level: 'certificate' without an epoch or in a local cache");
+    if (!json_is_object(o))
+        return ibp_err_set(err, BAD_CONTENT, "top level: 'certificate' is not an object");
+    if ((st = get_int(o, "certificate", "local_seq", &v, err)) != IBP_OK)
+        return st;
+    if (v < 0)
+        return ibp_err_set(err, BAD_CONTENT, "certificate: 'local_seq' is negative");
+    if ((st = get_digest(o, "state_digest", c->certificate.state_digest, err)) != IBP_OK ||
+        (st = get_digest(o, "snapshot_hash", c->certificate.snapshot_hash, err)) != IBP_OK ||
+        (st = get_string(o, "certificate", "bytes", true, &s, err)) != IBP_OK)
+        return st;
+    if (!ibp__cache_unhex(s, &bytes, &n) || n == 0) {
+        free(bytes);
+        return ibp_err_set(err, BAD_CONTENT, "certificate: 'bytes' is not hex");
+    }
+    c->certificate.local_seq = (uint64_t)v;
+    c->certificate.bytes = bytes;
+    c->certificate.len = n;
+    c->has_certificate = true;
+    return IBP_OK;
+}
+
 static ibp_status parse_header(const json_t *root, ibp_cache_kind kind, ibp_cache_loaded *c,
                                ibp_err *err)
 {
@@ -122,6 +175,8 @@ static ibp_status parse_header(const json_t *root, ibp_cache_kind kind, ibp_cach
         c->has_epoch = true;
         c->epoch = (uint64_t)v;
     }
+    if (json_object_get(root, "certificate") != NULL)
+        return parse_certificate(root, kind, c, err);
     return IBP_OK;
 }
 
@@ -397,5 +452,6 @@ void ibp_cache_loaded_free(ibp_cache_loaded *c)
     ibp_result_list_free(&c->results);
     free(c->overrides);
     free(c->strings);
+    free((void *)c->certificate.bytes);
     memset(c, 0, sizeof *c);
 }

@@ -215,6 +215,28 @@ fail:
     return st;
 }
 
+/* ,\n"certificate":{...} (ibp/cache.h). false: no memory. */
+static bool append_certificate(ibp_strbuf *b, const ibp_cache_certificate *cert)
+{
+    char head[64];
+    char *digest = ibp__cache_hex(cert->state_digest, sizeof cert->state_digest);
+    char *hash = ibp__cache_hex(cert->snapshot_hash, sizeof cert->snapshot_hash);
+    char *bytes = ibp__cache_hex(cert->bytes, cert->len);
+    int n = snprintf(head, sizeof head, ",\n\"certificate\":{\"local_seq\":%" PRIu64,
+                     cert->local_seq);
+    bool ok = digest && hash && bytes && n > 0 && (size_t)n < sizeof head &&
+              ibp_strbuf_append(b, head, (size_t)n) &&
+              ibp_strbuf_append_str(b, ",\"state_digest\":\"") &&
+              ibp_strbuf_append_str(b, digest) &&
+              ibp_strbuf_append_str(b, "\",\"snapshot_hash\":\"") &&
+              ibp_strbuf_append_str(b, hash) && ibp_strbuf_append_str(b, "\",\"bytes\":\"") &&
+              ibp_strbuf_append_str(b, bytes) && ibp_strbuf_append_str(b, "\"}");
+    free(digest);
+    free(hash);
+    free(bytes);
+    return ok;
+}
+
 ibp_status ibp_cache_save(const char *path, const ibp_cache_contents *c, ibp_err *err)
 {
     ibp_status st = IBP_OK;
@@ -234,6 +256,14 @@ ibp_status ibp_cache_save(const char *path, const ibp_cache_contents *c, ibp_err
         st = ibp_err_set(err, IBP_E_INVAL,
                          "%s: an epoch belongs only in an official cache and "
                          "must be <= INT64_MAX",
+                         path);
+        goto done;
+    }
+    if (c->certificate && (!c->has_epoch || c->certificate->local_seq > (uint64_t)INT64_MAX ||
+                           !c->certificate->bytes || !c->certificate->len)) {
+        st = ibp_err_set(err, IBP_E_INVAL,
+                         "%s: a certificate needs an epoch, its bytes and a local_seq <= "
+                         "INT64_MAX",
                          path);
         goto done;
     }
@@ -279,7 +309,11 @@ ibp_status ibp_cache_save(const char *path, const ibp_cache_contents *c, ibp_err
         json_decref(j);
         j = NULL;
     }
-    if (!ibp_strbuf_append_str(&b, "\n]}\n"))
+    if (!ibp_strbuf_append_str(&b, "\n]"))
+        goto nomem;
+    if (c->certificate && !append_certificate(&b, c->certificate))
+        goto nomem;
+    if (!ibp_strbuf_append_str(&b, "}\n"))
         goto nomem;
     if (skipped)
         IBP_LOG(IBP_LOG_WARN, COMPONENT,

@@ -1,6 +1,8 @@
 /* The data library assembled: store, caches, usage; see ibp/data.h. */
 #include "ibp/data.h"
 
+#include <inttypes.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +16,11 @@ struct ibp_data {
     ibp_store *store;
     ibp_usage *usage;
     int64_t last_save_ms;
+    uint64_t cache_refused;
+    /* The certificate of cert_epoch (0: none), saved with the official cache. */
+    pthread_mutex_t cert_mu;
+    uint64_t cert_epoch;
+    ibp_cache_certificate cert; /* cert.bytes owned */
 };
 
 void ibp_data_opts_init(ibp_data_opts *opts)
@@ -38,6 +45,25 @@ static ibp_status load_official(ibp_data *d, ibp_err *err)
         st = ibp_cache_load(path, IBP_CACHE_OFFICIAL, &c, err);
     if (st != IBP_OK)
         return ibp_err_wrap(err, "load official cache");
+    if (c.outcome == IBP_CACHE_LOADED && d->opts.certificate_roster && c.has_epoch && c.epoch > 0) {
+        char why[320];
+        if (ibp_cache_certificate_check(&c, d->opts.certificate_roster,
+                                        d->opts.certificate_quorum, NULL, why,
+                                        sizeof why) != IBP_OK) {
+            d->cache_refused++;
+            IBP_LOG(IBP_LOG_WARN, "data",
+                    "official cache refused, starting empty until a certified epoch arrives: "
+                    "%s path=%s epoch=%" PRIu64 " quorum=%zu",
+                    why, path, c.epoch, d->opts.certificate_quorum);
+            ibp_cache_loaded_free(&c);
+            return IBP_OK;
+        }
+        /* Saved again with the cache until the next epoch replaces it. */
+        if (ibp_data_set_official_certificate(d, c.epoch, &c.certificate) != IBP_OK) {
+            ibp_cache_loaded_free(&c);
+            return ibp_err_set(err, IBP_E_NOMEM, "load official cache: out of memory");
+        }
+    }
     if (c.outcome == IBP_CACHE_LOADED) {
         size_t n_ovr = 0;
         ibp_override *ovr = calloc(c.override_count ? c.override_count : 1, sizeof *ovr);
@@ -90,6 +116,9 @@ ibp_status ibp_data_open(const ibp_data_opts *opts, ibp_data **out, ibp_err *err
     if (!d)
         return ibp_err_set(err, IBP_E_NOMEM, "data: out of memory");
     d->opts = *opts;
+    pthread_mutex_init(&d->cert_mu, NULL);
+    if (d->opts.certificate_roster && d->opts.certificate_quorum == 0)
+        d->opts.certificate_quorum = 1; /* a roster without a quorum: at least one signer */
     if (d->opts.cache_save_ms <= 0)
         d->opts.cache_save_ms = IBP_DATA_CACHE_SAVE_MS_DEFAULT;
     if (opts->work_dir && !(d->work_dir = strdup(opts->work_dir))) {
@@ -128,9 +157,32 @@ ibp_status ibp_data_open(const ibp_data_opts *opts, ibp_data **out, ibp_err *err
     return IBP_OK;
 fail:
     ibp_store_free(d->store);
+    free((void *)d->cert.bytes);
+    pthread_mutex_destroy(&d->cert_mu);
     free(d->work_dir);
     free(d);
     return st;
+}
+
+ibp_status ibp_data_set_official_certificate(ibp_data *d, uint64_t epoch,
+                                             const ibp_cache_certificate *cert)
+{
+    uint8_t *copy = malloc(cert->len ? cert->len : 1);
+    if (!copy)
+        return IBP_E_NOMEM;
+    memcpy(copy, cert->bytes, cert->len);
+    pthread_mutex_lock(&d->cert_mu);
+    free((void *)d->cert.bytes);
+    d->cert = *cert;
+    d->cert.bytes = copy;
+    d->cert_epoch = epoch;
+    pthread_mutex_unlock(&d->cert_mu);
+    return IBP_OK;
+}
+
+uint64_t ibp_data_official_cache_refused(const ibp_data *d)
+{
+    return d->cache_refused;
 }
 
 ibp_store *ibp_data_store(ibp_data *d)
@@ -178,7 +230,20 @@ static ibp_status save_official(ibp_data *d, ibp_err *err)
         .overrides = covr,
         .override_count = n_ovr,
     };
+    /* The certificate goes with the cache only when it is of the epoch the
+     * cache claims; a copy, since the subscriber may replace it meanwhile. */
+    ibp_cache_certificate cert = {0};
+    uint8_t *cert_bytes = NULL;
+    pthread_mutex_lock(&d->cert_mu);
+    if (d->cert_epoch == epoch && epoch > 0 && (cert_bytes = malloc(d->cert.len)) != NULL) {
+        cert = d->cert;
+        memcpy(cert_bytes, d->cert.bytes, d->cert.len);
+        cert.bytes = cert_bytes;
+        c.certificate = &cert;
+    }
+    pthread_mutex_unlock(&d->cert_mu);
     st = ibp_cache_save(path, &c, err);
+    free(cert_bytes);
 out:
     free(covr);
     ibp_store_overrides_free(ovr, n_ovr);
@@ -248,6 +313,8 @@ ibp_status ibp_data_close(ibp_data *d, ibp_err *err)
     if (st == IBP_OK)
         st = ust;
     ibp_store_free(d->store);
+    free((void *)d->cert.bytes);
+    pthread_mutex_destroy(&d->cert_mu);
     free(d->work_dir);
     free(d);
     return st;

@@ -11,11 +11,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "ibp/certificate.h"
 #include "ibp/envelope.h"
 #include "ibp/log.h"
 #include "ibp/official_chain.h"
 #include "ibp/official_snapshot.h"
 #include "ibp/subject.h"
+#include "official_certify.h"
 
 #define COMPONENT "official"
 #define NEXT_MSG_WAIT_MS 250
@@ -39,6 +41,15 @@ struct ibp_official_subscriber {
     uint64_t reconnects;        /* the thread's: reconnections seen */
     int64_t next_reconnect_look_ms;
     int64_t next_stream_look_ms; /* the thread's: when to look whether OFFICIAL started over */
+    /* Certification, the thread's (official_certify.h). */
+    bool certify;
+    ibp__certify cert;
+    char cosign_stream[NAME_MAX_LEN + 1];
+    natsSubscription *cosign_sub;   /* statements (JetStream, ordered) */
+    uint64_t applied_digest_epoch;  /* the epoch whose digest applied_digest is (0: none) */
+    uint8_t applied_digest[IBP_CERT_DIGEST_BYTES];
+    int64_t pending_since_ms;       /* when the newest held snapshot came */
+    ibp_log_limit cert_log;
 
     pthread_t thread;
     pthread_mutex_t mu;
@@ -55,6 +66,7 @@ void ibp_official_subscriber_opts_init(ibp_official_subscriber_opts *opts)
     opts->heartbeat_subject = "ibp.official.heartbeat.*";
     opts->max_message_bytes = IBP_MESSAGE_MAX_DEFAULT;
     opts->retry_ms = 1000;
+    opts->cosign_stream = IBP_STREAM_COSIGN;
 }
 
 static void count_rejected(ibp_official_subscriber *s, ibp_status why)
@@ -79,10 +91,97 @@ static void count_foreign(ibp_official_subscriber *s, const ibp_chain_msg *cm, u
                     cm->epoch, have, cm->signer, cm->stream_seq);
 }
 
+static void apply_verified(ibp_official_subscriber *s, const ibp_verified *vm, uint64_t stream_seq,
+                           size_t signers);
+
+/* Counts held snapshots dropped uncertified, and says so. */
+static void count_forged(ibp_official_subscriber *s, size_t n, uint64_t upto)
+{
+    if (!n)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->stats.forged_refused += n;
+    pthread_mutex_unlock(&s->mu);
+    IBP_LOG(IBP_LOG_WARN, COMPONENT,
+            "refused %zu snapshot(s) up to epoch %" PRIu64
+            " that no quorum of consensus nodes certified (a forged epoch, or replicas that "
+            "diverged) quorum=%zu",
+            n, upto, s->cert.quorum);
+}
+
+/*
+ * Applies the newest held snapshot that a quorum certifies, if any, and
+ * forgets what it makes old.
+ */
+static void try_certify(ibp_official_subscriber *s)
+{
+    uint64_t have = ibp_store_official_epoch(s->opts.store);
+    ibp_certificate_result r;
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    int k = ibp__certify_find(&s->cert, have, have > 0 && s->applied_digest_epoch == have,
+                              s->applied_digest, &r, s->opts.data ? &bytes : NULL, &len);
+    if (k >= 0) {
+        ibp__certify_pending *p = &s->cert.pending[k];
+        uint64_t epoch = p->epoch;
+        ibp_cache_certificate cc = {.local_seq = p->claim.local_seq, .bytes = bytes, .len = len};
+        memcpy(cc.state_digest, p->claim.state_digest, sizeof cc.state_digest);
+        memcpy(cc.snapshot_hash, p->claim.snapshot_hash, sizeof cc.snapshot_hash);
+        apply_verified(s, &p->vm, p->stream_seq, r.signers);
+        if (ibp_store_official_epoch(s->opts.store) == epoch) {
+            if (bytes && ibp_data_set_official_certificate(s->opts.data, epoch, &cc) != IBP_OK)
+                IBP_LOG(IBP_LOG_WARN, COMPONENT,
+                        "certificate not kept for the cache (out of memory) epoch=%" PRIu64,
+                        epoch);
+            size_t gone = ibp__certify_forget_upto(&s->cert, epoch);
+            count_forged(s, gone ? gone - 1 : 0, epoch);
+        }
+        ibp_chain_follow_applied(&s->chain, ibp_store_official_epoch(s->opts.store));
+    }
+    free(bytes);
+    pthread_mutex_lock(&s->mu);
+    s->stats.uncertified_pending = s->cert.npending;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Holds a snapshot that continues the chain until its certificate is there. */
+static void hold(ibp_official_subscriber *s, ibp_verified *vm, uint64_t stream_seq)
+{
+    const Ibp__V1__OfficialSnapshot *snap = (const Ibp__V1__OfficialSnapshot *)vm->payload;
+    if (snap->state_digest.len != IBP_CERT_DIGEST_BYTES) {
+        count_rejected(s, IBP_E_PAYLOAD_DECODE);
+        return;
+    }
+    for (size_t i = 0; i < s->cert.npending; i++)
+        if (s->cert.pending[i].stream_seq == stream_seq)
+            return; /* read again after a resubscribe */
+    ibp__certify_pending p;
+    memset(&p, 0, sizeof p);
+    p.epoch = snap->epoch;
+    p.stream_seq = stream_seq;
+    p.claim.epoch = snap->epoch;
+    p.claim.local_seq = snap->local_seq;
+    memcpy(p.claim.state_digest, snap->state_digest.data, IBP_CERT_DIGEST_BYTES);
+    ibp_certificate_snapshot_hash(vm->envelope->payload.data, vm->envelope->payload.len,
+                                  p.claim.snapshot_hash);
+    snprintf(p.signer, sizeof p.signer, "%s", vm->envelope->signer);
+    IBP_LOG(IBP_LOG_DEBUG, COMPONENT,
+            "holding snapshot epoch=%" PRIu64 " signer=%s until a quorum certifies it",
+            snap->epoch, vm->envelope->signer);
+    p.vm = *vm; /* taken: the caller's clear finds it empty */
+    memset(vm, 0, sizeof *vm);
+    bool evicted = false;
+    ibp__certify_add_snapshot(&s->cert, &p, &evicted);
+    if (evicted)
+        count_forged(s, 1, p.epoch);
+    s->pending_since_ms = ibp_clock_mono_ms();
+    try_certify(s);
+}
+
 /* A verified snapshot message. is_head: the head of the chain found at
  * (re)subscribe (ibp/snapshot_chain.h), trusted as such; any other message
- * must continue the chain. */
-static void handle_snapshot(ibp_official_subscriber *s, const ibp_verified *vm, uint64_t stream_seq,
+ * must continue the chain. A snapshot held for its certificate takes vm. */
+static void handle_snapshot(ibp_official_subscriber *s, ibp_verified *vm, uint64_t stream_seq,
                             bool is_head)
 {
     const Ibp__V1__OfficialSnapshot *snap = (const Ibp__V1__OfficialSnapshot *)vm->payload;
@@ -122,6 +221,18 @@ static void handle_snapshot(ibp_official_subscriber *s, const ibp_verified *vm, 
         }
         return;
     }
+    if (s->certify) {
+        hold(s, vm, stream_seq);
+        return;
+    }
+    apply_verified(s, vm, stream_seq, 0);
+}
+
+/* Decodes a verified snapshot and swaps it into the store. */
+static void apply_verified(ibp_official_subscriber *s, const ibp_verified *vm, uint64_t stream_seq,
+                           size_t signers)
+{
+    const Ibp__V1__OfficialSnapshot *snap = (const Ibp__V1__OfficialSnapshot *)vm->payload;
     ibp_official_snapshot os;
     ibp_err err = {0};
     ibp_status st = ibp_official_snapshot_from_proto(snap, &os, &err);
@@ -143,14 +254,22 @@ static void handle_snapshot(ibp_official_subscriber *s, const ibp_verified *vm, 
     s->stats.epoch = os.epoch;
     s->stats.local_seq = os.local_seq;
     s->stats.last_applied_ms = ibp_clock_wall_ms();
+    if (signers) {
+        s->stats.certified++;
+        s->stats.cert_signers = signers;
+    }
     pthread_cond_broadcast(&s->applied);
     pthread_mutex_unlock(&s->mu);
     s->warned_behind = false;
+    if (snap->state_digest.len == IBP_CERT_DIGEST_BYTES) {
+        s->applied_digest_epoch = os.epoch;
+        memcpy(s->applied_digest, snap->state_digest.data, IBP_CERT_DIGEST_BYTES);
+    }
     IBP_LOG(IBP_LOG_INFO, COMPONENT,
             "applied snapshot epoch=%" PRIu64 " results=%zu overrides=%zu local_seq=%" PRIu64
-            " signer=%s stream_seq=%" PRIu64,
+            " signer=%s stream_seq=%" PRIu64 " certified_by=%zu",
             os.epoch, os.results.count, os.n_overrides, os.local_seq, vm->envelope->signer,
-            stream_seq);
+            stream_seq, signers);
     ibp_official_snapshot_clear(&os);
 }
 
@@ -312,7 +431,18 @@ static natsStatus subscribe(ibp_official_subscriber *s, jsErrCode *jerr)
         ibp_chain_follow_init(&s->chain, ibp_store_official_epoch(s->opts.store));
         so.Config.DeliverPolicy = js_DeliverLast;
     }
-    natsStatus ns = js_SubscribeSync(&s->sub, s->js, s->subject, NULL, &so, jerr);
+    natsStatus ns = NATS_OK;
+    if (s->certify && !s->cosign_sub) {
+        /* The statements first: the head just held waits for them. */
+        jsSubOptions co;
+        jsSubOptions_Init(&co);
+        co.Stream = s->cosign_stream;
+        co.Ordered = true;
+        co.Config.DeliverPolicy = js_DeliverAll;
+        ns = js_SubscribeSync(&s->cosign_sub, s->js, IBP_SUBJECT_COSIGN_ALL, NULL, &co, jerr);
+    }
+    if (ns == NATS_OK)
+        ns = js_SubscribeSync(&s->sub, s->js, s->subject, NULL, &so, jerr);
     if (ns == NATS_OK && s->hb_subject[0] && !s->hb_sub)
         ns = natsConnection_SubscribeSync(&s->hb_sub, s->opts.nc, s->hb_subject);
     return ns;
@@ -330,6 +460,41 @@ static void drain_heartbeats(ibp_official_subscriber *s)
         handle_msg(s, m, true);
         natsMsg_Destroy(m);
     }
+}
+
+/* Takes the statements that are waiting; tries the held snapshots when one came. */
+static void drain_statements(ibp_official_subscriber *s)
+{
+    int pending = 0;
+    bool added = false;
+    uint64_t n = 0;
+    while (s->cosign_sub && natsSubscription_GetPending(s->cosign_sub, &pending, NULL) == NATS_OK &&
+           pending > 0) {
+        natsMsg *m = NULL;
+        if (natsSubscription_NextMsg(&m, s->cosign_sub, 1) != NATS_OK)
+            break;
+        n++;
+        added |= ibp__certify_add_statement(&s->cert, (const uint8_t *)natsMsg_GetData(m),
+                                            (size_t)natsMsg_GetDataLength(m),
+                                            ibp_store_official_epoch(s->opts.store));
+        natsMsg_Destroy(m);
+    }
+    if (n) {
+        pthread_mutex_lock(&s->mu);
+        s->stats.statements += n;
+        pthread_mutex_unlock(&s->mu);
+    }
+    if (added && s->cert.npending)
+        try_certify(s);
+}
+
+/* How long to wait for the next snapshot: briefly while one waits for its
+ * statements (they come on the other subscription), for a while after. */
+static int64_t next_wait_ms(ibp_official_subscriber *s)
+{
+    if (!s->cert.npending)
+        return NEXT_MSG_WAIT_MS;
+    return ibp_clock_mono_ms() - s->pending_since_ms < 2000 ? 1 : 50;
 }
 
 /* Sleeps up to ms, waking early when stop is asked. */
@@ -432,10 +597,15 @@ static void *subscriber_main(void *arg)
             natsSubscription_Unsubscribe(s->sub);
             natsSubscription_Destroy(s->sub);
             s->sub = NULL;
+            /* The statements' stream went with OFFICIAL (same storage). */
+            natsSubscription_Unsubscribe(s->cosign_sub);
+            natsSubscription_Destroy(s->cosign_sub);
+            s->cosign_sub = NULL;
             continue;
         }
+        drain_statements(s);
         natsMsg *m = NULL;
-        natsStatus ns = natsSubscription_NextMsg(&m, s->sub, NEXT_MSG_WAIT_MS);
+        natsStatus ns = natsSubscription_NextMsg(&m, s->sub, next_wait_ms(s));
         if (ns == NATS_OK) {
             handle_msg(s, m, false);
             natsMsg_Destroy(m);
@@ -450,7 +620,14 @@ static void *subscriber_main(void *arg)
                 natsStatus_GetText(ns));
         natsSubscription_Destroy(s->sub);
         s->sub = NULL;
+        natsSubscription_Destroy(s->cosign_sub);
+        s->cosign_sub = NULL;
         pause_ms(s, s->opts.retry_ms);
+    }
+    if (s->cosign_sub) {
+        natsSubscription_Unsubscribe(s->cosign_sub);
+        natsSubscription_Destroy(s->cosign_sub);
+        s->cosign_sub = NULL;
     }
     if (s->sub) {
         natsSubscription_Unsubscribe(s->sub);
@@ -491,6 +668,29 @@ ibp_status ibp_official_subscriber_start(const ibp_official_subscriber_opts *opt
     s->opts.subject = s->subject;
     if (s->opts.retry_ms <= 0)
         s->opts.retry_ms = 1000;
+    const char *cs = opts->cosign_stream ? opts->cosign_stream : IBP_STREAM_COSIGN;
+    if (strlen(cs) > NAME_MAX_LEN || !*cs) {
+        free(s);
+        return ibp_err_set(err, IBP_E_INVAL, "official subscriber: bad cosign stream");
+    }
+    memcpy(s->cosign_stream, cs, strlen(cs) + 1);
+    s->opts.cosign_stream = s->cosign_stream;
+    s->certify = !opts->skip_certificates;
+    if (s->certify) {
+        size_t quorum = 0;
+        bool single = false;
+        if ((st = ibp_certificate_quorum(opts->roster, opts->quorum, &quorum, &single, err)) !=
+            IBP_OK) {
+            free(s);
+            return st;
+        }
+        if (single)
+            IBP_LOG(IBP_LOG_WARN, COMPONENT,
+                    "certificate quorum is 1: the roster has one consensus node, whose key alone "
+                    "decides every official epoch");
+        ibp__certify_init(&s->cert, opts->roster, quorum);
+        s->stats.quorum = quorum;
+    }
     pthread_mutex_init(&s->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -577,6 +777,7 @@ void ibp_official_subscriber_stop(ibp_official_subscriber *s)
     natsStatistics_Destroy(s->nats_stats);
     ibp_verifier_free(s->verifier);
     ibp_verifier_free(s->chain_verifier);
+    ibp__certify_clear(&s->cert);
     pthread_cond_destroy(&s->applied);
     pthread_mutex_destroy(&s->mu);
     free(s);

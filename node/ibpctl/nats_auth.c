@@ -40,9 +40,10 @@
 #define MAX_SUBJECTS 96
 #define SUBJECT_CAP 160
 
-/* The six streams (ibp/bus.h). */
-static const char *const STREAMS[] = {IBP_STREAM_LOCAL,  IBP_STREAM_OFFICIAL, IBP_STREAM_STATUS,
-                                      IBP_STREAM_EVENTS, IBP_STREAM_HITS,     IBP_STREAM_CHECKPOINT};
+/* The seven streams (ibp/bus.h). */
+static const char *const STREAMS[] = {IBP_STREAM_LOCAL,      IBP_STREAM_OFFICIAL, IBP_STREAM_STATUS,
+                                      IBP_STREAM_EVENTS,     IBP_STREAM_HITS,
+                                      IBP_STREAM_CHECKPOINT, IBP_STREAM_COSIGN};
 
 typedef struct list {
     char s[MAX_SUBJECTS][SUBJECT_CAP];
@@ -143,11 +144,14 @@ static void permissions(unsigned roles, const char *id, const char *admin_id, pe
     add(&p->sub, "_INBOX.>");
     if (roles & (IBP_ROLE_MONITOR | IBP_ROLE_CONSENSUS | IBP_ROLE_DNS | IBP_ROLE_PERSIST))
         add(&p->sub, "$SRV.>");
-    /* Every ibp-node role keeps its official store current from OFFICIAL and
-     * the replicas' heartbeats. */
+    /* Every ibp-node role keeps its official store current from OFFICIAL,
+     * the replicas' statements that certify each epoch (COSIGN, read like
+     * OFFICIAL) and the replicas' heartbeats. */
     if (roles & (IBP_ROLE_MONITOR | IBP_ROLE_CONSENSUS | IBP_ROLE_DNS)) {
         ensure(p, IBP_STREAM_OFFICIAL);
         read_ordered(p, IBP_STREAM_OFFICIAL);
+        ensure(p, IBP_STREAM_COSIGN);
+        read_ordered(p, IBP_STREAM_COSIGN);
         add(&p->sub, "ibp.official.>");
     }
     if (roles & IBP_ROLE_MONITOR) {
@@ -160,7 +164,10 @@ static void permissions(unsigned roles, const char *id, const char *admin_id, pe
         add(&p->pub, "ibp.official.>");
         add(&p->pub, "ibp.status.>");
         add(&p->pub, "ibp.events.>");
-        /* Its own checkpoint only; it reads every replica's (a start without a state). */
+        /* Its statements go on ibp.official.cosign.<id>, inside ibp.official.>:
+         * receivers count a statement by the signer of its envelope, never by
+         * its subject. Its own checkpoint only; it reads every replica's (a
+         * start without a state). */
         add(&p->pub, "ibp.consensus.checkpoint.%s", id);
         ensure(p, IBP_STREAM_LOCAL);
         ensure(p, IBP_STREAM_STATUS);
@@ -287,12 +294,14 @@ static void usage(FILE *out)
         "`ibpctl roster add --nats-nkey`), allowed what its roles do:\n"
         "  monitor    publish ibp.local.<id>\n"
         "  consensus  publish ibp.official.>, ibp.status.>, ibp.events.>,\n"
+        "             (its statements: ibp.official.cosign.<id>),\n"
         "             ibp.consensus.checkpoint.<id>; read LOCAL and CHECKPOINT\n"
         "  dns        publish ibp.hits.<id>\n"
         "  persist    durable pull consumers on HITS and EVENTS; answer ibp.persist.>\n"
         "  admin      publish ibp.local.<admin id> (overrides), ibp.persist.> (queries),\n"
         "             $SRV.>, the JetStream API except deleting or purging the streams\n"
-        "and each: read OFFICIAL (ordered consumer) and the replicas' heartbeats,\n"
+        "and each: read OFFICIAL and COSIGN (ordered consumers) and the replicas'\n"
+        "heartbeats,\n"
         "check and create the streams of its roles, answer $SRV.> requests, reply to\n"
         "requests (allow_responses), receive on _INBOX.>. Nodes without a nats_nkey\n"
         "are left out (a warning names them). Include the output from every server's\n"

@@ -25,12 +25,12 @@ unsigned ibp_bus_streams_for_roles(unsigned roles)
 {
     unsigned s = 0;
     if (roles & IBP_ROLE_MONITOR)
-        s |= IBP_BUS_STREAM_LOCAL | IBP_BUS_STREAM_OFFICIAL;
+        s |= IBP_BUS_STREAM_LOCAL | IBP_BUS_STREAM_OFFICIAL | IBP_BUS_STREAM_COSIGN;
     if (roles & IBP_ROLE_CONSENSUS)
         s |= IBP_BUS_STREAM_LOCAL | IBP_BUS_STREAM_OFFICIAL | IBP_BUS_STREAM_STATUS |
-             IBP_BUS_STREAM_EVENTS | IBP_BUS_STREAM_CHECKPOINT;
+             IBP_BUS_STREAM_EVENTS | IBP_BUS_STREAM_CHECKPOINT | IBP_BUS_STREAM_COSIGN;
     if (roles & IBP_ROLE_DNS)
-        s |= IBP_BUS_STREAM_OFFICIAL | IBP_BUS_STREAM_HITS;
+        s |= IBP_BUS_STREAM_OFFICIAL | IBP_BUS_STREAM_HITS | IBP_BUS_STREAM_COSIGN;
     if (roles & IBP_ROLE_PERSIST)
         s |= IBP_BUS_STREAM_HITS | IBP_BUS_STREAM_EVENTS;
     if (roles & IBP_ROLE_ADMIN)
@@ -601,6 +601,12 @@ ibp_status ibp_bus_ensure_streams(jsCtx *js, const ibp_bus_stream_opts *opts, ib
          * quiet month still finds one. */
         {IBP_BUS_STREAM_CHECKPOINT, IBP_STREAM_CHECKPOINT, IBP_SUBJECT_CHECKPOINT_ALL, 0, 1,
          false, -1, NULL},
+        /* Each replica's statements of as many epochs as OFFICIAL keeps
+         * snapshots, on OFFICIAL's storage: the certificate of any snapshot
+         * still there. A few hundred bytes each: no byte limit. */
+        {IBP_BUS_STREAM_COSIGN, IBP_STREAM_COSIGN, IBP_SUBJECT_COSIGN_ALL, 0,
+         o.official_keep > 0 ? o.official_keep : IBP_BUS_OFFICIAL_KEEP_DEFAULT, o.official_memory,
+         -1, "nats.official_memory"},
     };
     for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
         if (!(o.streams & specs[i].bit))

@@ -456,6 +456,15 @@ static const ibp_setting node_settings[] = {
      .offset = IBP_SETTING_AT_I64(ibp_node_config, consensus.checkpoint_ms),
      .help = "How often a replica publishes its signed state (its checkpoint) to stream "
              "CHECKPOINT, from which a replica added or rebuilt without consensus.state starts."},
+    {.name = "consensus.certificate_quorum",
+     .type = IBP_SETTING_INT64,
+     .default_text = "0",
+     .min = 0,
+     .max = 1024,
+     .offset = IBP_SETTING_AT_I64(ibp_node_config, consensus.certificate_quorum),
+     .help = "How many of the roster's consensus nodes must sign an epoch's statement before "
+             "this node applies its official snapshot; 0 is a majority of them. 1 is refused "
+             "unless the roster has one consensus node (then a WARN at start)."},
     {.name = "checks.max_in_flight",
      .type = IBP_SETTING_INT64,
      .default_text = "32",

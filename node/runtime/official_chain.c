@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "ibp/certificate.h"
 #include "ibp/subject.h"
 
 void ibp_official_chain_from_verified(const ibp_verified *vm, uint64_t seq, ibp_chain_msg *out)
@@ -27,6 +28,8 @@ void ibp_official_chain_from_verified(const ibp_verified *vm, uint64_t seq, ibp_
     out->local_seq = s->local_seq;
     out->digest_len = s->state_digest.len;
     memcpy(out->digest, s->state_digest.data, s->state_digest.len);
+    ibp_certificate_snapshot_hash(vm->envelope->payload.data, vm->envelope->payload.len,
+                                  out->payload_hash);
     size_t n = strlen(vm->envelope->signer);
     if (n >= sizeof out->signer)
         n = sizeof out->signer - 1;

@@ -42,8 +42,20 @@
  * (docs/operations.md): the tail on file is the delivery from OFFICIAL's
  * file store to its consumers, which stalls for 20-110 ms about every 110
  * snapshots of 200 kB; in memory it does not.
+ *
+ * Certification (ibp/certificate.h): the dns node above applies an epoch only
+ * once a quorum of the replicas co-signed it (what every node does). A second
+ * official subscriber in the same run, with its own connection and store,
+ * applies each snapshot without waiting for statements (the behaviour before
+ * certificates); a thread notes when its store shows each epoch. Per sample
+ * both are measured from the same publish:
+ *
+ *   BENCH e2e_plain_p50_ms                     the uncertified subscriber
+ *   BENCH e2e_certification_added_p50_ms       p50 certified - p50 plain (target <= 5)
+ *   RATIO e2e_p50_certified_vs_plain
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -180,6 +192,24 @@ static void summary(const char *what, const double *v, int n)
 }
 
 static int nreplicas = REPLICAS_MAX; /* IBP_E2E_REPLICAS (1..3): for experiments */
+
+/* The uncertified subscriber's swap times, by epoch (a ring). */
+#define PLAIN_RING 4096
+static ibp_official_subscriber *plain_sub;
+static _Atomic double plain_at[PLAIN_RING];
+static atomic_int plain_stop;
+
+static void *plain_watch(void *arg)
+{
+    (void)arg;
+    for (uint64_t e = 1; !atomic_load(&plain_stop);) {
+        if (ibp_official_subscriber_wait_epoch(plain_sub, e, 200) != IBP_OK)
+            continue;
+        atomic_store(&plain_at[e % PLAIN_RING], now_ms());
+        e++;
+    }
+    return NULL;
+}
 
 static uint64_t replicas_epoch(ibp_replica **r)
 {
@@ -327,6 +357,23 @@ int main(void)
         fprintf(stderr, "official subscriber: %s\n", err.msg);
         return 1;
     }
+    /* The same dns node without certificates, for the comparison. */
+    natsConnection *plain_nc = NULL;
+    ibp_store *plain_store = NULL;
+    ibp_store_new(NULL, &plain_store);
+    ibp_bus_connect_url(servers.env.nats_auth_url, "dns", &plain_nc, &err);
+    ibp_official_subscriber_opts po_plain = so;
+    po_plain.nc = plain_nc;
+    po_plain.store = plain_store;
+    po_plain.skip_certificates = true;
+    if (ibp_official_subscriber_start(&po_plain, &plain_sub, &err) != IBP_OK) {
+        fprintf(stderr, "plain official subscriber: %s\n", err.msg);
+        return 1;
+    }
+    pthread_t plain_thread;
+    pthread_create(&plain_thread, NULL, plain_watch, NULL);
+    double *plain_total = calloc((size_t)rounds + 1, sizeof *plain_total);
+    int nplain = 0;
     natsConnection *pnc = NULL;
     natsSubscription *psub = NULL;
     jsCtx *pjs = NULL;
@@ -409,6 +456,16 @@ int main(void)
                     return 1;
                 }
                 t[ST_SWAPPED] = now_ms();
+                if (!is_mass && round > 0) {
+                    /* The plain subscriber's time for the same epoch. */
+                    uint64_t e = before + 1;
+                    double at = 0;
+                    for (int w = 0; w < 100000 && (at = atomic_load(&plain_at[e % PLAIN_RING])) < t0;
+                         w++)
+                        sleep_us(100);
+                    if (at >= t0)
+                        plain_total[nplain++] = at - t0;
+                }
                 /* OFFICIAL's stored time of the snapshot, on this host's clock. */
                 double stored = official_stored_wall_ms(js);
                 if (stored > 0)
@@ -531,6 +588,15 @@ int main(void)
     printf("BENCH e2e_p99_ms %.2f ms (target <= 20)\n", pct(total, nlat, 0.99));
     printf("BENCH e2e_p999_ms %.2f ms\n", pct(total, nlat, 0.999));
     printf("BENCH e2e_max_ms %.2f ms\n", total[nlat - 1]);
+    if (nplain > 0) {
+        qsort(plain_total, (size_t)nplain, sizeof *plain_total, cmp_double);
+        double p_cert = pct(total, nlat, 0.5), p_plain = pct(plain_total, nplain, 0.5);
+        printf("BENCH e2e_plain_p50_ms %.2f ms (same run, without certificates; %d samples)\n",
+               p_plain, nplain);
+        printf("BENCH e2e_plain_p99_ms %.2f ms\n", pct(plain_total, nplain, 0.99));
+        printf("BENCH e2e_certification_added_p50_ms %.2f ms (target <= 5)\n", p_cert - p_plain);
+        printf("RATIO e2e_p50_certified_vs_plain %.3f\n", p_plain > 0 ? p_cert / p_plain : 0.0);
+    }
     qsort(mass, (size_t)nmass, sizeof mass[0], cmp_double);
     printf("BENCH e2e_mass_flip_p50_ms %.2f ms\n", mass[nmass / 2]);
     printf("BENCH e2e_mass_flip_max_ms %.2f ms\n", mass[nmass - 1]);
@@ -580,6 +646,12 @@ int main(void)
     natsSubscription_Destroy(psub);
     jsCtx_Destroy(pjs);
     natsConnection_Destroy(pnc);
+    atomic_store(&plain_stop, 1);
+    pthread_join(plain_thread, NULL);
+    ibp_official_subscriber_stop(plain_sub);
+    ibp_store_free(plain_store);
+    natsConnection_Destroy(plain_nc);
+    free(plain_total);
     ibp_official_subscriber_stop(osub);
     for (int i = 0; i < nreplicas; i++) {
         ibp_replica_stop(replicas[i]);

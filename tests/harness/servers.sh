@@ -234,14 +234,16 @@ freeport() {
 #   monitor    publishes ibp.local.*        dns  publishes ibp.hits.*
 #   consensus  publishes ibp.official.>, ibp.status.>, ibp.events.>,
 #              ibp.consensus.checkpoint.*; reads LOCAL and CHECKPOINT
+#              (its epoch statements go on ibp.official.cosign.<id>)
 #   persist    pull consumers on HITS and EVENTS; answers on ibp.persist.>
 #   admin      overrides on ibp.local.*, queries on ibp.persist.>; reads every stream
 #   monitor_consensus  the union of monitor and consensus (a node with both roles)
-# Every ibp-node role keeps its official store current from OFFICIAL; every
+# Every ibp-node role keeps its official store current from OFFICIAL and the
+# statements that certify its epochs (COSIGN); every
 # daemon creates the streams when missing (ibp_bus_ensure_streams) and answers
 # $SRV.> (ADR-32).
 NATS_ROLES=(monitor consensus dns persist admin monitor_consensus)
-IBP_STREAMS=(LOCAL OFFICIAL STATUS EVENTS HITS CHECKPOINT)
+IBP_STREAMS=(LOCAL OFFICIAL STATUS EVENTS HITS CHECKPOINT COSIGN)
 
 # Prints its arguments quoted and comma-separated.
 nats_subjects() {
@@ -278,12 +280,14 @@ nats_role_publish() {
     monitor)
         nats_daemon_base
         nats_js_read OFFICIAL
+        nats_js_read COSIGN
         echo "ibp.local.*"
         echo "\$JS.API.DIRECT.GET.LOCAL.ibp.local.*"
         ;;
     consensus)
         nats_daemon_base
         nats_js_read OFFICIAL
+        nats_js_read COSIGN
         nats_js_read LOCAL
         nats_js_read CHECKPOINT
         printf '%s\n' "ibp.official.>" "ibp.status.>" "ibp.events.>" "ibp.consensus.checkpoint.*"
@@ -291,6 +295,7 @@ nats_role_publish() {
     dns)
         nats_daemon_base
         nats_js_read OFFICIAL
+        nats_js_read COSIGN
         echo "ibp.hits.*"
         echo "\$JS.API.DIRECT.GET.HITS.ibp.hits.*"
         ;;

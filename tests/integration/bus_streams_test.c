@@ -57,9 +57,12 @@ static int teardown(void **state)
     return 0;
 }
 
-/* WARN lines of the bus about a storage that differs, counted by the log hook. */
+/* WARN lines of the bus about a storage that differs, counted by the log
+ * hook; the last one kept, and whether one named each stream of OFFICIAL's
+ * storage (OFFICIAL and COSIGN). */
 static int storage_warnings;
 static char storage_warning[2048];
+static bool warned_official, warned_cosign;
 
 static void capture_log(ibp_log_level level, const char *component, const char *msg, void *user)
 {
@@ -69,6 +72,8 @@ static void capture_log(ibp_log_level level, const char *component, const char *
         strstr(msg, "JetStream cannot change the storage")) {
         storage_warnings++;
         snprintf(storage_warning, sizeof storage_warning, "%s", msg);
+        warned_official |= strstr(msg, "nats stream rm " IBP_STREAM_OFFICIAL "`") != NULL;
+        warned_cosign |= strstr(msg, "nats stream rm " IBP_STREAM_COSIGN "`") != NULL;
     }
 }
 
@@ -76,15 +81,17 @@ static void expect_storage_warning(const char *have, const char *want)
 {
     char a[64], b[64];
     printf("  warning: %s\n", storage_warning);
-    assert_int_equal(storage_warnings, 1);
+    /* One per stream: OFFICIAL and its statements' stream. */
+    assert_int_equal(storage_warnings, 2);
+    assert_true(warned_official && warned_cosign);
     snprintf(a, sizeof a, "storage=%s", have);
     snprintf(b, sizeof b, "wanted=%s", want);
     assert_non_null(strstr(storage_warning, a));
     assert_non_null(strstr(storage_warning, b));
     assert_non_null(strstr(storage_warning, "nats.official_memory"));
-    assert_non_null(strstr(storage_warning, "nats stream rm OFFICIAL"));
     storage_warnings = 0;
     storage_warning[0] = '\0';
+    warned_official = warned_cosign = false;
 }
 
 static jsStreamConfig *info(fixture *f, const char *name, jsStreamInfo **si)
@@ -123,6 +130,8 @@ static void test_defaults_then_settings(void **state)
     expect_limits(f, IBP_STREAM_EVENTS, 400 * DAY_MS, -1, js_FileStorage);
     expect_limits(f, IBP_STREAM_HITS, 400 * DAY_MS, -1, js_FileStorage);
     expect_limits(f, IBP_STREAM_CHECKPOINT, 0, 1, js_FileStorage);
+    /* The statements on OFFICIAL's storage. */
+    expect_limits(f, IBP_STREAM_COSIGN, 0, IBP_BUS_OFFICIAL_KEEP_DEFAULT, js_MemoryStorage);
     jsStreamInfo *si = NULL;
     assert_int_equal(info(f, IBP_STREAM_OFFICIAL, &si)->MaxBytes,
                      IBP_BUS_OFFICIAL_MAX_BYTES_DEFAULT);
@@ -145,6 +154,7 @@ static void test_defaults_then_settings(void **state)
     /* OFFICIAL on file from here on, as the rest of this test had it. */
     jsErrCode jerr = 0;
     assert_int_equal(js_DeleteStream(f->js, IBP_STREAM_OFFICIAL, NULL, &jerr), NATS_OK);
+    assert_int_equal(js_DeleteStream(f->js, IBP_STREAM_COSIGN, NULL, &jerr), NATS_OK);
     o.official_memory = false;
     assert_int_equal(ibp_bus_ensure_streams(f->js, &o, &err), IBP_OK);
     expect_limits(f, IBP_STREAM_OFFICIAL, 0, IBP_BUS_OFFICIAL_KEEP_DEFAULT, js_FileStorage);
@@ -164,6 +174,7 @@ static void test_defaults_then_settings(void **state)
     assert_int_equal(ibp_bus_ensure_streams(f->js, &changed, &err), IBP_OK);
     expect_limits(f, IBP_STREAM_LOCAL, 2 * DAY_MS, -1, js_FileStorage);
     expect_limits(f, IBP_STREAM_OFFICIAL, 0, 16, js_FileStorage);
+    expect_limits(f, IBP_STREAM_COSIGN, 0, 16, js_FileStorage);
     expect_limits(f, IBP_STREAM_STATUS, 0, 1, js_FileStorage);
     expect_limits(f, IBP_STREAM_EVENTS, 30 * DAY_MS, -1, js_FileStorage);
     expect_limits(f, IBP_STREAM_HITS, 90 * DAY_MS, -1, js_FileStorage);

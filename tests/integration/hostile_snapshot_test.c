@@ -16,7 +16,11 @@
  * epoch numbers, the replicas must count what they skipped, and the
  * subscriber's official epoch must follow the cluster (never the forged one).
  * Then a subscriber started late, with hostile messages last on the
- * subject, must start at the head of the chain.
+ * subject, must start at the head of the chain. Last, a stolen consensus key
+ * publishes a validly signed snapshot for the next epoch (another state) with
+ * its own epoch statement: no subscriber applies it (one statement is below
+ * the quorum of two), both count it as forged once real epochs certified by
+ * the replicas follow it, and those apply.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -32,6 +36,7 @@
 #include <time.h>
 
 #include "ibp/bus.h"
+#include "ibp/certificate.h"
 #include "ibp/log.h"
 #include "ibp/official_subscriber.h"
 #include "ibp/replica.h"
@@ -429,6 +434,60 @@ static void test_hostile_snapshots(void **state)
     wait_published(expect);
     assert_int_equal(ibp_official_subscriber_wait_epoch(late, expect, 30000), IBP_OK);
     assert_int_equal(ibp_official_subscriber_wait_epoch(sub, expect, 30000), IBP_OK);
+
+    /* A stolen consensus key: the next epoch, signed and co-signed by rep2's key. */
+    sealed_snapshot(rogue, expect + 1, &msg, &len);
+    {
+        ibp_verifier *vv = NULL;
+        ibp_verified vm = {0};
+        ibp_verifier_new(roster, NULL, &vv);
+        must(ibp_verifier_check_stateless(vv, msg, len, &vm, &err), &err);
+        ibp_epoch_statement st;
+        memset(&st, 0, sizeof st);
+        st.epoch = expect + 1;
+        st.local_seq = 1;
+        memset(st.state_digest, 0xEE, sizeof st.state_digest);
+        ibp_certificate_snapshot_hash(vm.envelope->payload.data, vm.envelope->payload.len,
+                                      st.snapshot_hash);
+        ibp_verified_clear(&vm);
+        ibp_verifier_free(vv);
+        uint8_t *sealed = NULL;
+        size_t slen = 0;
+        uint64_t sseq = 0;
+        must(ibp_certificate_statement_seal(rogue, &st, 1, &sealed, &slen, &sseq, &err), &err);
+        publish_hostile(msg, len, "a next epoch signed with a stolen consensus key");
+        must(ibp_bus_publish_envelope(evil_js, "ibp.official.cosign.rep2",
+                                      IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_EPOCH_STATEMENT, "rep2",
+                                      sseq, sealed, slen, NULL, 0, NULL, NULL, &err),
+             &err);
+        free(sealed);
+    }
+    free(msg);
+    sleep_ms(500);
+    assert_int_equal(ibp_store_official_epoch(store), expect);
+    assert_int_equal(ibp_store_official_epoch(store2), expect);
+    /* The replicas' next epochs: the first loses to the forgery (a mismatch,
+     * not co-signed), the second follows it, co-signed by both. */
+    for (int round = 0; round < 2; round++) {
+        up = !up;
+        for (int i = 0; i < MONITORS; i++)
+            observe(mon[i], up);
+        sleep_ms(300);
+    }
+    expect += 2;
+    assert_int_equal(ibp_official_subscriber_wait_epoch(sub, expect, 30000), IBP_OK);
+    assert_int_equal(ibp_official_subscriber_wait_epoch(late, expect, 30000), IBP_OK);
+    ibp_official_subscriber_stats ls;
+    ibp_official_subscriber_stats_get(sub, &ss);
+    ibp_official_subscriber_stats_get(late, &ls);
+    printf("after the stolen key: sub certified=%" PRIu64 " forged_refused=%" PRIu64
+           " epoch=%" PRIu64 "; late certified=%" PRIu64 " forged_refused=%" PRIu64 "\n",
+           ss.certified, ss.forged_refused, ss.epoch, ls.certified, ls.forged_refused);
+    assert_int_equal(ss.epoch, expect);
+    assert_true(ss.forged_refused >= 1);
+    assert_true(ls.forged_refused >= 1);
+    assert_int_equal(ss.certified, ss.applied);
+    assert_int_equal(ss.cert_signers, 2);
 
     ibp_official_subscriber_stop(late);
     ibp_official_subscriber_stop(sub);

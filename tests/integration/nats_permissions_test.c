@@ -12,7 +12,8 @@
  *   - and no more: a dns node cannot publish ibp.official.snapshot or
  *     ibp.local.*, a monitor cannot publish on another monitor's subject
  *     nor a checkpoint, a consensus node cannot publish another replica's
- *     checkpoint,
+ *     checkpoint, only consensus nodes publish epoch statements (COSIGN),
+ *     which monitor, dns and consensus nodes read,
  *     persist cannot read LOCAL, the admin cannot delete a stream; each
  *     refusal is reported naming the subject (not as a bare timeout).
  *
@@ -353,6 +354,10 @@ static void test_consensus(void **state)
     expect_published(CON1, "ibp.consensus.checkpoint.con1");
     expect_refused(CON1, "ibp.consensus.checkpoint.con2");
     expect_refused(DNS1, "ibp.consensus.checkpoint.dns1");
+    /* Its epoch statements (stream COSIGN); no other role may make one. */
+    expect_published(CON1, "ibp.official.cosign.con1");
+    expect_refused(DNS1, "ibp.official.cosign.dns1");
+    expect_refused(MON1, "ibp.official.cosign.mon1");
     /* Reads LOCAL in order and the last snapshot and status (the replica). */
     read_ordered(CON1, IBP_STREAM_LOCAL, "ibp.local.>");
     natsMsg *m = NULL;
@@ -382,8 +387,15 @@ static void test_everyone_reads_official(void **state)
     const int readers[] = {MON1, DNS1, CON1};
     for (size_t k = 0; k < sizeof readers / sizeof readers[0]; k++) {
         read_ordered(readers[k], IBP_STREAM_OFFICIAL, IBP_SUBJECT_OFFICIAL_SNAPSHOT);
+        /* And the statements that certify its epochs. */
+        read_ordered(readers[k], IBP_STREAM_COSIGN, IBP_SUBJECT_COSIGN_ALL);
         natsMsg *m = NULL;
         jsErrCode jerr = 0;
+        assert_int_equal(js_GetLastMsg(&m, g.js[readers[k]], IBP_STREAM_COSIGN,
+                                       "ibp.official.cosign.con1", NULL, &jerr),
+                         NATS_OK);
+        natsMsg_Destroy(m);
+        m = NULL;
         assert_int_equal(js_GetMsg(&m, g.js[readers[k]], IBP_STREAM_OFFICIAL, 1, NULL, &jerr),
                          NATS_OK);
         natsMsg_Destroy(m);

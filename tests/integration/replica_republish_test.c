@@ -14,6 +14,10 @@
  *      subscribers running: the stream is gone; the replicas reconnect,
  *      create it and publish epoch 2 again, once; a new subscriber applies it;
  *      the next status change (epoch 3) reaches every subscriber.
+ * Subscribers apply only certified epochs (the default): each time, the
+ * replicas co-sign the snapshot published again (COSIGN went with OFFICIAL,
+ * or was kept and holds statements about the first bytes), chaining to the
+ * digest of epoch 1 that each kept in consensus.state.
  */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -4,7 +4,8 @@
  * flips only with a quorum, that racing replicas put exactly one snapshot per
  * epoch on OFFICIAL with equal digests, that forged and replayed envelopes are
  * refused and counted, that events and status messages appear, and that a
- * replica restarted from its saved state catches up without divergence.
+ * replica restarted from its saved state catches up without divergence, and
+ * that both co-sign every epoch on COSIGN.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -148,6 +149,21 @@ static void test_replicas(void **state)
         published += s[i].snapshots_published;
     }
     assert_true(published >= 1);
+
+    /* COSIGN: both replicas co-signed every epoch (the restarted one
+     * included), with statements equal to the stored snapshots' bytes. */
+    for (uint64_t e = 1; e <= 3; e++) {
+        ibp_certificate_result cr;
+        rt_certify_epoch(js, roster, e, 2, &cr);
+        printf("epoch %" PRIu64 ": certified=%d signers=%zu refused=%s\n", e, cr.certified,
+               cr.signers, ibp_certificate_verdict_text(cr.first_refusal));
+        assert_true(cr.certified);
+        assert_int_equal(cr.signers, 2);
+    }
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(s[i].statement_failures, 0);
+        assert_int_equal(s[i].statements_skipped, 0);
+    }
 
     /* STATUS: the late subscriber gets the current value at once. */
     Ibp__V1__ResultKey k = IBP__V1__RESULT_KEY__INIT;

@@ -10,6 +10,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "ibp/bus.h"
@@ -138,4 +139,70 @@ size_t rt_official_epochs(jsCtx *js, const ibp_roster *roster, uint64_t *epochs,
     }
     ibp_verifier_free(v);
     return n;
+}
+
+/* Every message of stream, in order, into msgs (at most cap); returns the count. */
+static size_t read_stream(jsCtx *js, const char *stream, natsMsg **msgs, size_t cap)
+{
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    size_t n = 0;
+    if (js_GetStreamInfo(&si, js, stream, NULL, &jerr) != NATS_OK)
+        return 0;
+    uint64_t first = si->State.FirstSeq, last = si->State.LastSeq;
+    uint64_t count = si->State.Msgs;
+    jsStreamInfo_Destroy(si);
+    for (uint64_t seq = first; count && seq && seq <= last && n < cap; seq++)
+        if (js_GetMsg(&msgs[n], js, stream, seq, NULL, &jerr) == NATS_OK)
+            n++;
+    return n;
+}
+
+void rt_certify_epoch(jsCtx *js, const ibp_roster *roster, uint64_t epoch, size_t quorum,
+                      ibp_certificate_result *out)
+{
+    enum { CAP = 256 };
+    natsMsg *snaps[CAP], *stmts[CAP];
+    size_t ns = read_stream(js, IBP_STREAM_OFFICIAL, snaps, CAP);
+    size_t nt = read_stream(js, IBP_STREAM_COSIGN, stmts, CAP);
+    ibp_verifier *v;
+    ibp_verifier_new(roster, NULL, &v);
+    ibp_certificate_claim claim;
+    memset(&claim, 0, sizeof claim);
+    bool found = false;
+    for (size_t i = 0; i < ns && !found; i++) {
+        ibp_verified vm = {0};
+        ibp_err err;
+        if (ibp_verifier_check_stateless(v, (const uint8_t *)natsMsg_GetData(snaps[i]),
+                                         (size_t)natsMsg_GetDataLength(snaps[i]), &vm,
+                                         &err) != IBP_OK)
+            continue;
+        const Ibp__V1__OfficialSnapshot *s = (const Ibp__V1__OfficialSnapshot *)vm.payload;
+        if (vm.envelope->type == IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_OFFICIAL_SNAPSHOT &&
+            s->epoch == epoch && s->state_digest.len == IBP_CERT_DIGEST_BYTES) {
+            found = true;
+            claim.epoch = epoch;
+            claim.local_seq = s->local_seq;
+            memcpy(claim.state_digest, s->state_digest.data, IBP_CERT_DIGEST_BYTES);
+            ibp_certificate_snapshot_hash(vm.envelope->payload.data, vm.envelope->payload.len,
+                                          claim.snapshot_hash);
+        }
+        ibp_verified_clear(&vm);
+    }
+    ibp_verifier_free(v);
+    const uint8_t *data[CAP];
+    size_t lens[CAP];
+    for (size_t i = 0; i < nt; i++) {
+        data[i] = (const uint8_t *)natsMsg_GetData(stmts[i]);
+        lens[i] = (size_t)natsMsg_GetDataLength(stmts[i]);
+    }
+    ibp_status st = ibp_certificate_verify(roster, quorum, &claim, data, lens, nt, out);
+    for (size_t i = 0; i < ns; i++)
+        natsMsg_Destroy(snaps[i]);
+    for (size_t i = 0; i < nt; i++)
+        natsMsg_Destroy(stmts[i]);
+    if (!found)
+        fail_msg("no snapshot of epoch %" PRIu64 " on %s", epoch, IBP_STREAM_OFFICIAL);
+    if (st != IBP_OK)
+        fail_msg("certificate of epoch %" PRIu64 ": %s", epoch, ibp_status_name(st));
 }

@@ -14,6 +14,7 @@
 
 #include <nats/nats.h>
 
+#include "ibp/certificate.h"
 #include "ibp/envelope.h"
 #include "ibp/replica.h"
 #include "ibp/roster.h"
@@ -55,5 +56,14 @@ void rt_wait_applied(ibp_replica **reps, size_t n, uint64_t seq);
  */
 size_t rt_official_epochs(jsCtx *js, const ibp_roster *roster, uint64_t *epochs, size_t cap,
                           int *last_down);
+
+/*
+ * Judges the first snapshot of epoch on OFFICIAL with every statement on
+ * COSIGN (ibp/certificate.h) with quorum, without a previous epoch: *out
+ * says how many consensus nodes vouch for it. Fails the test when OFFICIAL
+ * holds no snapshot of epoch.
+ */
+void rt_certify_epoch(jsCtx *js, const ibp_roster *roster, uint64_t epoch, size_t quorum,
+                      ibp_certificate_result *out);
 
 #endif

@@ -90,7 +90,7 @@ static Ibp__V1__ReplicaState *encode_decode(struct fixture *f)
     size_t len = 0;
     ibp_err err;
     Ibp__V1__ReplicaState *rs = NULL;
-    assert_int_equal(ibp_replica_state_encode(f->e, f->v, f->roster, &buf, &len, &err), IBP_OK);
+    assert_int_equal(ibp_replica_state_encode(f->e, f->v, f->roster, NULL, &buf, &len, &err), IBP_OK);
     assert_int_equal(ibp_replica_state_decode(buf, len, &rs, &err), IBP_OK);
     free(buf);
     return rs;
@@ -126,13 +126,31 @@ static void test_state_round_trip(void **state)
     /* The file holds the same bytes. */
     char path[4200];
     test_path(path, sizeof path, f->dir, "consensus.state");
-    assert_int_equal(ibp_replica_state_save(path, f->e, f->v, f->roster, &err), IBP_OK);
+    assert_int_equal(ibp_replica_state_save(path, f->e, f->v, f->roster, NULL, &err), IBP_OK);
     ibp_verifier *v3;
     assert_int_equal(ibp_verifier_new(f->roster, NULL, &v3), IBP_OK);
-    assert_int_equal(ibp_replica_state_load(path, &f->cfg, &copy, v3, &err), IBP_OK);
+    assert_int_equal(ibp_replica_state_load(path, &f->cfg, &copy, v3, NULL, &err), IBP_OK);
     ibp_vote_get_info(copy, &b);
     assert_memory_equal(b.digest, a.digest, IBP_VOTE_DIGEST_SIZE);
     assert_int_equal(ibp_verifier_last_seq(v3, "mon1"), 41);
+    ibp_verifier_free(v3);
+    ibp_vote_free(copy);
+
+    /* The digest of the epoch before, when the replica knew it, comes back;
+     * a file without one says it is not known. */
+    ibp_replica_prev prev = {true, {0}}, back;
+    memset(prev.digest, 0xab, sizeof prev.digest);
+    assert_int_equal(ibp_replica_state_save(path, f->e, f->v, f->roster, &prev, &err), IBP_OK);
+    assert_int_equal(ibp_verifier_new(f->roster, NULL, &v3), IBP_OK);
+    assert_int_equal(ibp_replica_state_load(path, &f->cfg, &copy, v3, &back, &err), IBP_OK);
+    assert_true(back.known);
+    assert_memory_equal(back.digest, prev.digest, sizeof prev.digest);
+    ibp_verifier_free(v3);
+    ibp_vote_free(copy);
+    assert_int_equal(ibp_replica_state_save(path, f->e, f->v, f->roster, NULL, &err), IBP_OK);
+    assert_int_equal(ibp_verifier_new(f->roster, NULL, &v3), IBP_OK);
+    assert_int_equal(ibp_replica_state_load(path, &f->cfg, &copy, v3, &back, &err), IBP_OK);
+    assert_false(back.known);
     ibp_verifier_free(v3);
     ibp_vote_free(copy);
     ibp__v1__replica_state__free_unpacked(rs, NULL);
@@ -168,10 +186,10 @@ static void test_state_refused(void **state)
     test_write(path, "not a state", 0600);
     ibp_verifier *v;
     assert_int_equal(ibp_verifier_new(f->roster, NULL, &v), IBP_OK);
-    assert_int_equal(ibp_replica_state_load(path, &f->cfg, &copy, v, &err), IBP_E_CONFIG);
+    assert_int_equal(ibp_replica_state_load(path, &f->cfg, &copy, v, NULL, &err), IBP_E_CONFIG);
     assert_non_null(strstr(err.msg, path));
     test_path(path, sizeof path, f->dir, "missing.state");
-    assert_int_equal(ibp_replica_state_load(path, &f->cfg, &copy, v, &err), IBP_E_NOT_FOUND);
+    assert_int_equal(ibp_replica_state_load(path, &f->cfg, &copy, v, NULL, &err), IBP_E_NOT_FOUND);
     ibp_verifier_free(v);
 }
 
@@ -183,7 +201,7 @@ static ibp_status seal_verify(struct fixture *f, ibp_signer *s, ibp_verified *vm
     uint8_t *buf = NULL, *sealed = NULL;
     size_t len = 0, slen = 0;
     ibp_err err;
-    assert_int_equal(ibp_replica_state_encode(f->e, f->v, f->roster, &buf, &len, &err), IBP_OK);
+    assert_int_equal(ibp_replica_state_encode(f->e, f->v, f->roster, NULL, &buf, &len, &err), IBP_OK);
     assert_int_equal(ibp_signer_seal_bytes(s, IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_CHECKPOINT, buf,
                                            len, 1, &sealed, &slen, NULL, &err),
                      IBP_OK);

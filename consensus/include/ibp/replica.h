@@ -12,13 +12,23 @@
  *     previous snapshot, so exactly one message exists per epoch however many
  *     replicas race; a replica that loses the race compares the winner's
  *     digest with its own and logs an ERROR on a mismatch;
+ *   - then its EpochStatement (ibp/certificate.h): epoch, LOCAL sequence,
+ *     state digest, the previous epoch's digest and BLAKE2b-256 of its
+ *     snapshot payload, signed, on ibp.official.cosign.<node> (stream
+ *     COSIGN). Subscribers apply a snapshot only when a quorum of the
+ *     roster's consensus nodes signed statements matching it. A replica that
+ *     lost the race to a snapshot whose digest or bytes differ from its own
+ *     signs nothing for that epoch (DIGEST MISMATCH above); one that finds
+ *     the epoch stored already (it is behind) signs its own computation, up
+ *     to IBP_REPLICA_COSIGN_BEHIND_MAX epochs below the chain head it knows,
+ *     so a statement always certifies exactly the bytes it computed;
  *   - then its side messages: every status change as a signed Event to
  *     ibp.events.<member> (stream EVENTS) with Nats-Msg-Id = the event id, and
  *     as JSON to its ibp.status.<...> subject (stream STATUS, last value per
  *     subject), signed in the headers Ibp-Signer and Ibp-Signature
  *     (ibp/status_sig.h).
  * A replica that is behind (the stream already holds epoch >= E) publishes
- * nothing for E. Every heartbeat_ms it publishes a signed Heartbeat (epoch,
+ * nothing but its statement for E. Every heartbeat_ms it publishes a signed Heartbeat (epoch,
  * LOCAL sequence applied) to ibp.official.heartbeat.<node>.
  *
  * One message per change. Only the replica whose publish stored the snapshot
@@ -117,6 +127,8 @@ typedef struct ibp_replica_opts {
 } ibp_replica_opts;
 
 #define IBP_REPLICA_SIDE_COVER_MS_DEFAULT 2000
+/* A replica behind the chain signs statements of epochs this close to its head only. */
+#define IBP_REPLICA_COSIGN_BEHIND_MAX 16
 
 typedef struct ibp_replica_stats {
     uint64_t epoch;
@@ -151,6 +163,11 @@ typedef struct ibp_replica_stats {
      * (each stored checkpoint counted once; the log says why). */
     uint64_t checkpoints_refused;
     uint64_t waiting_for_checkpoint; /* 1 while it waits for a usable checkpoint */
+    /* Epoch statements (ibp/certificate.h) on ibp.official.cosign.<its id>. */
+    uint64_t statements_published;
+    uint64_t statement_failures; /* not published (NATS, encoding) */
+    uint64_t statements_skipped; /* epochs it could not vouch for: the previous epoch's
+                                    digest unknown here (a WARN says which) */
 } ibp_replica_stats;
 
 typedef struct ibp_replica ibp_replica;

@@ -12,6 +12,7 @@
 #ifndef IBP_REPLICA_STATE_H
 #define IBP_REPLICA_STATE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,13 +22,21 @@
 #include "ibp/status.h"
 #include "ibp/vote.h"
 
+/* The digest of the epoch before the engine's, when the replica knows it
+ * (ReplicaState.prev_digest): what its epoch statements chain to. */
+typedef struct ibp_replica_prev {
+    bool known;
+    uint8_t digest[IBP_VOTE_DIGEST_SIZE];
+} ibp_replica_prev;
+
 /*
  * Encodes the state of engine e and verifier v (the sequences of roster's
  * signers) into *out (malloc'd, the caller frees it) and *out_len.
  * Errors: IBP_E_NOMEM, IBP_E_INVAL (the engine cannot export).
  */
 ibp_status ibp_replica_state_encode(ibp_vote *e, const ibp_verifier *v, const ibp_roster *roster,
-                                    uint8_t **out, size_t *out_len, ibp_err *err);
+                                    const ibp_replica_prev *prev, uint8_t **out, size_t *out_len,
+                                    ibp_err *err);
 
 /*
  * Decodes buf[0..len) into *out (free with ibp__v1__replica_state__free_unpacked(*out,
@@ -62,7 +71,8 @@ void ibp_replica_state_set_seqs(const Ibp__V1__ReplicaState *rs, ibp_verifier *v
  * Errors: IBP_E_NOMEM, IBP_E_INVAL, IBP_E_IO (naming the path).
  */
 ibp_status ibp_replica_state_save(const char *path, ibp_vote *e, const ibp_verifier *v,
-                                  const ibp_roster *roster, ibp_err *err);
+                                  const ibp_roster *roster, const ibp_replica_prev *prev,
+                                  ibp_err *err);
 
 /*
  * Loads path into a new engine (*engine_out, with cfg) and sets the
@@ -72,6 +82,7 @@ ibp_status ibp_replica_state_save(const char *path, ibp_vote *e, const ibp_verif
  * roster are ignored.
  */
 ibp_status ibp_replica_state_load(const char *path, const ibp_vote_config *cfg,
-                                  ibp_vote **engine_out, ibp_verifier *v, ibp_err *err);
+                                  ibp_vote **engine_out, ibp_verifier *v, ibp_replica_prev *prev,
+                                  ibp_err *err);
 
 #endif

@@ -26,6 +26,7 @@
 #ifndef IBP_ENVELOPE_H
 #define IBP_ENVELOPE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -110,6 +111,14 @@ ibp_status ibp_envelope_sign_fields(const Ibp__V1__Envelope *env, const ibp_key 
                                     uint8_t sig[IBP_SIGNATURE_BYTES]);
 
 /* ---- verifying -------------------------------------------------------- */
+
+/*
+ * True when env's signature is a valid Ed25519 signature of its fields 1-5
+ * (the signing input above) by public key pk. Checks nothing else (roster,
+ * role, sequence, payload): for pure checks of stored envelopes
+ * (ibp/certificate.h). Thread-safe.
+ */
+bool ibp_envelope_signature_valid(const Ibp__V1__Envelope *env, const uint8_t pk[IBP_PUBKEY_BYTES]);
 
 typedef struct ibp_verifier_opts {
     size_t max_message_bytes;  /* default IBP_MESSAGE_MAX_DEFAULT */

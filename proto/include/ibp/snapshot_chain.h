@@ -60,6 +60,8 @@ typedef struct ibp_chain_msg {
     uint64_t local_seq; /* when valid */
     uint8_t digest[IBP_CHAIN_DIGEST_MAX];
     size_t digest_len;
+    uint8_t payload_hash[32]; /* when valid: BLAKE2b-256 of the snapshot payload
+                                 (what epoch statements certify, ibp/certificate.h) */
     char signer[65];
 } ibp_chain_msg;
 

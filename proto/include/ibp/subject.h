@@ -16,6 +16,8 @@
  *   ibp.local.<node>                      observations, heartbeats, overrides (LOCAL)
  *   ibp.official.snapshot                 one OfficialSnapshot per epoch (OFFICIAL)
  *   ibp.official.heartbeat.<node>         consensus replica heartbeats (no stream)
+ *   ibp.official.cosign.<node>            a replica's EpochStatements (COSIGN, the last
+ *                                         nats.official_keep per subject; ibp/certificate.h)
  *   ibp.consensus.checkpoint.<node>       a replica's signed state (CHECKPOINT, last per subject)
  *   ibp.status.<member>.site.<check>.<v4|v6>
  *   ibp.status.<member>.domain.<check>.<domain>.<v4|v6>
@@ -50,10 +52,13 @@
 #define IBP_STREAM_EVENTS "EVENTS"
 #define IBP_STREAM_HITS "HITS"
 #define IBP_STREAM_CHECKPOINT "CHECKPOINT"
+#define IBP_STREAM_COSIGN "COSIGN"
 
 #define IBP_SUBJECT_OFFICIAL_SNAPSHOT "ibp.official.snapshot"
 /* The subjects of stream CHECKPOINT: one per consensus node. */
 #define IBP_SUBJECT_CHECKPOINT_ALL "ibp.consensus.checkpoint.*"
+/* The subjects of stream COSIGN: one per consensus node. */
+#define IBP_SUBJECT_COSIGN_ALL "ibp.official.cosign.*"
 
 /* Upper bound of an encoded token for an input of n bytes (without NUL). */
 #define IBP_TOKEN_MAX_LEN(n) ((n) == 0 ? 1 : 3 * (n))
@@ -76,6 +81,7 @@ ibp_status ibp_token_decode(const char *token, char *buf, size_t cap, size_t *ou
 ibp_status ibp_subject_local(const char *node, char *buf, size_t cap);
 ibp_status ibp_subject_official_heartbeat(const char *node, char *buf, size_t cap);
 ibp_status ibp_subject_checkpoint(const char *node, char *buf, size_t cap);
+ibp_status ibp_subject_cosign(const char *node, char *buf, size_t cap);
 ibp_status ibp_subject_events(const char *member, char *buf, size_t cap);
 ibp_status ibp_subject_hits(const char *node, char *buf, size_t cap);
 /* Status subject of a result key (check type decides the shape, see above). */

@@ -63,6 +63,13 @@
 typedef void (*ibp_control_status_fn)(json_t *obj, void *user);
 
 /*
+ * The official subscriber's certificate counters (ibp/official_subscriber.h)
+ * as a new JSON object, for `status` and $SRV.STATS: quorum, certified,
+ * uncertified_pending, forged_refused, statements, signers.
+ */
+json_t *ibp_control_certificates_json(const ibp_official_subscriber_stats *s);
+
+/*
  * Reloads the node's configuration files ("reload"); returns IBP_OK or an
  * error with err->msg saying why the old configuration stays. Called on the
  * control thread: the callee serialises with its other reloads (SIGHUP).

@@ -42,6 +42,19 @@
  *     disabled      boolean                                             required
  *     reason        string (cut to IBP_ERROR_MAX bytes)                 optional ("")
  *     time_ms       integer, Unix ms UTC                                required
+ *   certificate   object, the quorum certificate of `epoch`             optional,
+ *                 (ibp/certificate.h); added without a version bump:    official only
+ *                 older readers ignore it, and a file without it reads
+ *                 as uncertified
+ *     local_seq     integer >= 0, the snapshot's LOCAL sequence         required
+ *     state_digest  64 lower-case hex digits                            required
+ *     snapshot_hash 64 lower-case hex digits (BLAKE2b-256 of the        required
+ *                   snapshot payload)
+ *     bytes         lower-case hex of the EpochCertificate bytes        required
+ *
+ * The loader only checks the certificate's shape; whether it certifies the
+ * epoch is ibp_cache_certificate_check()'s judgement, which the caller asks
+ * for with its roster and quorum.
  *
  * Results follow the rules of ibp_result_new() (the key shape of each type,
  * length caps, data an object, error texts cut). Unknown members are ignored,
@@ -75,7 +88,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ibp/certificate.h"
 #include "ibp/result.h"
+#include "ibp/roster.h"
 #include "ibp/status.h"
 
 #define IBP_CACHE_FORMAT "ibp-results-cache"
@@ -107,6 +122,15 @@ typedef struct ibp_cache_override {
     int64_t time_ms; /* Unix ms, UTC: when the override was made */
 } ibp_cache_override;
 
+/* The certificate kept with an official cache, and what its claim needs. */
+typedef struct ibp_cache_certificate {
+    uint64_t local_seq; /* <= INT64_MAX */
+    uint8_t state_digest[IBP_CERT_DIGEST_BYTES];
+    uint8_t snapshot_hash[IBP_CERT_DIGEST_BYTES];
+    const uint8_t *bytes; /* EpochCertificate bytes (ibp_certificate_encode) */
+    size_t len;
+} ibp_cache_certificate;
+
 /*
  * What to save. Everything is borrowed for the duration of the call.
  * results may hold the store's own (immutable) results; their order does not
@@ -121,6 +145,7 @@ typedef struct ibp_cache_contents {
     size_t result_count;
     const ibp_cache_override *overrides;
     size_t override_count;
+    const ibp_cache_certificate *certificate; /* official with an epoch only; NULL: none */
 } ibp_cache_contents;
 
 typedef enum ibp_cache_outcome {
@@ -154,6 +179,9 @@ typedef struct ibp_cache_loaded {
     char reason[512];
     char moved_to[IBP_CACHE_PATH_MAX];
     char *strings; /* private: the text the overrides point into */
+    /* The certificate of the file, when it has one (bytes owned). */
+    bool has_certificate;
+    ibp_cache_certificate certificate;
 } ibp_cache_loaded;
 
 /*
@@ -205,5 +233,20 @@ ibp_status ibp_cache_load(const char *path, ibp_cache_kind kind, ibp_cache_loade
 
 /* Frees everything a load returned and leaves *c empty. Accepts NULL. */
 void ibp_cache_loaded_free(ibp_cache_loaded *c);
+
+/*
+ * Judges the certificate of a loaded official cache: the claim is its epoch,
+ * local_seq, state_digest and snapshot_hash, and ibp_certificate_verify()
+ * counts the statements with the roster's keys against quorum (>= 1).
+ * IBP_OK when certified. Otherwise why (cap bytes, may be NULL) says why in
+ * one line ("no certificate", "certificate does not decode", "certificate of
+ * epoch 7, cache holds 8", "1 of quorum 2 signers counted (2 statements);
+ * first refusal: statement differs from the snapshot (signer n2)") and the status is
+ * IBP_E_NOT_FOUND (none), IBP_E_PAYLOAD_DECODE or IBP_E_BAD_SIGNATURE (not
+ * certified). *res (may be NULL) gets the verifier's result. Pure.
+ */
+ibp_status ibp_cache_certificate_check(const ibp_cache_loaded *c, const ibp_roster *roster,
+                                       size_t quorum, ibp_certificate_result *res, char *why,
+                                       size_t cap);
 
 #endif

@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "ibp/cache.h"
 #include "ibp/event.h"
 #include "ibp/network.h"
 #include "ibp/status.h"
@@ -42,6 +43,13 @@ typedef struct ibp_data_opts {
     const ibp_usage_opts *usage;
     int64_t (*now_ms)(void *user); /* NULL: CLOCK_REALTIME */
     void *clock_user;
+    /* Certification of the official cache: with a roster and a quorum (>= 1,
+     * ibp_certificate_quorum), an official cache of an epoch above 0 is loaded
+     * only when its certificate (ibp_cache_certificate_check) certifies it;
+     * otherwise it is refused with a WARN naming the reason, counted, and the
+     * node starts empty. NULL roster: caches are loaded without a check. */
+    const ibp_roster *certificate_roster; /* borrowed, must outlive the data */
+    size_t certificate_quorum;
 } ibp_data_opts;
 
 typedef struct ibp_data ibp_data;
@@ -60,6 +68,17 @@ ibp_store *ibp_data_store(ibp_data *d);
 
 /* Usage statistics, or NULL when not enabled (owned by data). */
 ibp_usage *ibp_data_usage(ibp_data *d);
+
+/*
+ * Keeps a copy of the certificate of official epoch `epoch` (cert borrowed),
+ * saved with the official cache while the store holds that epoch. The caller
+ * sets it after the store has applied the epoch. Thread-safe. IBP_E_NOMEM.
+ */
+ibp_status ibp_data_set_official_certificate(ibp_data *d, uint64_t epoch,
+                                             const ibp_cache_certificate *cert);
+
+/* Official caches refused at open because their certificate did not certify them (0 or 1). */
+uint64_t ibp_data_official_cache_refused(const ibp_data *d);
 
 /* Writes both enabled cache files now. The first error is returned; both are tried. */
 ibp_status ibp_data_save_caches(ibp_data *d, ibp_err *err);

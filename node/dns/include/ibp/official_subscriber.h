@@ -24,6 +24,19 @@
  * and swapped into the store in one step (ibp_official_snapshot_apply), so a
  * reader sees epoch E or E+1, never a mix.
  *
+ * Certification (ibp/certificate.h, DESIGN.md §13): a snapshot that passes
+ * the chain rule is held, not applied, until the epoch statements of a
+ * quorum of the roster's consensus nodes (read from stream COSIGN with a
+ * second ordered consumer, from its start: it keeps as many statements per
+ * replica as OFFICIAL keeps snapshots) match it: same epoch, LOCAL sequence,
+ * state digest and snapshot bytes, and, when the store holds the epoch just
+ * below, that epoch's digest as the previous one. Until then the store keeps
+ * the last certified epoch. When a newer held snapshot is certified first,
+ * the older held ones are dropped and counted as forged_refused (the
+ * replicas that certified the newer epoch did not vouch for them), with a
+ * WARN naming their signer. At most IBP__CERTIFY_PENDING_MAX snapshots are
+ * held (the oldest goes, counted the same way).
+ *
  * Replica heartbeats (core NATS, not stored: ibp.official.heartbeat.<node>,
  * signed by that consensus node) are verified too and only counted: they tell
  * "nothing changed" from "the consensus is gone" (stats.last_heartbeat_ms).
@@ -41,6 +54,7 @@
 
 #include "ibp/roster.h"
 #include "ibp/status.h"
+#include "ibp/data.h"
 #include "ibp/store.h"
 
 typedef struct ibp_official_subscriber_opts {
@@ -52,6 +66,16 @@ typedef struct ibp_official_subscriber_opts {
     const char *heartbeat_subject; /* default "ibp.official.heartbeat.*"; NULL or "": none */
     size_t max_message_bytes;      /* default IBP_MESSAGE_MAX_DEFAULT */
     int64_t retry_ms;              /* wait before subscribing again after an error; default 1000 */
+    size_t quorum;                 /* statements needed (ibp_certificate_quorum): 0 = a majority
+                                      of the roster's consensus nodes; 1 only with one (WARN) */
+    const char *cosign_stream;     /* default IBP_STREAM_COSIGN */
+    /* Optional, borrowed: the certificate of each certified epoch applied is
+     * handed to it (ibp_data_set_official_certificate) to be kept with the
+     * official cache. */
+    ibp_data *data;
+    /* Tests and benchmarks only: apply every snapshot that continues the chain
+     * without waiting for its certificate (the behaviour before certificates). */
+    bool skip_certificates;
 } ibp_official_subscriber_opts;
 
 typedef struct ibp_official_subscriber_stats {
@@ -70,6 +94,12 @@ typedef struct ibp_official_subscriber_stats {
     uint64_t heartbeat_epoch;               /* epoch the newest heartbeat reported */
     int64_t last_heartbeat_ms;              /* Unix ms when it arrived (0: never) */
     uint64_t subscribes; /* subscriptions made (1 + resubscriptions after errors) */
+    uint64_t certified;           /* snapshots applied with a valid quorum certificate */
+    uint64_t uncertified_pending; /* snapshots held now, waiting for their certificate */
+    uint64_t forged_refused;      /* held snapshots dropped uncertified (see above) */
+    uint64_t statements;          /* epoch statements read from COSIGN */
+    uint64_t cert_signers;        /* consensus nodes that certified the applied epoch */
+    uint64_t quorum;              /* the quorum in use */
 } ibp_official_subscriber_stats;
 
 typedef struct ibp_official_subscriber ibp_official_subscriber;
@@ -81,8 +111,9 @@ void ibp_official_subscriber_opts_init(ibp_official_subscriber_opts *opts);
  * Starts the subscriber thread. Subscribing happens in that thread and is
  * retried every retry_ms until it works (NATS may not be up yet), so start
  * itself fails only on bad options (IBP_E_INVAL), a verifier or JetStream
- * context that cannot be made (IBP_E_NOMEM, IBP_E_NATS). *out is set only
- * on success.
+ * context that cannot be made (IBP_E_NOMEM, IBP_E_NATS), or a quorum the
+ * roster cannot give (IBP_E_CONFIG, see ibp_certificate_quorum). *out is set
+ * only on success.
  */
 ibp_status ibp_official_subscriber_start(const ibp_official_subscriber_opts *opts,
                                          ibp_official_subscriber **out, ibp_err *err);

@@ -19,6 +19,8 @@
  *   CHECKPOINT ibp.consensus.checkpoint.*  last message per subject, no age    a replica added or
  *                                                                             rebuilt starts from
  *                                                                             the others' state
+ *   COSIGN    ibp.official.cosign.*       the last N per subject (N as        epoch certificates
+ *                                         OFFICIAL), no age, same storage    (ibp/certificate.h)
  *
  * The ages, OFFICIAL's depth, size and storage and the replica count are
  * options (ibp_bus_stream_opts; the daemons take them from their "nats.*"
@@ -61,7 +63,8 @@
 #define IBP_BUS_STREAM_EVENTS 0x08u
 #define IBP_BUS_STREAM_HITS 0x10u
 #define IBP_BUS_STREAM_CHECKPOINT 0x20u
-#define IBP_BUS_STREAMS_ALL 0x3fu
+#define IBP_BUS_STREAM_COSIGN 0x40u
+#define IBP_BUS_STREAMS_ALL 0x7fu
 
 /* Snapshots OFFICIAL keeps by default (the chain's recent past, for late
  * subscribers, audits and the chain-head walk). */
@@ -87,17 +90,17 @@ typedef struct ibp_bus_stream_opts {
                                      one log line per change; otherwise only create */
 } ibp_bus_stream_opts;
 
-/* Fills the defaults; streams is the process default (all six unless set below). */
+/* Fills the defaults; streams is the process default (all seven unless set below). */
 void ibp_bus_stream_opts_init(ibp_bus_stream_opts *opts);
 
 /*
  * The streams a node with these roles (ibp/roster.h bits) reads or writes,
  * and so checks and creates when missing:
- *   monitor    LOCAL (writes), OFFICIAL (reads)
- *   consensus  LOCAL (reads), OFFICIAL, STATUS, EVENTS, CHECKPOINT (writes)
- *   dns        OFFICIAL (reads), HITS (writes)
+ *   monitor    LOCAL (writes), OFFICIAL and COSIGN (reads)
+ *   consensus  LOCAL (reads), OFFICIAL, STATUS, EVENTS, CHECKPOINT, COSIGN (writes)
+ *   dns        OFFICIAL and COSIGN (reads), HITS (writes)
  *   persist    HITS, EVENTS (reads)
- *   admin      all six
+ *   admin      all seven
  * Its nats-server permissions (`ibpctl nats-auth`) allow exactly these.
  */
 unsigned ibp_bus_streams_for_roles(unsigned roles);

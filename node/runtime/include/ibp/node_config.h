@@ -131,6 +131,7 @@ typedef struct ibp_node_config {
         int64_t max_keys;          /* keys held in total */
         int64_t side_cover_ms;     /* ibp_replica_opts.side_cover_ms */
         int64_t checkpoint_ms;     /* ibp_replica_opts.checkpoint_ms */
+        int64_t certificate_quorum; /* ibp_official_subscriber_opts.quorum (0: majority) */
     } consensus;
     struct {
         int64_t max_keys; /* distinct usage counters in memory (ibp_usage_opts) */

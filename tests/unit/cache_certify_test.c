@@ -1,0 +1,284 @@
+/*
+ * Unit tests: the quorum certificate kept with an official cache
+ * (ibp/cache.h): saved and loaded with the snapshot, judged again from the
+ * roster on load; a tampered certificate or one of another digest is
+ * refused, and a file written before certificates reads as uncertified.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ibp/atomic_file.h"
+#include "ibp/cache.h"
+#include "ibp/certificate.h"
+#include "ibp/data.h"
+#include "ibp/log.h"
+#include "test_util.h"
+
+#define NREP 3
+
+struct fixture {
+    char *dir;
+    char path[4200];
+    ibp_key key[NREP];
+    ibp_roster *roster;
+    ibp_signer *rep[NREP];
+    ibp_epoch_statement good;
+    uint8_t *stmt[NREP];
+    size_t len[NREP];
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    char path[4200], id[16];
+    ibp_err err;
+    ibp_log_set_level(IBP_LOG_OFF);
+    f->dir = test_tmpdir();
+    assert_int_equal(ibp_roster_new(&f->roster), IBP_OK);
+    for (int i = 0; i < NREP; i++) {
+        snprintf(id, sizeof id, "rep%d", i + 1);
+        assert_int_equal(ibp_key_generate(&f->key[i]), IBP_OK);
+        assert_int_equal(ibp_roster_add(f->roster, id, f->key[i].pk, IBP_ROLE_CONSENSUS, &err),
+                         IBP_OK);
+        test_path(path, sizeof path, f->dir, id);
+        assert_int_equal(ibp_signer_new(id, &f->key[i], path, &f->rep[i], &err), IBP_OK);
+    }
+    test_path(f->path, sizeof f->path, f->dir, "tmp/official.cache.json");
+    f->good.epoch = 9;
+    f->good.local_seq = 4711;
+    memset(f->good.state_digest, 0xd9, sizeof f->good.state_digest);
+    memset(f->good.prev_digest, 0xd8, sizeof f->good.prev_digest);
+    ibp_certificate_snapshot_hash((const uint8_t *)"snapshot-9", 10, f->good.snapshot_hash);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    for (int i = 0; i < NREP; i++) {
+        free(f->stmt[i]);
+        ibp_signer_free(f->rep[i]);
+    }
+    ibp_roster_free(f->roster);
+    test_rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+/* Statements of the first n replicas over s, as certificate bytes (malloc'd). */
+static uint8_t *certificate(struct fixture *f, const ibp_epoch_statement *s, size_t n,
+                            size_t *len)
+{
+    ibp_err err;
+    uint8_t *out = NULL;
+    for (size_t i = 0; i < n; i++) {
+        free(f->stmt[i]);
+        assert_int_equal(ibp_certificate_statement_seal(f->rep[i], s, 1700000000000,
+                                                        &f->stmt[i], &f->len[i], NULL, &err),
+                         IBP_OK);
+    }
+    assert_int_equal(ibp_certificate_encode(s->epoch, (const uint8_t *const *)f->stmt, f->len, n,
+                                            &out, len),
+                     IBP_OK);
+    return out;
+}
+
+/* Saves an official cache of epoch 9 with cert (may be NULL) and loads it again. */
+static void save_load(struct fixture *f, const ibp_cache_certificate *cert, ibp_cache_loaded *out)
+{
+    ibp_err err;
+    ibp_cache_contents c = {.kind = IBP_CACHE_OFFICIAL,
+                            .saved_at_ms = 1700000000000,
+                            .has_epoch = true,
+                            .epoch = 9,
+                            .certificate = cert};
+    assert_int_equal(ibp_cache_save(f->path, &c, &err), IBP_OK);
+    assert_int_equal(ibp_cache_load(f->path, IBP_CACHE_OFFICIAL, out, &err), IBP_OK);
+    assert_int_equal(out->outcome, IBP_CACHE_LOADED);
+}
+
+static ibp_cache_certificate cert_of(const ibp_epoch_statement *s, const uint8_t *bytes,
+                                     size_t len)
+{
+    ibp_cache_certificate c = {.local_seq = s->local_seq, .bytes = bytes, .len = len};
+    memcpy(c.state_digest, s->state_digest, sizeof c.state_digest);
+    memcpy(c.snapshot_hash, s->snapshot_hash, sizeof c.snapshot_hash);
+    return c;
+}
+
+static void test_roundtrip(void **state)
+{
+    struct fixture *f = *state;
+    size_t len = 0;
+    uint8_t *bytes = certificate(f, &f->good, 2, &len);
+    ibp_cache_certificate cert = cert_of(&f->good, bytes, len);
+    ibp_cache_loaded l;
+    ibp_certificate_result r;
+    char why[256];
+    save_load(f, &cert, &l);
+    assert_true(l.has_certificate);
+    assert_int_equal(l.certificate.local_seq, 4711);
+    assert_int_equal(l.certificate.len, len);
+    assert_memory_equal(l.certificate.bytes, bytes, len);
+    assert_memory_equal(l.certificate.state_digest, f->good.state_digest, 32);
+    assert_memory_equal(l.certificate.snapshot_hash, f->good.snapshot_hash, 32);
+    assert_int_equal(ibp_cache_certificate_check(&l, f->roster, 2, &r, why, sizeof why), IBP_OK);
+    assert_true(r.certified);
+    assert_int_equal(r.signers, 2);
+    /* One statement is not a quorum of 3 consensus nodes' majority (2)... */
+    assert_int_equal(ibp_cache_certificate_check(&l, f->roster, 3, &r, why, sizeof why),
+                     IBP_E_BAD_SIGNATURE);
+    assert_non_null(strstr(why, "2 of quorum 3"));
+    ibp_cache_loaded_free(&l);
+    free(bytes);
+}
+
+static void test_tampered_refused(void **state)
+{
+    struct fixture *f = *state;
+    size_t len = 0;
+    uint8_t *bytes = certificate(f, &f->good, 2, &len);
+    ibp_cache_certificate cert = cert_of(&f->good, bytes, len);
+    ibp_cache_loaded l;
+    char why[256];
+    /* A flipped byte near the end lands in the last statement's signature. */
+    bytes[len - 3] ^= 0x40;
+    save_load(f, &cert, &l);
+    assert_int_equal(ibp_cache_certificate_check(&l, f->roster, 2, NULL, why, sizeof why),
+                     IBP_E_BAD_SIGNATURE);
+    assert_non_null(strstr(why, "1 of quorum 2"));
+    ibp_cache_loaded_free(&l);
+    /* Garbage is not a certificate at all. */
+    memset(bytes, 0xff, len);
+    save_load(f, &cert, &l);
+    assert_int_equal(ibp_cache_certificate_check(&l, f->roster, 2, NULL, why, sizeof why),
+                     IBP_E_PAYLOAD_DECODE);
+    assert_string_equal(why, "certificate does not decode");
+    ibp_cache_loaded_free(&l);
+    free(bytes);
+}
+
+static void test_other_digest_refused(void **state)
+{
+    struct fixture *f = *state;
+    size_t len = 0;
+    ibp_epoch_statement other = f->good;
+    memset(other.state_digest, 0x77, sizeof other.state_digest);
+    uint8_t *bytes = certificate(f, &other, 3, &len);
+    /* The cache claims the good digest; every statement certifies another. */
+    ibp_cache_certificate cert = cert_of(&f->good, bytes, len);
+    ibp_cache_loaded l;
+    ibp_certificate_result r;
+    char why[256];
+    save_load(f, &cert, &l);
+    assert_int_equal(ibp_cache_certificate_check(&l, f->roster, 2, &r, why, sizeof why),
+                     IBP_E_BAD_SIGNATURE);
+    assert_false(r.certified);
+    assert_int_equal(r.by_verdict[IBP_CERT_DIGEST_MISMATCH], 3);
+    assert_non_null(strstr(why, "statement differs from the snapshot"));
+    ibp_cache_loaded_free(&l);
+    free(bytes);
+    /* A certificate of another epoch. */
+    other = f->good;
+    other.epoch = 8;
+    bytes = certificate(f, &other, 3, &len);
+    cert = cert_of(&f->good, bytes, len);
+    save_load(f, &cert, &l);
+    assert_int_equal(ibp_cache_certificate_check(&l, f->roster, 2, NULL, why, sizeof why),
+                     IBP_E_PAYLOAD_DECODE);
+    assert_string_equal(why, "certificate of epoch 8, cache holds 9");
+    ibp_cache_loaded_free(&l);
+    free(bytes);
+}
+
+static void test_without_certificate(void **state)
+{
+    struct fixture *f = *state;
+    ibp_cache_loaded l;
+    char why[256];
+    ibp_err err;
+    /* A file as written before certificates: loads, and is uncertified. */
+    save_load(f, NULL, &l);
+    assert_false(l.has_certificate);
+    assert_int_equal(ibp_cache_certificate_check(&l, f->roster, 2, NULL, why, sizeof why),
+                     IBP_E_NOT_FOUND);
+    assert_string_equal(why, "no certificate");
+    ibp_cache_loaded_free(&l);
+    /* A certificate needs an epoch; a bad hex digest is a corrupt file. */
+    uint8_t one = 1;
+    ibp_cache_certificate cert = cert_of(&f->good, &one, 1);
+    ibp_cache_contents c = {.kind = IBP_CACHE_OFFICIAL, .certificate = &cert};
+    assert_int_equal(ibp_cache_save(f->path, &c, &err), IBP_E_INVAL);
+    const char *bad = "{\"format\":\"ibp-results-cache\",\"version\":1,\"kind\":\"official\","
+                      "\"saved_at_ms\":1,\"epoch\":9,\"results\":[],\"overrides\":[],"
+                      "\"certificate\":{\"local_seq\":1,\"state_digest\":\"zz\","
+                      "\"snapshot_hash\":\"00\",\"bytes\":\"00\"}}";
+    assert_int_equal(ibp_file_write_atomic(f->path, bad, strlen(bad), 0600, &err), IBP_OK);
+    assert_int_equal(ibp_cache_load(f->path, IBP_CACHE_OFFICIAL, &l, &err), IBP_OK);
+    assert_int_equal(l.outcome, IBP_CACHE_DISCARDED);
+    assert_non_null(strstr(l.reason, "state_digest"));
+    ibp_cache_loaded_free(&l);
+}
+
+/* ibp_data_open with a roster: a certified cache is loaded, any other refused and counted. */
+static void test_data_open_checks(void **state)
+{
+    struct fixture *f = *state;
+    size_t len = 0;
+    uint8_t *bytes = certificate(f, &f->good, 2, &len);
+    ibp_cache_certificate cert = cert_of(&f->good, bytes, len);
+    ibp_cache_loaded l;
+    ibp_data_opts o;
+    ibp_data *d = NULL;
+    ibp_err err;
+    save_load(f, &cert, &l);
+    ibp_cache_loaded_free(&l);
+    ibp_data_opts_init(&o);
+    o.work_dir = f->dir;
+    o.use_official_cache = true;
+    o.certificate_roster = f->roster;
+    o.certificate_quorum = 2;
+    assert_int_equal(ibp_data_open(&o, &d, &err), IBP_OK);
+    assert_int_equal(ibp_store_official_epoch(ibp_data_store(d)), 9);
+    assert_int_equal(ibp_data_official_cache_refused(d), 0);
+    /* Saved again with its certificate. */
+    assert_int_equal(ibp_data_close(d, &err), IBP_OK);
+    assert_int_equal(ibp_cache_load(f->path, IBP_CACHE_OFFICIAL, &l, &err), IBP_OK);
+    assert_true(l.has_certificate);
+    assert_int_equal(ibp_cache_certificate_check(&l, f->roster, 2, NULL, NULL, 0), IBP_OK);
+    ibp_cache_loaded_free(&l);
+
+    /* Quorum 3 is more than the certificate holds: refused, empty, counted. */
+    o.certificate_quorum = 3;
+    assert_int_equal(ibp_data_open(&o, &d, &err), IBP_OK);
+    assert_int_equal(ibp_store_official_epoch(ibp_data_store(d)), 0);
+    assert_int_equal(ibp_data_official_cache_refused(d), 1);
+    assert_int_equal(ibp_data_close(d, &err), IBP_OK);
+    /* A file of epoch 9 written before certificates: refused too. */
+    save_load(f, NULL, &l);
+    ibp_cache_loaded_free(&l);
+    assert_int_equal(ibp_data_open(&o, &d, &err), IBP_OK);
+    assert_int_equal(ibp_data_official_cache_refused(d), 1);
+    assert_int_equal(ibp_data_close(d, &err), IBP_OK);
+    free(bytes);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tampered_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_other_digest_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_without_certificate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_data_open_checks, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
