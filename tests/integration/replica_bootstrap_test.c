@@ -292,6 +292,7 @@ static void test_bootstrap(void **state)
     assert_true(state_file_exists(2));
 
     /* Down again (epoch 4): both compute it, with the same digest. */
+    uint64_t rep3_statements = s3.statements_published;
     seq = observe_many(0, 3, false);
     reps[1] = reps[2];
     rt_wait_applied(reps, 2, seq);
@@ -310,7 +311,10 @@ static void test_bootstrap(void **state)
     assert_int_equal(s3.epoch, 4);
     assert_int_equal(s1.digest_mismatches, 0);
     assert_int_equal(s3.digest_mismatches, 0);
-    assert_int_equal(s3.snapshots_published + s3.snapshots_lost_race, 1);
+    /* rep3 raced for epoch 4, or found it stored before it computed it (the
+     * chain head read between two LOCAL messages); either way it vouched. */
+    assert_true(s3.snapshots_published + s3.snapshots_lost_race <= 1);
+    assert_true(s3.statements_published > rep3_statements);
     assert_true(s1.checkpoints_published >= 2);
     assert_false(logged("DIGEST MISMATCH"));
     uint64_t epochs[16];
