@@ -138,6 +138,18 @@ static ibp_status parse_certificate(const json_t *root, ibp_cache_kind kind, ibp
     c->certificate.bytes = bytes;
     c->certificate.len = n;
     c->has_certificate = true;
+    /* Optional: without it the certificate vouches for nothing in the file. */
+    if (json_object_get(o, "snapshot") != NULL) {
+        uint8_t *snap = NULL;
+        if ((st = get_string(o, "certificate", "snapshot", true, &s, err)) != IBP_OK)
+            return st;
+        if (!ibp__cache_unhex(s, &snap, &n) || n == 0) {
+            free(snap);
+            return ibp_err_set(err, BAD_CONTENT, "certificate: 'snapshot' is not hex");
+        }
+        c->certificate.snapshot = snap;
+        c->certificate.snapshot_len = n;
+    }
     return IBP_OK;
 }
 
@@ -453,5 +465,6 @@ void ibp_cache_loaded_free(ibp_cache_loaded *c)
     free(c->overrides);
     free(c->strings);
     free((void *)c->certificate.bytes);
+    free((void *)c->certificate.snapshot);
     memset(c, 0, sizeof *c);
 }

@@ -222,15 +222,18 @@ static bool append_certificate(ibp_strbuf *b, const ibp_cache_certificate *cert)
     char *digest = ibp__cache_hex(cert->state_digest, sizeof cert->state_digest);
     char *hash = ibp__cache_hex(cert->snapshot_hash, sizeof cert->snapshot_hash);
     char *bytes = ibp__cache_hex(cert->bytes, cert->len);
+    char *snapshot = ibp__cache_hex(cert->snapshot, cert->snapshot_len);
     int n = snprintf(head, sizeof head, ",\n\"certificate\":{\"local_seq\":%" PRIu64,
                      cert->local_seq);
-    bool ok = digest && hash && bytes && n > 0 && (size_t)n < sizeof head &&
+    bool ok = digest && hash && bytes && snapshot && n > 0 && (size_t)n < sizeof head &&
               ibp_strbuf_append(b, head, (size_t)n) &&
               ibp_strbuf_append_str(b, ",\"state_digest\":\"") &&
               ibp_strbuf_append_str(b, digest) &&
               ibp_strbuf_append_str(b, "\",\"snapshot_hash\":\"") &&
               ibp_strbuf_append_str(b, hash) && ibp_strbuf_append_str(b, "\",\"bytes\":\"") &&
-              ibp_strbuf_append_str(b, bytes) && ibp_strbuf_append_str(b, "\"}");
+              ibp_strbuf_append_str(b, bytes) && ibp_strbuf_append_str(b, "\",\"snapshot\":\"") &&
+              ibp_strbuf_append_str(b, snapshot) && ibp_strbuf_append_str(b, "\"}");
+    free(snapshot);
     free(digest);
     free(hash);
     free(bytes);
@@ -260,10 +263,11 @@ ibp_status ibp_cache_save(const char *path, const ibp_cache_contents *c, ibp_err
         goto done;
     }
     if (c->certificate && (!c->has_epoch || c->certificate->local_seq > (uint64_t)INT64_MAX ||
-                           !c->certificate->bytes || !c->certificate->len)) {
+                           !c->certificate->bytes || !c->certificate->len ||
+                           !c->certificate->snapshot || !c->certificate->snapshot_len)) {
         st = ibp_err_set(err, IBP_E_INVAL,
-                         "%s: a certificate needs an epoch, its bytes and a local_seq <= "
-                         "INT64_MAX",
+                         "%s: a certificate needs an epoch, its bytes, its snapshot and a "
+                         "local_seq <= INT64_MAX",
                          path);
         goto done;
     }

@@ -20,7 +20,7 @@ struct ibp_data {
     /* The certificate of cert_epoch (0: none), saved with the official cache. */
     pthread_mutex_t cert_mu;
     uint64_t cert_epoch;
-    ibp_cache_certificate cert; /* cert.bytes owned */
+    ibp_cache_certificate cert; /* cert.bytes and cert.snapshot owned */
 };
 
 void ibp_data_opts_init(ibp_data_opts *opts)
@@ -158,6 +158,7 @@ ibp_status ibp_data_open(const ibp_data_opts *opts, ibp_data **out, ibp_err *err
 fail:
     ibp_store_free(d->store);
     free((void *)d->cert.bytes);
+    free((void *)d->cert.snapshot);
     pthread_mutex_destroy(&d->cert_mu);
     free(d->work_dir);
     free(d);
@@ -168,13 +169,21 @@ ibp_status ibp_data_set_official_certificate(ibp_data *d, uint64_t epoch,
                                              const ibp_cache_certificate *cert)
 {
     uint8_t *copy = malloc(cert->len ? cert->len : 1);
-    if (!copy)
+    uint8_t *snap = malloc(cert->snapshot_len ? cert->snapshot_len : 1);
+    if (!copy || !snap) {
+        free(copy);
+        free(snap);
         return IBP_E_NOMEM;
+    }
     memcpy(copy, cert->bytes, cert->len);
+    if (cert->snapshot_len)
+        memcpy(snap, cert->snapshot, cert->snapshot_len);
     pthread_mutex_lock(&d->cert_mu);
     free((void *)d->cert.bytes);
+    free((void *)d->cert.snapshot);
     d->cert = *cert;
     d->cert.bytes = copy;
+    d->cert.snapshot = snap;
     d->cert_epoch = epoch;
     pthread_mutex_unlock(&d->cert_mu);
     return IBP_OK;
@@ -233,17 +242,22 @@ static ibp_status save_official(ibp_data *d, ibp_err *err)
     /* The certificate goes with the cache only when it is of the epoch the
      * cache claims; a copy, since the subscriber may replace it meanwhile. */
     ibp_cache_certificate cert = {0};
-    uint8_t *cert_bytes = NULL;
+    uint8_t *cert_bytes = NULL, *snap_bytes = NULL;
     pthread_mutex_lock(&d->cert_mu);
-    if (d->cert_epoch == epoch && epoch > 0 && (cert_bytes = malloc(d->cert.len)) != NULL) {
+    if (d->cert_epoch == epoch && epoch > 0 && d->cert.snapshot_len &&
+        (cert_bytes = malloc(d->cert.len)) != NULL &&
+        (snap_bytes = malloc(d->cert.snapshot_len)) != NULL) {
         cert = d->cert;
         memcpy(cert_bytes, d->cert.bytes, d->cert.len);
+        memcpy(snap_bytes, d->cert.snapshot, d->cert.snapshot_len);
         cert.bytes = cert_bytes;
+        cert.snapshot = snap_bytes;
         c.certificate = &cert;
     }
     pthread_mutex_unlock(&d->cert_mu);
     st = ibp_cache_save(path, &c, err);
     free(cert_bytes);
+    free(snap_bytes);
 out:
     free(covr);
     ibp_store_overrides_free(ovr, n_ovr);
@@ -314,6 +328,7 @@ ibp_status ibp_data_close(ibp_data *d, ibp_err *err)
         st = ust;
     ibp_store_free(d->store);
     free((void *)d->cert.bytes);
+    free((void *)d->cert.snapshot);
     pthread_mutex_destroy(&d->cert_mu);
     free(d->work_dir);
     free(d);

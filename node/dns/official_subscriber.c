@@ -124,7 +124,11 @@ static void try_certify(ibp_official_subscriber *s)
     if (k >= 0) {
         ibp__certify_pending *p = &s->cert.pending[k];
         uint64_t epoch = p->epoch;
-        ibp_cache_certificate cc = {.local_seq = p->claim.local_seq, .bytes = bytes, .len = len};
+        ibp_cache_certificate cc = {.local_seq = p->claim.local_seq,
+                                    .bytes = bytes,
+                                    .len = len,
+                                    .snapshot = p->vm.envelope->payload.data,
+                                    .snapshot_len = p->vm.envelope->payload.len};
         memcpy(cc.state_digest, p->claim.state_digest, sizeof cc.state_digest);
         memcpy(cc.snapshot_hash, p->claim.snapshot_hash, sizeof cc.snapshot_hash);
         apply_verified(s, &p->vm, p->stream_seq, r.signers);

@@ -2,6 +2,7 @@
  * Unit tests: the quorum certificate kept with an official cache
  * (ibp/cache.h): saved and loaded with the snapshot, judged again from the
  * roster on load; a tampered certificate or one of another digest is
+ * refused, results or overrides that are not the certified snapshot's are
  * refused, and a file written before certificates reads as uncertified.
  */
 #include <setjmp.h>
@@ -17,8 +18,10 @@
 #include "ibp/atomic_file.h"
 #include "ibp/cache.h"
 #include "ibp/certificate.h"
+#include "ibp/codec_snapshot.h"
 #include "ibp/data.h"
 #include "ibp/log.h"
+#include "ibp/official_snapshot.h"
 #include "test_util.h"
 
 #define NREP 3
@@ -32,7 +35,49 @@ struct fixture {
     ibp_epoch_statement good;
     uint8_t *stmt[NREP];
     size_t len[NREP];
+    /* The snapshot of epoch 9 (payload bytes) and what the cache holds of it. */
+    uint8_t *snap;
+    size_t snap_len;
+    ibp_official_snapshot os;
+    ibp_cache_override ovr[2];
+    size_t novr;
 };
+
+/* Epoch 9: two results and one disabled member, packed as a replica does. */
+static void make_snapshot(struct fixture *f)
+{
+    static const uint8_t digest[32] = {[0 ... 31] = 0xd9};
+    ibp_codec_snapshot_entry e[2] = {
+        {.key = {IBP_CHECK_SITE, "ping", "m1", "", "", false},
+         .status = IBP_RESULT_UP,
+         .check_time_ms = 1700000000000,
+         .error = "",
+         .data_json = ""},
+        {.key = {IBP_CHECK_ENDPOINT, "wss", "m2", "rpc.example.net",
+                 "wss://rpc.example.net/polkadot", true},
+         .status = IBP_RESULT_DOWN,
+         .check_time_ms = 1700000000001,
+         .error = "timeout",
+         .data_json = "{\"latency_ms\":812,\"peers\":[1,2]}"},
+    };
+    ibp_codec_snapshot_override o = {.member = "m3", .disabled = true, .reason = "maintenance"};
+    ibp_codec_snapshot w = {.epoch = 9,
+                            .local_seq = 4711,
+                            .applied_ms = 1700000000002,
+                            .digest = digest,
+                            .digest_len = sizeof digest,
+                            .entries = e,
+                            .nentries = 2,
+                            .overrides = &o,
+                            .noverrides = 1};
+    ibp_err err;
+    assert_int_equal(ibp_codec_snapshot_encode(&w, &f->snap, &f->snap_len, &err), IBP_OK);
+    assert_int_equal(ibp_official_snapshot_decode(f->snap, f->snap_len, &f->os, &err), IBP_OK);
+    f->novr = f->os.n_overrides;
+    for (size_t i = 0; i < f->novr; i++)
+        f->ovr[i] = (ibp_cache_override){f->os.overrides[i].member, true,
+                                         f->os.overrides[i].reason, f->os.overrides[i].time_ms};
+}
 
 static int setup(void **state)
 {
@@ -55,7 +100,8 @@ static int setup(void **state)
     f->good.local_seq = 4711;
     memset(f->good.state_digest, 0xd9, sizeof f->good.state_digest);
     memset(f->good.prev_digest, 0xd8, sizeof f->good.prev_digest);
-    ibp_certificate_snapshot_hash((const uint8_t *)"snapshot-9", 10, f->good.snapshot_hash);
+    make_snapshot(f);
+    ibp_certificate_snapshot_hash(f->snap, f->snap_len, f->good.snapshot_hash);
     *state = f;
     return 0;
 }
@@ -68,6 +114,8 @@ static int teardown(void **state)
         ibp_signer_free(f->rep[i]);
     }
     ibp_roster_free(f->roster);
+    ibp_official_snapshot_clear(&f->os);
+    free(f->snap);
     test_rmdir(f->dir);
     free(f);
     return 0;
@@ -91,7 +139,8 @@ static uint8_t *certificate(struct fixture *f, const ibp_epoch_statement *s, siz
     return out;
 }
 
-/* Saves an official cache of epoch 9 with cert (may be NULL) and loads it again. */
+/* Saves an official cache of epoch 9 holding the snapshot's results and
+ * overrides with cert (may be NULL) and loads it again. */
 static void save_load(struct fixture *f, const ibp_cache_certificate *cert, ibp_cache_loaded *out)
 {
     ibp_err err;
@@ -99,16 +148,24 @@ static void save_load(struct fixture *f, const ibp_cache_certificate *cert, ibp_
                             .saved_at_ms = 1700000000000,
                             .has_epoch = true,
                             .epoch = 9,
+                            .results = (const ibp_result *const *)f->os.results.items,
+                            .result_count = f->os.results.count,
+                            .overrides = f->ovr,
+                            .override_count = f->novr,
                             .certificate = cert};
     assert_int_equal(ibp_cache_save(f->path, &c, &err), IBP_OK);
     assert_int_equal(ibp_cache_load(f->path, IBP_CACHE_OFFICIAL, out, &err), IBP_OK);
     assert_int_equal(out->outcome, IBP_CACHE_LOADED);
 }
 
-static ibp_cache_certificate cert_of(const ibp_epoch_statement *s, const uint8_t *bytes,
-                                     size_t len)
+static ibp_cache_certificate cert_of(struct fixture *f, const ibp_epoch_statement *s,
+                                     const uint8_t *bytes, size_t len)
 {
-    ibp_cache_certificate c = {.local_seq = s->local_seq, .bytes = bytes, .len = len};
+    ibp_cache_certificate c = {.local_seq = s->local_seq,
+                               .bytes = bytes,
+                               .len = len,
+                               .snapshot = f->snap,
+                               .snapshot_len = f->snap_len};
     memcpy(c.state_digest, s->state_digest, sizeof c.state_digest);
     memcpy(c.snapshot_hash, s->snapshot_hash, sizeof c.snapshot_hash);
     return c;
@@ -119,7 +176,7 @@ static void test_roundtrip(void **state)
     struct fixture *f = *state;
     size_t len = 0;
     uint8_t *bytes = certificate(f, &f->good, 2, &len);
-    ibp_cache_certificate cert = cert_of(&f->good, bytes, len);
+    ibp_cache_certificate cert = cert_of(f, &f->good, bytes, len);
     ibp_cache_loaded l;
     ibp_certificate_result r;
     char why[256];
@@ -130,6 +187,8 @@ static void test_roundtrip(void **state)
     assert_memory_equal(l.certificate.bytes, bytes, len);
     assert_memory_equal(l.certificate.state_digest, f->good.state_digest, 32);
     assert_memory_equal(l.certificate.snapshot_hash, f->good.snapshot_hash, 32);
+    assert_int_equal(l.certificate.snapshot_len, f->snap_len);
+    assert_memory_equal(l.certificate.snapshot, f->snap, f->snap_len);
     assert_int_equal(ibp_cache_certificate_check(&l, f->roster, 2, &r, why, sizeof why), IBP_OK);
     assert_true(r.certified);
     assert_int_equal(r.signers, 2);
@@ -146,7 +205,7 @@ static void test_tampered_refused(void **state)
     struct fixture *f = *state;
     size_t len = 0;
     uint8_t *bytes = certificate(f, &f->good, 2, &len);
-    ibp_cache_certificate cert = cert_of(&f->good, bytes, len);
+    ibp_cache_certificate cert = cert_of(f, &f->good, bytes, len);
     ibp_cache_loaded l;
     char why[256];
     /* A flipped byte near the end lands in the last statement's signature. */
@@ -174,7 +233,7 @@ static void test_other_digest_refused(void **state)
     memset(other.state_digest, 0x77, sizeof other.state_digest);
     uint8_t *bytes = certificate(f, &other, 3, &len);
     /* The cache claims the good digest; every statement certifies another. */
-    ibp_cache_certificate cert = cert_of(&f->good, bytes, len);
+    ibp_cache_certificate cert = cert_of(f, &f->good, bytes, len);
     ibp_cache_loaded l;
     ibp_certificate_result r;
     char why[256];
@@ -190,11 +249,114 @@ static void test_other_digest_refused(void **state)
     other = f->good;
     other.epoch = 8;
     bytes = certificate(f, &other, 3, &len);
-    cert = cert_of(&f->good, bytes, len);
+    cert = cert_of(f, &f->good, bytes, len);
     save_load(f, &cert, &l);
     assert_int_equal(ibp_cache_certificate_check(&l, f->roster, 2, NULL, why, sizeof why),
                      IBP_E_PAYLOAD_DECODE);
     assert_string_equal(why, "certificate of epoch 8, cache holds 9");
+    ibp_cache_loaded_free(&l);
+    free(bytes);
+}
+
+/* Saves epoch 9 with these results and overrides and cert, loads it, and judges it. */
+static ibp_status judge_contents(struct fixture *f, const ibp_result *const *results, size_t n,
+                                 const ibp_cache_override *ovr, size_t novr,
+                                 const ibp_cache_certificate *cert, char *why, size_t cap)
+{
+    ibp_err err;
+    ibp_cache_loaded l;
+    ibp_cache_contents c = {.kind = IBP_CACHE_OFFICIAL,
+                            .saved_at_ms = 1700000000000,
+                            .has_epoch = true,
+                            .epoch = 9,
+                            .results = results,
+                            .result_count = n,
+                            .overrides = ovr,
+                            .override_count = novr,
+                            .certificate = cert};
+    assert_int_equal(ibp_cache_save(f->path, &c, &err), IBP_OK);
+    assert_int_equal(ibp_cache_load(f->path, IBP_CACHE_OFFICIAL, &l, &err), IBP_OK);
+    assert_int_equal(l.outcome, IBP_CACHE_LOADED);
+    ibp_status st = ibp_cache_certificate_check(&l, f->roster, 2, NULL, why, cap);
+    ibp_cache_loaded_free(&l);
+    return st;
+}
+
+/* The certificate vouches for the snapshot bytes, and they for every results line. */
+static void test_contents_bound(void **state)
+{
+    struct fixture *f = *state;
+    size_t len = 0;
+    uint8_t *bytes = certificate(f, &f->good, 2, &len);
+    ibp_cache_certificate cert = cert_of(f, &f->good, bytes, len);
+    const ibp_result *const *items = (const ibp_result *const *)f->os.results.items;
+    char why[320];
+    ibp_err err;
+    assert_int_equal(judge_contents(f, items, 2, f->ovr, f->novr, &cert, why, sizeof why),
+                     IBP_OK);
+
+    /* A member marked up by hand. */
+    ibp_result *flipped = ibp_result_dup(items[1]);
+    assert_non_null(flipped);
+    flipped->up = !flipped->up;
+    const ibp_result *edited[2] = {items[0], flipped};
+    assert_int_equal(judge_contents(f, edited, 2, f->ovr, f->novr, &cert, why, sizeof why),
+                     IBP_E_PAYLOAD_DECODE);
+    assert_non_null(strstr(why, "results differ from the certified snapshot"));
+    assert_non_null(strstr(why, "member=m2"));
+    assert_non_null(strstr(why, "has other values"));
+    ibp_result_free(flipped);
+    /* A result dropped, and one added in its place. */
+    assert_int_equal(judge_contents(f, items, 1, f->ovr, f->novr, &cert, why, sizeof why),
+                     IBP_E_PAYLOAD_DECODE);
+    assert_non_null(strstr(why, "1 in the file, 2 in the snapshot"));
+    ibp_result *other = NULL;
+    ibp_result_key k = {IBP_CHECK_SITE, "ping", "m9", "", "", false};
+    assert_int_equal(ibp_result_new(&k, true, 1700000000000, "", "", &other, &err), IBP_OK);
+    const ibp_result *swapped[2] = {items[0], other};
+    assert_int_equal(judge_contents(f, swapped, 2, f->ovr, f->novr, &cert, why, sizeof why),
+                     IBP_E_PAYLOAD_DECODE);
+    assert_non_null(strstr(why, "is missing from the file"));
+    ibp_result_free(other);
+    /* The disabled member enabled again, or another one disabled. */
+    assert_int_equal(judge_contents(f, items, 2, f->ovr, 0, &cert, why, sizeof why),
+                     IBP_E_PAYLOAD_DECODE);
+    assert_non_null(strstr(why, "0 disabled in the file, 1 in the snapshot"));
+    ibp_cache_override more[2] = {f->ovr[0], {"m1", true, "", 1}};
+    assert_int_equal(judge_contents(f, items, 2, more, 2, &cert, why, sizeof why),
+                     IBP_E_PAYLOAD_DECODE);
+    assert_non_null(strstr(why, "overrides differ from the certified snapshot: member m1"));
+
+    /* Snapshot bytes that are not the certified ones. */
+    uint8_t *snap = malloc(f->snap_len);
+    memcpy(snap, f->snap, f->snap_len);
+    snap[f->snap_len / 2] ^= 0x01;
+    cert.snapshot = snap;
+    assert_int_equal(judge_contents(f, items, 2, f->ovr, f->novr, &cert, why, sizeof why),
+                     IBP_E_BAD_SIGNATURE);
+    assert_non_null(strstr(why, "not the ones certified"));
+    free(snap);
+    cert.snapshot = f->snap;
+
+    /* A certificate without its snapshot (as an older writer left it): uncertified. */
+    assert_int_equal(judge_contents(f, items, 2, f->ovr, f->novr, &cert, why, sizeof why),
+                     IBP_OK);
+    size_t flen = 0;
+    char *text = NULL;
+    assert_int_equal(ibp_file_read_all(f->path, 1 << 20, &text, &flen, &err), IBP_OK);
+    char *at = strstr(text, ",\"snapshot\":\"");
+    assert_non_null(at);
+    char *end = strchr(at + 13, '"');
+    memmove(at, end + 1, strlen(end + 1) + 1);
+    assert_int_equal(ibp_file_write_atomic(f->path, text, strlen(text), 0600, &err), IBP_OK);
+    free(text);
+    ibp_cache_loaded l;
+    assert_int_equal(ibp_cache_load(f->path, IBP_CACHE_OFFICIAL, &l, &err), IBP_OK);
+    assert_int_equal(l.outcome, IBP_CACHE_LOADED);
+    assert_true(l.has_certificate);
+    assert_int_equal(ibp_cache_certificate_check(&l, f->roster, 2, NULL, why, sizeof why),
+                     IBP_E_NOT_FOUND);
+    assert_string_equal(why, "no snapshot bytes with the certificate");
     ibp_cache_loaded_free(&l);
     free(bytes);
 }
@@ -214,7 +376,7 @@ static void test_without_certificate(void **state)
     ibp_cache_loaded_free(&l);
     /* A certificate needs an epoch; a bad hex digest is a corrupt file. */
     uint8_t one = 1;
-    ibp_cache_certificate cert = cert_of(&f->good, &one, 1);
+    ibp_cache_certificate cert = cert_of(f, &f->good, &one, 1);
     ibp_cache_contents c = {.kind = IBP_CACHE_OFFICIAL, .certificate = &cert};
     assert_int_equal(ibp_cache_save(f->path, &c, &err), IBP_E_INVAL);
     const char *bad = "{\"format\":\"ibp-results-cache\",\"version\":1,\"kind\":\"official\","
@@ -234,7 +396,7 @@ static void test_data_open_checks(void **state)
     struct fixture *f = *state;
     size_t len = 0;
     uint8_t *bytes = certificate(f, &f->good, 2, &len);
-    ibp_cache_certificate cert = cert_of(&f->good, bytes, len);
+    ibp_cache_certificate cert = cert_of(f, &f->good, bytes, len);
     ibp_cache_loaded l;
     ibp_data_opts o;
     ibp_data *d = NULL;
@@ -254,6 +416,30 @@ static void test_data_open_checks(void **state)
     assert_int_equal(ibp_cache_load(f->path, IBP_CACHE_OFFICIAL, &l, &err), IBP_OK);
     assert_true(l.has_certificate);
     assert_int_equal(ibp_cache_certificate_check(&l, f->roster, 2, NULL, NULL, 0), IBP_OK);
+    ibp_cache_loaded_free(&l);
+
+    /* A results line edited by hand: refused, empty, counted. */
+    ibp_result *flipped = ibp_result_dup(f->os.results.items[0]);
+    assert_non_null(flipped);
+    flipped->up = !flipped->up;
+    const ibp_result *edited[2] = {flipped, f->os.results.items[1]};
+    ibp_cache_contents ec = {.kind = IBP_CACHE_OFFICIAL,
+                             .saved_at_ms = 1700000000000,
+                             .has_epoch = true,
+                             .epoch = 9,
+                             .results = edited,
+                             .result_count = 2,
+                             .overrides = f->ovr,
+                             .override_count = f->novr,
+                             .certificate = &cert};
+    assert_int_equal(ibp_cache_save(f->path, &ec, &err), IBP_OK);
+    ibp_result_free(flipped);
+    assert_int_equal(ibp_data_open(&o, &d, &err), IBP_OK);
+    assert_int_equal(ibp_store_official_epoch(ibp_data_store(d)), 0);
+    assert_int_equal(ibp_store_official_count(ibp_data_store(d)), 0);
+    assert_int_equal(ibp_data_official_cache_refused(d), 1);
+    assert_int_equal(ibp_data_close(d, &err), IBP_OK);
+    save_load(f, &cert, &l);
     ibp_cache_loaded_free(&l);
 
     /* Quorum 3 is more than the certificate holds: refused, empty, counted. */
@@ -277,6 +463,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tampered_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_digest_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_contents_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_without_certificate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_data_open_checks, setup, teardown),
     };

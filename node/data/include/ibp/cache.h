@@ -51,10 +51,19 @@
  *     snapshot_hash 64 lower-case hex digits (BLAKE2b-256 of the        required
  *                   snapshot payload)
  *     bytes         lower-case hex of the EpochCertificate bytes        required
+ *     snapshot      lower-case hex of the OfficialSnapshot payload      optional
+ *                   bytes the statements vouch for (their hash is       (a file
+ *                   snapshot_hash)                                      without it
+ *                                                                       reads as
+ *                                                                       uncertified)
  *
  * The loader only checks the certificate's shape; whether it certifies the
  * epoch is ibp_cache_certificate_check()'s judgement, which the caller asks
- * for with its roster and quorum.
+ * for with its roster and quorum. The statements vouch for the snapshot
+ * bytes, and the snapshot for the results and overrides: a certified file's
+ * results and disabled overrides must be exactly the snapshot's (key, up,
+ * check_time_ms, error, data as JSON; member and reason), so a results line
+ * edited by hand makes the whole certificate fail.
  *
  * Results follow the rules of ibp_result_new() (the key shape of each type,
  * length caps, data an object, error texts cut). Unknown members are ignored,
@@ -129,6 +138,10 @@ typedef struct ibp_cache_certificate {
     uint8_t snapshot_hash[IBP_CERT_DIGEST_BYTES];
     const uint8_t *bytes; /* EpochCertificate bytes (ibp_certificate_encode) */
     size_t len;
+    /* The OfficialSnapshot payload the certificate is about; saving needs it,
+     * a loaded file may lack it (then it is not certified). */
+    const uint8_t *snapshot;
+    size_t snapshot_len;
 } ibp_cache_certificate;
 
 /*
@@ -237,13 +250,19 @@ void ibp_cache_loaded_free(ibp_cache_loaded *c);
 /*
  * Judges the certificate of a loaded official cache: the claim is its epoch,
  * local_seq, state_digest and snapshot_hash, and ibp_certificate_verify()
- * counts the statements with the roster's keys against quorum (>= 1).
- * IBP_OK when certified. Otherwise why (cap bytes, may be NULL) says why in
- * one line ("no certificate", "certificate does not decode", "certificate of
- * epoch 7, cache holds 8", "1 of quorum 2 signers counted (2 statements);
- * first refusal: statement differs from the snapshot (signer n2)") and the status is
- * IBP_E_NOT_FOUND (none), IBP_E_PAYLOAD_DECODE or IBP_E_BAD_SIGNATURE (not
- * certified). *res (may be NULL) gets the verifier's result. Pure.
+ * counts the statements with the roster's keys against quorum (>= 1); then
+ * the snapshot bytes must hash to snapshot_hash, decode, carry the same
+ * epoch, local_seq and state digest, and hold exactly the file's results and
+ * disabled overrides. IBP_OK when all of it holds. Otherwise why (cap bytes,
+ * may be NULL) says why in one line ("no certificate", "certificate does not
+ * decode", "certificate of epoch 7, cache holds 8", "1 of quorum 2 signers
+ * counted (2 statements); first refusal: statement differs from the snapshot
+ * (signer n2)", "no snapshot bytes with the certificate", "results differ
+ * from the certified snapshot: ...") and the status is IBP_E_NOT_FOUND (no
+ * certificate, or no snapshot bytes), IBP_E_PAYLOAD_DECODE (does not decode,
+ * other epoch, contents differ) or IBP_E_BAD_SIGNATURE (not certified, or
+ * the snapshot is not the one certified). *res (may be NULL) gets the
+ * verifier's result. Pure.
  */
 ibp_status ibp_cache_certificate_check(const ibp_cache_loaded *c, const ibp_roster *roster,
                                        size_t quorum, ibp_certificate_result *res, char *why,

@@ -70,9 +70,10 @@ ibp_store *ibp_data_store(ibp_data *d);
 ibp_usage *ibp_data_usage(ibp_data *d);
 
 /*
- * Keeps a copy of the certificate of official epoch `epoch` (cert borrowed),
- * saved with the official cache while the store holds that epoch. The caller
- * sets it after the store has applied the epoch. Thread-safe. IBP_E_NOMEM.
+ * Keeps a copy of the certificate of official epoch `epoch` and of the
+ * snapshot bytes it certifies (cert borrowed), saved with the official cache
+ * while the store holds that epoch. The caller sets it after the store has
+ * applied the epoch. Thread-safe. IBP_E_NOMEM.
  */
 ibp_status ibp_data_set_official_certificate(ibp_data *d, uint64_t epoch,
                                              const ibp_cache_certificate *cert);
