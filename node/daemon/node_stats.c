@@ -97,13 +97,14 @@ static json_t *subscriber_json(const ibp_official_subscriber_stats *s)
     uint64_t total;
     json_t *rej = rejected_json(s->rejected_by, &total);
     return json_pack(
-        "{s:I,s:I,s:I,s:I,s:o,s:I,s:I,s:I,s:I,s:o}", "received", (json_int_t)s->received, "applied",
-        (json_int_t)s->applied, "ignored", (json_int_t)s->ignored, "rejected",
+        "{s:I,s:I,s:I,s:I,s:o,s:I,s:I,s:I,s:I,s:o,s:I}", "received", (json_int_t)s->received,
+        "applied", (json_int_t)s->applied, "ignored", (json_int_t)s->ignored, "rejected",
         (json_int_t)s->rejected, "rejected_by", rej, "epoch", (json_int_t)s->epoch,
         "heartbeat_epoch", (json_int_t)s->heartbeat_epoch, "epochs_behind",
         (json_int_t)(s->heartbeat_epoch > s->epoch ? s->heartbeat_epoch - s->epoch : 0),
         "last_heartbeat_ms", (json_int_t)s->last_heartbeat_ms, "certificates",
-        ibp_control_certificates_json(s));
+        ibp_control_certificates_json(s), "official_cache_refused",
+        (json_int_t)s->official_cache_refused);
 }
 
 /* Runs on a nats.c thread (ibp/micro.h). */
