@@ -222,15 +222,15 @@ static json_t *subscriber_json(ibp_official_subscriber *sub)
         if (s.rejected_by[i])
             json_object_set_new(by, ibp_status_name((ibp_status)i),
                                 json_integer((json_int_t)s.rejected_by[i]));
-    return json_pack("{s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "received",
-                     (json_int_t)s.received, "applied", (json_int_t)s.applied, "ignored",
-                     (json_int_t)s.ignored, "rejected", (json_int_t)s.rejected, "rejected_by",
-                     by ? by : json_null(), "epoch", (json_int_t)s.epoch, "local_seq",
-                     (json_int_t)s.local_seq, "last_applied_ms", (json_int_t)s.last_applied_ms,
-                     "heartbeats", (json_int_t)s.heartbeats, "heartbeat_epoch",
-                     (json_int_t)s.heartbeat_epoch, "last_heartbeat_ms",
-                     (json_int_t)s.last_heartbeat_ms, "subscribes", (json_int_t)s.subscribes,
-                     "certificates", ibp_control_certificates_json(&s));
+    return json_pack(
+        "{s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I}", "received",
+        (json_int_t)s.received, "applied", (json_int_t)s.applied, "ignored", (json_int_t)s.ignored,
+        "rejected", (json_int_t)s.rejected, "rejected_by", by ? by : json_null(), "epoch",
+        (json_int_t)s.epoch, "local_seq", (json_int_t)s.local_seq, "last_applied_ms",
+        (json_int_t)s.last_applied_ms, "heartbeats", (json_int_t)s.heartbeats, "heartbeat_epoch",
+        (json_int_t)s.heartbeat_epoch, "last_heartbeat_ms", (json_int_t)s.last_heartbeat_ms,
+        "subscribes", (json_int_t)s.subscribes, "certificates", ibp_control_certificates_json(&s),
+        "official_cache_refused", (json_int_t)s.official_cache_refused);
 }
 
 static json_t *usage_json(ibp_usage *u)

@@ -45,6 +45,8 @@ static ibp_status load_official(ibp_data *d, ibp_err *err)
         st = ibp_cache_load(path, IBP_CACHE_OFFICIAL, &c, err);
     if (st != IBP_OK)
         return ibp_err_wrap(err, "load official cache");
+    if (c.outcome == IBP_CACHE_DISCARDED)
+        d->cache_refused++; /* its contents do not verify; ibp_cache_load said why and where */
     if (c.outcome == IBP_CACHE_LOADED && d->opts.certificate_roster && c.has_epoch && c.epoch > 0) {
         char why[320];
         if (ibp_cache_certificate_check(&c, d->opts.certificate_roster,

@@ -695,6 +695,9 @@ ibp_status ibp_official_subscriber_start(const ibp_official_subscriber_opts *opt
         ibp__certify_init(&s->cert, opts->roster, quorum);
         s->stats.quorum = quorum;
     }
+    /* Fixed once the data is open: the cache is loaded (or refused) there. */
+    if (opts->data)
+        s->stats.official_cache_refused = ibp_data_official_cache_refused(opts->data);
     pthread_mutex_init(&s->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

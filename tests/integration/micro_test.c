@@ -343,6 +343,8 @@ static void test_ibp_node(void **state)
                 assert_true(json_is_object(sub));
                 want_integer(sub, "applied");
                 want_integer(sub, "ignored");
+                want_integer(sub, "official_cache_refused");
+                assert_true(json_is_object(json_object_get(sub, "certificates")));
                 want_integer(data, "official_epoch");
             }
             json_decref(d);

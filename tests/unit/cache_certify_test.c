@@ -390,7 +390,8 @@ static void test_without_certificate(void **state)
     ibp_cache_loaded_free(&l);
 }
 
-/* ibp_data_open with a roster: a certified cache is loaded, any other refused and counted. */
+/* ibp_data_open with a roster: a certified cache is loaded, any other refused and counted,
+ * as is one whose contents do not load. */
 static void test_data_open_checks(void **state)
 {
     struct fixture *f = *state;
@@ -452,6 +453,15 @@ static void test_data_open_checks(void **state)
     save_load(f, NULL, &l);
     ibp_cache_loaded_free(&l);
     assert_int_equal(ibp_data_open(&o, &d, &err), IBP_OK);
+    assert_int_equal(ibp_data_official_cache_refused(d), 1);
+    assert_int_equal(ibp_data_close(d, &err), IBP_OK);
+    /* A file whose contents do not load (moved aside by the loader): counted the same. */
+    FILE *fp = fopen(f->path, "w");
+    assert_non_null(fp);
+    fputs("{\"format\":\"ibp-results-cache\",\"version\":1,\"kind\":\"official\",", fp);
+    assert_int_equal(fclose(fp), 0);
+    assert_int_equal(ibp_data_open(&o, &d, &err), IBP_OK);
+    assert_int_equal(ibp_store_official_epoch(ibp_data_store(d)), 0);
     assert_int_equal(ibp_data_official_cache_refused(d), 1);
     assert_int_equal(ibp_data_close(d, &err), IBP_OK);
     free(bytes);

@@ -14,7 +14,8 @@
  *   {"cmd":"status"}
  *       -> {"ok":true,"node":..,"roles":[..],"official":{"epoch":..,
  *          "results":..,"overrides":..},"local":{"results":..},
- *          "publisher":{..},"subscriber":{..},"usage":{..}, ...}
+ *          "publisher":{..},"subscriber":{.., "certificates":{..},
+ *          "official_cache_refused":N},"usage":{..}, ...}
  *       plus whatever the program's status hook adds (ibp-node: "replica").
  *   {"cmd":"member_online","domain":D,"member":M,"ipv6":bool}
  *       -> {"ok":true,"online":bool,"epoch":E}

@@ -78,7 +78,11 @@ ibp_usage *ibp_data_usage(ibp_data *d);
 ibp_status ibp_data_set_official_certificate(ibp_data *d, uint64_t epoch,
                                              const ibp_cache_certificate *cert);
 
-/* Official caches refused at open because their certificate did not certify them (0 or 1). */
+/*
+ * Official cache files refused at open (0 or 1): their certificate did not
+ * certify them, or their contents did not load (moved aside, see ibp/cache.h).
+ * Set by ibp_data_open only; thread-safe to read after it.
+ */
 uint64_t ibp_data_official_cache_refused(const ibp_data *d);
 
 /* Writes both enabled cache files now. The first error is returned; both are tried. */

@@ -71,7 +71,8 @@ typedef struct ibp_official_subscriber_opts {
     const char *cosign_stream;     /* default IBP_STREAM_COSIGN */
     /* Optional, borrowed: the certificate of each certified epoch applied is
      * handed to it (ibp_data_set_official_certificate) to be kept with the
-     * official cache. */
+     * official cache; stats.official_cache_refused is its count of refused
+     * cache files (ibp_data_official_cache_refused). */
     ibp_data *data;
     /* Tests and benchmarks only: apply every snapshot that continues the chain
      * without waiting for its certificate (the behaviour before certificates). */
@@ -93,13 +94,15 @@ typedef struct ibp_official_subscriber_stats {
     uint64_t heartbeats;                    /* verified replica heartbeats */
     uint64_t heartbeat_epoch;               /* epoch the newest heartbeat reported */
     int64_t last_heartbeat_ms;              /* Unix ms when it arrived (0: never) */
-    uint64_t subscribes; /* subscriptions made (1 + resubscriptions after errors) */
-    uint64_t certified;           /* snapshots applied with a valid quorum certificate */
-    uint64_t uncertified_pending; /* snapshots held now, waiting for their certificate */
-    uint64_t forged_refused;      /* held snapshots dropped uncertified (see above) */
-    uint64_t statements;          /* epoch statements read from COSIGN */
-    uint64_t cert_signers;        /* consensus nodes that certified the applied epoch */
-    uint64_t quorum;              /* the quorum in use */
+    uint64_t subscribes;             /* subscriptions made (1 + resubscriptions after errors) */
+    uint64_t certified;              /* snapshots applied with a valid quorum certificate */
+    uint64_t uncertified_pending;    /* snapshots held now, waiting for their certificate */
+    uint64_t forged_refused;         /* held snapshots dropped uncertified (see above) */
+    uint64_t statements;             /* epoch statements read from COSIGN */
+    uint64_t cert_signers;           /* consensus nodes that certified the applied epoch */
+    uint64_t quorum;                 /* the quorum in use */
+    uint64_t official_cache_refused; /* cache files refused at start (their certificate or
+                                        contents do not verify): opts.data's count */
 } ibp_official_subscriber_stats;
 
 typedef struct ibp_official_subscriber ibp_official_subscriber;
