@@ -12,14 +12,25 @@
 #include "ibp/key.h"
 
 static const char *const verdict_texts[] = {
-#define IBP_CERT_X_TEXT(name, text) text,
+#define IBP_CERT_X_TEXT(name, key, text) text,
     IBP_CERT_VERDICTS(IBP_CERT_X_TEXT)
 #undef IBP_CERT_X_TEXT
+};
+
+static const char *const verdict_keys[] = {
+#define IBP_CERT_X_KEY(name, key, text) key,
+    IBP_CERT_VERDICTS(IBP_CERT_X_KEY)
+#undef IBP_CERT_X_KEY
 };
 
 const char *ibp_certificate_verdict_text(ibp_certificate_verdict v)
 {
     return (unsigned)v < IBP_CERT_VERDICT_COUNT ? verdict_texts[v] : "?";
+}
+
+const char *ibp_certificate_verdict_key(ibp_certificate_verdict v)
+{
+    return (unsigned)v < IBP_CERT_VERDICT_COUNT ? verdict_keys[v] : "?";
 }
 
 void ibp_certificate_snapshot_hash(const uint8_t *payload, size_t len,
@@ -133,16 +144,16 @@ ibp_status ibp_certificate_quorum(const ibp_roster *roster, size_t configured, s
 /* ---- verifying -------------------------------------------------------- */
 
 typedef struct judged {
-    ibp_certificate_verdict verdict;
-    const ibp_roster_node *node;
-    uint8_t prev[IBP_CERT_DIGEST_BYTES];
+    ibp_certificate_judgement j;
+    const ibp_roster_node *node; /* the signer, when its signature verified */
 } judged;
 
 /* Everything about one statement that does not depend on the others. */
 static void judge_one(const ibp_roster *roster, const ibp_certificate_claim *claim,
-                      const uint8_t *data, size_t len, judged *j)
+                      const uint8_t *data, size_t len, judged *out)
 {
-    j->node = NULL;
+    ibp_certificate_judgement *j = &out->j;
+    memset(out, 0, sizeof *out);
     if (!data || len == 0 || len > IBP_CERT_STATEMENT_BYTES_MAX) {
         j->verdict = IBP_CERT_BAD_ENVELOPE;
         return;
@@ -152,7 +163,12 @@ static void judge_one(const ibp_roster *roster, const ibp_certificate_claim *cla
         j->verdict = IBP_CERT_BAD_ENVELOPE;
         return;
     }
-    ibp_epoch_statement s;
+    if (env->signer) {
+        size_t n = strnlen(env->signer, IBP_NODE_ID_MAX);
+        memcpy(j->signer, env->signer, n);
+        j->signer[n] = '\0';
+    }
+    ibp_epoch_statement *s = &j->statement;
     const ibp_roster_node *node = ibp_roster_find(roster, env->signer);
     if (!node)
         j->verdict = IBP_CERT_UNKNOWN_SIGNER;
@@ -162,23 +178,30 @@ static void judge_one(const ibp_roster *roster, const ibp_certificate_claim *cla
         j->verdict = IBP_CERT_NOT_CONSENSUS;
     else if (env->type != IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_EPOCH_STATEMENT)
         j->verdict = IBP_CERT_WRONG_TYPE;
-    else if (ibp_certificate_statement_decode(env->payload.data, env->payload.len, &s) != IBP_OK)
+    else if (!(j->decoded = ibp_certificate_statement_decode(env->payload.data, env->payload.len,
+                                                             s) == IBP_OK))
         j->verdict = IBP_CERT_BAD_STATEMENT;
-    else if (s.epoch != claim->epoch || s.local_seq != claim->local_seq ||
-             memcmp(s.state_digest, claim->state_digest, IBP_CERT_DIGEST_BYTES) != 0 ||
-             memcmp(s.snapshot_hash, claim->snapshot_hash, IBP_CERT_DIGEST_BYTES) != 0)
+    else if (s->epoch != claim->epoch || s->local_seq != claim->local_seq ||
+             memcmp(s->state_digest, claim->state_digest, IBP_CERT_DIGEST_BYTES) != 0)
         j->verdict = IBP_CERT_DIGEST_MISMATCH;
+    else if (memcmp(s->snapshot_hash, claim->snapshot_hash, IBP_CERT_DIGEST_BYTES) != 0)
+        j->verdict = IBP_CERT_HASH_MISMATCH;
     else if (claim->have_prev &&
-             memcmp(s.prev_digest, claim->prev_digest, IBP_CERT_DIGEST_BYTES) != 0)
+             memcmp(s->prev_digest, claim->prev_digest, IBP_CERT_DIGEST_BYTES) != 0)
         j->verdict = IBP_CERT_CHAIN_MISMATCH;
-    else {
+    else
         j->verdict = IBP_CERT_OK;
-        memcpy(j->prev, s.prev_digest, IBP_CERT_DIGEST_BYTES);
-    }
     /* Only a signature that verified makes the name worth reporting. */
-    if (node && j->verdict != IBP_CERT_BAD_SIGNATURE)
-        j->node = node;
+    if (node && j->verdict != IBP_CERT_BAD_SIGNATURE) {
+        out->node = node;
+        j->signer_verified = true;
+    }
     ibp__v1__envelope__free_unpacked(env, NULL);
+}
+
+static bool same_prev(const judged *j, const uint8_t *prev)
+{
+    return memcmp(j->j.statement.prev_digest, prev, IBP_CERT_DIGEST_BYTES) == 0;
 }
 
 /* Distinct signers among the statements still OK whose previous digest is prev. */
@@ -186,22 +209,23 @@ static size_t group_signers(const judged *js, size_t n, const uint8_t *prev)
 {
     size_t count = 0;
     for (size_t i = 0; i < n; i++) {
-        if (js[i].verdict != IBP_CERT_OK || memcmp(js[i].prev, prev, IBP_CERT_DIGEST_BYTES) != 0)
+        if (js[i].j.verdict != IBP_CERT_OK || !same_prev(&js[i], prev))
             continue;
         bool seen = false;
         for (size_t k = 0; k < i && !seen; k++)
-            seen = js[k].verdict == IBP_CERT_OK && js[k].node == js[i].node &&
-                   memcmp(js[k].prev, prev, IBP_CERT_DIGEST_BYTES) == 0;
+            seen = js[k].j.verdict == IBP_CERT_OK && js[k].node == js[i].node &&
+                   same_prev(&js[k], prev);
         if (!seen)
             count++;
     }
     return count;
 }
 
-ibp_status ibp_certificate_verify(const ibp_roster *roster, size_t quorum,
-                                  const ibp_certificate_claim *claim,
-                                  const uint8_t *const *statements, const size_t *lens, size_t n,
-                                  ibp_certificate_result *out)
+ibp_status ibp_certificate_verify_each(const ibp_roster *roster, size_t quorum,
+                                       const ibp_certificate_claim *claim,
+                                       const uint8_t *const *statements, const size_t *lens,
+                                       size_t n, ibp_certificate_result *out,
+                                       ibp_certificate_judgement *each)
 {
     if (!roster || !claim || !out || quorum == 0 || n > IBP_CERT_STATEMENTS_MAX ||
         (n && (!statements || !lens)))
@@ -219,12 +243,12 @@ ibp_status ibp_certificate_verify(const ibp_roster *roster, size_t quorum,
     if (!prev) {
         size_t best = 0;
         for (size_t i = 0; i < n; i++) {
-            if (js[i].verdict != IBP_CERT_OK)
+            if (js[i].j.verdict != IBP_CERT_OK)
                 continue;
-            size_t g = group_signers(js, n, js[i].prev);
+            size_t g = group_signers(js, n, js[i].j.statement.prev_digest);
             if (g > best) {
                 best = g;
-                prev = js[i].prev;
+                prev = js[i].j.statement.prev_digest;
             }
         }
     }
@@ -235,27 +259,37 @@ ibp_status ibp_certificate_verify(const ibp_roster *roster, size_t quorum,
         memcpy(out->prev_digest, prev, IBP_CERT_DIGEST_BYTES);
     for (size_t i = 0; i < n; i++) {
         judged *j = &js[i];
-        if (j->verdict == IBP_CERT_OK && memcmp(j->prev, prev, IBP_CERT_DIGEST_BYTES) != 0)
-            j->verdict = IBP_CERT_CHAIN_MISMATCH;
-        if (j->verdict == IBP_CERT_OK) {
+        if (j->j.verdict == IBP_CERT_OK && !same_prev(j, prev))
+            j->j.verdict = IBP_CERT_CHAIN_MISMATCH;
+        if (j->j.verdict == IBP_CERT_OK) {
             for (size_t k = 0; k < i; k++)
-                if (js[k].verdict == IBP_CERT_OK && js[k].node == j->node) {
-                    j->verdict = IBP_CERT_DUPLICATE_SIGNER;
+                if (js[k].j.verdict == IBP_CERT_OK && js[k].node == j->node) {
+                    j->j.verdict = IBP_CERT_DUPLICATE_SIGNER;
                     break;
                 }
         }
-        out->by_verdict[j->verdict]++;
-        if (j->verdict == IBP_CERT_OK) {
+        out->by_verdict[j->j.verdict]++;
+        if (j->j.verdict == IBP_CERT_OK) {
             out->signers++;
         } else if (out->first_refusal == IBP_CERT_OK) {
-            out->first_refusal = j->verdict;
+            out->first_refusal = j->j.verdict;
             if (j->node)
                 memcpy(out->first_refusal_signer, j->node->id, sizeof out->first_refusal_signer);
         }
+        if (each)
+            each[i] = j->j;
     }
     out->certified = out->signers >= quorum;
     free(js);
     return IBP_OK;
+}
+
+ibp_status ibp_certificate_verify(const ibp_roster *roster, size_t quorum,
+                                  const ibp_certificate_claim *claim,
+                                  const uint8_t *const *statements, const size_t *lens, size_t n,
+                                  ibp_certificate_result *out)
+{
+    return ibp_certificate_verify_each(roster, quorum, claim, statements, lens, n, out, NULL);
 }
 
 /* ---- as bytes ----------------------------------------------------------- */

@@ -1,7 +1,8 @@
 /*
  * `ibpctl snapshot` and `ibpctl audit`: the official snapshots on stream
- * OFFICIAL, and each changed key of one traced back to the signed batches in
- * LOCAL that voted for it.
+ * OFFICIAL, whether a quorum of consensus nodes certified them
+ * (certificate_report.h), and each changed key of one traced back to the
+ * signed batches in LOCAL that voted for it.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -11,11 +12,15 @@
 #include <string.h>
 
 #include "ibp/bus.h"
+#include "ibp/certificate.h"
 #include "ibp/decode_json.h"
 #include "ibp/subject.h"
+#include "certificate_report.h"
 #include "ibpctl.h"
 
 #define EXIT_USAGE 2
+/* Messages looked at on each side of a snapshot for others of its epoch. */
+#define NEIGHBOURS_MAX 4
 
 /* A snapshot message: envelope and payload decoded (not verified). */
 struct snap {
@@ -113,6 +118,132 @@ static ibp_status find_snapshot(jsCtx *js, uint64_t epoch, struct snap *x, ibp_e
                        IBP_STREAM_OFFICIAL);
 }
 
+/* The snapshots of one epoch, and of the epoch before, found on the subject. */
+struct snaps {
+    struct snap x[IBPCTL_CERT_SNAPSHOTS_MAX];
+    size_t n;
+    struct snap prev[IBPCTL_CERT_SNAPSHOTS_MAX];
+    size_t nprev;
+};
+
+static void snaps_clear(struct snaps *v)
+{
+    for (size_t i = 0; i < v->n; i++)
+        snap_clear(&v->x[i]);
+    for (size_t i = 0; i < v->nprev; i++)
+        snap_clear(&v->prev[i]);
+    v->n = v->nprev = 0;
+}
+
+/*
+ * Adds the snapshots of epoch e near stream sequence at (in first..last) to
+ * xs (*n of cap held), and on the way back those of e-1 to prev (when not
+ * NULL). Replicas publish one snapshot per epoch in order, so a second one of
+ * e (a copy, or one signed by a stolen key) lands near the first. Messages
+ * that are no snapshot are stepped over; a snapshot of any other epoch ends
+ * the look on that side, as do NEIGHBOURS_MAX messages.
+ */
+static void look_around(jsCtx *js, uint64_t at, uint64_t first, uint64_t last, uint64_t e,
+                        struct snap *xs, size_t *n, struct snap *prev, size_t *nprev)
+{
+    for (int dir = -1; dir <= 1; dir += 2) {
+        uint64_t seq = at;
+        for (int step = 0; step < NEIGHBOURS_MAX; step++) {
+            if (dir < 0 ? seq <= first : seq >= last)
+                break;
+            seq = dir < 0 ? seq - 1 : seq + 1;
+            struct snap y;
+            if (!snap_at(js, seq, &y))
+                continue;
+            if (y.s->epoch == e && *n < IBPCTL_CERT_SNAPSHOTS_MAX) {
+                xs[(*n)++] = y;
+            } else if (dir < 0 && prev && e > 1 && y.s->epoch == e - 1 &&
+                       *nprev < IBPCTL_CERT_SNAPSHOTS_MAX) {
+                prev[(*nprev)++] = y;
+            } else {
+                snap_clear(&y);
+                break;
+            }
+        }
+    }
+}
+
+/*
+ * The snapshot of epoch (0: the last one) into v->x[0], as find_snapshot
+ * finds it, then the other snapshots of its epoch E next to it, and those of
+ * E-1 (look_around); when E-1 is not just before, find_snapshot looks for it
+ * and look_around for others of E-1 next to that one. Errors: those of
+ * find_snapshot for epoch (not for E-1: then v->nprev is 0).
+ */
+static ibp_status find_snapshots(jsCtx *js, uint64_t epoch, struct snaps *v, ibp_err *err)
+{
+    memset(v, 0, sizeof *v);
+    ibp_status st = find_snapshot(js, epoch, &v->x[0], err);
+    if (st != IBP_OK)
+        return st;
+    v->n = 1;
+    uint64_t e = v->x[0].s->epoch, at = natsMsg_GetSequence(v->x[0].msg), first = 1, last = at;
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    if (js_GetStreamInfo(&si, js, IBP_STREAM_OFFICIAL, NULL, &jerr) == NATS_OK) {
+        first = si->State.FirstSeq;
+        last = si->State.LastSeq;
+        jsStreamInfo_Destroy(si);
+    }
+    look_around(js, at, first, last, e, v->x, &v->n, v->prev, &v->nprev);
+    if (e > 1 && v->nprev == 0) {
+        ibp_err ignored = {0};
+        if (find_snapshot(js, e - 1, &v->prev[0], &ignored) == IBP_OK) {
+            v->nprev = 1;
+            look_around(js, natsMsg_GetSequence(v->prev[0].msg), first, last, e - 1, v->prev,
+                        &v->nprev, NULL, NULL);
+        }
+    }
+    return IBP_OK;
+}
+
+/*
+ * The certificate of the snapshots in v (certificate_report.h) into *r; an
+ * empty report (not certified, no JSON) when the roster has no consensus
+ * node. Errors: those of ibpctl_certificate_report_make.
+ */
+static ibp_status certify(jsCtx *js, const ibp_roster *roster, size_t quorum, const struct snaps *v,
+                          ibpctl_certificate_report *r, ibp_err *err)
+{
+    memset(r, 0, sizeof *r);
+    if (quorum == 0)
+        return IBP_OK;
+    ibpctl_cert_snapshot xs[IBPCTL_CERT_SNAPSHOTS_MAX], ps[IBPCTL_CERT_SNAPSHOTS_MAX];
+    for (size_t i = 0; i < v->n; i++)
+        xs[i] = (ibpctl_cert_snapshot){natsMsg_GetSequence(v->x[i].msg), v->x[i].env, v->x[i].s};
+    for (size_t i = 0; i < v->nprev; i++)
+        ps[i] = (ibpctl_cert_snapshot){natsMsg_GetSequence(v->prev[i].msg), v->prev[i].env,
+                                       v->prev[i].s};
+    return ibpctl_certificate_report_make(js, roster, quorum, xs, v->n, ps, v->nprev, r, err);
+}
+
+/* The "certificate" member of the output: the report's, or why there is none. */
+static void set_certificate(json_t *out, ibpctl_certificate_report *r)
+{
+    json_t *c = r->json;
+    r->json = NULL;
+    if (!c)
+        c = json_pack("{s:b,s:s}", "certified", 0, "reason", "the roster has no consensus node");
+    json_object_set_new(out, "certificate", c);
+}
+
+/* Prints why the epoch is not certified (and the other snapshots of the epoch). */
+static void print_certificate(const char *prog, const ibpctl_certificate_report *r,
+                              const ibp_roster *roster, uint64_t epoch)
+{
+    if (r->quorum == 0 && ibp_certificate_consensus_nodes(roster) == 0)
+        fprintf(stderr,
+                "%s: epoch %" PRIu64 " is NOT certified: the roster has no consensus node\n", prog,
+                epoch);
+    else
+        ibpctl_certificate_report_print(prog, r, epoch);
+}
+
 /* Verifies the snapshot message against the roster: sets "verified"/"reason"; true if ok. */
 static bool verify_into(const ibp_roster *roster, const natsMsg *m, json_t *out)
 {
@@ -139,6 +270,8 @@ struct snap_opts {
     const char *url, *roster_path;
     uint64_t epoch;
     int full;
+    uint64_t quorum; /* --quorum; 0: a majority of the roster's consensus nodes */
+    bool quorum_set;
 };
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -160,6 +293,7 @@ static int parse_snap_opts(int argc, char **argv, struct snap_opts *o, const cha
         {"roster", required_argument, 0, 'R'},
         {"epoch", required_argument, 0, 'e'},
         {"full", no_argument, 0, 'f'},
+        {"quorum", required_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},
         IBPCTL_NATS_LONG_OPTIONS,
         {0, 0, 0, 0},
@@ -167,7 +301,7 @@ static int parse_snap_opts(int argc, char **argv, struct snap_opts *o, const cha
     int c;
     o->url = IBPCTL_DEFAULT_NATS;
     o->roster_path = getenv("IBP_ROSTER"); /* deploy/local-cluster.sh's cluster.env */
-    while ((c = getopt_long(argc, argv, "N:R:e:fh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "N:R:e:fq:h", opts, NULL)) != -1) {
         switch (c) {
         case 'N':
             o->url = optarg;
@@ -184,6 +318,13 @@ static int parse_snap_opts(int argc, char **argv, struct snap_opts *o, const cha
         case 'f':
             o->full = 1;
             break;
+        case 'q':
+            if (parse_u64(optarg, &o->quorum) != 0) {
+                fprintf(stderr, "ibpctl: --quorum wants a number\n");
+                return EXIT_USAGE;
+            }
+            o->quorum_set = true;
+            break;
         case 'h':
             fputs(help, stdout);
             fputs(IBPCTL_NATS_HELP, stdout);
@@ -197,54 +338,97 @@ static int parse_snap_opts(int argc, char **argv, struct snap_opts *o, const cha
     return 0;
 }
 
+/*
+ * The quorum for the roster and --quorum into *q: 0 when the roster has no
+ * consensus node (nothing can be certified). Returns 0, or EXIT_USAGE after
+ * printing why (a quorum above the roster's consensus nodes).
+ */
+static int snap_quorum(const char *prog, const ibp_roster *roster, const struct snap_opts *o,
+                       size_t *q)
+{
+    ibp_err err = {0};
+    *q = 0;
+    if (ibp_certificate_consensus_nodes(roster) == 0)
+        return 0;
+    if (ibpctl_certificate_report_quorum(prog, roster, o->quorum, q, &err) != IBP_OK) {
+        fprintf(stderr, "%s: --quorum: %s\n", prog, err.msg);
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
 int ibpctl_cmd_snapshot(int argc, char **argv)
 {
+    static const char prog[] = "ibpctl snapshot";
     struct snap_opts o = {0};
     int rc = parse_snap_opts(
         argc, argv, &o,
-        "usage: ibpctl snapshot [--nats URL] [--roster FILE] [--epoch N] [--full]\n"
+        "usage: ibpctl snapshot [--nats URL] [--roster FILE [--quorum N]] [--epoch N] [--full]\n"
         "Prints the last official snapshot on stream OFFICIAL (or epoch N) as JSON:\n"
         "epoch, LOCAL sequence covered, counts (entries, down, overrides), the overrides\n"
         "and the keys that changed at that epoch with their voters. --full adds every\n"
         "entry. With --roster the signature and the consensus role of the signer are\n"
-        "checked (exit 1 when they fail). Default --nats " IBPCTL_DEFAULT_NATS ".\n");
+        "checked, and the epoch statements on stream COSIGN must certify the snapshot:\n"
+        "at least --quorum distinct consensus nodes of the roster (default: a majority\n"
+        "of them; 1 only with a warning) signed its digest, bytes and previous digest\n"
+        "(\"certificate\" in the output). Exit 1 when either fails.\n"
+        "Default --nats " IBPCTL_DEFAULT_NATS ".\n");
     if (rc)
         return rc < 0 ? 0 : rc;
     if (optind < argc) {
-        fprintf(stderr, "ibpctl snapshot: unexpected argument '%s'\n", argv[optind]);
+        fprintf(stderr, "%s: unexpected argument '%s'\n", prog, argv[optind]);
+        return EXIT_USAGE;
+    }
+    if (o.quorum_set && !o.roster_path) {
+        fprintf(stderr, "%s: --quorum needs --roster FILE\n", prog);
         return EXIT_USAGE;
     }
     ibp_err err = {0};
     ibp_roster *roster = NULL;
     natsConnection *nc = NULL;
     jsCtx *js = NULL;
-    struct snap x = {0};
+    struct snaps v = {0};
+    ibpctl_certificate_report cr = {0};
+    size_t quorum = 0;
+    bool told = false; /* the reason is printed already */
     rc = 1;
     if (o.roster_path && ibp_roster_load(o.roster_path, &roster, &err) != IBP_OK)
         goto out;
-    if (ibpctl_js_connect(o.url, &nc, &js, &err) != IBP_OK ||
-        find_snapshot(js, o.epoch, &x, &err) != IBP_OK)
+    if (roster && snap_quorum(prog, roster, &o, &quorum) != 0) {
+        rc = EXIT_USAGE;
+        told = true;
         goto out;
+    }
+    if (ibpctl_js_connect(o.url, &nc, &js, &err) != IBP_OK)
+        goto out;
+    /* Without a roster nothing is certified: the one snapshot found is enough. */
+    if (roster ? find_snapshots(js, o.epoch, &v, &err) != IBP_OK ||
+                     certify(js, roster, quorum, &v, &cr, &err) != IBP_OK
+               : find_snapshot(js, o.epoch, &v.x[0], &err) != IBP_OK)
+        goto out;
+    if (!roster)
+        v.n = 1;
+    const struct snap *x = &v.x[cr.chosen];
     json_t *p =
-        ibp_payload_to_json(IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_OFFICIAL_SNAPSHOT, &x.s->base);
+        ibp_payload_to_json(IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_OFFICIAL_SNAPSHOT, &x->s->base);
     if (!p) {
         ibp_err_set(&err, IBP_E_PAYLOAD_DECODE, "snapshot of epoch %" PRIu64 " is malformed",
-                    x.s->epoch);
+                    x->s->epoch);
         goto out;
     }
     size_t down = 0, disabled = 0;
-    for (size_t i = 0; i < x.s->n_entries; i++)
-        down += x.s->entries[i]->status == IBP__V1__STATUS__STATUS_DOWN;
-    for (size_t i = 0; i < x.s->n_overrides; i++)
-        disabled += x.s->overrides[i]->disabled != 0;
+    for (size_t i = 0; i < x->s->n_entries; i++)
+        down += x->s->entries[i]->status == IBP__V1__STATUS__STATUS_DOWN;
+    for (size_t i = 0; i < x->s->n_overrides; i++)
+        disabled += x->s->overrides[i]->disabled != 0;
     json_t *j = json_pack(
         "{s:I,s:I,s:I,s:I,s:s,s:I,s:I,s:O,s:{s:I,s:I,s:I,s:I},s:O,s:O}", "epoch",
-        (json_int_t)x.s->epoch, "local_seq", (json_int_t)x.s->local_seq, "applied_ms",
-        (json_int_t)x.s->applied_ms, "stream_seq", (json_int_t)natsMsg_GetSequence(x.msg), "signer",
-        x.env->signer, "signer_seq", (json_int_t)x.env->seq, "created_ms",
-        (json_int_t)x.env->created_ms, "state_digest", json_object_get(p, "state_digest"), "counts",
-        "entries", (json_int_t)x.s->n_entries, "down", (json_int_t)down, "overrides",
-        (json_int_t)x.s->n_overrides, "disabled", (json_int_t)disabled, "overrides",
+        (json_int_t)x->s->epoch, "local_seq", (json_int_t)x->s->local_seq, "applied_ms",
+        (json_int_t)x->s->applied_ms, "stream_seq", (json_int_t)natsMsg_GetSequence(x->msg),
+        "signer", x->env->signer, "signer_seq", (json_int_t)x->env->seq, "created_ms",
+        (json_int_t)x->env->created_ms, "state_digest", json_object_get(p, "state_digest"),
+        "counts", "entries", (json_int_t)x->s->n_entries, "down", (json_int_t)down, "overrides",
+        (json_int_t)x->s->n_overrides, "disabled", (json_int_t)disabled, "overrides",
         json_object_get(p, "overrides"), "changed", json_object_get(p, "evidence"));
     if (j && o.full)
         json_object_set(j, "entries", json_object_get(p, "entries"));
@@ -253,18 +437,27 @@ int ibpctl_cmd_snapshot(int argc, char **argv)
         ibp_err_set(&err, IBP_E_NOMEM, "out of memory");
         goto out;
     }
-    bool ok = !roster || verify_into(roster, x.msg, j);
+    bool verified = !roster || verify_into(roster, x->msg, j);
+    if (roster)
+        set_certificate(j, &cr);
     json_dumpf(j, stdout, JSON_INDENT(2));
     putchar('\n');
     json_decref(j);
-    if (!ok)
+    if (roster) {
+        print_certificate(prog, &cr, roster, x->s->epoch);
+        told = !cr.certified;
+    }
+    if (!verified) {
         ibp_err_set(&err, IBP_E_BAD_SIGNATURE, "the snapshot does not verify against the roster");
-    else
+        told = false;
+    } else if (!roster || cr.certified) {
         rc = 0;
+    }
 out:
-    if (rc)
-        fprintf(stderr, "ibpctl snapshot: %s\n", err.msg[0] ? err.msg : "failed");
-    snap_clear(&x);
+    if (rc && !told)
+        fprintf(stderr, "%s: %s\n", prog, err.msg[0] ? err.msg : "failed");
+    ibpctl_certificate_report_clear(&cr);
+    snaps_clear(&v);
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
     ibp_roster_free(roster);
@@ -348,25 +541,31 @@ static const char *check_vote(jsCtx *js, ibp_verifier *v, json_t *ident, json_t 
 
 int ibpctl_cmd_audit(int argc, char **argv)
 {
+    static const char prog[] = "ibpctl audit";
     struct snap_opts o = {0};
     int rc = parse_snap_opts(
         argc, argv, &o,
-        "usage: ibpctl audit EPOCH --roster FILE [--nats URL]\n"
-        "Re-verifies every key that changed at EPOCH against the signed batches in\n"
-        "LOCAL: each voter's batch is fetched by its LOCAL sequence, its signature and\n"
-        "role checked, and its observation of the key compared with the evidence.\n"
-        "Prints per key the voters, those agreeing with the official status and the\n"
-        "smallest quorum possible (max(2, voters/2+1); the active monitor count is not\n"
-        "in the snapshot). Exit 1 when a vote does not check out or a key lacks that\n"
-        "quorum. Default --nats " IBPCTL_DEFAULT_NATS ".\n");
+        "usage: ibpctl audit EPOCH --roster FILE [--quorum N] [--nats URL]\n"
+        "Checks that a quorum of the roster's consensus nodes certified the snapshot of\n"
+        "EPOCH: their epoch statements on stream COSIGN sign its state digest, the hash\n"
+        "of its bytes and the previous epoch's digest; at least --quorum distinct\n"
+        "consensus nodes must count (default: a majority of them; 1 only with a\n"
+        "warning). Then re-verifies every key that changed at EPOCH against the signed\n"
+        "batches in LOCAL: each voter's batch is fetched by its LOCAL sequence, its\n"
+        "signature and role checked, and its observation of the key compared with the\n"
+        "evidence. Prints the certificate and per key the voters, those agreeing with\n"
+        "the official status and the smallest quorum possible (max(2, voters/2+1); the\n"
+        "active monitor count is not in the snapshot). Exit 1 when the epoch is not\n"
+        "certified, a vote does not check out or a key lacks that quorum.\n"
+        "Default --nats " IBPCTL_DEFAULT_NATS ".\n");
     if (rc)
         return rc < 0 ? 0 : rc;
     if (argc - optind == 1 && parse_u64(argv[optind], &o.epoch) != 0) {
-        fprintf(stderr, "ibpctl audit: EPOCH must be a number\n");
+        fprintf(stderr, "%s: EPOCH must be a number\n", prog);
         return EXIT_USAGE;
     }
     if (argc - optind > 1 || !o.roster_path) {
-        fprintf(stderr, "ibpctl audit: needs EPOCH (or --epoch) and --roster FILE\n");
+        fprintf(stderr, "%s: needs EPOCH (or --epoch) and --roster FILE\n", prog);
         return EXIT_USAGE;
     }
     ibp_err err = {0};
@@ -374,27 +573,38 @@ int ibpctl_cmd_audit(int argc, char **argv)
     ibp_verifier *v = NULL;
     natsConnection *nc = NULL;
     jsCtx *js = NULL;
-    struct snap x = {0};
+    struct snaps found = {0};
+    ibpctl_certificate_report cr = {0};
+    size_t quorum = 0;
+    bool told = false; /* the reason is printed already */
     json_t *p = NULL, *out = NULL;
     rc = 1;
     if (ibp_roster_load(o.roster_path, &roster, &err) != IBP_OK)
         goto done;
+    if (snap_quorum(prog, roster, &o, &quorum) != 0) {
+        rc = EXIT_USAGE;
+        told = true;
+        goto done;
+    }
     if (ibp_verifier_new(roster, NULL, &v) != IBP_OK) {
         ibp_err_set(&err, IBP_E_NOMEM, "out of memory");
         goto done;
     }
     if (ibpctl_js_connect(o.url, &nc, &js, &err) != IBP_OK ||
-        find_snapshot(js, o.epoch, &x, &err) != IBP_OK)
+        find_snapshots(js, o.epoch, &found, &err) != IBP_OK ||
+        certify(js, roster, quorum, &found, &cr, &err) != IBP_OK)
         goto done;
-    p = ibp_payload_to_json(IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_OFFICIAL_SNAPSHOT, &x.s->base);
-    out = json_pack("{s:I,s:I,s:s}", "epoch", (json_int_t)x.s->epoch, "local_seq",
-                    (json_int_t)x.s->local_seq, "signer", x.env->signer);
+    const struct snap *x = &found.x[cr.chosen];
+    p = ibp_payload_to_json(IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_OFFICIAL_SNAPSHOT, &x->s->base);
+    out = json_pack("{s:I,s:I,s:s}", "epoch", (json_int_t)x->s->epoch, "local_seq",
+                    (json_int_t)x->s->local_seq, "signer", x->env->signer);
     if (!p || !out) {
         ibp_err_set(&err, IBP_E_PAYLOAD_DECODE, "snapshot of epoch %" PRIu64 " is malformed",
-                    x.s->epoch);
+                    x->s->epoch);
         goto done;
     }
-    bool all_ok = verify_into(roster, x.msg, out);
+    bool all_ok = verify_into(roster, x->msg, out);
+    set_certificate(out, &cr);
     json_t *keys = json_array();
     json_object_set_new(out, "keys", keys);
     json_t *evidence = json_object_get(p, "evidence");
@@ -425,29 +635,34 @@ int ibpctl_cmd_audit(int argc, char **argv)
             }
             json_array_append_new(checked, cv);
         }
-        size_t quorum = nv / 2 + 1 < 2 ? 2 : nv / 2 + 1;
-        bool pass = bad == 0 && (removed || agree >= quorum);
+        size_t quorum_at_least = nv / 2 + 1 < 2 ? 2 : nv / 2 + 1;
+        bool pass = bad == 0 && (removed || agree >= quorum_at_least);
         all_ok = all_ok && pass;
-        json_array_append_new(keys,
-                              json_pack("{s:O,s:s,s:I,s:I,s:I,s:b,s:o}", "key", ident, "official",
-                                        official ? official : "?", "voters", (json_int_t)nv,
-                                        "agreeing", (json_int_t)agree, "quorum_at_least",
-                                        (json_int_t)quorum, "pass", (int)pass, "votes", checked));
+        json_array_append_new(keys, json_pack("{s:O,s:s,s:I,s:I,s:I,s:b,s:o}", "key", ident,
+                                              "official", official ? official : "?", "voters",
+                                              (json_int_t)nv, "agreeing", (json_int_t)agree,
+                                              "quorum_at_least", (json_int_t)quorum_at_least,
+                                              "pass", (int)pass, "votes", checked));
         json_decref(ident);
     }
-    json_object_set_new(out, "pass", json_boolean(all_ok));
+    json_object_set_new(out, "pass", json_boolean(all_ok && cr.certified));
     json_dumpf(out, stdout, JSON_INDENT(2));
     putchar('\n');
-    if (all_ok)
+    print_certificate(prog, &cr, roster, x->s->epoch);
+    told = !cr.certified;
+    if (all_ok && cr.certified)
         rc = 0;
-    else
-        ibp_err_set(&err, IBP_E_BAD_SIGNATURE, "epoch %" PRIu64 " does not check out", x.s->epoch);
+    else if (!all_ok) {
+        ibp_err_set(&err, IBP_E_BAD_SIGNATURE, "epoch %" PRIu64 " does not check out", x->s->epoch);
+        told = false;
+    }
 done:
-    if (rc)
-        fprintf(stderr, "ibpctl audit: %s\n", err.msg[0] ? err.msg : "failed");
+    if (rc && !told)
+        fprintf(stderr, "%s: %s\n", prog, err.msg[0] ? err.msg : "failed");
     json_decref(p);
     json_decref(out);
-    snap_clear(&x);
+    ibpctl_certificate_report_clear(&cr);
+    snaps_clear(&found);
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
     ibp_verifier_free(v);

@@ -188,7 +188,94 @@ static void test_digest_mismatch(void **state)
     ibp_certificate_result r = verify(f, 2);
     assert_false(r.certified);
     assert_int_equal(r.signers, 1);
-    assert_int_equal(r.by_verdict[IBP_CERT_DIGEST_MISMATCH], 4);
+    assert_int_equal(r.by_verdict[IBP_CERT_DIGEST_MISMATCH], 3);
+    assert_int_equal(r.by_verdict[IBP_CERT_HASH_MISMATCH], 1);
+}
+
+/* Every kind of statement once, judged one by one in the order given. */
+static void test_verify_each(void **state)
+{
+    struct fixture *f = *state;
+    ibp_err err;
+    ibp_epoch_statement digest = f->good, hash = f->good, fork = f->good;
+    digest.state_digest[0] ^= 1;
+    hash.snapshot_hash[0] ^= 1;
+    fork.prev_digest[0] ^= 1;
+    add(f, f->rep[0], &f->good);   /* 0: counted */
+    add(f, f->stranger, &f->good); /* 1: rep3's id, another key */
+    add(f, f->mon, &f->good);      /* 2: not a consensus node */
+    add(f, f->rep[1], &digest);    /* 3: another state */
+    add(f, f->rep[1], &hash);      /* 4: other snapshot bytes */
+    add(f, f->rep[2], &fork);      /* 5: another previous epoch */
+    add(f, f->rep[0], &f->good);   /* 6: rep1 again */
+    add(f, f->rep[1], &f->good);   /* 7: counted */
+    Ibp__V1__Heartbeat hb = IBP__V1__HEARTBEAT__INIT;
+    assert_int_equal(ibp_signer_seal(f->rep[2], IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_HEARTBEAT,
+                                     &hb.base, 1, &f->stmt[f->n], &f->len[f->n], NULL, &err),
+                     IBP_OK);
+    f->n++; /* 8: signed by a consensus node, no statement */
+    f->stmt[f->n] = (uint8_t *)strdup("garbage");
+    f->len[f->n] = strlen("garbage");
+    f->n++; /* 9: not an envelope */
+    f->claim.have_prev = true;
+    memcpy(f->claim.prev_digest, f->good.prev_digest, 32);
+
+    ibp_certificate_judgement each[10];
+    ibp_certificate_result r;
+    assert_int_equal(ibp_certificate_verify_each(f->roster, 2, &f->claim,
+                                                 (const uint8_t *const *)f->stmt, f->len, f->n, &r,
+                                                 each),
+                     IBP_OK);
+    assert_true(r.certified);
+    assert_int_equal(r.signers, 2);
+    static const struct {
+        ibp_certificate_verdict verdict;
+        const char *signer;
+        bool verified, decoded;
+    } want[] = {
+        {IBP_CERT_OK, "rep1", true, true},
+        {IBP_CERT_BAD_SIGNATURE, "rep3", false, false},
+        {IBP_CERT_NOT_CONSENSUS, "mon1", true, false},
+        {IBP_CERT_DIGEST_MISMATCH, "rep2", true, true},
+        {IBP_CERT_HASH_MISMATCH, "rep2", true, true},
+        {IBP_CERT_CHAIN_MISMATCH, "rep3", true, true},
+        {IBP_CERT_DUPLICATE_SIGNER, "rep1", true, true},
+        {IBP_CERT_OK, "rep2", true, true},
+        {IBP_CERT_WRONG_TYPE, "rep3", true, false},
+        {IBP_CERT_BAD_ENVELOPE, "", false, false},
+    };
+    for (size_t i = 0; i < f->n; i++) {
+        if (each[i].verdict != want[i].verdict)
+            fail_msg("statement %zu: verdict %s, want %s", i,
+                     ibp_certificate_verdict_key(each[i].verdict),
+                     ibp_certificate_verdict_key(want[i].verdict));
+        assert_string_equal(each[i].signer, want[i].signer);
+        assert_int_equal(each[i].signer_verified, want[i].verified);
+        assert_int_equal(each[i].decoded, want[i].decoded);
+        assert_int_equal(r.by_verdict[want[i].verdict], want[i].verdict == IBP_CERT_OK ? 2 : 1);
+    }
+    /* What a statement said is there to report why it was refused. */
+    assert_memory_equal(each[3].statement.state_digest, digest.state_digest, 32);
+    assert_memory_equal(each[5].statement.prev_digest, fork.prev_digest, 32);
+    assert_int_equal(each[4].statement.epoch, 7);
+    /* The same totals as the plain verifier. */
+    ibp_certificate_result plain = verify(f, 2);
+    assert_memory_equal(plain.by_verdict, r.by_verdict, sizeof r.by_verdict);
+    assert_int_equal(plain.first_refusal, IBP_CERT_BAD_SIGNATURE);
+    /* Keys and texts. */
+    assert_string_equal(ibp_certificate_verdict_key(IBP_CERT_OK), "counted");
+    assert_string_equal(ibp_certificate_verdict_key(IBP_CERT_HASH_MISMATCH), "other_hash");
+    assert_string_equal(ibp_certificate_verdict_key(IBP_CERT_CHAIN_MISMATCH), "other_prev");
+    assert_string_equal(ibp_certificate_verdict_key(IBP_CERT_VERDICT_COUNT), "?");
+    assert_string_equal(ibp_certificate_verdict_text(IBP_CERT_NOT_CONSENSUS),
+                        "signer is not a consensus node");
+    /* Refused arguments leave each alone. */
+    each[0].verdict = IBP_CERT_WRONG_TYPE;
+    assert_int_equal(ibp_certificate_verify_each(f->roster, 0, &f->claim,
+                                                 (const uint8_t *const *)f->stmt, f->len, f->n, &r,
+                                                 each),
+                     IBP_E_INVAL);
+    assert_int_equal(each[0].verdict, IBP_CERT_WRONG_TYPE);
 }
 
 static void test_chain_mismatch(void **state)
@@ -333,6 +420,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wrong_signer_role, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_signer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_digest_mismatch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_verify_each, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chain_mismatch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_key_and_garbage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_signer_and_wrong_type, setup, teardown),

@@ -99,27 +99,32 @@ typedef struct ibp_certificate_claim {
     uint8_t prev_digest[IBP_CERT_DIGEST_BYTES];
 } ibp_certificate_claim;
 
-/* Why one statement does not count. */
-#define IBP_CERT_VERDICTS(X)                                                                      \
-    X(IBP_CERT_OK, "counted")                                                                     \
-    X(IBP_CERT_BAD_ENVELOPE, "not a signed envelope")                                             \
-    X(IBP_CERT_UNKNOWN_SIGNER, "signer not in the roster")                                        \
-    X(IBP_CERT_BAD_SIGNATURE, "signature does not match the roster key")                          \
-    X(IBP_CERT_NOT_CONSENSUS, "signer is not a consensus node")                                   \
-    X(IBP_CERT_WRONG_TYPE, "not an EpochStatement")                                               \
-    X(IBP_CERT_BAD_STATEMENT, "statement does not decode")                                        \
-    X(IBP_CERT_DIGEST_MISMATCH, "statement differs from the snapshot")                            \
-    X(IBP_CERT_CHAIN_MISMATCH, "previous digest differs")                                         \
-    X(IBP_CERT_DUPLICATE_SIGNER, "signer counted already")
+/* Why one statement does not count: the enum name, a short key (for JSON) and a text. */
+#define IBP_CERT_VERDICTS(X)                                                                       \
+    X(IBP_CERT_OK, "counted", "counted")                                                           \
+    X(IBP_CERT_BAD_ENVELOPE, "bad_envelope", "not a signed envelope")                              \
+    X(IBP_CERT_UNKNOWN_SIGNER, "unknown_signer", "signer not in the roster")                       \
+    X(IBP_CERT_BAD_SIGNATURE, "bad_signature", "signature does not match the roster key")          \
+    X(IBP_CERT_NOT_CONSENSUS, "not_consensus", "signer is not a consensus node")                   \
+    X(IBP_CERT_WRONG_TYPE, "wrong_type", "not an EpochStatement")                                  \
+    X(IBP_CERT_BAD_STATEMENT, "bad_statement", "statement does not decode")                        \
+    X(IBP_CERT_DIGEST_MISMATCH, "other_digest", "statement differs from the snapshot")             \
+    X(IBP_CERT_HASH_MISMATCH, "other_hash", "statement certifies other snapshot bytes")            \
+    X(IBP_CERT_CHAIN_MISMATCH, "other_prev", "previous digest differs")                            \
+    X(IBP_CERT_DUPLICATE_SIGNER, "duplicate_signer", "signer counted already")
 
 typedef enum ibp_certificate_verdict {
-#define IBP_CERT_X_ENUM(name, text) name,
+#define IBP_CERT_X_ENUM(name, key, text) name,
     IBP_CERT_VERDICTS(IBP_CERT_X_ENUM)
 #undef IBP_CERT_X_ENUM
         IBP_CERT_VERDICT_COUNT
 } ibp_certificate_verdict;
 
+/* The verdict's text ("signer is not a consensus node"), "?" when out of range. */
 const char *ibp_certificate_verdict_text(ibp_certificate_verdict v);
+
+/* The verdict's key ("not_consensus"), "?" when out of range. */
+const char *ibp_certificate_verdict_key(ibp_certificate_verdict v);
 
 typedef struct ibp_certificate_result {
     bool certified;   /* at least quorum distinct consensus nodes counted */
@@ -148,6 +153,33 @@ ibp_status ibp_certificate_verify(const ibp_roster *roster, size_t quorum,
                                   const ibp_certificate_claim *claim,
                                   const uint8_t *const *statements, const size_t *lens, size_t n,
                                   ibp_certificate_result *out);
+
+/* The verdict on one statement (ibp_certificate_verify_each). */
+typedef struct ibp_certificate_judgement {
+    ibp_certificate_verdict verdict;
+    /* The envelope's signer as written, cut to IBP_NODE_ID_MAX bytes ("" when
+     * the envelope does not decode); trust it only with signer_verified. */
+    char signer[IBP_NODE_ID_MAX + 1];
+    bool signer_verified;          /* the signature verified with that node's roster key */
+    bool decoded;                  /* statement is set: a verified EpochStatement that decoded */
+    ibp_epoch_statement statement; /* when decoded */
+} ibp_certificate_judgement;
+
+/*
+ * ibp_certificate_verify, and each statement's verdict: each[i] (an array of
+ * n the caller owns; may be NULL) is statements[i]'s. The verdicts are those
+ * counted in out->by_verdict: a statement whose state (epoch, local_seq,
+ * state_digest) differs from the claim is IBP_CERT_DIGEST_MISMATCH, one with
+ * the same state over other snapshot bytes IBP_CERT_HASH_MISMATCH, one with
+ * another prev_digest IBP_CERT_CHAIN_MISMATCH, a second counting statement of
+ * a signer IBP_CERT_DUPLICATE_SIGNER. Errors: those of ibp_certificate_verify
+ * (each is then left as it was).
+ */
+ibp_status ibp_certificate_verify_each(const ibp_roster *roster, size_t quorum,
+                                       const ibp_certificate_claim *claim,
+                                       const uint8_t *const *statements, const size_t *lens,
+                                       size_t n, ibp_certificate_result *out,
+                                       ibp_certificate_judgement *each);
 
 /*
  * A certificate as bytes (EpochCertificate: epoch and the statement
