@@ -148,9 +148,10 @@ typedef struct judged {
     const ibp_roster_node *node; /* the signer, when its signature verified */
 } judged;
 
-/* Everything about one statement that does not depend on the others. */
+/* Everything about one statement that does not depend on the others. The
+ * signature is checked unless the caller did already (check_signature). */
 static void judge_one(const ibp_roster *roster, const ibp_certificate_claim *claim,
-                      const uint8_t *data, size_t len, judged *out)
+                      const uint8_t *data, size_t len, bool check_signature, judged *out)
 {
     ibp_certificate_judgement *j = &out->j;
     memset(out, 0, sizeof *out);
@@ -172,7 +173,7 @@ static void judge_one(const ibp_roster *roster, const ibp_certificate_claim *cla
     const ibp_roster_node *node = ibp_roster_find(roster, env->signer);
     if (!node)
         j->verdict = IBP_CERT_UNKNOWN_SIGNER;
-    else if (!ibp_envelope_signature_valid(env, node->pk))
+    else if (check_signature && !ibp_envelope_signature_valid(env, node->pk))
         j->verdict = IBP_CERT_BAD_SIGNATURE;
     else if (!(node->roles & IBP_ROLE_CONSENSUS))
         j->verdict = IBP_CERT_NOT_CONSENSUS;
@@ -221,11 +222,10 @@ static size_t group_signers(const judged *js, size_t n, const uint8_t *prev)
     return count;
 }
 
-ibp_status ibp_certificate_verify_each(const ibp_roster *roster, size_t quorum,
-                                       const ibp_certificate_claim *claim,
-                                       const uint8_t *const *statements, const size_t *lens,
-                                       size_t n, ibp_certificate_result *out,
-                                       ibp_certificate_judgement *each)
+static ibp_status verify(const ibp_roster *roster, size_t quorum, const ibp_certificate_claim *claim,
+                         const uint8_t *const *statements, const size_t *lens, size_t n,
+                         bool check_signatures, ibp_certificate_result *out,
+                         ibp_certificate_judgement *each)
 {
     if (!roster || !claim || !out || quorum == 0 || n > IBP_CERT_STATEMENTS_MAX ||
         (n && (!statements || !lens)))
@@ -236,7 +236,7 @@ ibp_status ibp_certificate_verify_each(const ibp_roster *roster, size_t quorum,
     if (!js)
         return IBP_E_NOMEM;
     for (size_t i = 0; i < n; i++)
-        judge_one(roster, claim, statements[i], lens[i], &js[i]);
+        judge_one(roster, claim, statements[i], lens[i], check_signatures, &js[i]);
 
     /* The previous digest the counted statements share. */
     const uint8_t *prev = claim->have_prev ? claim->prev_digest : NULL;
@@ -289,7 +289,24 @@ ibp_status ibp_certificate_verify(const ibp_roster *roster, size_t quorum,
                                   const uint8_t *const *statements, const size_t *lens, size_t n,
                                   ibp_certificate_result *out)
 {
-    return ibp_certificate_verify_each(roster, quorum, claim, statements, lens, n, out, NULL);
+    return verify(roster, quorum, claim, statements, lens, n, true, out, NULL);
+}
+
+ibp_status ibp_certificate_verify_each(const ibp_roster *roster, size_t quorum,
+                                       const ibp_certificate_claim *claim,
+                                       const uint8_t *const *statements, const size_t *lens,
+                                       size_t n, ibp_certificate_result *out,
+                                       ibp_certificate_judgement *each)
+{
+    return verify(roster, quorum, claim, statements, lens, n, true, out, each);
+}
+
+ibp_status ibp_certificate_verify_checked(const ibp_roster *roster, size_t quorum,
+                                          const ibp_certificate_claim *claim,
+                                          const uint8_t *const *statements, const size_t *lens,
+                                          size_t n, ibp_certificate_result *out)
+{
+    return verify(roster, quorum, claim, statements, lens, n, false, out, NULL);
 }
 
 /* ---- as bytes ----------------------------------------------------------- */

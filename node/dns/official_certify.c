@@ -11,6 +11,9 @@ void ibp__certify_init(ibp__certify *c, const ibp_roster *roster, size_t quorum)
     memset(c, 0, sizeof *c);
     c->roster = roster;
     c->quorum = quorum;
+    size_t n = ibp_certificate_consensus_nodes(roster);
+    if (n)
+        c->share = IBP__CERTIFY_STATEMENTS_MAX / n ? IBP__CERTIFY_STATEMENTS_MAX / n : 1;
 }
 
 void ibp__certify_clear(ibp__certify *c)
@@ -20,57 +23,143 @@ void ibp__certify_clear(ibp__certify *c)
     for (size_t i = 0; i < c->nstmts; i++)
         free(c->stmts[i].data);
     free(c->stmts);
+    free(c->held);
     memset(c, 0, sizeof *c);
 }
 
-/* The epoch a statement envelope claims (0: not a statement). */
-static uint64_t statement_epoch(const uint8_t *data, size_t len)
+/* ---- statements ---------------------------------------------------------- */
+
+/* The roster index of node (one of the roster's). */
+static size_t roster_index(const ibp_roster *roster, const ibp_roster_node *node)
 {
-    if (len > IBP_CERT_STATEMENT_BYTES_MAX)
-        return 0;
-    Ibp__V1__Envelope *env = ibp__v1__envelope__unpack(NULL, len, data);
-    if (!env)
-        return 0;
-    ibp_epoch_statement s;
-    uint64_t epoch = 0;
-    if (env->type == IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_EPOCH_STATEMENT &&
-        ibp_certificate_statement_decode(env->payload.data, env->payload.len, &s) == IBP_OK)
-        epoch = s.epoch;
-    ibp__v1__envelope__free_unpacked(env, NULL);
-    return epoch;
+    size_t i = 0;
+    while (ibp_roster_at(roster, i) != node)
+        i++;
+    return i;
+}
+
+/* Room for the statements: share x consensus nodes, so every share fits. */
+static bool stmts_alloc(ibp__certify *c)
+{
+    if (c->stmts)
+        return true;
+    size_t cap = c->share * ibp_certificate_consensus_nodes(c->roster);
+    c->stmts = calloc(cap ? cap : 1, sizeof *c->stmts);
+    c->held = calloc(ibp_roster_count(c->roster) + 1, sizeof *c->held);
+    if (c->stmts && c->held)
+        return true;
+    free(c->stmts);
+    free(c->held);
+    c->stmts = NULL;
+    c->held = NULL;
+    return false;
+}
+
+static void stmt_remove(ibp__certify *c, size_t i)
+{
+    c->held[c->stmts[i].signer]--;
+    free(c->stmts[i].data);
+    c->stmts[i] = c->stmts[--c->nstmts];
+}
+
+/*
+ * Makes room in signer's share for a statement of epoch: at its share, the
+ * signer gives up its lowest epoch, unless that is not below epoch (then the
+ * newcomer is the one not kept: false). Other signers are never touched.
+ */
+static bool make_room(ibp__certify *c, size_t signer, uint64_t epoch)
+{
+    if (c->held[signer] < c->share)
+        return true;
+    size_t low = c->nstmts;
+    for (size_t i = 0; i < c->nstmts; i++)
+        if (c->stmts[i].signer == signer &&
+            (low == c->nstmts || c->stmts[i].epoch < c->stmts[low].epoch))
+            low = i;
+    if (low == c->nstmts || c->stmts[low].epoch >= epoch)
+        return false;
+    stmt_remove(c, low);
+    return true;
 }
 
 bool ibp__certify_add_statement(ibp__certify *c, const uint8_t *data, size_t len,
                                 uint64_t min_epoch)
 {
-    uint64_t epoch = statement_epoch(data, len);
-    if (epoch <= min_epoch)
+    if (!data || len == 0 || len > IBP_CERT_STATEMENT_BYTES_MAX || !c->share)
         return false;
-    if (c->nstmts >= IBP__CERTIFY_STATEMENTS_MAX) {
-        /* Full (a stream read from its start, many replicas): the oldest epoch goes. */
-        size_t low = 0;
-        for (size_t i = 1; i < c->nstmts; i++)
-            if (c->stmts[i].epoch < c->stmts[low].epoch)
-                low = i;
-        if (c->stmts[low].epoch >= epoch)
-            return false;
-        free(c->stmts[low].data);
-        c->stmts[low] = c->stmts[--c->nstmts];
+    Ibp__V1__Envelope *env = ibp__v1__envelope__unpack(NULL, len, data);
+    if (!env)
+        return false;
+    bool kept = false;
+    uint8_t *copy = NULL;
+    ibp_epoch_statement s;
+    /* The cheap checks first: a name, a role and a decode cost no signature. */
+    const ibp_roster_node *node = ibp_roster_find(c->roster, env->signer);
+    if (!node || !(node->roles & IBP_ROLE_CONSENSUS) ||
+        env->type != IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_EPOCH_STATEMENT ||
+        ibp_certificate_statement_decode(env->payload.data, env->payload.len, &s) != IBP_OK ||
+        s.epoch <= min_epoch || !stmts_alloc(c))
+        goto out;
+    size_t signer = roster_index(c->roster, node), same_epoch = 0;
+    for (size_t i = 0; i < c->nstmts; i++) {
+        const ibp__certify_stmt *t = &c->stmts[i];
+        if (t->signer != signer || t->epoch != s.epoch)
+            continue;
+        if (memcmp(&t->content, &s, sizeof s) == 0)
+            goto out; /* said already (the same envelope, or the same statement sealed again) */
+        same_epoch++;
     }
-    for (size_t i = 0; i < c->nstmts; i++)
-        if (c->stmts[i].len == len && memcmp(c->stmts[i].data, data, len) == 0)
-            return false;
-    if (!c->stmts) {
-        c->stmts = calloc(IBP__CERTIFY_STATEMENTS_MAX, sizeof *c->stmts);
-        if (!c->stmts)
-            return false;
-    }
-    uint8_t *copy = malloc(len ? len : 1);
+    if (same_epoch >= IBP__CERTIFY_SIGNER_EPOCH_MAX)
+        goto out;
+    /* Only now the signature: whose share a statement takes must be sure, or
+     * statements sealed with another key in an honest replica's name would
+     * push out its own. Checked once here; ibp__certify_find relies on it. */
+    if (!ibp_envelope_signature_valid(env, node->pk) || !make_room(c, signer, s.epoch))
+        goto out;
+    copy = malloc(len);
     if (!copy)
-        return false;
+        goto out;
     memcpy(copy, data, len);
-    c->stmts[c->nstmts++] = (ibp__certify_stmt){epoch, copy, len};
-    return true;
+    c->stmts[c->nstmts++] = (ibp__certify_stmt){
+        .epoch = s.epoch, .signer = signer, .content = s, .data = copy, .len = len};
+    c->held[signer]++;
+    kept = true;
+out:
+    ibp__v1__envelope__free_unpacked(env, NULL);
+    return kept;
+}
+
+/* ---- held snapshots -------------------------------------------------------- */
+
+static size_t held_by(const ibp__certify *c, const char *signer)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < c->npending; i++)
+        n += strcmp(c->pending[i].signer, signer) == 0;
+    return n;
+}
+
+/*
+ * The held snapshot to drop for p when every place is taken: the lowest
+ * epoch of the signer holding the most, counting p; IBP__CERTIFY_PENDING_MAX
+ * for p itself. pending is in epoch order, so a signer's first is its lowest.
+ */
+static size_t victim(const ibp__certify *c, const ibp__certify_pending *p)
+{
+    const char *who = p->signer;
+    size_t most = held_by(c, p->signer) + 1;
+    for (size_t i = 0; i < c->npending; i++) {
+        size_t n = held_by(c, c->pending[i].signer);
+        if (n > most) {
+            most = n;
+            who = c->pending[i].signer;
+        }
+    }
+    for (size_t i = 0; i < c->npending; i++)
+        if (strcmp(c->pending[i].signer, who) == 0)
+            return who == p->signer && p->epoch <= c->pending[i].epoch ? IBP__CERTIFY_PENDING_MAX
+                                                                       : i;
+    return IBP__CERTIFY_PENDING_MAX;
 }
 
 void ibp__certify_add_snapshot(ibp__certify *c, ibp__certify_pending *p, bool *evicted)
@@ -78,13 +167,24 @@ void ibp__certify_add_snapshot(ibp__certify *c, ibp__certify_pending *p, bool *e
     if (evicted)
         *evicted = false;
     if (c->npending == IBP__CERTIFY_PENDING_MAX) {
-        ibp_verified_clear(&c->pending[0].vm);
-        memmove(&c->pending[0], &c->pending[1], (c->npending - 1) * sizeof c->pending[0]);
-        c->npending--;
+        size_t v = victim(c, p);
         if (evicted)
             *evicted = true;
+        if (v == IBP__CERTIFY_PENDING_MAX) {
+            ibp_verified_clear(&p->vm);
+            return;
+        }
+        ibp_verified_clear(&c->pending[v].vm);
+        memmove(&c->pending[v], &c->pending[v + 1], (c->npending - v - 1) * sizeof c->pending[0]);
+        c->npending--;
     }
-    c->pending[c->npending++] = *p;
+    /* After every held one of the same or a lower epoch. */
+    size_t at = c->npending;
+    while (at > 0 && c->pending[at - 1].epoch > p->epoch)
+        at--;
+    memmove(&c->pending[at + 1], &c->pending[at], (c->npending - at) * sizeof c->pending[0]);
+    c->pending[at] = *p;
+    c->npending++;
     memset(&p->vm, 0, sizeof p->vm);
 }
 
@@ -92,16 +192,18 @@ int ibp__certify_find(ibp__certify *c, uint64_t have_epoch, bool have_prev, cons
                       ibp_certificate_result *result, uint8_t **certificate, size_t *cert_len)
 {
     memset(result, 0, sizeof *result);
-    const uint8_t **data = calloc(c->nstmts ? c->nstmts : 1, sizeof *data);
-    size_t *lens = calloc(c->nstmts ? c->nstmts : 1, sizeof *lens);
+    const uint8_t **data = calloc(IBP_CERT_STATEMENTS_MAX, sizeof *data);
+    size_t *lens = calloc(IBP_CERT_STATEMENTS_MAX, sizeof *lens);
     int found = -1;
     bool judged = false;
     for (size_t k = c->npending; data && lens && k-- > 0 && found < 0;) {
         ibp__certify_pending *p = &c->pending[k];
         if (p->epoch <= have_epoch)
             continue;
+        /* At most IBP__CERTIFY_SIGNER_EPOCH_MAX per consensus node: more
+         * than the verifier takes only with over 64 of them. */
         size_t n = 0;
-        for (size_t i = 0; i < c->nstmts; i++)
+        for (size_t i = 0; i < c->nstmts && n < IBP_CERT_STATEMENTS_MAX; i++)
             if (c->stmts[i].epoch == p->epoch) {
                 data[n] = c->stmts[i].data;
                 lens[n++] = c->stmts[i].len;
@@ -110,7 +212,9 @@ int ibp__certify_find(ibp__certify *c, uint64_t have_epoch, bool have_prev, cons
         if (p->claim.have_prev)
             memcpy(p->claim.prev_digest, prev, IBP_CERT_DIGEST_BYTES);
         ibp_certificate_result r;
-        if (ibp_certificate_verify(c->roster, c->quorum, &p->claim, data, lens, n, &r) != IBP_OK)
+        /* Every signature was checked as the statement came. */
+        if (ibp_certificate_verify_checked(c->roster, c->quorum, &p->claim, data, lens, n, &r) !=
+            IBP_OK)
             continue;
         if (!judged || r.certified) {
             *result = r;
@@ -140,13 +244,8 @@ size_t ibp__certify_forget_upto(ibp__certify *c, uint64_t epoch)
         }
     }
     c->npending = keep;
-    keep = 0;
-    for (size_t i = 0; i < c->nstmts; i++) {
+    for (size_t i = c->nstmts; i-- > 0;)
         if (c->stmts[i].epoch <= epoch)
-            free(c->stmts[i].data);
-        else
-            c->stmts[keep++] = c->stmts[i];
-    }
-    c->nstmts = keep;
+            stmt_remove(c, i);
     return gone;
 }

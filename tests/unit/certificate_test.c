@@ -321,6 +321,39 @@ static void test_unknown_key_and_garbage(void **state)
     assert_string_equal(r.first_refusal_signer, ""); /* an unverified name is not reported */
 }
 
+/* The _checked variant skips only the signature, which its caller checked. */
+static void test_verify_checked(void **state)
+{
+    struct fixture *f = *state;
+    ibp_certificate_result r;
+    add(f, f->rep[0], &f->good);
+    add(f, f->rep[1], &f->good);
+    add(f, f->mon, &f->good);
+    ibp_epoch_statement other = f->good;
+    other.local_seq++;
+    add(f, f->rep[2], &other);
+    assert_int_equal(ibp_certificate_verify_checked(f->roster, 2, &f->claim,
+                                                    (const uint8_t *const *)f->stmt, f->len, f->n,
+                                                    &r),
+                     IBP_OK);
+    ibp_certificate_result full = verify(f, 2);
+    assert_memory_equal(&r, &full, sizeof r);
+    assert_true(r.certified);
+    assert_int_equal(r.by_verdict[IBP_CERT_NOT_CONSENSUS], 1);
+    assert_int_equal(r.by_verdict[IBP_CERT_DIGEST_MISMATCH], 1);
+    /* A signature broken after the check is what the caller vouched for:
+     * only the full verifier sees it. */
+    f->stmt[1][f->len[1] - 1] ^= 1;
+    assert_int_equal(ibp_certificate_verify_checked(f->roster, 2, &f->claim,
+                                                    (const uint8_t *const *)f->stmt, f->len, f->n,
+                                                    &r),
+                     IBP_OK);
+    assert_true(r.certified);
+    full = verify(f, 2);
+    assert_false(full.certified);
+    assert_int_equal(full.by_verdict[IBP_CERT_BAD_SIGNATURE], 1);
+}
+
 static void test_unknown_signer_and_wrong_type(void **state)
 {
     struct fixture *f = *state;
@@ -423,6 +456,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_verify_each, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chain_mismatch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_key_and_garbage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_verify_checked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_signer_and_wrong_type, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quorum_rule, setup, teardown),
         cmocka_unit_test_setup_teardown(test_certificate_bytes, setup, teardown),

@@ -182,6 +182,20 @@ ibp_status ibp_certificate_verify_each(const ibp_roster *roster, size_t quorum,
                                        ibp_certificate_judgement *each);
 
 /*
+ * As ibp_certificate_verify, for statements whose envelope signatures the
+ * caller checked itself already, each against the roster key of the node its
+ * envelope names (ibp_envelope_signature_valid), when it took them in: the
+ * signatures are not checked again, everything else is. For a holder that
+ * judges the same statements many times (the official subscriber, at every
+ * snapshot and statement that arrives); never for statements read from a file
+ * or the bus without that check. Same errors.
+ */
+ibp_status ibp_certificate_verify_checked(const ibp_roster *roster, size_t quorum,
+                                          const ibp_certificate_claim *claim,
+                                          const uint8_t *const *statements, const size_t *lens,
+                                          size_t n, ibp_certificate_result *out);
+
+/*
  * A certificate as bytes (EpochCertificate: epoch and the statement
  * envelopes), for files. Encode copies nothing it keeps; *out is malloc'd.
  * Decode gives *stmts and *lens (each statement malloc'd in one block the

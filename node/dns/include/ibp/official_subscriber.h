@@ -35,7 +35,11 @@
  * the older held ones are dropped and counted as forged_refused (the
  * replicas that certified the newer epoch did not vouch for them), with a
  * WARN naming their signer. At most IBP__CERTIFY_PENDING_MAX snapshots are
- * held (the oldest goes, counted the same way).
+ * held; when a newcomer finds no room, the signer holding the most gives up
+ * its lowest epoch (counted the same way), so a consensus key flooding
+ * forged snapshots pushes out only its own. Statements are kept only from
+ * the roster's consensus nodes, with a valid signature, each node within an
+ * equal share of the store (node/dns/official_certify.h).
  *
  * Replica heartbeats (core NATS, not stored: ibp.official.heartbeat.<node>,
  * signed by that consensus node) are verified too and only counted: they tell
