@@ -18,7 +18,9 @@
  *      A replica back certifies epoch 2, which the node applies.
  *   4. The same with a flipped byte in the signature of every statement but
  *      one, and epoch 3; then epoch 4 with every replica back.
- *   5. A cache file that is not JSON: moved aside, counted the same.
+ *   5. The certificate intact but the results edited (the member marked
+ *      up): refused, counted; the certified epoch applies.
+ *   6. A cache file that is not JSON: moved aside, counted the same.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -389,6 +391,21 @@ static void tamper_signatures(uint64_t epoch, size_t keep)
     ibp_cache_loaded_free(&c);
 }
 
+/* The cache of epoch with every result's status flipped, its certificate as it was. */
+static void tamper_results(uint64_t epoch)
+{
+    ibp_cache_loaded c;
+    load_certified(epoch, &c);
+    assert_true(c.results.count > 0);
+    for (size_t i = 0; i < c.results.count; i++)
+        c.results.items[i]->up = !c.results.items[i]->up;
+    ibp_certificate_blob blob = {0};
+    rt_must(ibp_certificate_decode(c.certificate.bytes, c.certificate.len, &blob), NULL);
+    save_with(&c, blob.statements, blob.lens, blob.n);
+    ibp_certificate_blob_free(&blob);
+    ibp_cache_loaded_free(&c);
+}
+
 /*
  * The node started from a cache that must be refused for reason: the WARN
  * names the file and the reason, the refusal is counted, nothing is answered,
@@ -479,7 +496,20 @@ static void test_cache_refused(void **state)
     load_certified(4, &c);
     ibp_cache_loaded_free(&c);
 
-    /* 5. Contents that do not load: moved aside, counted; the certified epoch 4 follows. */
+    /* 5. The certificate untouched, a results line edited by hand (the member
+     *    marked up): refused, counted; the certified epoch 4 (down) follows. */
+    tamper_results(4);
+    start_node();
+    const char *edited[] = {"official cache refused", cache,
+                            "results differ from the certified snapshot", NULL};
+    want_log_line(edited);
+    assert_false(log_has("loaded official cache"));
+    assert_int_equal(status_num("subscriber", "official_cache_refused", NULL), 1);
+    assert_int_equal(srv_cache_refused(), 1);
+    wait_official(4, false);
+    stop_node();
+
+    /* 6. Contents that do not load: moved aside, counted; the certified epoch 4 follows. */
     FILE *f = fopen(cache, "w");
     assert_non_null(f);
     fputs("{\"format\":\"ibp-results-cache\",\"version\":1,\"kind\":\"official\",\"resu", f);
