@@ -5,11 +5,15 @@
  */
 #include "ibp/cache.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "cache_internal.h"
+#include "ibp/atomic_file.h"
 #include "ibp/utf8.h"
 
 const char *ibp_cache_kind_name(ibp_cache_kind kind)
@@ -145,5 +149,41 @@ bool ibp__cache_unhex(const char *text, uint8_t **out, size_t *out_len)
     }
     *out = b;
     *out_len = n / 2;
+    return true;
+}
+
+/* ---- moving a file aside ---------------------------------------------------------------- */
+
+bool ibp_cache_move_aside(const char *path, const char *tag, char *moved_to, size_t cap,
+                          int *errnum)
+{
+    char stamp[32];
+    struct tm tm;
+    struct stat sb;
+    time_t now = time(NULL);
+    moved_to[0] = '\0';
+    *errnum = 0;
+    if (!gmtime_r(&now, &tm) || strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm) == 0)
+        snprintf(stamp, sizeof stamp, "%lld", (long long)now);
+    /* Two in one second must not overwrite the evidence of the first. */
+    for (int attempt = 0; attempt < 1000; attempt++) {
+        int n = attempt ? snprintf(moved_to, cap, "%s.%s-%s.%d", path, tag, stamp, attempt)
+                        : snprintf(moved_to, cap, "%s.%s-%s", path, tag, stamp);
+        if (n < 0 || (size_t)n >= cap) {
+            moved_to[0] = '\0';
+            *errnum = ENAMETOOLONG;
+            return false;
+        }
+        if (lstat(moved_to, &sb) != 0 && errno == ENOENT)
+            break;
+        moved_to[0] = '\0';
+    }
+    if (!moved_to[0] || rename(path, moved_to) != 0) {
+        *errnum = moved_to[0] ? errno : EEXIST;
+        moved_to[0] = '\0';
+        return false;
+    }
+    ibp_err ignored;
+    (void)ibp_file_sync_dir(path, &ignored); /* losing the rename in a crash is harmless */
     return true;
 }

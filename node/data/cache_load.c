@@ -356,47 +356,27 @@ static ibp_status parse_file(const char *text, size_t len, ibp_cache_kind kind, 
 }
 
 /*
- * Renames a rejected file to "<path>.corrupt-<UTC time>" (".N" added if taken)
- * and logs why. The name is written to moved_to, "" when the rename failed.
+ * Renames a rejected file to "<path>.corrupt-<UTC time>" and logs why. The
+ * name is written to moved_to, "" when the rename failed.
  */
 static void move_aside(const char *path, const char *reason, char *moved_to, size_t cap)
 {
-    char stamp[32];
-    struct tm tm;
-    struct stat sb;
-    time_t now = time(NULL);
-    moved_to[0] = '\0';
-    if (!gmtime_r(&now, &tm) || strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm) == 0)
-        snprintf(stamp, sizeof stamp, "%lld", (long long)now);
-    /* Two rejects in one second must not overwrite the evidence of the first. */
-    for (int attempt = 0; attempt < 1000; attempt++) {
-        int n = attempt ? snprintf(moved_to, cap, "%s.corrupt-%s.%d", path, stamp, attempt)
-                        : snprintf(moved_to, cap, "%s.corrupt-%s", path, stamp);
-        if (n < 0 || (size_t)n >= cap) {
-            moved_to[0] = '\0';
-            IBP_LOG(IBP_LOG_WARN, COMPONENT,
-                    "discarded cache file, left in place (name too long) path=%s reason=\"%s\"",
-                    path, reason);
-            return;
-        }
-        if (lstat(moved_to, &sb) != 0 && errno == ENOENT)
-            break;
-        moved_to[0] = '\0';
+    int e = 0;
+    if (ibp_cache_move_aside(path, "corrupt", moved_to, cap, &e)) {
+        IBP_LOG(IBP_LOG_WARN, COMPONENT,
+                "discarded cache file, starting empty path=%s reason=\"%s\" moved_to=%s", path,
+                reason, moved_to);
+        return;
     }
-    if (!moved_to[0] || rename(path, moved_to) != 0) {
-        int e = moved_to[0] ? errno : EEXIST;
-        moved_to[0] = '\0';
+    if (e == ENAMETOOLONG)
+        IBP_LOG(IBP_LOG_WARN, COMPONENT,
+                "discarded cache file, left in place (name too long) path=%s reason=\"%s\"",
+                path, reason);
+    else
         IBP_LOG(IBP_LOG_WARN, COMPONENT,
                 "discarded cache file, could not move it aside path=%s reason=\"%s\" "
                 "error=\"%s\"",
                 path, reason, strerror(e));
-        return;
-    }
-    ibp_err ignored;
-    (void)ibp_file_sync_dir(path, &ignored); /* losing the rename in a crash is harmless */
-    IBP_LOG(IBP_LOG_WARN, COMPONENT,
-            "discarded cache file, starting empty path=%s reason=\"%s\" moved_to=%s", path, reason,
-            moved_to);
 }
 
 ibp_status ibp_cache_load(const char *path, ibp_cache_kind kind, ibp_cache_loaded *out,

@@ -3,6 +3,7 @@
 
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,10 +54,15 @@ static ibp_status load_official(ibp_data *d, ibp_err *err)
                                         d->opts.certificate_quorum, NULL, why,
                                         sizeof why) != IBP_OK) {
             d->cache_refused++;
+            /* Moved aside, or the next save would replace the evidence. */
+            char moved[IBP_CACHE_PATH_MAX];
+            int e = 0;
+            if (!ibp_cache_move_aside(path, "refused", moved, sizeof moved, &e))
+                snprintf(moved, sizeof moved, "(not moved: %s)", strerror(e));
             IBP_LOG(IBP_LOG_WARN, "data",
                     "official cache refused, starting empty until a certified epoch arrives: "
-                    "%s path=%s epoch=%" PRIu64 " quorum=%zu",
-                    why, path, c.epoch, d->opts.certificate_quorum);
+                    "%s path=%s epoch=%" PRIu64 " quorum=%zu moved_to=%s",
+                    why, path, c.epoch, d->opts.certificate_quorum, moved);
             ibp_cache_loaded_free(&c);
             return IBP_OK;
         }

@@ -11,9 +11,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ibp/atomic_file.h"
 #include "ibp/cache.h"
@@ -390,6 +392,20 @@ static void test_without_certificate(void **state)
     ibp_cache_loaded_free(&l);
 }
 
+/* Files of tmp/ moved aside as refused. */
+static int refused_files(struct fixture *f)
+{
+    char dir[4200];
+    test_path(dir, sizeof dir, f->dir, "tmp");
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        n += strncmp(e->d_name, "official.cache.json.refused-", 28) == 0;
+    closedir(d);
+    return n;
+}
+
 /* ibp_data_open with a roster: a certified cache is loaded, any other refused and counted,
  * as is one whose contents do not load. */
 static void test_data_open_checks(void **state)
@@ -439,6 +455,9 @@ static void test_data_open_checks(void **state)
     assert_int_equal(ibp_store_official_epoch(ibp_data_store(d)), 0);
     assert_int_equal(ibp_store_official_count(ibp_data_store(d)), 0);
     assert_int_equal(ibp_data_official_cache_refused(d), 1);
+    /* Moved aside for a human before the next save replaces it. */
+    assert_int_not_equal(access(f->path, F_OK), 0);
+    assert_true(refused_files(f) >= 1);
     assert_int_equal(ibp_data_close(d, &err), IBP_OK);
     save_load(f, &cert, &l);
     ibp_cache_loaded_free(&l);

@@ -244,6 +244,18 @@ ibp_status ibp_cache_save(const char *path, const ibp_cache_contents *contents, 
 ibp_status ibp_cache_load(const char *path, ibp_cache_kind kind, ibp_cache_loaded *out,
                           ibp_err *err);
 
+/*
+ * Renames the file at path to "<path>.<tag>-YYYYmmddTHHMMSSZ" (UTC; ".1",
+ * ".2", ... appended if that name is taken) so that it stays for a human,
+ * and syncs the directory. moved_to (cap bytes) gets the new name. false
+ * when it was not moved (moved_to "", *errnum ENAMETOOLONG or the rename's
+ * errno); it is then left where it is. Logs nothing. The loader moves
+ * corrupt files aside with tag "corrupt"; ibp_data moves official caches
+ * whose certificate it refuses with tag "refused".
+ */
+bool ibp_cache_move_aside(const char *path, const char *tag, char *moved_to, size_t cap,
+                          int *errnum);
+
 /* Frees everything a load returned and leaves *c empty. Accepts NULL. */
 void ibp_cache_loaded_free(ibp_cache_loaded *c);
 
