@@ -456,10 +456,19 @@ static void test_hostile_snapshots(void **state)
         uint64_t sseq = 0;
         must(ibp_certificate_statement_seal(rogue, &st, 1, &sealed, &slen, &sseq, &err), &err);
         publish_hostile(msg, len, "a next epoch signed with a stolen consensus key");
+        /* An id of its own: the default one (signer and seq) may be one rep2's
+         * real statements took, and JetStream would drop the forgery unseen. */
+        char forged_id[64];
+        uint64_t forged_seq = 0;
+        bool forged_dup = true;
+        snprintf(forged_id, sizeof forged_id, "forged-statement-%" PRIu64, expect + 1);
         must(ibp_bus_publish_envelope(evil_js, "ibp.official.cosign.rep2",
                                       IBP__V1__PAYLOAD_TYPE__PAYLOAD_TYPE_EPOCH_STATEMENT, "rep2",
-                                      sseq, sealed, slen, NULL, 0, NULL, NULL, &err),
+                                      sseq, sealed, slen, forged_id, 0, &forged_seq, &forged_dup,
+                                      &err),
              &err);
+        assert_false(forged_dup);
+        assert_true(forged_seq > 0);
         free(sealed);
     }
     free(msg);
