@@ -34,10 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/time.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -49,6 +46,7 @@
 #include "ibp/clock.h"
 #include "ibp/envelope.h"
 #include "ibp/log.h"
+#include "ibpctl.h"
 #include "replica_testlib.h"
 
 #define REPLICAS 3
@@ -118,49 +116,23 @@ static bool log_has(const char *needle)
 
 /* ---- the node's control socket --------------------------------------------------------- */
 
-/* Sends one request and returns the decoded answer; fails unless it says ok. */
+/* Sends one request (ibpctl's client) and returns the decoded answer; fails unless it says ok. */
 static json_t *ctl(json_t *req)
 {
-    char *line = json_dumps(req, JSON_COMPACT);
+    char *dumped = json_dumps(req, JSON_COMPACT);
     json_decref(req);
-    assert_non_null(line);
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    assert_true(strlen(sock) < sizeof sa.sun_path);
-    memcpy(sa.sun_path, sock, strlen(sock) + 1);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_true(fd >= 0);
-    struct timeval tv = {.tv_sec = 20};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        int e = errno;
-        close(fd);
-        free(line);
+    assert_non_null(dumped);
+    char line[4096];
+    assert_true((size_t)snprintf(line, sizeof line, "%s\n", dumped) < sizeof line);
+    free(dumped);
+    char *text = NULL;
+    json_t *ans = NULL;
+    int rc = ibpctl_control_call("official_cache_refused_test", sock, line, &text, &ans);
+    if (rc != 0 || !ans || !json_is_true(json_object_get(ans, "ok"))) {
         dump_log();
-        fail_msg("cannot connect to %s: %s", sock, strerror(e));
+        fail_msg("the node answered '%s' (rc %d)", text ? text : "", rc);
     }
-    size_t n = strlen(line);
-    line[n] = '\n';
-    ssize_t w = send(fd, line, n + 1, MSG_NOSIGNAL);
-    free(line);
-    assert_int_equal(w, (ssize_t)(n + 1));
-    char buf[65536];
-    size_t used = 0;
-    while (used < sizeof buf - 1) {
-        ssize_t r = recv(fd, buf + used, sizeof buf - 1 - used, 0);
-        if (r <= 0)
-            break;
-        used += (size_t)r;
-        if (memchr(buf, '\n', used))
-            break;
-    }
-    close(fd);
-    buf[used] = '\0';
-    json_error_t jerr;
-    json_t *ans = json_loads(buf, JSON_DISABLE_EOF_CHECK, &jerr);
-    if (!ans || !json_is_true(json_object_get(ans, "ok"))) {
-        dump_log();
-        fail_msg("the node answered '%s'", buf);
-    }
+    free(text);
     return ans;
 }
 
