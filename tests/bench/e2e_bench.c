@@ -30,6 +30,8 @@
  * epoch. Then MASS_ROUNDS rounds flip all 2,000 keys at once.
  *
  *   BENCH e2e_p50_ms / e2e_p99_ms / e2e_p999_ms   one key flips (target p99 <= 20)
+ *   BENCH e2e_stage_<stage>_p50_ms / _p99_ms      each stage's share (local, applied,
+ *                                                 official, delivered with the probe, swapped)
  *   BENCH e2e_mass_flip_p50_ms, e2e_snapshot_bytes, e2e_dns_swap_work_ms,
  *   BENCH e2e_cpu_per_sample_ms, e2e_load_avg
  *
@@ -180,14 +182,18 @@ static double pct(const double *sorted, int n, double p)
     return sorted[i >= n ? n - 1 : i];
 }
 
-/* Prints p50/p99/p99.9/max of v[0..n) (sorted in a copy). */
-static void summary(const char *what, const double *v, int n)
+/* Prints p50/p99/p99.9/max of v[0..n) (sorted in a copy); a stage's (stage
+ * true) also as BENCH lines e2e_stage_<what>_p50_ms and _p99_ms. */
+static void summary(const char *what, const double *v, int n, bool stage)
 {
     double *s = malloc((size_t)n * sizeof *s);
     memcpy(s, v, (size_t)n * sizeof *s);
     qsort(s, (size_t)n, sizeof *s, cmp_double);
     printf("  %-10s p50 %7.2f  p99 %7.2f  p99.9 %7.2f  max %7.2f ms\n", what, pct(s, n, 0.5),
            pct(s, n, 0.99), pct(s, n, 0.999), s[n - 1]);
+    if (stage)
+        printf("BENCH e2e_stage_%s_p50_ms %.2f ms\nBENCH e2e_stage_%s_p99_ms %.2f ms\n", what,
+               pct(s, n, 0.5), what, pct(s, n, 0.99));
     free(s);
 }
 
@@ -565,9 +571,9 @@ int main(void)
             continue;
         for (int i = 0; i < nlat; i++)
             col[i] = stage[i][s];
-        summary(stage_names[s], col, nlat);
+        summary(stage_names[s], col, nlat, true);
     }
-    summary("total", total, nlat);
+    summary("total", total, nlat, false);
     /* The slowest samples, stage by stage: where the tail comes from. */
     printf("slowest samples (local applied official delivered swapped = total, ms):\n");
     for (int w = 0; w < WORST && w < nlat; w++) {
